@@ -1,0 +1,4 @@
+//! `kv-client`: Client library for the replicated key-value store.
+//!
+//! **Not built yet.** This crate is a placeholder in the workspace so the layering
+//! (see `DESIGN.md`) is fixed from the start; issue 6 fills it in. It exports nothing.

@@ -1,0 +1,4 @@
+//! `kv-store`: The replicated key-value state machine.
+//!
+//! **Not built yet.** This crate is a placeholder in the workspace so the layering
+//! (see `DESIGN.md`) is fixed from the start; issue 6 fills it in. It exports nothing.

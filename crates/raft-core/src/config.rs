@@ -1,0 +1,114 @@
+//! Node configuration, validated before a node runs.
+
+use std::num::NonZeroU64;
+
+use crate::error::Error;
+use crate::types::NodeId;
+
+/// How a node behaves. Times are in ticks: only the driver knows how long a tick is.
+///
+/// `Default` is safe for production with a 100 ms tick... except `id`, which every node must
+/// set to its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id.
+    pub id: NodeId,
+    /// The shortest election timeout, in ticks. Each timeout is drawn uniformly from
+    /// `[election_ticks, 2 * election_ticks)` so that candidates rarely split the vote.
+    /// We suggest `10 * heartbeat_ticks` to avoid needless leader changes.
+    pub election_ticks: u64,
+    /// Ticks between leader heartbeats. Must be below `election_ticks`.
+    pub heartbeat_ticks: u64,
+    /// Run a PreVote round before starting an election, so that a node returning from a
+    /// partition cannot depose a healthy leader by bumping the term (dissertation §9.6).
+    pub pre_vote: bool,
+    /// A leader that has not heard from a majority within `election_ticks` steps down, and
+    /// followers that heard from a leader within `election_ticks` ignore vote requests
+    /// (dissertation §6.2 and §4.2.3).
+    pub check_quorum: bool,
+    /// The most bytes of entries in one AppendEntries (at least one entry is always sent).
+    pub append_bytes_max: NonZeroU64,
+    /// The most AppendEntries in flight to one follower before the leader waits for
+    /// acknowledgements (pipelining window).
+    pub inflight_appends_max: NonZeroU64,
+}
+
+impl Config {
+    /// A configuration for node `id` with the defaults.
+    #[must_use]
+    pub fn new(id: NodeId) -> Config {
+        Config { id, ..Config::default() }
+    }
+
+    /// Checks ranges and cross-field rules.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the field, its value and the rule it breaks.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.heartbeat_ticks == 0 {
+            return Err(Error::InvalidConfig {
+                field: "heartbeat_ticks",
+                value: self.heartbeat_ticks.to_string(),
+                rule: "must be at least 1",
+            });
+        }
+        if self.election_ticks <= self.heartbeat_ticks {
+            return Err(Error::InvalidConfig {
+                field: "election_ticks",
+                value: self.election_ticks.to_string(),
+                rule: "must be greater than heartbeat_ticks",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Upper bound of a default AppendEntries: large enough to amortise per-message cost under
+/// load, small enough that one append never delays a heartbeat noticeably on a LAN.
+const APPEND_BYTES_MAX_DEFAULT: NonZeroU64 = NonZeroU64::new(1 << 20).expect("non-zero");
+
+/// Default pipelining window: enough to keep a follower busy across one network round trip
+/// at high proposal rates without letting a slow follower queue unbounded memory.
+const INFLIGHT_APPENDS_MAX_DEFAULT: NonZeroU64 = NonZeroU64::new(64).expect("non-zero");
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            id: NodeId(1),
+            election_ticks: 10,
+            heartbeat_ticks: 1,
+            pre_vote: true,
+            check_quorum: true,
+            append_bytes_max: APPEND_BYTES_MAX_DEFAULT,
+            inflight_appends_max: INFLIGHT_APPENDS_MAX_DEFAULT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn election_ticks_must_exceed_heartbeat_ticks() {
+        let config = Config { election_ticks: 3, heartbeat_ticks: 3, ..Config::default() };
+        let error = config.validate().unwrap_err();
+        assert!(error.to_string().contains("election_ticks"), "{error}");
+        assert!(error.to_string().contains("greater than heartbeat_ticks"), "{error}");
+    }
+
+    #[test]
+    fn zero_heartbeat_ticks_is_rejected() {
+        let config = Config { heartbeat_ticks: 0, ..Config::default() };
+        assert!(matches!(
+            config.validate(),
+            Err(Error::InvalidConfig { field: "heartbeat_ticks", .. })
+        ));
+    }
+}

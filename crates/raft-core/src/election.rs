@@ -1,0 +1,153 @@
+//! Elections: timeouts, PreVote, voting and counting votes (Raft paper §5.2, dissertation
+//! §9.6 for PreVote).
+
+use tracing::{debug, info};
+
+use crate::message::MessageBody;
+use crate::node::Node;
+use crate::types::{LogId, NodeId, Role, Term};
+
+/// The outcome of counting the votes of one (pre-)campaign.
+#[derive(Debug, PartialEq, Eq)]
+enum Tally {
+    Won,
+    Lost,
+    Pending,
+}
+
+impl Node {
+    /// A follower's or candidate's tick: start a (pre-)campaign when the timeout expires.
+    pub(crate) fn tick_election(&mut self) {
+        self.election_elapsed_ticks += 1;
+        if self.election_elapsed_ticks < self.election_timeout_ticks {
+            return;
+        }
+        if !self.membership.is_voter(self.config.id) {
+            // Non-voters never campaign; they wait for a leader to find them.
+            self.reset_election_timeout();
+            return;
+        }
+        if self.config.pre_vote {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate();
+        }
+    }
+
+    /// Asks the voters whether they would vote for us in the next term, without changing the
+    /// term, so a node that cannot win (partitioned, or behind) does not disturb the cluster.
+    fn become_pre_candidate(&mut self) {
+        info!(node = %self.config.id, term = %self.term, "became pre-candidate");
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.reset_election_timeout();
+        self.start_tally();
+        let next_term = self.term.next();
+        let last_log_id = self.log.last_log_id();
+        for peer in self.peers() {
+            let body = MessageBody::VoteRequest { pre_vote: true, last_log_id };
+            self.send_in_term(peer, next_term, body);
+        }
+        if self.tally() == Tally::Won {
+            self.become_candidate();
+        }
+    }
+
+    /// Starts an election in a new term, voting for ourselves. The vote requests wait for
+    /// the new term and vote to be durable (they are `messages_after_persist`).
+    pub(crate) fn become_candidate(&mut self) {
+        self.term = self.term.next();
+        self.voted_for = Some(self.config.id);
+        self.role = Role::Candidate;
+        self.leader = None;
+        info!(node = %self.config.id, term = %self.term, "became candidate");
+        self.reset_election_timeout();
+        self.start_tally();
+        let last_log_id = self.log.last_log_id();
+        for peer in self.peers() {
+            self.send(peer, MessageBody::VoteRequest { pre_vote: false, last_log_id });
+        }
+        if self.tally() == Tally::Won {
+            self.become_leader();
+        }
+    }
+
+    fn start_tally(&mut self) {
+        self.votes.clear();
+        self.votes.insert(self.config.id, true);
+    }
+
+    fn tally(&self) -> Tally {
+        let quorum = self.membership.quorum();
+        let voters = &self.membership.voters;
+        let counted = |granted: bool| {
+            self.votes
+                .iter()
+                .filter(|&(voter, &vote)| vote == granted && voters.contains(voter))
+                .count()
+        };
+        if counted(true) >= quorum {
+            Tally::Won
+        } else if counted(false) >= quorum {
+            Tally::Lost
+        } else {
+            Tally::Pending
+        }
+    }
+
+    /// Answers a (pre-)vote request whose term is not below ours (the term was handled by
+    /// `step`: a real vote request of a later term made us a follower of that term).
+    pub(crate) fn handle_vote_request(
+        &mut self,
+        candidate: NodeId,
+        candidate_term: Term,
+        pre_vote: bool,
+        candidate_last: LogId,
+    ) {
+        let log_ok = self.log.is_up_to_date(candidate_last);
+        let can_vote = if pre_vote {
+            // A pre-vote promises nothing: grant it to any later term whose log is current,
+            // unless we still follow a live leader (checked in `step`).
+            candidate_term > self.term || self.voted_for == Some(candidate)
+        } else {
+            self.voted_for == Some(candidate) || (self.voted_for.is_none() && self.leader.is_none())
+        };
+        let granted = can_vote && log_ok && self.membership.is_voter(candidate);
+        debug!(%candidate, pre_vote, granted, log_ok, "answered vote request");
+        if granted && !pre_vote {
+            assert_eq!(candidate_term, self.term, "a vote is granted in the candidate's term");
+            assert!(
+                self.voted_for.is_none() || self.voted_for == Some(candidate),
+                "one vote per term"
+            );
+            self.voted_for = Some(candidate);
+            // Granting a vote resets the timer, so we do not compete with that candidate.
+            self.reset_election_timeout();
+        }
+        let response_term = if granted { candidate_term } else { self.term };
+        let body = MessageBody::VoteResponse { pre_vote, granted };
+        self.send_in_term(candidate, response_term, body);
+    }
+
+    /// Counts a vote of the current (pre-)campaign.
+    pub(crate) fn handle_vote_response(&mut self, voter: NodeId, pre_vote: bool, granted: bool) {
+        let counts = match self.role {
+            Role::PreCandidate => pre_vote,
+            Role::Candidate => !pre_vote,
+            Role::Follower | Role::Leader => false,
+        };
+        if !counts {
+            return;
+        }
+        self.votes.insert(voter, granted);
+        match (self.tally(), self.role) {
+            (Tally::Won, Role::PreCandidate) => self.become_candidate(),
+            (Tally::Won, _) => self.become_leader(),
+            (Tally::Lost, _) => {
+                let term = self.term;
+                self.become_follower(term, None);
+            }
+            (Tally::Pending, _) => {}
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The messages nodes exchange.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Entry, LogId, LogIndex, NodeId, Term};
+
+/// A message between two nodes. `term` is the sender's term, except in a pre-vote request
+/// (the term the sender would campaign in) and a granted pre-vote response (that same term).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender.
+    pub from: NodeId,
+    /// The recipient.
+    pub to: NodeId,
+    /// The sender's term (see the type's documentation for the pre-vote exception).
+    pub term: Term,
+    /// What the message says.
+    pub body: MessageBody,
+}
+
+/// The content of a [`Message`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    /// RequestVote, or a PreVote probe when `pre_vote` is set.
+    VoteRequest {
+        /// Whether this is a pre-vote: it changes no term and records no vote.
+        pre_vote: bool,
+        /// The candidate's last log entry, to check it is at least as up to date (§5.4.1).
+        last_log_id: LogId,
+    },
+    /// The answer to a [`MessageBody::VoteRequest`].
+    VoteResponse {
+        /// Whether this answers a pre-vote.
+        pre_vote: bool,
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// AppendEntries: a batch of entries following `prev_log_id`.
+    AppendRequest {
+        /// The entry just before `entries`; the follower must hold it to accept them.
+        prev_log_id: LogId,
+        /// The entries, bounded by the leader's `append_bytes_max`; may be empty.
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        leader_commit: LogIndex,
+    },
+    /// The answer to a [`MessageBody::AppendRequest`].
+    AppendResponse {
+        /// Accepted or rejected.
+        result: AppendResult,
+    },
+    /// The leader's periodic proof of life. It carries no log position, so it cannot be
+    /// rejected by a follower whose log is still catching up.
+    Heartbeat {
+        /// `min(leader commit, follower's match index)`: safe for the follower to commit,
+        /// because its log matches the leader's up to its match index.
+        commit_index: LogIndex,
+    },
+    /// The answer to a [`MessageBody::Heartbeat`].
+    HeartbeatResponse,
+}
+
+/// The outcome of an AppendEntries request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendResult {
+    /// The follower's log matches the leader's up to `match_index`, durably.
+    Success {
+        /// The last index covered by the request (`prev_log_id.index + entries.len()`).
+        match_index: LogIndex,
+    },
+    /// The follower does not hold `prev_log_id`.
+    Reject {
+        /// The `prev_log_id.index` of the rejected request, so stale rejections are ignored.
+        rejected_index: LogIndex,
+        /// Where the leader should look next.
+        hint: ConflictHint,
+    },
+}
+
+/// A rejecting follower's hint, so the leader skips a whole term per round trip instead of
+/// one entry (the "fast back-up" of the Raft paper, §5.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConflictHint {
+    /// The follower's log ends before the requested index: retry after its last entry.
+    LogTooShort {
+        /// The follower's last index.
+        last_index: LogIndex,
+    },
+    /// The follower has an entry of another term at the requested index.
+    TermMismatch {
+        /// The term of the follower's entry at the rejected index.
+        conflict_term: Term,
+        /// The first index the follower holds of `conflict_term`.
+        first_index_of_term: LogIndex,
+    },
+}
+
+impl MessageBody {
+    /// A short name for the message kind, for logs and message counters.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageBody::VoteRequest { pre_vote: true, .. } => "pre_vote_request",
+            MessageBody::VoteRequest { pre_vote: false, .. } => "vote_request",
+            MessageBody::VoteResponse { pre_vote: true, .. } => "pre_vote_response",
+            MessageBody::VoteResponse { pre_vote: false, .. } => "vote_response",
+            MessageBody::AppendRequest { .. } => "append_request",
+            MessageBody::AppendResponse { .. } => "append_response",
+            MessageBody::Heartbeat { .. } => "heartbeat",
+            MessageBody::HeartbeatResponse => "heartbeat_response",
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Log replication: the leader's heartbeats, appends and commit rule, and the follower's
+//! handling of them (Raft paper §5.3, §5.4; dissertation §10.2 for pipelining).
+
+use tracing::{debug, error, info};
+
+use crate::message::{AppendResult, ConflictHint, MessageBody};
+use crate::node::Node;
+use crate::progress::ReplicationState;
+use crate::types::{Entry, LogId, LogIndex, NodeId, Role};
+
+impl Node {
+    /// A leader's tick: heartbeats, and the CheckQuorum round every election timeout.
+    pub(crate) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed_ticks += 1;
+        self.election_elapsed_ticks += 1;
+        if self.election_elapsed_ticks >= self.config.election_ticks {
+            self.election_elapsed_ticks = 0;
+            if self.config.check_quorum && !self.quorum_recently_active() {
+                info!(node = %self.config.id, term = %self.term, "stepping down: quorum not heard");
+                let term = self.term;
+                self.become_follower(term, None);
+                return;
+            }
+            for progress in self.progress.values_mut() {
+                progress.recent_active = false;
+            }
+        }
+        if self.heartbeat_elapsed_ticks >= self.config.heartbeat_ticks {
+            self.heartbeat_elapsed_ticks = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    fn quorum_recently_active(&self) -> bool {
+        let id = self.config.id;
+        let active = self
+            .membership
+            .voters
+            .iter()
+            .filter(|&&voter| {
+                voter == id || self.progress.get(&voter).is_some_and(|p| p.recent_active)
+            })
+            .count();
+        active >= self.membership.quorum()
+    }
+
+    fn broadcast_heartbeat(&mut self) {
+        let commit_index = self.log.commit_index();
+        let heartbeats: Vec<(NodeId, LogIndex)> = self
+            .progress
+            .iter()
+            .map(|(&peer, progress)| (peer, commit_index.min(progress.match_index)))
+            .collect();
+        for (peer, commit_index) in heartbeats {
+            self.send(peer, MessageBody::Heartbeat { commit_index });
+        }
+    }
+
+    /// Sends each follower what it is missing, within its flow-control window.
+    pub(crate) fn broadcast_append(&mut self) {
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for peer in peers {
+            self.send_append(peer, false);
+        }
+    }
+
+    /// Sends `peer` what it is missing: one probe when probing, otherwise batches until its
+    /// pipelining window is full. `send_empty` asks for an append even with nothing new (to
+    /// make a follower that lost appends reveal where it stands).
+    fn send_append(&mut self, peer: NodeId, send_empty: bool) {
+        let mut send_empty = send_empty;
+        while self.send_one_append(peer, send_empty) {
+            send_empty = false;
+        }
+    }
+
+    /// Sends `peer` one append if its window allows. Returns whether another may follow.
+    fn send_one_append(&mut self, peer: NodeId, send_empty: bool) -> bool {
+        let commit_index = self.log.commit_index();
+        let bytes_max = self.config.append_bytes_max.get();
+        let inflight_max = self.config.inflight_appends_max.get();
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return false;
+        };
+        if progress.is_paused(inflight_max) {
+            return false;
+        }
+        let next_index = progress.next_index;
+        let Some(prev_index) = next_index.prev() else {
+            error!(%peer, "next index is zero; not sending");
+            return false;
+        };
+        let Some(prev_term) = self.log.term_at(prev_index) else {
+            // Needs a snapshot, which this log never compacts yet.
+            error!(%peer, %prev_index, "entry before next index is not in the log");
+            return false;
+        };
+        let entries = self.log.entries_from(next_index, bytes_max);
+        let commit_news = progress.commit_sent < commit_index;
+        let probing = progress.is_probing();
+        if entries.is_empty() && !commit_news && !send_empty && !probing {
+            return false;
+        }
+        let more = !entries.is_empty() && !probing;
+        progress.on_append_sent(entries.last().map(|entry| entry.log_id.index));
+        progress.commit_sent = commit_index;
+        let prev_log_id = LogId::new(prev_term, prev_index);
+        let body = MessageBody::AppendRequest { prev_log_id, entries, leader_commit: commit_index };
+        self.send(peer, body);
+        more
+    }
+
+    /// A leader's handling of an answer to an append.
+    pub(crate) fn handle_append_response(&mut self, peer: NodeId, result: AppendResult) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        progress.recent_active = true;
+        match result {
+            AppendResult::Success { match_index } => {
+                if match_index > self.log.last_index() {
+                    error!(%peer, %match_index, "follower claims entries the leader never sent");
+                    return;
+                }
+                progress.resume();
+                if progress.on_match(match_index) {
+                    self.maybe_commit();
+                    self.replication_pending = true;
+                }
+            }
+            AppendResult::Reject { rejected_index, hint } => {
+                let stale = match &progress.state {
+                    ReplicationState::Replicate { .. } => rejected_index <= progress.match_index,
+                    ReplicationState::Probe { .. } => {
+                        progress.next_index.prev() != Some(rejected_index)
+                    }
+                };
+                if stale {
+                    return;
+                }
+                let next_index = self.next_index_after_reject(rejected_index, hint);
+                debug!(%peer, %rejected_index, %next_index, "append rejected; probing");
+                if let Some(progress) = self.progress.get_mut(&peer) {
+                    let next_index = next_index.max(progress.match_index.next());
+                    progress.become_probe(next_index);
+                }
+                self.send_append(peer, false);
+            }
+        }
+    }
+
+    /// Where to probe next after a follower rejected `prev_log_id.index == rejected_index`:
+    /// skip the follower's whole conflicting term in one step.
+    fn next_index_after_reject(&self, rejected_index: LogIndex, hint: ConflictHint) -> LogIndex {
+        let next_index = match hint {
+            ConflictHint::LogTooShort { last_index } => last_index.next(),
+            ConflictHint::TermMismatch { conflict_term, first_index_of_term } => {
+                // If we hold that term, our logs agree up to our last entry of it (Log
+                // Matching); otherwise none of the follower's entries of that term are ours.
+                match self.log.last_index_of_term(conflict_term) {
+                    Some(last_of_term) => last_of_term.next(),
+                    None => first_index_of_term,
+                }
+            }
+        };
+        // The follower lacks `rejected_index`, so the next probe must start at or before it.
+        next_index.min(rejected_index).max(LogIndex(1))
+    }
+
+    pub(crate) fn handle_heartbeat_response(&mut self, peer: NodeId) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        progress.recent_active = true;
+        progress.resume();
+        if progress.match_index < last_index {
+            // The follower may have lost appends; an append (empty if need be) makes it say
+            // where it stands.
+            self.send_append(peer, true);
+        }
+    }
+
+    /// Commits the highest index a majority stores durably, if it is of the current term
+    /// (Raft paper §5.4.2, Figure 8: older entries commit only beneath a current one).
+    pub(crate) fn maybe_commit(&mut self) {
+        assert_eq!(self.role, Role::Leader, "only a leader counts replicas");
+        let id = self.config.id;
+        let mut matched: Vec<LogIndex> = self
+            .membership
+            .voters
+            .iter()
+            .map(|&voter| {
+                if voter == id {
+                    // The leader counts itself only once its own write is durable.
+                    self.log.persisted_index()
+                } else {
+                    self.progress.get(&voter).map_or(LogIndex::ZERO, |p| p.match_index)
+                }
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&quorum_index) = matched.get(self.membership.quorum() - 1) else {
+            return;
+        };
+        if self.log.term_at(quorum_index) != Some(self.term) {
+            return;
+        }
+        if self.log.commit_to(quorum_index) {
+            debug!(commit_index = %quorum_index, "advanced commit index");
+            self.replication_pending = true;
+        }
+    }
+
+    /// A follower's handling of an append from the leader of the current term.
+    pub(crate) fn handle_append_request(
+        &mut self,
+        leader: NodeId,
+        prev_log_id: LogId,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    ) {
+        if self.role == Role::Leader {
+            error!(%leader, term = %self.term, "append from another leader of our term; ignored");
+            return;
+        }
+        self.follow(leader);
+        let commit_index = self.log.commit_index();
+        let (prev_log_id, entries) = if prev_log_id.index < commit_index {
+            // Entries up to our commit index match the leader's already; skip them.
+            let skip = commit_index.distance_from(prev_log_id.index);
+            let rest = entries.into_iter().skip(skip.try_into().unwrap_or(usize::MAX)).collect();
+            let commit_term = self.log.term_at(commit_index).unwrap_or_default();
+            (LogId::new(commit_term, commit_index), rest)
+        } else {
+            (prev_log_id, entries)
+        };
+        let result = match self.log.term_at(prev_log_id.index) {
+            Some(term) if term == prev_log_id.term => {
+                let match_index = prev_log_id.index.plus(entries.len() as u64);
+                self.append_from_leader(entries);
+                self.log.commit_to(leader_commit.min(match_index));
+                AppendResult::Success { match_index }
+            }
+            Some(conflict_term) => AppendResult::Reject {
+                rejected_index: prev_log_id.index,
+                hint: ConflictHint::TermMismatch {
+                    conflict_term,
+                    first_index_of_term: self.log.first_index_of_term(conflict_term),
+                },
+            },
+            None => AppendResult::Reject {
+                rejected_index: prev_log_id.index,
+                hint: ConflictHint::LogTooShort { last_index: self.log.last_index() },
+            },
+        };
+        self.send(leader, MessageBody::AppendResponse { result });
+    }
+
+    /// Appends the leader's entries that follow a matching `prev_log_id`, truncating our log
+    /// at the first entry that conflicts.
+    fn append_from_leader(&mut self, entries: Vec<Entry>) {
+        let mut entries = entries.into_iter().peekable();
+        while let Some(entry) = entries.next_if(|e| self.log.term_at(e.log_id.index).is_some()) {
+            if self.log.term_at(entry.log_id.index) != Some(entry.log_id.term) {
+                debug!(from_index = %entry.log_id.index, "truncating conflicting entries");
+                self.log.truncate_from(entry.log_id.index);
+                self.log.append(entry);
+                break;
+            }
+        }
+        for entry in entries {
+            self.log.append(entry);
+        }
+    }
+
+    pub(crate) fn handle_heartbeat(&mut self, leader: NodeId, commit_index: LogIndex) {
+        if self.role == Role::Leader {
+            error!(%leader, term = %self.term, "heartbeat from another leader of our term");
+            return;
+        }
+        self.follow(leader);
+        let commit_index = commit_index.min(self.log.last_index());
+        self.log.commit_to(commit_index);
+        self.send(leader, MessageBody::HeartbeatResponse);
+    }
+
+    /// Recognises `leader` as the leader of the current term.
+    fn follow(&mut self, leader: NodeId) {
+        if self.role != Role::Follower || self.leader != Some(leader) {
+            let term = self.term;
+            self.become_follower(term, Some(leader));
+        } else {
+            self.election_elapsed_ticks = 0;
+        }
+    }
+}

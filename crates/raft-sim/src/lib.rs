@@ -1,0 +1,1 @@
+//! `raft-sim`: deterministic simulation of whole raft-core clusters (being written).

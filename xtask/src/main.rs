@@ -1,0 +1,115 @@
+//! Developer tasks: `cargo xtask <task>`.
+//!
+//! - `ci`: what `.ci/run` runs: format check, clippy, the layering check and the test suite.
+//! - `layering`: fails if a workspace crate depends on a crate above it (see DESIGN.md).
+//! - `sim [--seeds N] [--from S] [--seed S]`: a randomized simulation sweep in release mode,
+//!   or the replay of one seed.
+//!
+//! xtask depends on none of the workspace's crates: it drives them through cargo.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The test command the README gives users; CI runs exactly this.
+const TEST_COMMAND: &[&str] = &["test", "--workspace"];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        bail!("usage: cargo xtask <ci|layering|sim> [args]\n{}", HELP);
+    };
+    match task.as_str() {
+        "ci" => ci(),
+        "layering" => layering(),
+        "sim" => sim(rest),
+        "help" | "--help" | "-h" => {
+            println!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n{HELP}"),
+    }
+}
+
+const HELP: &str = "tasks:
+  ci                          format check, clippy, layering check, tests (what .ci/run runs)
+  layering                    check that crates only depend on crates below them
+  sim --seeds N [--from S]    randomized simulation sweep of N seeds starting at S (release)
+  sim --seed S                replay one seed";
+
+fn cargo(args: &[&str]) -> Result<()> {
+    eprintln!("+ cargo {}", args.join(" "));
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .status()
+        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    layering()?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(TEST_COMMAND)
+}
+
+fn sim(args: &[String]) -> Result<()> {
+    let mut command = vec!["run", "--release", "--quiet", "-p", "raft-sim", "--"];
+    command.extend(args.iter().map(String::as_str));
+    cargo(&command)
+}
+
+/// Which workspace crates each crate may depend on (any kind of dependency): only crates
+/// below it in DESIGN.md's list.
+fn allowed_dependencies() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    let table: &[(&str, &[&str])] = &[
+        ("raft-core", &[]),
+        ("raft-storage", &["raft-core"]),
+        ("raft-net-quic", &["raft-core"]),
+        ("kv-store", &["raft-core"]),
+        ("kv-client", &["raft-core", "kv-store", "raft-net-quic"]),
+        ("kv-server", &["raft-core", "raft-storage", "raft-net-quic", "kv-store", "kv-client"]),
+        ("kv-bench", &["raft-core", "kv-store", "kv-client"]),
+        ("raft-sim", &["raft-core", "kv-store", "raft-storage"]),
+        ("xtask", &[]),
+    ];
+    table.iter().map(|(name, deps)| (*name, deps.iter().copied().collect())).collect()
+}
+
+fn layering() -> Result<()> {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("could not run cargo metadata")?;
+    if !output.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cargo metadata printed invalid JSON")?;
+    let packages = metadata["packages"].as_array().context("cargo metadata has no packages")?;
+    let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let allowed = allowed_dependencies();
+    let mut violations = Vec::new();
+    for package in packages {
+        let name = package["name"].as_str().unwrap_or_default();
+        let Some(allowed_here) = allowed.get(name) else {
+            violations.push(format!("{name} is not in the layering table (xtask/src/main.rs)"));
+            continue;
+        };
+        let dependencies = package["dependencies"].as_array().into_iter().flatten();
+        for dependency in dependencies.filter_map(|d| d["name"].as_str()) {
+            if members.contains(dependency) && !allowed_here.contains(dependency) {
+                violations.push(format!("{name} depends on {dependency}, which is above it"));
+            }
+        }
+    }
+    if !violations.is_empty() {
+        bail!("layering violations (see DESIGN.md):\n  {}", violations.join("\n  "));
+    }
+    eprintln!("layering: {} crates, no upward dependency", members.len());
+    Ok(())
+}
