@@ -59,10 +59,24 @@ impl Progress {
         matches!(self.state, ReplicationState::Probe { .. })
     }
 
-    /// Lets a probing leader send again (an answer or a heartbeat response arrived).
+    /// Lets a probing leader send again (an answer arrived).
     pub(crate) fn resume(&mut self) {
         if let ReplicationState::Probe { paused } = &mut self.state {
             *paused = false;
+        }
+    }
+
+    /// The follower answered a heartbeat: it is alive. A probe may go again, and a full
+    /// pipeline frees its oldest slot, so that if every append in flight was lost the next
+    /// append still goes out and the follower's rejection reveals the gap.
+    pub(crate) fn on_heartbeat_response(&mut self, inflight_max: u64) {
+        match &mut self.state {
+            ReplicationState::Probe { paused } => *paused = false,
+            ReplicationState::Replicate { inflight } => {
+                if inflight.len() as u64 >= inflight_max {
+                    inflight.pop_front();
+                }
+            }
         }
     }
 
@@ -121,6 +135,16 @@ mod tests {
         assert_eq!(progress.next_index, LogIndex(5), "probing does not advance next_index");
         progress.resume();
         assert!(!progress.is_paused(4));
+    }
+
+    #[test]
+    fn heartbeat_response_unblocks_a_full_pipeline() {
+        let mut progress = Progress::new(LogIndex(1));
+        progress.on_match(LogIndex(1));
+        progress.on_append_sent(Some(LogIndex(2)));
+        assert!(progress.is_paused(1));
+        progress.on_heartbeat_response(1);
+        assert!(!progress.is_paused(1), "lost appends must not stall the follower forever");
     }
 
     #[test]

@@ -175,11 +175,12 @@ impl Node {
             return;
         }
         let last_index = self.log.last_index();
+        let inflight_max = self.config.inflight_appends_max.get();
         let Some(progress) = self.progress.get_mut(&peer) else {
             return;
         };
         progress.recent_active = true;
-        progress.resume();
+        progress.on_heartbeat_response(inflight_max);
         if progress.match_index < last_index {
             // The follower may have lost appends; an append (empty if need be) makes it say
             // where it stands.

@@ -183,3 +183,20 @@ fn follower_refuses_proposals_and_names_the_leader() {
     assert_eq!(error, raft_core::Error::NotLeader { leader_hint: Some(NodeId(1)) });
     assert!(error.to_string().contains("try node 1"), "{error}");
 }
+
+#[test]
+fn follower_recovers_when_a_whole_pipeline_of_appends_is_lost() {
+    let mut cluster = Cluster::with_config(3, 1, |c| {
+        c.inflight_appends_max = NonZeroU64::new(2).unwrap();
+        c.append_bytes_max = NonZeroU64::new(100).unwrap();
+    });
+    cluster.campaign(1);
+    cluster.cut.insert((NodeId(1), NodeId(3)));
+    for _ in 0..10 {
+        cluster.node_mut(1).propose(command(90)).unwrap();
+        cluster.stabilize();
+    }
+    cluster.heal();
+    cluster.tick_all(10);
+    assert_eq!(cluster.node(3).last_log_id(), cluster.node(1).last_log_id());
+}
