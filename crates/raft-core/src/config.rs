@@ -31,6 +31,27 @@ pub struct Config {
     /// The most AppendEntries in flight to one follower before the leader waits for
     /// acknowledgements (pipelining window).
     pub inflight_appends_max: NonZeroU64,
+    /// How linearizable reads are confirmed. `ReadIndex` (the default) costs a heartbeat
+    /// round per batch of reads; `Lease` answers from the leader's lease with no round
+    /// trip, trusting that ticks advance at about the same rate on every node.
+    pub read_mode: ReadMode,
+    /// With `ReadMode::Lease`: how many ticks after a heartbeat a majority answered the
+    /// leader may still serve reads. Must be below `election_ticks`; the gap is the margin
+    /// for tick rates that differ between nodes.
+    pub lease_ticks: u64,
+}
+
+/// How a leader confirms it is still the leader before serving a read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Confirm with a heartbeat round to a majority (Raft dissertation §6.4). Safe whatever
+    /// the clocks do.
+    #[default]
+    ReadIndex,
+    /// Serve within a lease: a majority answered a heartbeat less than `lease_ticks` ago,
+    /// and those followers refuse to elect anyone else for `election_ticks` (§6.4.1).
+    /// Requires `check_quorum`.
+    Lease,
 }
 
 impl Config {
@@ -60,6 +81,20 @@ impl Config {
                 rule: "must be greater than heartbeat_ticks",
             });
         }
+        if self.read_mode == ReadMode::Lease && !self.check_quorum {
+            return Err(Error::InvalidConfig {
+                field: "read_mode",
+                value: "Lease".to_string(),
+                rule: "requires check_quorum, which is what makes followers honour the lease",
+            });
+        }
+        if self.read_mode == ReadMode::Lease && self.lease_ticks >= self.election_ticks {
+            return Err(Error::InvalidConfig {
+                field: "lease_ticks",
+                value: self.lease_ticks.to_string(),
+                rule: "must be below election_ticks, leaving a margin for clock drift",
+            });
+        }
         Ok(())
     }
 }
@@ -82,6 +117,8 @@ impl Default for Config {
             check_quorum: true,
             append_bytes_max: APPEND_BYTES_MAX_DEFAULT,
             inflight_appends_max: INFLIGHT_APPENDS_MAX_DEFAULT,
+            read_mode: ReadMode::ReadIndex,
+            lease_ticks: 8,
         }
     }
 }
@@ -101,6 +138,16 @@ mod tests {
         let error = config.validate().unwrap_err();
         assert!(error.to_string().contains("election_ticks"), "{error}");
         assert!(error.to_string().contains("greater than heartbeat_ticks"), "{error}");
+    }
+
+    #[test]
+    fn lease_reads_need_check_quorum_and_a_lease_below_the_election_timeout() {
+        let lease = Config { read_mode: ReadMode::Lease, ..Config::default() };
+        lease.validate().unwrap();
+        let no_check = Config { check_quorum: false, ..lease.clone() };
+        assert!(no_check.validate().unwrap_err().to_string().contains("check_quorum"));
+        let long = Config { lease_ticks: 10, ..lease };
+        assert!(long.validate().unwrap_err().to_string().contains("lease_ticks"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Node {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate();
+            self.become_candidate(false);
         }
     }
 
@@ -45,17 +45,22 @@ impl Node {
         let next_term = self.term.next();
         let last_log_id = self.log.last_log_id();
         for peer in self.peers() {
-            let body = MessageBody::VoteRequest { pre_vote: true, last_log_id };
+            let body = MessageBody::VoteRequest {
+                pre_vote: true,
+                last_log_id,
+                leadership_transfer: false,
+            };
             self.send_in_term(peer, next_term, body);
         }
         if self.tally() == Tally::Won {
-            self.become_candidate();
+            self.become_candidate(false);
         }
     }
 
     /// Starts an election in a new term, voting for ourselves. The vote requests wait for
     /// the new term and vote to be durable (they are `messages_after_persist`).
-    pub(crate) fn become_candidate(&mut self) {
+    /// `leadership_transfer`: the leader asked us to (voters then ignore their lease).
+    pub(crate) fn become_candidate(&mut self, leadership_transfer: bool) {
         self.term = self.term.next();
         self.voted_for = Some(self.config.id);
         self.role = Role::Candidate;
@@ -65,7 +70,9 @@ impl Node {
         self.start_tally();
         let last_log_id = self.log.last_log_id();
         for peer in self.peers() {
-            self.send(peer, MessageBody::VoteRequest { pre_vote: false, last_log_id });
+            let body =
+                MessageBody::VoteRequest { pre_vote: false, last_log_id, leadership_transfer };
+            self.send(peer, body);
         }
         if self.tally() == Tally::Won {
             self.become_leader();
@@ -141,7 +148,7 @@ impl Node {
         }
         self.votes.insert(voter, granted);
         match (self.tally(), self.role) {
-            (Tally::Won, Role::PreCandidate) => self.become_candidate(),
+            (Tally::Won, Role::PreCandidate) => self.become_candidate(false),
             (Tally::Won, _) => self.become_leader(),
             (Tally::Lost, _) => {
                 let term = self.term;

@@ -41,6 +41,26 @@ pub enum Error {
         /// The leader this node knows of, if any.
         leader_hint: Option<NodeId>,
     },
+    /// The leader is handing leadership to `target` and accepts no proposals meanwhile.
+    #[error("leadership is being transferred to node {target}; retry there shortly")]
+    TransferInProgress {
+        /// The node taking over.
+        target: NodeId,
+    },
+    /// A leadership transfer names a node that cannot take over.
+    #[error("cannot transfer leadership to node {target}: {reason}")]
+    InvalidTransferTarget {
+        /// The requested node.
+        target: NodeId,
+        /// Why it cannot.
+        reason: &'static str,
+    },
+    /// Too many reads are waiting for confirmation; retry after some complete.
+    #[error("{pending} reads are already waiting for confirmation (the maximum); retry later")]
+    TooManyPendingReads {
+        /// How many are waiting.
+        pending: usize,
+    },
     /// A message was addressed to another node.
     #[error("message for node {to} delivered to node {this}")]
     MisaddressedMessage {

@@ -57,13 +57,15 @@ mod log;
 mod message;
 mod node;
 mod progress;
+mod read_index;
 mod ready;
 mod replication;
+mod transfer;
 mod types;
 
-pub use config::Config;
+pub use config::{Config, ReadMode};
 pub use error::Error;
-pub use message::{AppendResult, ConflictHint, Message, MessageBody};
+pub use message::{AppendResult, ConflictHint, Message, MessageBody, ReadId};
 pub use node::{Node, RestoredState};
-pub use ready::{Ready, SoftState};
+pub use ready::{ReadState, Ready, SoftState};
 pub use types::{Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Role, Term};

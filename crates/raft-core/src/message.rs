@@ -27,6 +27,9 @@ pub enum MessageBody {
         pre_vote: bool,
         /// The candidate's last log entry, to check it is at least as up to date (§5.4.1).
         last_log_id: LogId,
+        /// The candidate campaigns because the leader handed over leadership (TimeoutNow):
+        /// voters answer even while they still follow that leader (dissertation §3.10).
+        leadership_transfer: bool,
     },
     /// The answer to a [`MessageBody::VoteRequest`].
     VoteResponse {
@@ -55,10 +58,36 @@ pub enum MessageBody {
         /// `min(leader commit, follower's match index)`: safe for the follower to commit,
         /// because its log matches the leader's up to its match index.
         commit_index: LogIndex,
+        /// The leader's heartbeat round, echoed back so the leader knows which of its
+        /// heartbeats a majority answered (to confirm reads and leases).
+        round: u64,
     },
     /// The answer to a [`MessageBody::Heartbeat`].
-    HeartbeatResponse,
+    HeartbeatResponse {
+        /// The round of the heartbeat answered (0 when answering a stale leader).
+        round: u64,
+    },
+    /// The leader tells an up-to-date follower to start an election at once (leadership
+    /// transfer, dissertation §3.10).
+    TimeoutNow,
+    /// A follower asks the leader for a read index on behalf of one of its clients.
+    ReadIndexRequest {
+        /// The follower's id for the read, echoed in the response.
+        read_id: ReadId,
+    },
+    /// The leader's answer: a read that starts now is linearizable once the follower has
+    /// applied up to `read_index`.
+    ReadIndexResponse {
+        /// The id from the request.
+        read_id: ReadId,
+        /// The leader's commit index when the read was registered, confirmed by a quorum.
+        read_index: LogIndex,
+    },
 }
+
+/// The caller's name for one linearizable read, echoed in its [`crate::ReadState`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadId(pub u64);
 
 /// The outcome of an AppendEntries request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +136,10 @@ impl MessageBody {
             MessageBody::AppendRequest { .. } => "append_request",
             MessageBody::AppendResponse { .. } => "append_response",
             MessageBody::Heartbeat { .. } => "heartbeat",
-            MessageBody::HeartbeatResponse => "heartbeat_response",
+            MessageBody::HeartbeatResponse { .. } => "heartbeat_response",
+            MessageBody::TimeoutNow => "timeout_now",
+            MessageBody::ReadIndexRequest { .. } => "read_index_request",
+            MessageBody::ReadIndexResponse { .. } => "read_index_response",
         }
     }
 }

@@ -13,7 +13,9 @@ use crate::error::Error;
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
-use crate::ready::{Ready, SoftState};
+use crate::read_index::ReadTracker;
+use crate::ready::{ReadState, Ready, SoftState};
+use crate::transfer::Transfer;
 use crate::types::{
     Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Role, Term,
 };
@@ -113,6 +115,12 @@ pub struct Node {
     pub(crate) replication_pending: bool,
     pub(crate) messages_now: Vec<Message>,
     pub(crate) messages_after_persist: Vec<Message>,
+    /// The leader's reads waiting for confirmation, and its heartbeat rounds.
+    pub(crate) reads: ReadTracker,
+    /// Confirmed reads for the next `Ready`.
+    pub(crate) read_states: Vec<ReadState>,
+    /// The leadership transfer under way, if any.
+    pub(crate) transfer: Option<Transfer>,
     /// The hard state last handed out in a `Ready`.
     pub(crate) hard_state_handed_out: HardState,
     /// The soft state last handed out in a `Ready`.
@@ -156,6 +164,9 @@ impl Node {
             replication_pending: false,
             messages_now: Vec::new(),
             messages_after_persist: Vec::new(),
+            reads: ReadTracker::default(),
+            read_states: Vec::new(),
+            transfer: None,
             hard_state_handed_out: HardState { commit_index, ..hard_state },
             soft_state_handed_out: soft_state,
         };
@@ -204,8 +215,8 @@ impl Node {
     /// message of the current term.
     fn step_higher_term(&mut self, message: &Message) -> bool {
         match message.body {
-            MessageBody::VoteRequest { pre_vote, .. } => {
-                if self.in_leader_lease() {
+            MessageBody::VoteRequest { pre_vote, leadership_transfer, .. } => {
+                if self.in_leader_lease() && !leadership_transfer {
                     // A node that heard from a live leader recently ignores candidates, so a
                     // node that cannot hear the leader does not depose it (§4.2.3).
                     debug!(from = %message.from, "ignored vote request inside leader lease");
@@ -221,7 +232,10 @@ impl Node {
             }
             MessageBody::VoteResponse { .. }
             | MessageBody::AppendResponse { .. }
-            | MessageBody::HeartbeatResponse => self.become_follower(message.term, None),
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::TimeoutNow
+            | MessageBody::ReadIndexRequest { .. }
+            | MessageBody::ReadIndexResponse { .. } => self.become_follower(message.term, None),
         }
         true
     }
@@ -231,7 +245,7 @@ impl Node {
     fn step_lower_term(&mut self, message: &Message) {
         match message.body {
             MessageBody::AppendRequest { .. } | MessageBody::Heartbeat { .. } => {
-                self.send(message.from, MessageBody::HeartbeatResponse);
+                self.send(message.from, MessageBody::HeartbeatResponse { round: 0 });
             }
             MessageBody::VoteRequest { pre_vote: true, .. } => {
                 self.send(
@@ -246,7 +260,7 @@ impl Node {
     fn step_current_term(&mut self, message: Message) {
         let from = message.from;
         match message.body {
-            MessageBody::VoteRequest { pre_vote, last_log_id } => {
+            MessageBody::VoteRequest { pre_vote, last_log_id, .. } => {
                 self.handle_vote_request(from, message.term, pre_vote, last_log_id);
             }
             MessageBody::VoteResponse { pre_vote, granted } => {
@@ -256,8 +270,17 @@ impl Node {
                 self.handle_append_request(from, prev_log_id, entries, leader_commit);
             }
             MessageBody::AppendResponse { result } => self.handle_append_response(from, result),
-            MessageBody::Heartbeat { commit_index } => self.handle_heartbeat(from, commit_index),
-            MessageBody::HeartbeatResponse => self.handle_heartbeat_response(from),
+            MessageBody::Heartbeat { commit_index, round } => {
+                self.handle_heartbeat(from, commit_index, round);
+            }
+            MessageBody::HeartbeatResponse { round } => self.handle_heartbeat_response(from, round),
+            MessageBody::TimeoutNow => self.handle_timeout_now(from),
+            MessageBody::ReadIndexRequest { read_id } => {
+                self.handle_read_index_request(from, read_id);
+            }
+            MessageBody::ReadIndexResponse { read_id, read_index } => {
+                self.handle_read_index_response(read_id, read_index);
+            }
         }
     }
 
@@ -268,10 +291,14 @@ impl Node {
     ///
     /// # Errors
     ///
-    /// [`Error::NotLeader`] with the leader this node knows of, when it is not the leader.
+    /// [`Error::NotLeader`] with the leader this node knows of, when it is not the leader;
+    /// [`Error::TransferInProgress`] while leadership is being handed over.
     pub fn propose(&mut self, payload: Bytes) -> Result<LogId, Error> {
         if self.role != Role::Leader {
             return Err(Error::NotLeader { leader_hint: self.leader });
+        }
+        if let Some(transfer) = self.transfer {
+            return Err(Error::TransferInProgress { target: transfer.target });
         }
         Ok(self.append_own_entry(EntryPayload::Command(payload)))
     }
@@ -291,7 +318,8 @@ impl Node {
             || !self.messages_after_persist.is_empty()
             || self.log.has_unpersisted()
             || self.log.has_committed_to_apply()
-            || (self.role == Role::Leader && self.replication_pending)
+            || !self.read_states.is_empty()
+            || (self.role == Role::Leader && (self.replication_pending || self.reads.round_needed))
             || self.hard_state_to_hand_out(false).is_some()
             || self.soft_state() != self.soft_state_handed_out
     }
@@ -302,6 +330,9 @@ impl Node {
         if self.role == Role::Leader && self.replication_pending {
             self.replication_pending = false;
             self.broadcast_append();
+        }
+        if self.role == Role::Leader && self.reads.round_needed {
+            self.broadcast_heartbeat();
         }
         let entries_to_persist = self.log.take_unpersisted();
         let hard_state = self.hard_state_to_hand_out(!entries_to_persist.is_empty());
@@ -320,6 +351,7 @@ impl Node {
             messages_after_persist: std::mem::take(&mut self.messages_after_persist),
             committed_entries: self.log.take_committed(),
             soft_state,
+            read_states: std::mem::take(&mut self.read_states),
         }
     }
 
@@ -424,6 +456,9 @@ impl Node {
         self.votes.clear();
         self.progress.clear();
         self.replication_pending = false;
+        // Unconfirmed reads are dropped: their callers time out and retry at the new leader.
+        self.reads.clear();
+        self.transfer = None;
         self.reset_election_timeout();
     }
 
@@ -435,6 +470,8 @@ impl Node {
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.votes.clear();
+        self.reads.clear();
+        self.transfer = None;
         self.election_elapsed_ticks = 0;
         self.heartbeat_elapsed_ticks = 0;
         let next_index = self.log.last_index().next();

@@ -33,6 +33,8 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// The commit index last sent to the follower, so a commit advance is propagated once.
     pub(crate) commit_sent: LogIndex,
+    /// The latest heartbeat round the follower answered (confirms reads and leases).
+    pub(crate) round_acked: u64,
 }
 
 impl Progress {
@@ -44,6 +46,7 @@ impl Progress {
             state: ReplicationState::Probe { paused: false },
             recent_active: false,
             commit_sent: LogIndex::ZERO,
+            round_acked: 0,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The batch of work a node hands to its driver.
 
-use crate::message::Message;
-use crate::types::{Entry, HardState, NodeId, Role, Term};
+use crate::message::{Message, ReadId};
+use crate::types::{Entry, HardState, LogIndex, NodeId, Role, Term};
 
 /// Everything the node needs done since the last [`crate::Node::ready`] call.
 ///
@@ -16,7 +16,8 @@ use crate::types::{Entry, HardState, NodeId, Role, Term};
 ///    that promise the write happened) and report the last persisted entry with
 ///    [`crate::Node::on_persisted`];
 /// 4. apply `committed_entries` in order. They are committed, so they may be applied while
-///    step 2 is in progress.
+///    step 2 is in progress;
+/// 5. serve each of `read_states` once the application has applied up to its index.
 ///
 /// Writes from successive `Ready`s must become durable in the order they were handed out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,6 +35,18 @@ pub struct Ready {
     pub committed_entries: Vec<Entry>,
     /// The node's role, term and leader, when any of them changed.
     pub soft_state: Option<SoftState>,
+    /// Reads confirmed linearizable: serve each once applied up to its index.
+    pub read_states: Vec<ReadState>,
+}
+
+/// A confirmed read: reading the application's state once it has applied `read_index` (or
+/// more) is linearizable with respect to every write acknowledged before the read began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    /// The id the caller gave [`crate::Node::read_index`].
+    pub read_id: ReadId,
+    /// Serve the read once the applied index reaches this.
+    pub read_index: LogIndex,
 }
 
 impl Ready {
@@ -46,6 +59,7 @@ impl Ready {
             && self.messages_after_persist.is_empty()
             && self.committed_entries.is_empty()
             && self.soft_state.is_none()
+            && self.read_states.is_empty()
     }
 }
 

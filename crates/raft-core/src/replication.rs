@@ -13,6 +13,8 @@ impl Node {
     pub(crate) fn tick_leader(&mut self) {
         self.heartbeat_elapsed_ticks += 1;
         self.election_elapsed_ticks += 1;
+        self.reads.leader_ticks += 1;
+        self.tick_transfer();
         if self.election_elapsed_ticks >= self.config.election_ticks {
             self.election_elapsed_ticks = 0;
             if self.config.check_quorum && !self.quorum_recently_active() {
@@ -44,7 +46,9 @@ impl Node {
         active >= self.membership.quorum()
     }
 
-    fn broadcast_heartbeat(&mut self) {
+    /// Sends every follower a heartbeat of a new round, which also confirms waiting reads.
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        let round = self.reads.next_round();
         let commit_index = self.log.commit_index();
         let heartbeats: Vec<(NodeId, LogIndex)> = self
             .progress
@@ -52,8 +56,10 @@ impl Node {
             .map(|(&peer, progress)| (peer, commit_index.min(progress.match_index)))
             .collect();
         for (peer, commit_index) in heartbeats {
-            self.send(peer, MessageBody::Heartbeat { commit_index });
+            self.send(peer, MessageBody::Heartbeat { commit_index, round });
         }
+        // With no other voter, the leader's own round confirms its reads.
+        self.confirm_reads();
     }
 
     /// Sends each follower what it is missing, within its flow-control window.
@@ -128,6 +134,7 @@ impl Node {
                 progress.resume();
                 if progress.on_match(match_index) {
                     self.maybe_commit();
+                    self.maybe_send_timeout_now();
                     self.replication_pending = true;
                 }
             }
@@ -170,7 +177,7 @@ impl Node {
         next_index.min(rejected_index).max(LogIndex(1))
     }
 
-    pub(crate) fn handle_heartbeat_response(&mut self, peer: NodeId) {
+    pub(crate) fn handle_heartbeat_response(&mut self, peer: NodeId, round: u64) {
         if self.role != Role::Leader {
             return;
         }
@@ -181,7 +188,10 @@ impl Node {
         };
         progress.recent_active = true;
         progress.on_heartbeat_response(inflight_max);
-        if progress.match_index < last_index {
+        progress.round_acked = progress.round_acked.max(round);
+        let behind = progress.match_index < last_index;
+        self.confirm_reads();
+        if behind {
             // The follower may have lost appends; an append (empty if need be) makes it say
             // where it stands.
             self.send_append(peer, true);
@@ -216,6 +226,7 @@ impl Node {
         if self.log.commit_to(quorum_index) {
             debug!(commit_index = %quorum_index, "advanced commit index");
             self.replication_pending = true;
+            self.on_commit_for_reads();
         }
     }
 
@@ -281,7 +292,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn handle_heartbeat(&mut self, leader: NodeId, commit_index: LogIndex) {
+    pub(crate) fn handle_heartbeat(&mut self, leader: NodeId, commit_index: LogIndex, round: u64) {
         if self.role == Role::Leader {
             error!(%leader, term = %self.term, "heartbeat from another leader of our term");
             return;
@@ -289,7 +300,7 @@ impl Node {
         self.follow(leader);
         let commit_index = commit_index.min(self.log.last_index());
         self.log.commit_to(commit_index);
-        self.send(leader, MessageBody::HeartbeatResponse);
+        self.send(leader, MessageBody::HeartbeatResponse { round });
     }
 
     /// Recognises `leader` as the leader of the current term.

@@ -16,6 +16,7 @@ fn vote_request(from: u64, to: u64, term: u64, last: (u64, u64), pre_vote: bool)
         body: MessageBody::VoteRequest {
             pre_vote,
             last_log_id: LogId::new(Term(last.0), LogIndex(last.1)),
+            leadership_transfer: false,
         },
     }
 }

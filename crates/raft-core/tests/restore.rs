@@ -50,7 +50,7 @@ fn misaddressed_message_is_an_error_and_changes_nothing() {
         from: NodeId(2),
         to: NodeId(3),
         term: Term(9),
-        body: MessageBody::HeartbeatResponse,
+        body: MessageBody::HeartbeatResponse { round: 0 },
     };
     let error = node.step(message).unwrap_err();
     assert_eq!(error, Error::MisaddressedMessage { to: NodeId(3), this: NodeId(1) });

@@ -1,5 +1,7 @@
 //! A hand-driven cluster for protocol tests: messages are delivered only when a test says
 //! so, and each node's disk is either instant or held until the test releases it.
+//! Each test file uses a different part of it.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -28,8 +30,11 @@ pub struct Cluster {
     /// Every `Ready` handed out, for determinism checks.
     pub trace: Vec<String>,
     /// Rewrites each message before delivery (a test's man in the middle).
-    pub rewrite: Option<Box<dyn FnMut(&mut Message)>>,
+    pub rewrite: Option<Rewrite>,
 }
+
+/// A test's man in the middle: rewrites a message before it is delivered.
+pub type Rewrite = Box<dyn FnMut(&mut Message)>;
 
 pub fn ids(count: u64) -> Vec<NodeId> {
     (1..=count).map(NodeId).collect()

@@ -1,0 +1,228 @@
+//! Linearizable reads without writing to the log (Raft dissertation §6.4): ReadIndex, and
+//! the optional leader lease of §6.4.1.
+//!
+//! A read registered at commit index `c` is safe to serve once (1) the leader has committed
+//! an entry of its own term, so `c` covers every entry committed by earlier leaders, and
+//! (2) a majority answered a heartbeat sent after the read was registered, so no newer
+//! leader existed when it was registered. The application then serves it once it has
+//! applied up to `c`.
+//!
+//! Heartbeats carry a round number; reads wait for the first round sent after them, and
+//! every read registered before a round is confirmed by that round at once, so a burst of
+//! reads costs one heartbeat round.
+
+use std::collections::VecDeque;
+
+use tracing::debug;
+
+use crate::config::ReadMode;
+use crate::error::Error;
+use crate::message::{MessageBody, ReadId};
+use crate::node::Node;
+use crate::ready::ReadState;
+use crate::types::{LogIndex, NodeId, Role};
+
+/// The most reads a leader holds unconfirmed. Reads are confirmed within a heartbeat round
+/// trip, so this bounds memory under a burst without limiting a healthy leader.
+pub(crate) const PENDING_READS_MAX: usize = 16_384;
+
+/// How many heartbeat rounds the leader remembers the send tick of, for leases. A round
+/// older than this many rounds cannot hold a lease up anyway.
+const ROUND_TICKS_KEPT: usize = 256;
+
+/// A read waiting for confirmation on the leader.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingRead {
+    read_id: ReadId,
+    /// Who asked: the leader itself or a follower that forwarded it.
+    requester: NodeId,
+    /// The commit index when registered; `None` until the leader commits in its term.
+    read_index: Option<LogIndex>,
+    /// The first heartbeat round that can confirm it.
+    round: u64,
+}
+
+/// The leader's read bookkeeping.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReadTracker {
+    /// The last heartbeat round sent.
+    pub(crate) round: u64,
+    /// Reads registered since `round` was sent: a new round must go out.
+    pub(crate) round_needed: bool,
+    pending: VecDeque<PendingRead>,
+    /// The leader's tick count when each recent round was sent (for leases).
+    round_sent_ticks: VecDeque<(u64, u64)>,
+    /// Ticks counted since this node became leader.
+    pub(crate) leader_ticks: u64,
+}
+
+impl ReadTracker {
+    pub(crate) fn clear(&mut self) {
+        self.pending.clear();
+        self.round_needed = false;
+        self.round_sent_ticks.clear();
+        self.leader_ticks = 0;
+    }
+
+    /// Starts a new heartbeat round and returns its number.
+    pub(crate) fn next_round(&mut self) -> u64 {
+        self.round += 1;
+        self.round_needed = false;
+        self.round_sent_ticks.push_back((self.round, self.leader_ticks));
+        while self.round_sent_ticks.len() > ROUND_TICKS_KEPT {
+            self.round_sent_ticks.pop_front();
+        }
+        self.round
+    }
+
+    fn sent_tick(&self, round: u64) -> Option<u64> {
+        let position = self.round_sent_ticks.binary_search_by_key(&round, |&(r, _)| r).ok()?;
+        self.round_sent_ticks.get(position).map(|&(_, tick)| tick)
+    }
+}
+
+impl Node {
+    /// Asks for a linearizable read. The answer comes as a [`ReadState`] with the same
+    /// `read_id` in a later [`crate::Ready`]; serve the read once applied up to its index.
+    /// On a follower the request is forwarded to the leader; if the leader changes first,
+    /// no answer comes and the caller retries after its timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLeader`] when no leader is known; [`Error::TooManyPendingReads`] when the
+    /// leader's queue of unconfirmed reads is full.
+    pub fn read_index(&mut self, read_id: ReadId) -> Result<(), Error> {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => self.register_read(read_id, self.config.id),
+            (_, Some(leader)) => {
+                self.send(leader, MessageBody::ReadIndexRequest { read_id });
+                Ok(())
+            }
+            (_, None) => Err(Error::NotLeader { leader_hint: None }),
+        }
+    }
+
+    pub(crate) fn handle_read_index_request(&mut self, requester: NodeId, read_id: ReadId) {
+        if self.role != Role::Leader {
+            debug!(%requester, "read index request to a non-leader; dropped");
+            return;
+        }
+        if let Err(error) = self.register_read(read_id, requester) {
+            debug!(%requester, %error, "read index request refused; the follower will retry");
+        }
+    }
+
+    pub(crate) fn handle_read_index_response(&mut self, read_id: ReadId, read_index: LogIndex) {
+        self.read_states.push(ReadState { read_id, read_index });
+    }
+
+    fn register_read(&mut self, read_id: ReadId, requester: NodeId) -> Result<(), Error> {
+        let pending = self.reads.pending.len();
+        if pending >= PENDING_READS_MAX {
+            return Err(Error::TooManyPendingReads { pending });
+        }
+        let read_index = self.committed_in_current_term().then(|| self.log.commit_index());
+        if self.config.read_mode == ReadMode::Lease {
+            if let Some(read_index) = read_index.filter(|_| self.lease_is_valid()) {
+                self.deliver_read(requester, read_id, read_index);
+                return Ok(());
+            }
+        }
+        self.reads.pending.push_back(PendingRead {
+            read_id,
+            requester,
+            read_index,
+            round: self.reads.round + 1,
+        });
+        self.reads.round_needed = true;
+        self.confirm_reads();
+        Ok(())
+    }
+
+    /// Whether the leader has committed an entry of its own term (§6.4 step 1).
+    pub(crate) fn committed_in_current_term(&self) -> bool {
+        self.log.term_at(self.log.commit_index()) == Some(self.term)
+    }
+
+    /// Gives reads registered before the first commit of this term their read index.
+    pub(crate) fn on_commit_for_reads(&mut self) {
+        if !self.committed_in_current_term() {
+            return;
+        }
+        let commit_index = self.log.commit_index();
+        for read in self.reads.pending.iter_mut().filter(|read| read.read_index.is_none()) {
+            read.read_index = Some(commit_index);
+        }
+        self.confirm_reads();
+    }
+
+    /// The highest heartbeat round a majority (the leader included) has answered.
+    fn quorum_round(&self) -> u64 {
+        let id = self.config.id;
+        let mut rounds: Vec<u64> = self
+            .membership
+            .voters
+            .iter()
+            .map(|&voter| {
+                if voter == id {
+                    self.reads.round
+                } else {
+                    self.progress.get(&voter).map_or(0, |p| p.round_acked)
+                }
+            })
+            .collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds.get(self.membership.quorum() - 1).copied().unwrap_or(0)
+    }
+
+    /// Hands out every read whose round a majority answered and whose index is known.
+    pub(crate) fn confirm_reads(&mut self) {
+        let confirmed_round = self.quorum_round();
+        while let Some(read) = self.reads.pending.front() {
+            let Some(read_index) = read.read_index else {
+                break;
+            };
+            if read.round > confirmed_round {
+                break;
+            }
+            let (requester, read_id) = (read.requester, read.read_id);
+            self.reads.pending.pop_front();
+            self.deliver_read(requester, read_id, read_index);
+        }
+    }
+
+    fn deliver_read(&mut self, requester: NodeId, read_id: ReadId, read_index: LogIndex) {
+        if requester == self.config.id {
+            self.read_states.push(ReadState { read_id, read_index });
+        } else {
+            self.send(requester, MessageBody::ReadIndexResponse { read_id, read_index });
+        }
+    }
+
+    /// Whether a majority answered a heartbeat sent less than `lease_ticks` ago, and no
+    /// leadership transfer (which lets a follower campaign inside the lease) is under way.
+    fn lease_is_valid(&self) -> bool {
+        if self.transfer.is_some() {
+            return false;
+        }
+        let id = self.config.id;
+        let now = self.reads.leader_ticks;
+        let mut sent_ticks: Vec<u64> = self
+            .membership
+            .voters
+            .iter()
+            .filter_map(|&voter| {
+                if voter == id {
+                    return Some(now);
+                }
+                let round = self.progress.get(&voter)?.round_acked;
+                self.reads.sent_tick(round)
+            })
+            .collect();
+        sent_ticks.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&lease_start) = sent_ticks.get(self.membership.quorum() - 1) else {
+            return false;
+        };
+        now - lease_start < self.config.lease_ticks
+    }
+}
