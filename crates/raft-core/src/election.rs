@@ -44,7 +44,7 @@ impl Node {
         self.start_tally();
         let next_term = self.term.next();
         let last_log_id = self.log.last_log_id();
-        for peer in self.peers() {
+        for peer in self.voting_peers() {
             let body = MessageBody::VoteRequest {
                 pre_vote: true,
                 last_log_id,
@@ -69,7 +69,7 @@ impl Node {
         self.reset_election_timeout();
         self.start_tally();
         let last_log_id = self.log.last_log_id();
-        for peer in self.peers() {
+        for peer in self.voting_peers() {
             let body =
                 MessageBody::VoteRequest { pre_vote: false, last_log_id, leadership_transfer };
             self.send(peer, body);

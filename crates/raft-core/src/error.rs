@@ -61,6 +61,20 @@ pub enum Error {
         /// How many are waiting.
         pending: usize,
     },
+    /// A membership change cannot start now; retry once the reason clears.
+    #[error("membership change refused: {reason}")]
+    MembershipChangeNotReady {
+        /// Why, with the values involved.
+        reason: String,
+    },
+    /// A membership change is not allowed at all.
+    #[error("invalid membership change {change}: {reason}")]
+    InvalidMembershipChange {
+        /// The requested change.
+        change: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
     /// A message was addressed to another node.
     #[error("message for node {to} delivered to node {this}")]
     MisaddressedMessage {

@@ -54,6 +54,7 @@ mod config;
 mod election;
 mod error;
 mod log;
+mod membership;
 mod message;
 mod node;
 mod progress;
@@ -65,6 +66,7 @@ mod types;
 
 pub use config::{Config, ReadMode};
 pub use error::Error;
+pub use membership::MembershipChange;
 pub use message::{AppendResult, ConflictHint, Message, MessageBody, ReadId};
 pub use node::{Node, RestoredState};
 pub use ready::{ReadState, Ready, SoftState};

@@ -37,7 +37,9 @@ pub struct RestoredState {
 }
 
 impl RestoredState {
-    /// The state of a brand-new node of a cluster whose voters are `membership`.
+    /// The state of a brand-new node of a cluster whose voters are `membership`. A node
+    /// joining a running cluster starts with `Membership::default()` (no voters): it never
+    /// campaigns, and learns the membership from the leader's log.
     #[must_use]
     pub fn bootstrap(membership: Membership) -> RestoredState {
         RestoredState {
@@ -79,8 +81,8 @@ impl RestoredState {
                 self.applied_index, self.compacted.index, previous.index
             ));
         }
-        if self.membership.voters.is_empty() {
-            return invalid("the membership has no voters".to_string());
+        if let Some(both) = self.membership.voters.intersection(&self.membership.learners).next() {
+            return invalid(format!("node {both} is both a voter and a learner"));
         }
         Ok(())
     }
@@ -95,7 +97,12 @@ impl RestoredState {
 pub struct Node {
     pub(crate) config: Config,
     pub(crate) rng: ChaCha8Rng,
+    /// The membership in force: the last membership entry in the log, else `base_membership`.
     pub(crate) membership: Membership,
+    /// The index of the entry that set `membership` (the compacted index for the base).
+    pub(crate) membership_index: LogIndex,
+    /// The membership at the compacted boundary.
+    pub(crate) base_membership: Membership,
     pub(crate) term: Term,
     pub(crate) voted_for: Option<NodeId>,
     pub(crate) log: RaftLog,
@@ -151,7 +158,9 @@ impl Node {
             election_timeout_ticks: config.election_ticks,
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            membership: restored.membership,
+            membership: restored.membership.clone(),
+            membership_index: restored.compacted.index,
+            base_membership: restored.membership,
             term: hard_state.term,
             voted_for: hard_state.voted_for,
             log,
@@ -170,6 +179,7 @@ impl Node {
             hard_state_handed_out: HardState { commit_index, ..hard_state },
             soft_state_handed_out: soft_state,
         };
+        node.refresh_membership();
         node.reset_election_timeout();
         Ok(node)
     }
@@ -305,9 +315,12 @@ impl Node {
 
     pub(crate) fn append_own_entry(&mut self, payload: EntryPayload) -> LogId {
         let log_id = LogId::new(self.term, self.log.last_index().next());
+        let changes_membership = matches!(payload, EntryPayload::Membership(_));
         self.log.append(Entry { log_id, payload });
         self.replication_pending = true;
-        // A lone voter commits as soon as its own write is durable.
+        if changes_membership {
+            self.refresh_membership();
+        }
         log_id
     }
 
@@ -421,10 +434,16 @@ impl Node {
         }
     }
 
-    /// The voters other than this node.
-    pub(crate) fn peers(&self) -> Vec<NodeId> {
+    /// The voters other than this node: whom to ask for votes.
+    pub(crate) fn voting_peers(&self) -> Vec<NodeId> {
         let id = self.config.id;
         self.membership.voters.iter().copied().filter(|&voter| voter != id).collect()
+    }
+
+    /// Every member other than this node: whom the leader replicates to.
+    pub(crate) fn replication_peers(&self) -> Vec<NodeId> {
+        let id = self.config.id;
+        self.membership.members().filter(|&member| member != id).collect()
     }
 
     pub(crate) fn reset_election_timeout(&mut self) {
@@ -475,8 +494,11 @@ impl Node {
         self.election_elapsed_ticks = 0;
         self.heartbeat_elapsed_ticks = 0;
         let next_index = self.log.last_index().next();
-        self.progress =
-            self.peers().into_iter().map(|peer| (peer, Progress::new(next_index))).collect();
+        self.progress = self
+            .replication_peers()
+            .into_iter()
+            .map(|peer| (peer, Progress::new(next_index)))
+            .collect();
         // An entry of the new term lets the leader commit everything before it (§5.4.2).
         self.append_own_entry(EntryPayload::Empty);
         self.maybe_commit();

@@ -6,7 +6,7 @@ use tracing::{debug, error, info};
 use crate::message::{AppendResult, ConflictHint, MessageBody};
 use crate::node::Node;
 use crate::progress::ReplicationState;
-use crate::types::{Entry, LogId, LogIndex, NodeId, Role};
+use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, Role};
 
 impl Node {
     /// A leader's tick: heartbeats, and the CheckQuorum round every election timeout.
@@ -227,6 +227,7 @@ impl Node {
             debug!(commit_index = %quorum_index, "advanced commit index");
             self.replication_pending = true;
             self.on_commit_for_reads();
+            self.step_down_if_removed();
         }
     }
 
@@ -278,17 +279,23 @@ impl Node {
     /// Appends the leader's entries that follow a matching `prev_log_id`, truncating our log
     /// at the first entry that conflicts.
     fn append_from_leader(&mut self, entries: Vec<Entry>) {
+        let mut membership_touched = false;
         let mut entries = entries.into_iter().peekable();
         while let Some(entry) = entries.next_if(|e| self.log.term_at(e.log_id.index).is_some()) {
             if self.log.term_at(entry.log_id.index) != Some(entry.log_id.term) {
                 debug!(from_index = %entry.log_id.index, "truncating conflicting entries");
                 self.log.truncate_from(entry.log_id.index);
+                membership_touched = true;
                 self.log.append(entry);
                 break;
             }
         }
         for entry in entries {
+            membership_touched |= matches!(entry.payload, EntryPayload::Membership(_));
             self.log.append(entry);
+        }
+        if membership_touched {
+            self.refresh_membership();
         }
     }
 

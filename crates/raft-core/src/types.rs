@@ -120,6 +120,9 @@ pub enum EntryPayload {
     Empty,
     /// An application command, opaque to consensus.
     Command(Bytes),
+    /// A new cluster membership. It takes effect on every node as soon as the entry is in
+    /// its log, committed or not (dissertation §4.1), and is undone if the entry is removed.
+    Membership(Membership),
 }
 
 /// One entry of the replicated log.
@@ -142,6 +145,9 @@ impl Entry {
         let payload = match &self.payload {
             EntryPayload::Empty => 0,
             EntryPayload::Command(bytes) => bytes.len() as u64,
+            EntryPayload::Membership(membership) => {
+                8 * (membership.voters.len() + membership.learners.len()) as u64
+            }
         };
         Self::OVERHEAD_BYTES + payload
     }
@@ -163,17 +169,31 @@ pub struct HardState {
     pub commit_index: LogIndex,
 }
 
-/// The set of nodes that vote in elections and count toward the commit quorum.
+/// The cluster's members: voters elect the leader and count toward the commit quorum;
+/// learners receive the log but do not vote (a new node catches up as a learner first).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     /// The voting members.
     pub voters: BTreeSet<NodeId>,
+    /// The non-voting members. Never also voters.
+    pub learners: BTreeSet<NodeId>,
 }
 
 impl Membership {
-    /// A membership of the given voters.
+    /// A membership of the given voters and no learners.
     pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Membership {
-        Membership { voters: voters.into_iter().collect() }
+        Membership { voters: voters.into_iter().collect(), learners: BTreeSet::new() }
+    }
+
+    /// Whether `id` is a voter or a learner.
+    #[must_use]
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.learners.contains(&id)
+    }
+
+    /// Every member, voters then learners.
+    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.voters.iter().chain(&self.learners).copied()
     }
 
     /// How many voters make a majority.

@@ -145,7 +145,10 @@ impl Cluster {
             rewrite(&mut message);
         }
         if !self.cut.contains(&(message.from, message.to)) {
-            self.nodes.get_mut(&message.to).unwrap().step(message).unwrap();
+            // Messages to a node that does not exist (yet) are lost, as on a real network.
+            if let Some(node) = self.nodes.get_mut(&message.to) {
+                node.step(message).unwrap();
+            }
         }
         self.process_readys();
     }
