@@ -31,6 +31,13 @@ pub struct Config {
     /// The most AppendEntries in flight to one follower before the leader waits for
     /// acknowledgements (pipelining window).
     pub inflight_appends_max: NonZeroU64,
+    /// The largest snapshot chunk in one InstallSnapshot message. Chunks go one at a time,
+    /// so this bounds both the memory a transfer pins in flight and what a lost chunk costs.
+    pub snapshot_chunk_bytes: NonZeroU64,
+    /// When the applied part of the in-memory log passes this many bytes,
+    /// [`crate::Node::snapshot_due`] says so and the application should snapshot. `None`:
+    /// never (the log grows without bound).
+    pub snapshot_log_bytes: Option<NonZeroU64>,
     /// How linearizable reads are confirmed. `ReadIndex` (the default) costs a heartbeat
     /// round per batch of reads; `Lease` answers from the leader's lease with no round
     /// trip, trusting that ticks advance at about the same rate on every node.
@@ -107,6 +114,14 @@ const APPEND_BYTES_MAX_DEFAULT: NonZeroU64 = NonZeroU64::new(1 << 20).expect("no
 /// at high proposal rates without letting a slow follower queue unbounded memory.
 const INFLIGHT_APPENDS_MAX_DEFAULT: NonZeroU64 = NonZeroU64::new(64).expect("non-zero");
 
+/// Default snapshot chunk: a quarter of a second on a 32 Mbit/s link, small enough that a
+/// transfer never crowds heartbeats on a shared connection.
+const SNAPSHOT_CHUNK_BYTES_DEFAULT: NonZeroU64 = NonZeroU64::new(1 << 20).expect("non-zero");
+
+/// Default snapshot threshold: keeps the in-memory log and restart replay time bounded
+/// while snapshotting rarely enough that its cost stays small next to the write load.
+const SNAPSHOT_LOG_BYTES_DEFAULT: NonZeroU64 = NonZeroU64::new(64 << 20).expect("non-zero");
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -117,6 +132,8 @@ impl Default for Config {
             check_quorum: true,
             append_bytes_max: APPEND_BYTES_MAX_DEFAULT,
             inflight_appends_max: INFLIGHT_APPENDS_MAX_DEFAULT,
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
+            snapshot_log_bytes: Some(SNAPSHOT_LOG_BYTES_DEFAULT),
             read_mode: ReadMode::ReadIndex,
             lease_ticks: 8,
         }

@@ -75,6 +75,14 @@ pub enum Error {
         /// The rule it breaks.
         reason: &'static str,
     },
+    /// A snapshot cannot replace the log prefix it names.
+    #[error("cannot compact the log to index {last_included}: {reason}")]
+    SnapshotNotApplicable {
+        /// The snapshot's last included index.
+        last_included: crate::types::LogIndex,
+        /// Why not.
+        reason: String,
+    },
     /// A message was addressed to another node.
     #[error("message for node {to} delivered to node {this}")]
     MisaddressedMessage {

@@ -61,6 +61,7 @@ mod progress;
 mod read_index;
 mod ready;
 mod replication;
+mod snapshot;
 mod transfer;
 mod types;
 
@@ -70,4 +71,5 @@ pub use membership::MembershipChange;
 pub use message::{AppendResult, ConflictHint, Message, MessageBody, ReadId};
 pub use node::{Node, RestoredState};
 pub use ready::{ReadState, Ready, SoftState};
+pub use snapshot::{Snapshot, SnapshotMeta};
 pub use types::{Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Role, Term};

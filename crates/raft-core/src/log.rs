@@ -24,6 +24,8 @@ pub(crate) struct RaftLog {
     persisted_index: LogIndex,
     /// The first index not yet handed out for persisting.
     unpersisted_from: LogIndex,
+    /// The sum of `Entry::size_bytes` over `entries` (drives the snapshot threshold).
+    entries_bytes: u64,
 }
 
 impl RaftLog {
@@ -35,7 +37,9 @@ impl RaftLog {
         applied_index: LogIndex,
     ) -> RaftLog {
         let last_index = entries.last().map_or(compacted.index, |entry| entry.log_id.index);
+        let entries_bytes = entries.iter().map(Entry::size_bytes).sum();
         let log = RaftLog {
+            entries_bytes,
             compacted,
             entries,
             commit_index,
@@ -82,6 +86,60 @@ impl RaftLog {
 
     pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The id of the last entry compacted away.
+    pub(crate) fn compacted(&self) -> LogId {
+        self.compacted
+    }
+
+    /// The size of the entries held, as counted against byte budgets.
+    pub(crate) fn entries_bytes(&self) -> u64 {
+        self.entries_bytes
+    }
+
+    /// Drops the entries up to `last` (inclusive), which a snapshot now covers.
+    ///
+    /// # Panics
+    ///
+    /// If `last` is not applied or not in the log: only applied state can be snapshotted.
+    pub(crate) fn compact_to(&mut self, last: LogId) {
+        assert!(last.index <= self.applied_index, "only applied entries are compacted");
+        assert_eq!(self.term_at(last.index), Some(last.term), "the snapshot matches the log");
+        if last.index <= self.compacted.index {
+            return;
+        }
+        let count = last.index.distance_from(self.compacted.index);
+        let removed = self.entries.drain(..usize::try_from(count).unwrap_or(usize::MAX));
+        self.entries_bytes -= removed.map(|entry| entry.size_bytes()).sum::<u64>();
+        self.compacted = last;
+        self.debug_check();
+    }
+
+    /// Replaces the log's prefix with a snapshot received from the leader. Entries after
+    /// it are kept if the log holds the snapshot's last entry (they agree with the leader up
+    /// to there, by Log Matching); otherwise the whole log is discarded.
+    ///
+    /// # Panics
+    ///
+    /// If the snapshot is not beyond the commit index: committed state is never replaced.
+    pub(crate) fn install_snapshot(&mut self, last: LogId) {
+        assert!(last.index > self.commit_index, "a snapshot never replaces committed state");
+        if self.term_at(last.index) == Some(last.term) {
+            let count = last.index.distance_from(self.compacted.index);
+            let removed = self.entries.drain(..usize::try_from(count).unwrap_or(usize::MAX));
+            self.entries_bytes -= removed.map(|entry| entry.size_bytes()).sum::<u64>();
+            self.persisted_index = self.persisted_index.max(last.index);
+        } else {
+            self.entries.clear();
+            self.entries_bytes = 0;
+            self.persisted_index = last.index;
+        }
+        self.compacted = last;
+        self.commit_index = last.index;
+        self.applied_index = last.index;
+        self.unpersisted_from = self.unpersisted_from.max(last.index.next());
+        self.debug_check();
     }
 
     fn offset(&self, index: LogIndex) -> Option<usize> {
@@ -149,6 +207,7 @@ impl RaftLog {
     pub(crate) fn append(&mut self, entry: Entry) {
         assert_eq!(entry.log_id.index, self.last_index().next(), "appended entries are contiguous");
         assert!(entry.log_id.term >= self.last_log_id().term, "terms never fall along the log");
+        self.entries_bytes += entry.size_bytes();
         self.entries.push(entry);
     }
 
@@ -162,7 +221,8 @@ impl RaftLog {
         let Some(offset) = self.offset(from) else {
             return;
         };
-        self.entries.truncate(offset);
+        let removed = self.entries.drain(offset..);
+        self.entries_bytes -= removed.map(|entry| entry.size_bytes()).sum::<u64>();
         // The stored log will be overwritten from `from`; until that write is durable only
         // the entries before it are known to be stored.
         self.unpersisted_from = self.unpersisted_from.min(from);

@@ -1,7 +1,9 @@
 //! The messages nodes exchange.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::SnapshotMeta;
 use crate::types::{Entry, LogId, LogIndex, NodeId, Term};
 
 /// A message between two nodes. `term` is the sender's term, except in a pre-vote request
@@ -70,6 +72,26 @@ pub enum MessageBody {
     /// The leader tells an up-to-date follower to start an election at once (leadership
     /// transfer, dissertation §3.10).
     TimeoutNow,
+    /// One chunk of the leader's snapshot, for a follower that needs entries the leader
+    /// compacted away.
+    InstallSnapshot {
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// Where in the snapshot's bytes this chunk starts.
+        offset: u64,
+        /// The snapshot's whole size.
+        total_bytes: u64,
+        /// The chunk, at most the leader's `snapshot_chunk_bytes`.
+        data: Bytes,
+    },
+    /// The answer to a snapshot chunk.
+    InstallSnapshotResponse {
+        /// The snapshot's last entry, naming which snapshot this answers.
+        last_log_id: LogId,
+        /// How many bytes of it the follower holds, contiguously from the start; equal to
+        /// the total when it is installed (or was not needed).
+        received_bytes: u64,
+    },
     /// A follower asks the leader for a read index on behalf of one of its clients.
     ReadIndexRequest {
         /// The follower's id for the read, echoed in the response.
@@ -138,6 +160,8 @@ impl MessageBody {
             MessageBody::Heartbeat { .. } => "heartbeat",
             MessageBody::HeartbeatResponse { .. } => "heartbeat_response",
             MessageBody::TimeoutNow => "timeout_now",
+            MessageBody::InstallSnapshot { .. } => "install_snapshot",
+            MessageBody::InstallSnapshotResponse { .. } => "install_snapshot_response",
             MessageBody::ReadIndexRequest { .. } => "read_index_request",
             MessageBody::ReadIndexResponse { .. } => "read_index_response",
         }

@@ -15,6 +15,7 @@ use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::read_index::ReadTracker;
 use crate::ready::{ReadState, Ready, SoftState};
+use crate::snapshot::{IncomingSnapshot, Snapshot};
 use crate::transfer::Transfer;
 use crate::types::{
     Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Role, Term,
@@ -25,11 +26,12 @@ use crate::types::{
 pub struct RestoredState {
     /// The persisted hard state.
     pub hard_state: HardState,
-    /// The membership in force.
+    /// The membership in force before the first of `entries`: the bootstrap membership, or
+    /// the snapshot's when there is one (the two must then agree).
     pub membership: Membership,
-    /// The id of the last entry compacted away (`LogId::ZERO` when nothing was).
-    pub compacted: LogId,
-    /// The persisted entries after `compacted`, in order.
+    /// The latest durable snapshot, when the log was ever compacted.
+    pub snapshot: Option<Snapshot>,
+    /// The persisted entries after the snapshot (from index 1 without one), in order.
     pub entries: Vec<Entry>,
     /// The last index the application's durable state already reflects; entries after it
     /// are handed out again for applying. `LogIndex::ZERO` for a volatile state machine.
@@ -45,14 +47,21 @@ impl RestoredState {
         RestoredState {
             hard_state: HardState::default(),
             membership,
-            compacted: LogId::ZERO,
+            snapshot: None,
             entries: Vec::new(),
             applied_index: LogIndex::ZERO,
         }
     }
 
+    /// The id of the last entry the snapshot covers (`LogId::ZERO` without one).
+    #[must_use]
+    pub fn compacted(&self) -> LogId {
+        self.snapshot.as_ref().map_or(LogId::ZERO, |snapshot| snapshot.meta.last_log_id)
+    }
+
     fn validate(&self) -> Result<(), Error> {
-        let mut previous = self.compacted;
+        let compacted = self.compacted();
+        let mut previous = compacted;
         for entry in &self.entries {
             if entry.log_id.index != previous.index.next() || entry.log_id.term < previous.term {
                 return Err(Error::LogNotContiguous {
@@ -75,11 +84,19 @@ impl RestoredState {
                 self.hard_state.commit_index
             ));
         }
-        if self.applied_index > previous.index || self.applied_index < self.compacted.index {
+        if self.applied_index > previous.index || self.applied_index < compacted.index {
             return invalid(format!(
                 "applied index {} is outside the log [{}, {}]",
-                self.applied_index, self.compacted.index, previous.index
+                self.applied_index, compacted.index, previous.index
             ));
+        }
+        if let Some(snapshot) = &self.snapshot {
+            if snapshot.meta.membership != self.membership {
+                return invalid(format!(
+                    "the snapshot's membership {:?} differs from the restored membership {:?}",
+                    snapshot.meta.membership, self.membership
+                ));
+            }
         }
         if let Some(both) = self.membership.voters.intersection(&self.membership.learners).next() {
             return invalid(format!("node {both} is both a voter and a learner"));
@@ -128,6 +145,12 @@ pub struct Node {
     pub(crate) read_states: Vec<ReadState>,
     /// The leadership transfer under way, if any.
     pub(crate) transfer: Option<Transfer>,
+    /// The latest snapshot, sent to followers behind the compacted prefix.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// A snapshot being received from the leader.
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// A received snapshot for the next `Ready`.
+    pub(crate) snapshot_to_install: Option<Snapshot>,
     /// The hard state last handed out in a `Ready`.
     pub(crate) hard_state_handed_out: HardState,
     /// The soft state last handed out in a `Ready`.
@@ -147,19 +170,16 @@ impl Node {
         restored.validate()?;
         let hard_state = restored.hard_state;
         let commit_index = hard_state.commit_index.max(restored.applied_index);
-        let log = RaftLog::restored(
-            restored.compacted,
-            restored.entries,
-            commit_index,
-            restored.applied_index,
-        );
+        let compacted = restored.compacted();
+        let log =
+            RaftLog::restored(compacted, restored.entries, commit_index, restored.applied_index);
         let soft_state = SoftState { role: Role::Follower, term: hard_state.term, leader: None };
         let mut node = Node {
             election_timeout_ticks: config.election_ticks,
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
             membership: restored.membership.clone(),
-            membership_index: restored.compacted.index,
+            membership_index: compacted.index,
             base_membership: restored.membership,
             term: hard_state.term,
             voted_for: hard_state.voted_for,
@@ -176,6 +196,9 @@ impl Node {
             reads: ReadTracker::default(),
             read_states: Vec::new(),
             transfer: None,
+            snapshot: restored.snapshot,
+            incoming_snapshot: None,
+            snapshot_to_install: None,
             hard_state_handed_out: HardState { commit_index, ..hard_state },
             soft_state_handed_out: soft_state,
         };
@@ -237,13 +260,16 @@ impl Node {
                 }
             }
             MessageBody::VoteResponse { pre_vote: true, granted: true } => {}
-            MessageBody::AppendRequest { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::AppendRequest { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 self.become_follower(message.term, Some(message.from));
             }
             MessageBody::VoteResponse { .. }
             | MessageBody::AppendResponse { .. }
             | MessageBody::HeartbeatResponse { .. }
             | MessageBody::TimeoutNow
+            | MessageBody::InstallSnapshotResponse { .. }
             | MessageBody::ReadIndexRequest { .. }
             | MessageBody::ReadIndexResponse { .. } => self.become_follower(message.term, None),
         }
@@ -254,7 +280,9 @@ impl Node {
     /// down, a stale pre-candidate learns it lost; anything else is dropped.
     fn step_lower_term(&mut self, message: &Message) {
         match message.body {
-            MessageBody::AppendRequest { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::AppendRequest { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 self.send(message.from, MessageBody::HeartbeatResponse { round: 0 });
             }
             MessageBody::VoteRequest { pre_vote: true, .. } => {
@@ -285,6 +313,12 @@ impl Node {
             }
             MessageBody::HeartbeatResponse { round } => self.handle_heartbeat_response(from, round),
             MessageBody::TimeoutNow => self.handle_timeout_now(from),
+            MessageBody::InstallSnapshot { meta, offset, total_bytes, data } => {
+                self.handle_install_snapshot(from, meta, offset, total_bytes, data);
+            }
+            MessageBody::InstallSnapshotResponse { last_log_id, received_bytes } => {
+                self.handle_install_snapshot_response(from, last_log_id, received_bytes);
+            }
             MessageBody::ReadIndexRequest { read_id } => {
                 self.handle_read_index_request(from, read_id);
             }
@@ -332,6 +366,7 @@ impl Node {
             || self.log.has_unpersisted()
             || self.log.has_committed_to_apply()
             || !self.read_states.is_empty()
+            || self.snapshot_to_install.is_some()
             || (self.role == Role::Leader && (self.replication_pending || self.reads.round_needed))
             || self.hard_state_to_hand_out(false).is_some()
             || self.soft_state() != self.soft_state_handed_out
@@ -365,6 +400,7 @@ impl Node {
             committed_entries: self.log.take_committed(),
             soft_state,
             read_states: std::mem::take(&mut self.read_states),
+            snapshot_to_install: self.snapshot_to_install.take(),
         }
     }
 

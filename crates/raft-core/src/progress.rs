@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::types::LogIndex;
+use crate::types::{LogId, LogIndex};
 
 /// How the leader is sending to one follower.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,16 @@ pub(crate) enum ReplicationState {
     Replicate {
         /// The last index of each unacknowledged append, oldest first.
         inflight: VecDeque<LogIndex>,
+    },
+    /// The follower needs entries the leader compacted: the snapshot goes in chunks, one
+    /// at a time.
+    Snapshot {
+        /// The snapshot being sent.
+        last_log_id: LogId,
+        /// The next byte to send (the follower acknowledged everything before it).
+        offset: u64,
+        /// A chunk is outstanding.
+        paused: bool,
     },
 }
 
@@ -53,7 +63,9 @@ impl Progress {
     /// Whether another append may be sent now.
     pub(crate) fn is_paused(&self, inflight_max: u64) -> bool {
         match &self.state {
-            ReplicationState::Probe { paused } => *paused,
+            ReplicationState::Probe { paused } | ReplicationState::Snapshot { paused, .. } => {
+                *paused
+            }
             ReplicationState::Replicate { inflight } => inflight.len() as u64 >= inflight_max,
         }
     }
@@ -74,7 +86,9 @@ impl Progress {
     /// append still goes out and the follower's rejection reveals the gap.
     pub(crate) fn on_heartbeat_response(&mut self, inflight_max: u64) {
         match &mut self.state {
-            ReplicationState::Probe { paused } => *paused = false,
+            ReplicationState::Probe { paused } | ReplicationState::Snapshot { paused, .. } => {
+                *paused = false;
+            }
             ReplicationState::Replicate { inflight } => {
                 if inflight.len() as u64 >= inflight_max {
                     inflight.pop_front();
@@ -93,7 +107,15 @@ impl Progress {
                     self.next_index = last_index.next();
                 }
             }
+            ReplicationState::Snapshot { .. } => {}
         }
+    }
+
+    /// The follower installed a snapshot ending at `last_index`: probe from just after it.
+    pub(crate) fn on_snapshot_installed(&mut self, last_index: LogIndex) {
+        self.match_index = self.match_index.max(last_index);
+        self.next_index = self.match_index.next();
+        self.state = ReplicationState::Probe { paused: false };
     }
 
     /// Records an acknowledged match. Returns whether it told the leader anything new.
@@ -107,6 +129,14 @@ impl Progress {
             ReplicationState::Probe { .. } => {
                 self.state = ReplicationState::Replicate { inflight: VecDeque::new() };
                 self.next_index = match_index.next();
+            }
+            // A late answer to an append sent before the snapshot began: keep sending the
+            // snapshot unless this answer already covers it.
+            ReplicationState::Snapshot { last_log_id, .. } => {
+                if match_index >= last_log_id.index {
+                    self.state = ReplicationState::Replicate { inflight: VecDeque::new() };
+                    self.next_index = match_index.next();
+                }
             }
             ReplicationState::Replicate { inflight } => {
                 while inflight.front().is_some_and(|&last| last <= match_index) {

@@ -1,6 +1,7 @@
 //! The batch of work a node hands to its driver.
 
 use crate::message::{Message, ReadId};
+use crate::snapshot::Snapshot;
 use crate::types::{Entry, HardState, LogIndex, NodeId, Role, Term};
 
 /// Everything the node needs done since the last [`crate::Node::ready`] call.
@@ -9,13 +10,17 @@ use crate::types::{Entry, HardState, LogIndex, NodeId, Role, Term};
 ///
 /// 1. send `messages_now` (the leader's appends and heartbeats: they may go out while the
 ///    leader's own write is in progress, Raft dissertation §10.2.1);
-/// 2. persist `hard_state` (if any) and `entries_to_persist` in one durable write. The entries
+/// 2. persist `snapshot_to_install` (if any: durably, replacing the stored snapshot and
+///    every stored entry up to its last index, keeping later ones only if the entry at its
+///    last index matches), then `hard_state` (if any) and `entries_to_persist` in one
+///    durable write. The entries
 ///    overwrite the stored log from the first entry's index onward: anything stored at or
 ///    after that index is removed first;
 /// 3. once that write is durable, send `messages_after_persist` (votes and acknowledgements
 ///    that promise the write happened) and report the last persisted entry with
 ///    [`crate::Node::on_persisted`];
-/// 4. apply `committed_entries` in order. They are committed, so they may be applied while
+/// 4. restore the application from `snapshot_to_install` (if any), then apply
+///    `committed_entries` in order. They are committed, so they may be applied while
 ///    step 2 is in progress;
 /// 5. serve each of `read_states` once the application has applied up to its index.
 ///
@@ -37,6 +42,9 @@ pub struct Ready {
     pub soft_state: Option<SoftState>,
     /// Reads confirmed linearizable: serve each once applied up to its index.
     pub read_states: Vec<ReadState>,
+    /// A snapshot received from the leader: persist it and restore the application from it
+    /// before applying `committed_entries`.
+    pub snapshot_to_install: Option<Snapshot>,
 }
 
 /// A confirmed read: reading the application's state once it has applied `read_index` (or
@@ -60,6 +68,7 @@ impl Ready {
             && self.committed_entries.is_empty()
             && self.soft_state.is_none()
             && self.read_states.is_empty()
+            && self.snapshot_to_install.is_none()
     }
 }
 

@@ -92,6 +92,10 @@ impl Node {
             return false;
         }
         let next_index = progress.next_index;
+        let sending_snapshot = matches!(progress.state, ReplicationState::Snapshot { .. });
+        if sending_snapshot || next_index <= self.log.compacted().index {
+            return self.send_snapshot_chunk(peer);
+        }
         let Some(prev_index) = next_index.prev() else {
             error!(%peer, "next index is zero; not sending");
             return false;
@@ -144,6 +148,7 @@ impl Node {
                     ReplicationState::Probe { .. } => {
                         progress.next_index.prev() != Some(rejected_index)
                     }
+                    ReplicationState::Snapshot { .. } => true,
                 };
                 if stale {
                     return;
@@ -311,7 +316,7 @@ impl Node {
     }
 
     /// Recognises `leader` as the leader of the current term.
-    fn follow(&mut self, leader: NodeId) {
+    pub(crate) fn follow(&mut self, leader: NodeId) {
         if self.role != Role::Follower || self.leader != Some(leader) {
             let term = self.term;
             self.become_follower(term, Some(leader));

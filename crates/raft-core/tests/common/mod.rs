@@ -7,15 +7,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use raft_core::{
     Config, Entry, HardState, LogId, LogIndex, Membership, Message, Node, NodeId, Ready,
-    RestoredState, Role, Term,
+    RestoredState, Role, Snapshot, Term,
 };
 
 /// One node's durable store and what it applied.
 #[derive(Default)]
 pub struct Disk {
     pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
     pub entries: Vec<Entry>,
     pub applied: Vec<Entry>,
+    /// Snapshots the application restored from.
+    pub installed: Vec<Snapshot>,
 }
 
 pub struct Cluster {
@@ -64,8 +67,9 @@ impl Cluster {
             tweak(&mut config);
             let disk = Disk {
                 hard_state: state.hard_state,
+                snapshot: state.snapshot.clone(),
                 entries: state.entries.clone(),
-                applied: Vec::new(),
+                ..Disk::default()
             };
             nodes.insert(id, Node::new(config, state, seed * 1000 + id.0).unwrap());
             disks.insert(id, disk);
@@ -115,12 +119,18 @@ impl Cluster {
 
     fn complete_write(&mut self, id: NodeId, ready: Ready) {
         let disk = self.disks.get_mut(&id).unwrap();
+        if let Some(snapshot) = &ready.snapshot_to_install {
+            let last = snapshot.meta.last_log_id;
+            let matches = disk.entries.iter().any(|e| e.log_id == last);
+            disk.entries.retain(|e| matches && e.log_id.index > last.index);
+            disk.snapshot = Some(snapshot.clone());
+            disk.installed.push(snapshot.clone());
+        }
         if let Some(hard_state) = ready.hard_state {
             disk.hard_state = hard_state;
         }
         if let Some(first) = ready.entries_to_persist.first() {
-            let keep = first.log_id.index.0 as usize - 1;
-            disk.entries.truncate(keep);
+            disk.entries.retain(|e| e.log_id.index < first.log_id.index);
             disk.entries.extend(ready.entries_to_persist.iter().cloned());
         }
         self.in_flight.extend(ready.messages_after_persist);
@@ -214,7 +224,7 @@ pub fn state_with_log(voters: u64, term: u64, log_terms: &[u64]) -> RestoredStat
     RestoredState {
         hard_state: HardState { term: Term(term), voted_for: None, commit_index: LogIndex::ZERO },
         membership: Membership::with_voters(ids(voters)),
-        compacted: LogId::ZERO,
+        snapshot: None,
         entries,
         applied_index: LogIndex::ZERO,
     }

@@ -1,0 +1,246 @@
+//! Snapshots and log compaction (Raft dissertation chapter 5).
+//!
+//! The application snapshots its state at an applied index and hands the bytes to
+//! [`Node::compact`]; the node drops the log prefix and keeps the snapshot (a reference-
+//! counted `Bytes`, never copied) to send to followers that fall behind the compacted
+//! prefix. It sends it in chunks of at most `snapshot_chunk_bytes`, one at a time: the
+//! follower acknowledges how many bytes it holds, so a lost chunk is resent from there
+//! (after the next heartbeat answer) instead of starting over, and heartbeats and appends
+//! to other followers are never held up, since nothing here blocks.
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+use crate::error::Error;
+use crate::message::MessageBody;
+use crate::node::Node;
+use crate::progress::ReplicationState;
+use crate::types::{EntryPayload, LogId, LogIndex, Membership, NodeId, Role};
+
+/// What a snapshot covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The last entry the snapshot includes.
+    pub last_log_id: LogId,
+    /// The membership in force at that entry.
+    pub membership: Membership,
+}
+
+/// A snapshot of the application's state: its coverage and its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// What it covers.
+    pub meta: SnapshotMeta,
+    /// The application's serialized state.
+    pub data: Bytes,
+}
+
+/// A snapshot a follower is receiving.
+#[derive(Debug)]
+pub(crate) struct IncomingSnapshot {
+    meta: SnapshotMeta,
+    total_bytes: u64,
+    received: BytesMut,
+}
+
+impl Node {
+    /// Compacts the log up to `last_included` (inclusive), which `data` (the application's
+    /// state after applying it) now stands for. Returns the snapshot's metadata for the
+    /// driver to store next to the data.
+    ///
+    /// Call it after the snapshot is durable, and only then drop the log prefix from
+    /// storage: a crash in between must leave either the old log or the new snapshot.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SnapshotNotApplicable`] when `last_included` is not yet applied or is not
+    /// past the current compaction point.
+    pub fn compact(&mut self, last_included: LogIndex, data: Bytes) -> Result<SnapshotMeta, Error> {
+        let applied_index = self.log.applied_index();
+        let compacted = self.log.compacted().index;
+        if last_included > applied_index || last_included <= compacted {
+            return Err(Error::SnapshotNotApplicable {
+                last_included,
+                reason: format!(
+                    "it must be applied (applied index {applied_index}) and past the current \
+                     snapshot (index {compacted})"
+                ),
+            });
+        }
+        let Some(term) = self.log.term_at(last_included) else {
+            return Err(Error::SnapshotNotApplicable {
+                last_included,
+                reason: "the entry is not in the log".to_string(),
+            });
+        };
+        let meta = SnapshotMeta {
+            last_log_id: LogId::new(term, last_included),
+            membership: self.membership_at(last_included),
+        };
+        info!(node = %self.config.id, %last_included, bytes = data.len(), "compacting the log");
+        self.log.compact_to(meta.last_log_id);
+        self.base_membership = meta.membership.clone();
+        self.snapshot = Some(Snapshot { meta: meta.clone(), data });
+        Ok(meta)
+    }
+
+    /// Whether the log held in memory passed the configured snapshot threshold, counting
+    /// only applied entries (only those can go into a snapshot).
+    #[must_use]
+    pub fn snapshot_due(&self) -> bool {
+        let Some(threshold) = self.config.snapshot_log_bytes else {
+            return false;
+        };
+        self.log.applied_index() > self.log.compacted().index
+            && self.log.entries_bytes() >= threshold.get()
+    }
+
+    /// The latest snapshot this node holds (its own, or one installed from the leader).
+    #[must_use]
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// The membership in force at `index` (which must not be compacted).
+    fn membership_at(&self, index: LogIndex) -> Membership {
+        self.log
+            .entries()
+            .iter()
+            .rev()
+            .filter(|entry| entry.log_id.index <= index)
+            .find_map(|entry| match &entry.payload {
+                EntryPayload::Membership(membership) => Some(membership.clone()),
+                EntryPayload::Empty | EntryPayload::Command(_) => None,
+            })
+            .unwrap_or_else(|| self.base_membership.clone())
+    }
+
+    /// Sends `peer` the next chunk of the leader's snapshot. Returns false (nothing more to
+    /// send now) always: chunks go one at a time.
+    pub(crate) fn send_snapshot_chunk(&mut self, peer: NodeId) -> bool {
+        let chunk_bytes = self.config.snapshot_chunk_bytes.get();
+        let (Some(snapshot), Some(progress)) = (&self.snapshot, self.progress.get_mut(&peer))
+        else {
+            return false;
+        };
+        let last_log_id = snapshot.meta.last_log_id;
+        let offset = match progress.state {
+            ReplicationState::Snapshot { last_log_id: sending, offset, paused } => {
+                if paused && sending == last_log_id {
+                    return false;
+                }
+                if sending == last_log_id { offset } else { 0 }
+            }
+            ReplicationState::Probe { .. } | ReplicationState::Replicate { .. } => 0,
+        };
+        let total_bytes = snapshot.data.len() as u64;
+        let start = usize::try_from(offset.min(total_bytes)).unwrap_or(usize::MAX);
+        let end = usize::try_from(offset.saturating_add(chunk_bytes).min(total_bytes))
+            .unwrap_or(usize::MAX);
+        let data = snapshot.data.slice(start..end);
+        let meta = snapshot.meta.clone();
+        progress.state = ReplicationState::Snapshot { last_log_id, offset, paused: true };
+        debug!(%peer, %last_log_id, offset, bytes = data.len(), "sending snapshot chunk");
+        self.send(peer, MessageBody::InstallSnapshot { meta, offset, total_bytes, data });
+        false
+    }
+
+    /// A follower's handling of a snapshot chunk from the leader of the current term.
+    pub(crate) fn handle_install_snapshot(
+        &mut self,
+        leader: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        total_bytes: u64,
+        data: Bytes,
+    ) {
+        if self.role == Role::Leader {
+            return;
+        }
+        self.follow(leader);
+        let last_log_id = meta.last_log_id;
+        if last_log_id.index <= self.log.commit_index() {
+            // Already have everything it covers: say so, so the leader moves on.
+            let body =
+                MessageBody::InstallSnapshotResponse { last_log_id, received_bytes: total_bytes };
+            self.send(leader, body);
+            return;
+        }
+        let same = self
+            .incoming_snapshot
+            .as_ref()
+            .is_some_and(|incoming| incoming.meta == meta && incoming.total_bytes == total_bytes);
+        if !same {
+            self.incoming_snapshot = (offset == 0).then(|| IncomingSnapshot {
+                meta,
+                total_bytes,
+                received: BytesMut::new(),
+            });
+        }
+        let Some(incoming) = &mut self.incoming_snapshot else {
+            // A chunk of a snapshot we never saw the start of: ask for the start.
+            let body = MessageBody::InstallSnapshotResponse { last_log_id, received_bytes: 0 };
+            self.send(leader, body);
+            return;
+        };
+        let received = incoming.received.len() as u64;
+        let fits = received + data.len() as u64 <= incoming.total_bytes;
+        if offset == received && fits {
+            incoming.received.extend_from_slice(&data);
+        }
+        let received_bytes = incoming.received.len() as u64;
+        if received_bytes == incoming.total_bytes {
+            self.install_incoming_snapshot();
+        }
+        let body = MessageBody::InstallSnapshotResponse { last_log_id, received_bytes };
+        self.send(leader, body);
+    }
+
+    fn install_incoming_snapshot(&mut self) {
+        let Some(incoming) = self.incoming_snapshot.take() else {
+            return;
+        };
+        let snapshot = Snapshot { meta: incoming.meta, data: incoming.received.freeze() };
+        let last_log_id = snapshot.meta.last_log_id;
+        info!(node = %self.config.id, %last_log_id, bytes = snapshot.data.len(), "installing snapshot");
+        self.log.install_snapshot(last_log_id);
+        self.base_membership = snapshot.meta.membership.clone();
+        self.refresh_membership();
+        self.snapshot_to_install = Some(snapshot.clone());
+        self.snapshot = Some(snapshot);
+    }
+
+    /// A leader's handling of a follower's answer to a snapshot chunk.
+    pub(crate) fn handle_install_snapshot_response(
+        &mut self,
+        peer: NodeId,
+        last_log_id: LogId,
+        received_bytes: u64,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let total_bytes = self.snapshot.as_ref().map_or(0, |s| s.data.len() as u64);
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        progress.recent_active = true;
+        let ReplicationState::Snapshot { last_log_id: sending, .. } = progress.state else {
+            return;
+        };
+        if sending != last_log_id {
+            return;
+        }
+        if received_bytes >= total_bytes {
+            info!(%peer, %last_log_id, "follower installed the snapshot");
+            progress.on_snapshot_installed(last_log_id.index);
+            self.maybe_commit();
+            self.replication_pending = true;
+        } else {
+            progress.state =
+                ReplicationState::Snapshot { last_log_id, offset: received_bytes, paused: false };
+            self.send_snapshot_chunk(peer);
+        }
+    }
+}
