@@ -18,7 +18,11 @@
 //! Protocol features: elections with randomized timeouts, PreVote and CheckQuorum; batched,
 //! pipelined replication with per-follower flow control and fast conflict back-tracking;
 //! commit by majority counting the leader only once its own write is durable, and only of
-//! current-term entries (Raft paper, Figure 8).
+//! current-term entries (Raft paper, Figure 8); snapshots with chunked, resumable
+//! InstallSnapshot ([`Node::compact`]); linearizable reads without log writes
+//! ([`Node::read_index`], ReadIndex or leader lease); leadership transfer
+//! ([`Node::transfer_leader`]); membership changes one server at a time, with learners
+//! ([`Node::propose_membership_change`]).
 //!
 //! # Example
 //!
