@@ -24,6 +24,10 @@
 //! ([`Node::transfer_leader`]); membership changes one server at a time, with learners
 //! ([`Node::propose_membership_change`]).
 //!
+//! [`runtime`] is the async driver (tokio): one task per node that owns a `Node` and does its
+//! I/O through the [`runtime::LogStore`], [`runtime::Transport`] and
+//! [`runtime::StateMachine`] traits.
+//!
 //! # Example
 //!
 //! A single-node cluster elects itself and commits a command once its write is durable:
@@ -65,6 +69,7 @@ mod progress;
 mod read_index;
 mod ready;
 mod replication;
+pub mod runtime;
 mod snapshot;
 mod transfer;
 mod types;

@@ -49,8 +49,10 @@ impl Node {
     /// state after applying it) now stands for. Returns the snapshot's metadata for the
     /// driver to store next to the data.
     ///
-    /// Call it after the snapshot is durable, and only then drop the log prefix from
-    /// storage: a crash in between must leave either the old log or the new snapshot.
+    /// The in-memory compaction may happen before the snapshot is durable (the snapshot
+    /// holds only applied, hence committed, state), but the driver must drop the log prefix
+    /// from storage only once the snapshot is durable: a crash in between must leave either
+    /// the old log or the new snapshot.
     ///
     /// # Errors
     ///

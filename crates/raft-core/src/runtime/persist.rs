@@ -1,0 +1,210 @@
+//! The persistence task: it owns the [`LogStore`], makes each `Ready`'s write durable in
+//! order (merging queued ones into one write: group commit), sends the messages that
+//! waited for it, and reports progress to the node task.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::error::Error;
+use crate::message::Message;
+use crate::runtime::metrics::MetricsSink;
+use crate::runtime::storage::LogStore;
+use crate::runtime::transport::MessageSender;
+use crate::snapshot::Snapshot;
+use crate::types::{Entry, HardState, LogId, NodeId};
+
+/// One `Ready`'s durable work, numbered in the order the node task handed it out.
+#[derive(Debug)]
+pub(crate) struct PersistJob {
+    pub(crate) sequence: u64,
+    /// Stored first (a snapshot from the leader, or our own after compaction).
+    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) hard_state: Option<HardState>,
+    pub(crate) entries: Vec<Entry>,
+    /// Sent once everything up to this job is durable.
+    pub(crate) messages: Vec<Message>,
+}
+
+/// What the persistence task has made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PersistProgress {
+    /// Every job up to this sequence number is durable.
+    pub(crate) sequence: u64,
+    /// The last entry of the latest write that had entries: report it to `on_persisted`.
+    pub(crate) last_log_id: Option<LogId>,
+}
+
+/// Several consecutive jobs merged into one durable write.
+#[derive(Debug, Default)]
+struct Write {
+    sequence: u64,
+    hard_state: Option<HardState>,
+    entries: Vec<Entry>,
+    messages: Vec<Message>,
+    jobs: usize,
+}
+
+impl Write {
+    /// Adds a later job: its hard state replaces ours, and its entries overwrite ours from
+    /// their first index, exactly as two writes in a row would have left the log.
+    fn merge(&mut self, job: PersistJob) {
+        debug_assert!(job.snapshot.is_none(), "a snapshot starts a write of its own");
+        debug_assert!(job.sequence > self.sequence, "jobs arrive in order");
+        self.sequence = job.sequence;
+        self.jobs += 1;
+        if job.hard_state.is_some() {
+            self.hard_state = job.hard_state;
+        }
+        if let Some(first) = job.entries.first() {
+            let first_index = first.log_id.index;
+            let keep = self.entries.partition_point(|entry| entry.log_id.index < first_index);
+            debug_assert!(
+                self.entries.last().is_none_or(|last| first_index <= last.log_id.index.next()),
+                "a node hands out contiguous entries"
+            );
+            self.entries.truncate(keep);
+            if self.entries.is_empty() {
+                self.entries = job.entries;
+            } else {
+                self.entries.extend(job.entries);
+            }
+        }
+        if self.messages.is_empty() {
+            self.messages = job.messages;
+        } else {
+            self.messages.extend(job.messages);
+        }
+    }
+}
+
+/// The persistence task's state.
+pub(crate) struct PersistTask<S, P, M> {
+    pub(crate) node: NodeId,
+    pub(crate) store: S,
+    pub(crate) jobs: mpsc::Receiver<PersistJob>,
+    pub(crate) progress: watch::Sender<PersistProgress>,
+    pub(crate) sender: P,
+    pub(crate) metrics: Arc<M>,
+    pub(crate) batch_max: usize,
+    /// A job taken while gathering that had to start a write of its own.
+    pub(crate) carried: Option<PersistJob>,
+    pub(crate) last_log_id: Option<LogId>,
+}
+
+impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
+    /// Runs until the node task drops its end of the queue (after writing everything
+    /// queued), or until the store fails.
+    ///
+    /// # Errors
+    ///
+    /// The store's error; the node task then stops the node.
+    pub(crate) async fn run(mut self) -> Result<(), Error> {
+        loop {
+            let next = match self.carried.take() {
+                Some(job) => Some(job),
+                None => self.jobs.recv().await,
+            };
+            let Some(mut first) = next else {
+                return Ok(());
+            };
+            if let Some(snapshot) = first.snapshot.take() {
+                self.store_snapshot(snapshot).await?;
+            }
+            let mut write = Write::default();
+            write.merge(first);
+            self.gather(&mut write);
+            self.write(write).await?;
+        }
+    }
+
+    /// Takes the jobs already queued into `write`, up to the batch maximum.
+    fn gather(&mut self, write: &mut Write) {
+        while write.jobs < self.batch_max {
+            let Ok(job) = self.jobs.try_recv() else {
+                return;
+            };
+            if job.snapshot.is_some() {
+                self.carried = Some(job);
+                return;
+            }
+            write.merge(job);
+        }
+    }
+
+    async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), Error> {
+        let bytes = snapshot.data.len() as u64;
+        let started = Instant::now();
+        self.store.store_snapshot(snapshot).await?;
+        self.metrics.persisted(self.node, 0, bytes, started.elapsed());
+        Ok(())
+    }
+
+    async fn write(&mut self, write: Write) -> Result<(), Error> {
+        let Write { sequence, hard_state, entries, messages, .. } = write;
+        if let Some(last) = entries.last() {
+            self.last_log_id = Some(last.log_id);
+        }
+        if hard_state.is_some() || !entries.is_empty() {
+            let count = entries.len() as u64;
+            let bytes = entries.iter().map(Entry::size_bytes).sum();
+            let started = Instant::now();
+            self.store.persist(hard_state, entries).await?;
+            self.metrics.persisted(self.node, count, bytes, started.elapsed());
+        }
+        // The messages promise this write: they may leave now, and go before the progress
+        // report because a follower's acknowledgement is on the leader's commit path.
+        for message in messages {
+            let _ = self.sender.send(message);
+        }
+        self.progress.send_replace(PersistProgress { sequence, last_log_id: self.last_log_id });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{EntryPayload, LogIndex, NodeId, Term};
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry { log_id: LogId::new(Term(term), LogIndex(index)), payload: EntryPayload::Empty }
+    }
+
+    fn job(sequence: u64, hard_term: Option<u64>, entries: Vec<Entry>) -> PersistJob {
+        PersistJob {
+            sequence,
+            snapshot: None,
+            hard_state: hard_term.map(|term| HardState {
+                term: Term(term),
+                voted_for: Some(NodeId(1)),
+                commit_index: LogIndex::ZERO,
+            }),
+            entries,
+            messages: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn merged_writes_leave_the_log_as_separate_writes_would() {
+        let mut write = Write::default();
+        write.merge(job(1, Some(1), vec![entry(1, 1), entry(1, 2), entry(1, 3)]));
+        write.merge(job(2, None, vec![entry(1, 4)]));
+        // A newer leader overwrote entries 3 and 4 before they were written.
+        write.merge(job(3, Some(2), vec![entry(2, 3)]));
+        write.merge(job(4, None, Vec::new()));
+        assert_eq!(write.sequence, 4);
+        assert_eq!(write.jobs, 4);
+        assert_eq!(write.entries, vec![entry(1, 1), entry(1, 2), entry(2, 3)]);
+        assert_eq!(write.hard_state.map(|hard_state| hard_state.term), Some(Term(2)));
+    }
+
+    #[test]
+    fn a_merge_may_replace_every_gathered_entry() {
+        let mut write = Write::default();
+        write.merge(job(1, None, vec![entry(1, 5), entry(1, 6)]));
+        write.merge(job(2, None, vec![entry(2, 4)]));
+        assert_eq!(write.entries, vec![entry(2, 4)]);
+    }
+}

@@ -1,0 +1,561 @@
+//! The async driver end to end: clusters of real node tasks in one process, with in-memory
+//! storage and a channel network. Every test is bounded in time; none may hang.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use raft_core::runtime::{
+    ChannelNetwork, MemLogStore, MetricsSink, Raft, RaftHandle, RuntimeConfig, StateMachine,
+};
+use raft_core::{
+    Config, Entry, EntryPayload, Error, LogIndex, Membership, NodeId, Role, Snapshot, Term,
+};
+
+/// The most any test may take.
+const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A tick short enough for quick elections (10 ticks: 100–200 ms).
+const TICK: Duration = Duration::from_millis(10);
+
+/// Runs a test body under the timeout.
+async fn bounded<F: Future<Output = ()>>(body: F) {
+    tokio::time::timeout(TEST_TIMEOUT, body).await.expect("the test finished in time");
+}
+
+/// Records every command it applies, in order; answers each entry with the number of
+/// commands applied so far, so exactly-once shows as distinct responses.
+#[derive(Clone, Default)]
+struct Recording {
+    applied: Arc<Mutex<Vec<Bytes>>>,
+    /// How many times it restored from a snapshot.
+    restores: Arc<AtomicU64>,
+}
+
+impl Recording {
+    fn commands(&self) -> Vec<Bytes> {
+        self.applied.lock().unwrap().clone()
+    }
+}
+
+impl StateMachine for Recording {
+    type Response = u64;
+
+    fn apply(&mut self, entries: &[Entry]) -> Vec<u64> {
+        let mut applied = self.applied.lock().unwrap();
+        entries
+            .iter()
+            .map(|entry| {
+                if let EntryPayload::Command(command) = &entry.payload {
+                    applied.push(command.clone());
+                }
+                applied.len() as u64
+            })
+            .collect()
+    }
+
+    async fn snapshot(&mut self) -> Result<Bytes, Error> {
+        let mut data = BytesMut::new();
+        for command in self.applied.lock().unwrap().iter() {
+            data.put_u32(command.len() as u32);
+            data.put_slice(command);
+        }
+        Ok(data.freeze())
+    }
+
+    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        let mut data = snapshot.data.clone();
+        let mut applied = Vec::new();
+        while data.has_remaining() {
+            let length = data.get_u32() as usize;
+            applied.push(data.split_to(length));
+        }
+        *self.applied.lock().unwrap() = applied;
+        self.restores.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+struct TestNode {
+    store: MemLogStore,
+    application: Recording,
+    handle: Option<RaftHandle<u64>>,
+}
+
+/// A cluster of node tasks on one channel network.
+struct Cluster {
+    network: ChannelNetwork,
+    nodes: BTreeMap<NodeId, TestNode>,
+    tweak: fn(&mut Config),
+}
+
+impl Cluster {
+    async fn start(count: u64, tweak: fn(&mut Config)) -> Cluster {
+        let ids: Vec<NodeId> = (1..=count).map(NodeId).collect();
+        let membership = Membership::with_voters(ids.iter().copied());
+        let nodes = ids
+            .iter()
+            .map(|&id| {
+                let node = TestNode {
+                    store: MemLogStore::new(membership.clone()),
+                    application: Recording::default(),
+                    handle: None,
+                };
+                (id, node)
+            })
+            .collect();
+        let mut cluster = Cluster { network: ChannelNetwork::new(), nodes, tweak };
+        for id in ids {
+            cluster.start_node(id).await;
+        }
+        cluster
+    }
+
+    /// Starts (or restarts) `id` from its store, with a fresh application.
+    async fn start_node(&mut self, id: NodeId) {
+        let mut config = Config::new(id);
+        (self.tweak)(&mut config);
+        let runtime = RuntimeConfig { tick: TICK, seed: 7, ..RuntimeConfig::default() };
+        let node = self.nodes.get_mut(&id).unwrap();
+        node.application = Recording::default();
+        let transport = self.network.transport(id);
+        let raft =
+            Raft::new(config, runtime, node.store.clone(), transport, node.application.clone());
+        node.handle = Some(raft.start().await.unwrap());
+    }
+
+    fn handle(&self, id: NodeId) -> RaftHandle<u64> {
+        self.nodes[&id].handle.clone().expect("the node is running")
+    }
+
+    async fn stop_node(&mut self, id: NodeId) {
+        let handle = self.nodes.get_mut(&id).unwrap().handle.take().unwrap();
+        handle.shutdown().await.unwrap();
+    }
+
+    fn running(&self) -> Vec<NodeId> {
+        self.nodes.iter().filter(|(_, node)| node.handle.is_some()).map(|(&id, _)| id).collect()
+    }
+
+    /// Waits until exactly one running node among `among` leads, in a term every one of
+    /// them agrees on, and returns it.
+    async fn leader_among(&self, among: &[NodeId]) -> NodeId {
+        loop {
+            let mut leaders = BTreeSet::new();
+            let mut views = BTreeSet::new();
+            for &id in among {
+                let status = self.handle(id).status().await.unwrap();
+                if status.role == Role::Leader {
+                    leaders.insert(id);
+                }
+                views.insert((status.term, status.leader));
+            }
+            if leaders.len() == 1 && views.len() == 1 {
+                return *leaders.first().unwrap();
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    }
+
+    async fn leader(&self) -> NodeId {
+        self.leader_among(&self.running()).await
+    }
+
+    /// Waits until node `id`'s application has applied `count` commands.
+    async fn wait_applied(&self, id: NodeId, count: usize) -> Vec<Bytes> {
+        loop {
+            let commands = self.nodes[&id].application.commands();
+            if commands.len() >= count {
+                return commands;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn shutdown(mut self) {
+        for id in self.running() {
+            self.stop_node(id).await;
+        }
+    }
+}
+
+fn no_tweak(_: &mut Config) {}
+
+fn command(text: String) -> Bytes {
+    Bytes::from(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_exactly_one_leader() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.leader().await;
+        for id in cluster.running() {
+            let status = cluster.handle(id).status().await.unwrap();
+            assert_eq!(status.leader, Some(leader), "node {id} follows the leader");
+            assert!(status.term >= Term(1));
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_proposals_are_applied_exactly_once_on_every_node() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.handle(cluster.leader().await);
+        let (tasks, per_task) = (16, 50);
+        let mut proposers = Vec::new();
+        for task in 0..tasks {
+            let leader = leader.clone();
+            proposers.push(tokio::spawn(async move {
+                let mut responses = Vec::new();
+                for number in 0..per_task {
+                    let payload = command(format!("task {task} command {number}"));
+                    responses.push(leader.propose(payload).await.unwrap());
+                }
+                responses
+            }));
+        }
+        let mut responses = Vec::new();
+        for proposer in proposers {
+            responses.extend(proposer.await.unwrap());
+        }
+        // Each command was applied once on the leader: the responses are 1..=total.
+        let total = tasks * per_task;
+        responses.sort_unstable();
+        assert_eq!(responses, (1..=total as u64).collect::<Vec<_>>());
+        let on_leader = cluster.wait_applied(leader.node(), total).await;
+        assert_eq!(on_leader.iter().collect::<BTreeSet<_>>().len(), total, "no duplicates");
+        for id in cluster.running() {
+            let applied = cluster.wait_applied(id, total).await;
+            assert_eq!(applied, on_leader, "node {id} applied the same commands in order");
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_proposal_is_refused_with_the_leader_hint() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.leader().await;
+        let follower = cluster.running().into_iter().find(|&id| id != leader).unwrap();
+        let refused = cluster.handle(follower).propose(Bytes::from_static(b"x")).await;
+        assert_eq!(refused, Err(Error::NotLeader { leader_hint: Some(leader) }));
+        assert!(cluster.nodes[&follower].application.commands().is_empty());
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_on_every_node_see_the_writes_acknowledged_before_them() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.handle(cluster.leader().await);
+        for id in cluster.running() {
+            let payload = command(format!("written before reading on node {id}"));
+            leader.propose(payload.clone()).await.unwrap();
+            let read_index = cluster.handle(id).read_index().await.unwrap();
+            // The read returned only once this node's application had caught up.
+            let applied = cluster.nodes[&id].application.commands();
+            assert!(applied.contains(&payload), "node {id} at read index {read_index}");
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_on_a_cut_off_follower_fails_instead_of_hanging() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.leader().await;
+        let follower = cluster.running().into_iter().find(|&id| id != leader).unwrap();
+        cluster.network.isolate(follower, true);
+        let read = cluster.handle(follower).read_index().await;
+        assert!(matches!(read, Err(Error::NotLeader { .. })), "{read:?}");
+        cluster.network.isolate(follower, false);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_leader_elects_a_new_one_that_commits() {
+    bounded(async {
+        let mut cluster = Cluster::start(3, no_tweak).await;
+        let first = cluster.leader().await;
+        cluster.handle(first).propose(Bytes::from_static(b"before")).await.unwrap();
+        let stopped = cluster.handle(first);
+        cluster.stop_node(first).await;
+        let second = cluster.leader().await;
+        assert_ne!(first, second);
+        let response = cluster.handle(second).propose(Bytes::from_static(b"after")).await;
+        assert_eq!(response, Ok(2));
+        let applied = cluster.wait_applied(second, 2).await;
+        assert_eq!(applied, [Bytes::from_static(b"before"), Bytes::from_static(b"after")]);
+        // The stopped node refuses work instead of hanging.
+        let refused = stopped.propose(Bytes::from_static(b"x")).await;
+        assert_eq!(refused, Err(Error::NodeStopped { node: first }));
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_cluster_recovers_its_log_and_rebuilds_the_application() {
+    bounded(async {
+        let mut cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.handle(cluster.leader().await);
+        for number in 0..20 {
+            leader.propose(command(format!("command {number}"))).await.unwrap();
+        }
+        let before = cluster.wait_applied(leader.node(), 20).await;
+        for id in cluster.running() {
+            cluster.stop_node(id).await;
+        }
+        for id in [NodeId(1), NodeId(2), NodeId(3)] {
+            cluster.start_node(id).await;
+        }
+        let leader = cluster.handle(cluster.leader().await);
+        let response = leader.propose(Bytes::from_static(b"after restart")).await;
+        assert_eq!(response, Ok(21), "the application was rebuilt from the log first");
+        for id in cluster.running() {
+            let applied = cluster.wait_applied(id, 21).await;
+            assert_eq!(applied[..20], before[..], "node {id}");
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_failure_stops_the_node_and_shutdown_reports_it() {
+    bounded(async {
+        let cluster = Cluster::start(1, no_tweak).await;
+        let id = cluster.leader().await;
+        let handle = cluster.handle(id);
+        assert_eq!(handle.propose(Bytes::from_static(b"ok")).await, Ok(1));
+        cluster.nodes[&id].store.fail_writes();
+        let failed = handle.propose(Bytes::from_static(b"lost")).await;
+        assert_eq!(failed, Err(Error::NodeStopped { node: id }));
+        let error = handle.shutdown().await.unwrap_err();
+        assert!(matches!(error, Error::Storage { .. }), "{error}");
+        // Never retried: the node is gone and refuses everything.
+        assert!(matches!(handle.status().await, Err(Error::NodeStopped { .. })));
+        assert_eq!(cluster.nodes[&id].store.entries().len(), 2, "the empty entry and 'ok'");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_leader_fails_its_pending_proposals_instead_of_hanging() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.leader().await;
+        cluster.network.isolate(leader, true);
+        let handle = cluster.handle(leader);
+        let pending = handle.propose(Bytes::from_static(b"never commits here"));
+        // CheckQuorum makes the leader step down within two election timeouts.
+        match pending.await {
+            Err(Error::ProposalOutcomeUnknown { log_id, .. }) => {
+                assert!(log_id.index > LogIndex(1));
+            }
+            other => panic!("expected an unknown outcome, got {other:?}"),
+        }
+        let others: Vec<NodeId> = cluster.running().into_iter().filter(|&i| i != leader).collect();
+        let new_leader = cluster.leader_among(&others).await;
+        assert_eq!(cluster.handle(new_leader).propose(Bytes::from_static(b"y")).await, Ok(1));
+        cluster.network.isolate(leader, false);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+fn small_snapshots(config: &mut Config) {
+    config.snapshot_log_bytes = std::num::NonZeroU64::new(2048);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_follower_catches_up_from_the_leaders_snapshot() {
+    bounded(async {
+        let cluster = Cluster::start(3, small_snapshots).await;
+        let leader = cluster.leader().await;
+        let lagging = cluster.running().into_iter().find(|&id| id != leader).unwrap();
+        cluster.network.isolate(lagging, true);
+        let handle = cluster.handle(leader);
+        for number in 0..200 {
+            handle.propose(command(format!("command {number:032}"))).await.unwrap();
+        }
+        let leader_store = &cluster.nodes[&leader].store;
+        while leader_store.snapshot().is_none() {
+            tokio::time::sleep(TICK).await;
+        }
+        assert!(leader_store.entries().len() < 200, "the leader compacted its stored log");
+        cluster.network.isolate(lagging, false);
+        let expected = cluster.wait_applied(leader, 200).await;
+        let caught_up = cluster.wait_applied(lagging, 200).await;
+        assert_eq!(caught_up, expected);
+        let restores = cluster.nodes[&lagging].application.restores.load(Ordering::Relaxed);
+        assert_eq!(restores, 1, "it was sent the snapshot, not the whole log");
+        assert!(cluster.nodes[&lagging].store.snapshot().is_some());
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_transfer_moves_the_leader() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.leader().await;
+        let target = cluster.running().into_iter().find(|&id| id != leader).unwrap();
+        cluster.handle(leader).transfer_leader(target).await.unwrap();
+        loop {
+            if cluster.leader().await == target {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        assert_eq!(cluster.handle(target).propose(Bytes::from_static(b"z")).await, Ok(1));
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_beyond_the_pending_maximum_are_refused() {
+    bounded(async {
+        let id = NodeId(1);
+        // Every write takes 300 ms, so a proposal waits that long for its own commit.
+        let store = MemLogStore::new(Membership::with_voters([id]))
+            .with_latency(Duration::from_millis(300));
+        let runtime = RuntimeConfig {
+            tick: TICK,
+            proposals_pending_max: std::num::NonZeroUsize::new(1).unwrap(),
+            ..RuntimeConfig::default()
+        };
+        let network = ChannelNetwork::new();
+        let transport = network.transport(id);
+        let raft = Raft::new(Config::new(id), runtime, store, transport, Recording::default());
+        let handle = raft.start().await.unwrap();
+        while handle.status().await.unwrap().role != Role::Leader {
+            tokio::time::sleep(TICK).await;
+        }
+        let waiting = handle.clone();
+        let first = tokio::spawn(async move { waiting.propose(Bytes::from_static(b"a")).await });
+        while handle.status().await.unwrap().last_log_id.index < LogIndex(2) {
+            tokio::task::yield_now().await;
+        }
+        let second = handle.propose(Bytes::from_static(b"b")).await;
+        assert_eq!(second, Err(Error::TooManyPendingProposals { pending: 1 }));
+        assert_eq!(first.await.unwrap(), Ok(1));
+        handle.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_runtime_config_is_refused_at_start() {
+    bounded(async {
+        let id = NodeId(1);
+        let store = MemLogStore::new(Membership::with_voters([id]));
+        let runtime = RuntimeConfig { tick: Duration::ZERO, ..RuntimeConfig::default() };
+        let raft = Raft::new(
+            Config::new(id),
+            runtime,
+            store,
+            ChannelNetwork::new().transport(id),
+            Recording::default(),
+        );
+        let error = raft.start().await.unwrap_err();
+        assert!(matches!(error, Error::InvalidConfig { field: "tick", .. }), "{error}");
+    })
+    .await;
+}
+
+/// Counts what the driver reports.
+#[derive(Default)]
+struct Counters {
+    elections_won: AtomicU64,
+    appends_acked_with_latency: AtomicU64,
+    writes: AtomicU64,
+    written_entries: AtomicU64,
+    log_length: AtomicU64,
+}
+
+impl MetricsSink for Counters {
+    fn election_finished(&self, _: NodeId, _: Term, won: bool, _: Duration) {
+        if won {
+            self.elections_won.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn append_acked(&self, _: NodeId, _: NodeId, _: LogIndex, latency: Option<Duration>) {
+        if latency.is_some() {
+            self.appends_acked_with_latency.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn persisted(&self, _: NodeId, entries: u64, _: u64, _: Duration) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.written_entries.fetch_add(entries, Ordering::Relaxed);
+    }
+    fn log_length(&self, _: NodeId, entries: u64) {
+        self.log_length.fetch_max(entries, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_see_elections_acknowledged_appends_and_writes() {
+    bounded(async {
+        let ids = [NodeId(1), NodeId(2), NodeId(3)];
+        let membership = Membership::with_voters(ids);
+        let network = ChannelNetwork::new();
+        let counters = Arc::new(Counters::default());
+        let mut handles = Vec::new();
+        for id in ids {
+            let runtime = RuntimeConfig { tick: TICK, ..RuntimeConfig::default() };
+            let store = MemLogStore::new(membership.clone());
+            let raft = Raft::new(
+                Config::new(id),
+                runtime,
+                store,
+                network.transport(id),
+                Recording::default(),
+            )
+            .with_metrics(Arc::clone(&counters));
+            handles.push(raft.start().await.unwrap());
+        }
+        let leader = loop {
+            let mut leader = None;
+            for handle in &handles {
+                if handle.status().await.unwrap().role == Role::Leader {
+                    leader = Some(handle.clone());
+                }
+            }
+            if let Some(leader) = leader {
+                break leader;
+            }
+            tokio::time::sleep(TICK).await;
+        };
+        for number in 0..10 {
+            leader.propose(command(format!("{number}"))).await.unwrap();
+        }
+        assert!(counters.elections_won.load(Ordering::Relaxed) >= 1);
+        assert!(counters.appends_acked_with_latency.load(Ordering::Relaxed) >= 1);
+        assert!(counters.writes.load(Ordering::Relaxed) >= 3);
+        assert!(counters.written_entries.load(Ordering::Relaxed) >= 11);
+        assert!(counters.log_length.load(Ordering::Relaxed) >= 11);
+        for handle in handles {
+            handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
