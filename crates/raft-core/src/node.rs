@@ -470,6 +470,27 @@ impl Node {
         }
     }
 
+    /// The highest value a majority of the voters has reached, counting `own` for this node
+    /// (when it is a voter) and `peer` of each other voter's progress (`None`: not reached).
+    /// Used for the commit index, confirmed read rounds and the lease start.
+    pub(crate) fn quorum_value<T: Ord + Copy>(
+        &self,
+        own: T,
+        peer: impl Fn(&Progress) -> Option<T>,
+    ) -> Option<T> {
+        let id = self.config.id;
+        let mut values: Vec<T> = self
+            .membership
+            .voters
+            .iter()
+            .filter_map(|&voter| {
+                if voter == id { Some(own) } else { self.progress.get(&voter).and_then(&peer) }
+            })
+            .collect();
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values.get(self.membership.quorum() - 1).copied()
+    }
+
     /// The voters other than this node: whom to ask for votes.
     pub(crate) fn voting_peers(&self) -> Vec<NodeId> {
         let id = self.config.id;

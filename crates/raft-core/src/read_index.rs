@@ -19,6 +19,7 @@ use crate::config::ReadMode;
 use crate::error::Error;
 use crate::message::{MessageBody, ReadId};
 use crate::node::Node;
+use crate::progress::Progress;
 use crate::ready::ReadState;
 use crate::types::{LogIndex, NodeId, Role};
 
@@ -158,21 +159,7 @@ impl Node {
 
     /// The highest heartbeat round a majority (the leader included) has answered.
     fn quorum_round(&self) -> u64 {
-        let id = self.config.id;
-        let mut rounds: Vec<u64> = self
-            .membership
-            .voters
-            .iter()
-            .map(|&voter| {
-                if voter == id {
-                    self.reads.round
-                } else {
-                    self.progress.get(&voter).map_or(0, |p| p.round_acked)
-                }
-            })
-            .collect();
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        rounds.get(self.membership.quorum() - 1).copied().unwrap_or(0)
+        self.quorum_value(self.reads.round, |p| Some(p.round_acked)).unwrap_or(0)
     }
 
     /// Hands out every read whose round a majority answered and whose index is known.
@@ -205,22 +192,9 @@ impl Node {
         if self.transfer.is_some() {
             return false;
         }
-        let id = self.config.id;
         let now = self.reads.leader_ticks;
-        let mut sent_ticks: Vec<u64> = self
-            .membership
-            .voters
-            .iter()
-            .filter_map(|&voter| {
-                if voter == id {
-                    return Some(now);
-                }
-                let round = self.progress.get(&voter)?.round_acked;
-                self.reads.sent_tick(round)
-            })
-            .collect();
-        sent_ticks.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&lease_start) = sent_ticks.get(self.membership.quorum() - 1) else {
+        let sent_tick = |p: &Progress| self.reads.sent_tick(p.round_acked);
+        let Some(lease_start) = self.quorum_value(now, sent_tick) else {
             return false;
         };
         now - lease_start < self.config.lease_ticks

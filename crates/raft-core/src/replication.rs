@@ -207,22 +207,9 @@ impl Node {
     /// (Raft paper §5.4.2, Figure 8: older entries commit only beneath a current one).
     pub(crate) fn maybe_commit(&mut self) {
         assert_eq!(self.role, Role::Leader, "only a leader counts replicas");
-        let id = self.config.id;
-        let mut matched: Vec<LogIndex> = self
-            .membership
-            .voters
-            .iter()
-            .map(|&voter| {
-                if voter == id {
-                    // The leader counts itself only once its own write is durable.
-                    self.log.persisted_index()
-                } else {
-                    self.progress.get(&voter).map_or(LogIndex::ZERO, |p| p.match_index)
-                }
-            })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&quorum_index) = matched.get(self.membership.quorum() - 1) else {
+        // The leader counts itself only once its own write is durable.
+        let own = self.log.persisted_index();
+        let Some(quorum_index) = self.quorum_value(own, |p| Some(p.match_index)) else {
             return;
         };
         if self.log.term_at(quorum_index) != Some(self.term) {
