@@ -279,6 +279,15 @@ impl Cluster {
             // The node was told at once; the data only now reached the store.
             return;
         }
+        // Judged by the vote sent, not the hard state written: a node that forgets to persist
+        // its vote must still be rebooted here, or the fault could never expose that bug.
+        let voted = write.messages_after_persist.iter().find_map(|message| {
+            let granted = matches!(
+                message.body,
+                MessageBody::VoteResponse { pre_vote: false, granted: true }
+            );
+            granted.then_some(message.to)
+        });
         for message in write.messages_after_persist {
             self.send(message);
         }
@@ -287,8 +296,7 @@ impl Cluster {
             node.on_persisted(last.log_id);
         }
         self.after_input(position, 4);
-        let voted = write.hard_state.and_then(|hard_state| hard_state.voted_for);
-        if self.reboot_after_next_vote && voted.is_some_and(|candidate| candidate != id) {
+        if self.reboot_after_next_vote && voted.is_some() {
             self.reboot_after_next_vote = false;
             self.trace(|| format!("n{id} reboots right after voting for {voted:?}"));
             self.restart(id);
