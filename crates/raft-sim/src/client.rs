@@ -1,9 +1,10 @@
-//! A workload client that retries, as real clients of a replicated service do.
+//! Workload clients: one that writes and retries, as real clients of a replicated service
+//! do, and one that reads.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use raft_core::{EntryPayload, Node, NodeId};
+use raft_core::{EntryPayload, Node, NodeId, ReadId};
 use rand::Rng;
 
 use crate::cluster::Cluster;
@@ -17,6 +18,10 @@ pub const CLIENT_RETRY_MS: u64 = 300;
 /// The longest wait between two proposals of one command. Backing off keeps a client from
 /// flooding a slow cluster with duplicates faster than it can replicate them.
 pub const CLIENT_RETRY_MS_MAX: u64 = 2_400;
+
+/// How long the read client waits for a read to be served before it gives up on it (the
+/// request or its answer may be lost, or the leader deposed): a few election timeouts.
+pub const READ_TIMEOUT_MS: u64 = 1_000;
 
 /// Bytes of id at the start of every command.
 const COMMAND_ID_BYTES: usize = 8;
@@ -166,6 +171,100 @@ impl RetryingClient {
         }
         if let Some(leader) = cluster.node(target).and_then(Node::leader) {
             let _ = cluster.propose_to(leader, command);
+        }
+    }
+}
+
+/// A client that invokes linearizable reads on running nodes: half of them on a node that
+/// believes it leads, the others on any node, followers included.
+///
+/// The cluster checks each read when it is served (see [`Cluster::read`]); this client only
+/// keeps a bounded number outstanding and gives up on those not served within
+/// [`READ_TIMEOUT_MS`], as a real client times out and reads again.
+#[derive(Debug)]
+pub struct ReadClient {
+    /// Reads not yet served, with when the client gives up on each.
+    outstanding: BTreeMap<ReadId, u64>,
+    /// The most reads outstanding at once.
+    outstanding_max: usize,
+    issued: u64,
+    served: u64,
+    abandoned: u64,
+}
+
+impl ReadClient {
+    /// A client with at most `outstanding_max` reads outstanding.
+    #[must_use]
+    pub fn new(outstanding_max: usize) -> ReadClient {
+        ReadClient {
+            outstanding: BTreeMap::new(),
+            outstanding_max,
+            issued: 0,
+            served: 0,
+            abandoned: 0,
+        }
+    }
+
+    /// Reads a node accepted.
+    #[must_use]
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    /// Reads served before the client gave up on them.
+    #[must_use]
+    pub fn served(&self) -> u64 {
+        self.served
+    }
+
+    /// Reads the client gave up on.
+    #[must_use]
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned
+    }
+
+    /// One round: note which reads were served or timed out, then invoke a new read with
+    /// probability `read_probability` (if there is room).
+    pub fn act(&mut self, cluster: &mut Cluster, read_probability: f64) {
+        let now_ms = cluster.now_ms();
+        let finished: Vec<(ReadId, bool)> = self
+            .outstanding
+            .iter()
+            .filter_map(|(&read_id, &give_up_ms)| {
+                let served = cluster.served_read(read_id).is_some();
+                (served || now_ms >= give_up_ms).then_some((read_id, served))
+            })
+            .collect();
+        for (read_id, served) in finished {
+            self.outstanding.remove(&read_id);
+            if served {
+                self.served += 1;
+            } else {
+                self.abandoned += 1;
+            }
+        }
+        let has_room = self.outstanding.len() < self.outstanding_max;
+        if !has_room
+            || read_probability <= 0.0
+            || !cluster.rng().random_bool(read_probability.min(1.0))
+        {
+            return;
+        }
+        // Clients mostly read where they believe the leader is (stale leaders included),
+        // and otherwise from any node, followers forwarding to the leader.
+        let leaders: Vec<NodeId> = cluster.leaders().into_iter().map(|(id, _)| id).collect();
+        let candidates = if !leaders.is_empty() && cluster.rng().random_bool(0.5) {
+            leaders
+        } else {
+            cluster.node_ids().into_iter().filter(|&node| cluster.is_up(node)).collect()
+        };
+        if candidates.is_empty() {
+            return;
+        }
+        let target = candidates[cluster.rng().random_range(0..candidates.len())];
+        if let Some(read_id) = cluster.read(target) {
+            self.issued += 1;
+            self.outstanding.insert(read_id, now_ms + READ_TIMEOUT_MS);
         }
     }
 }

@@ -1,12 +1,12 @@
 //! The simulated cluster's engine: the nodes with their disks, the network, and the event loop
-//! that drives them through `raft-core`'s `Ready` contract. The controls tests use (faults,
-//! proposals, queries) are in `control.rs`.
+//! that drives them. How each `Ready` is performed is in `driver.rs`; the controls tests use
+//! (faults and queries) are in `control.rs`, the client operations in `operations.rs`.
 
 use std::collections::VecDeque;
 
 use raft_core::{
-    Config, Entry, HardState, LogIndex, Membership, Message, MessageBody, Node, NodeId, Ready,
-    RestoredState, Role, Term,
+    AppendResult, Config, Entry, LogIndex, Membership, Message, MessageBody, Node, NodeId,
+    ReadState, RestoredState, Role, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,12 +15,10 @@ use crate::checker::Checker;
 use crate::config::SimConfig;
 use crate::events::{Event, EventQueue};
 use crate::network::Network;
+use crate::reads::Reads;
+use crate::state_machine::StateMachine;
 use crate::stats::{MessageCounts, TraceHash};
 use crate::storage::{DurableStore, PendingWrite};
-
-/// The most `Ready`s one input may produce before the simulator calls it a livelock: a node
-/// that keeps reporting work after handing it all out would otherwise hang the run.
-const READY_ROUNDS_MAX: usize = 1_000;
 
 /// The most events one simulated millisecond may hold. A protocol livelock on a zero-delay
 /// network (two nodes answering each other forever) would otherwise never let time advance;
@@ -45,24 +43,64 @@ pub(crate) struct Observed {
     pub(crate) commit_index: LogIndex,
 }
 
-/// One member of the cluster: the running node (if up), its disk and its volatile extras.
+/// One simulated server: the running node (if up), its disk and its volatile extras.
 #[derive(Debug)]
 pub(crate) struct NodeSlot {
     pub(crate) id: NodeId,
     /// `None` while crashed.
     pub(crate) node: Option<Node>,
+    /// The membership the node starts from when its store holds no snapshot: the initial
+    /// voters for the cluster's first nodes, the empty membership for spare nodes, which
+    /// join a running cluster and learn the membership from the leader's log.
+    pub(crate) bootstrap_membership: Membership,
     /// What survives a crash.
     pub(crate) store: DurableStore,
     /// Writes handed out but not yet durable, oldest first; they complete in this order.
     pub(crate) writes: VecDeque<PendingWrite>,
     /// Counts the node's runs, so a crash cancels the timers and writes of the run it ended.
     pub(crate) incarnation: u64,
-    /// The state machine: the entries this run applied, from index 1 (it is volatile, so a
-    /// restarted node applies everything again).
+    /// The application. It is volatile: a restarted node restores it from its stored
+    /// snapshot and applies the rest of the log again.
+    pub(crate) machine: StateMachine,
+    /// The entries applied since the application was last restored (at start, or from a
+    /// snapshot), in order.
     pub(crate) applied: Vec<Entry>,
+    /// Confirmed reads waiting for the application to reach their read index.
+    pub(crate) reads_waiting: Vec<ReadState>,
     pub(crate) observed: Observed,
     /// The last index this run handed out for persisting, to check leaders only append.
     pub(crate) handed_out_last: LogIndex,
+    /// Retired for good: removed from the cluster and shut down, never restarted.
+    pub(crate) retired: bool,
+    /// Snapshots this node installed from a leader, over all its runs.
+    pub(crate) snapshots_installed: u64,
+    /// Snapshots this node took of its own application, over all its runs.
+    pub(crate) snapshots_taken: u64,
+}
+
+impl NodeSlot {
+    fn new(id: NodeId, bootstrap_membership: Membership) -> NodeSlot {
+        NodeSlot {
+            id,
+            node: None,
+            bootstrap_membership,
+            store: DurableStore::default(),
+            writes: VecDeque::new(),
+            incarnation: 0,
+            machine: StateMachine::EMPTY,
+            applied: Vec::new(),
+            reads_waiting: Vec::new(),
+            observed: Observed {
+                role: Role::Follower,
+                term: Term::ZERO,
+                commit_index: LogIndex::ZERO,
+            },
+            handed_out_last: LogIndex::ZERO,
+            retired: false,
+            snapshots_installed: 0,
+            snapshots_taken: 0,
+        }
+    }
 }
 
 /// A whole Raft cluster in one thread, on simulated time, driven from one seed.
@@ -78,9 +116,10 @@ pub struct Cluster {
     pub(crate) now_ms: u64,
     pub(crate) queue: EventQueue,
     pub(crate) slots: Vec<NodeSlot>,
-    pub(crate) membership: Membership,
     pub(crate) network: Network,
     pub(crate) checker: Checker,
+    /// Every read invoked, and the ones served.
+    pub(crate) reads: Reads,
     pub(crate) message_counts: MessageCounts,
     /// Events processed so far.
     pub(crate) steps: u64,
@@ -94,8 +133,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a fresh cluster of `config.nodes` voters, all followers at term 0 with empty
-    /// logs and their first ticks scheduled.
+    /// Starts a fresh cluster of `config.nodes` voters and `config.spare_nodes` spare nodes,
+    /// all followers at term 0 with empty logs and their first ticks scheduled.
     ///
     /// # Panics
     ///
@@ -105,20 +144,11 @@ impl Cluster {
     pub fn new(config: SimConfig) -> Cluster {
         config.validate();
         let membership = Membership::with_voters((1..=config.nodes).map(NodeId));
-        let slots = (1..=config.nodes)
-            .map(|id| NodeSlot {
-                id: NodeId(id),
-                node: None,
-                store: DurableStore::default(),
-                writes: VecDeque::new(),
-                incarnation: 0,
-                applied: Vec::new(),
-                observed: Observed {
-                    role: Role::Follower,
-                    term: Term::ZERO,
-                    commit_index: LogIndex::ZERO,
-                },
-                handed_out_last: LogIndex::ZERO,
+        let slots = (1..=config.nodes + config.spare_nodes)
+            .map(|id| {
+                let bootstrap_membership =
+                    if id <= config.nodes { membership.clone() } else { Membership::default() };
+                NodeSlot::new(NodeId(id), bootstrap_membership)
             })
             .collect();
         let mut cluster = Cluster {
@@ -127,19 +157,19 @@ impl Cluster {
             queue: EventQueue::default(),
             slots,
             network: Network::new(config.network),
-            checker: Checker::new(config.seed),
+            checker: Checker::new(config.seed, membership),
+            reads: Reads::default(),
             message_counts: MessageCounts::default(),
             steps: 0,
             steps_this_instant: 0,
             trace_hash: TraceHash::new(),
             recorded: None,
             reboot_after_next_vote: false,
-            membership,
             config,
         };
         for position in 0..cluster.slots.len() {
-            let restored = RestoredState::bootstrap(cluster.membership.clone());
-            cluster.start_node(position, restored);
+            let membership = cluster.slots[position].bootstrap_membership.clone();
+            cluster.start_node(position, RestoredState::bootstrap(membership));
         }
         cluster
     }
@@ -157,9 +187,19 @@ impl Cluster {
     }
 
     /// Starts a run of the node at `position` from `restored`, with a fresh seed and timer
-    /// phase, and lets it apply what it already knows is committed.
+    /// phase: restores its application from the snapshot, if any, and lets it apply what it
+    /// already knows is committed.
     pub(crate) fn start_node(&mut self, position: usize, restored: RestoredState) {
         let id = self.slots[position].id;
+        let machine = match &restored.snapshot {
+            Some(snapshot) => {
+                let machine = self.decode_snapshot(id, &snapshot.data);
+                let bootstrap = &self.slots[position].bootstrap_membership;
+                self.checker.check_snapshot(id, bootstrap, &snapshot.meta, &machine);
+                machine
+            }
+            None => StateMachine::EMPTY,
+        };
         let seed = self.rng.random::<u64>();
         let node = Node::new(self.node_config(id), restored, seed).unwrap_or_else(|error| {
             panic!("node {id} could not start (seed {}): {error}", self.config.seed)
@@ -170,6 +210,7 @@ impl Cluster {
         // A restored commit index is checked like a fresh one, from index 1.
         slot.observed =
             Observed { role: node.role(), term: node.term(), commit_index: LogIndex::ZERO };
+        slot.machine = machine;
         slot.applied.clear();
         slot.node = Some(node);
         let incarnation = slot.incarnation;
@@ -185,7 +226,9 @@ impl Cluster {
         let slot = &mut self.slots[position];
         slot.node = None;
         slot.writes.clear();
+        slot.machine = StateMachine::EMPTY;
         slot.applied.clear();
+        slot.reads_waiting.clear();
         slot.incarnation += 1;
         let id = slot.id;
         self.trace(|| format!("n{id} crashed"));
@@ -289,6 +332,7 @@ impl Cluster {
             granted.then_some(message.to)
         });
         for message in write.messages_after_persist {
+            self.check_promise(position, &message);
             self.send(message);
         }
         if let Some(last) = write.entries.last() {
@@ -307,31 +351,69 @@ impl Cluster {
     /// overwritten on the way.
     fn persist(&mut self, position: usize, write: &PendingWrite) {
         let slot = &mut self.slots[position];
-        let at_risk: Vec<(LogIndex, raft_core::LogId)> = match write.entries.first() {
+        // A snapshot may replace everything up to its index; entries overwrite from the first.
+        let first_at_risk = match (&write.snapshot, write.entries.first()) {
+            (Some(_), _) => Some(LogIndex(1)),
+            (None, Some(first)) => Some(first.log_id.index),
+            (None, None) => None,
+        };
+        let at_risk: Vec<raft_core::LogId> = match first_at_risk {
             None => Vec::new(),
             Some(first) => {
                 let last = slot.store.last_log_id().index.min(self.checker.committed_index());
-                (first.log_id.index.0..=last.0)
-                    .map(LogIndex)
-                    .filter_map(|index| {
-                        let committed = self.checker.committed_log_id(index)?;
-                        let stored = slot.store.entry(index)?.log_id;
-                        (stored == committed).then_some((index, committed))
-                    })
+                let first = first.max(slot.store.snapshot_log_id().index);
+                (first.0..=last.0)
+                    .filter_map(|index| self.checker.committed_log_id(LogIndex(index)))
+                    .filter(|&committed| slot.store.holds_committed(committed))
                     .collect()
             }
         };
         slot.store.apply(write);
-        for (index, committed) in at_risk {
-            let stored = slot.store.entry(index).map(|entry| entry.log_id);
+        for committed in at_risk {
             assert!(
-                stored == Some(committed),
-                "safety violation (seed {}): node {} overwrote committed entry {committed} in \
-                 its durable store with {stored:?}",
+                slot.store.holds_committed(committed),
+                "safety violation (seed {}): node {} lost committed entry {committed} from its \
+                 durable store (now last {}, snapshot {})",
                 self.config.seed,
-                slot.id
+                slot.id,
+                slot.store.last_log_id(),
+                slot.store.snapshot_log_id()
             );
         }
+    }
+
+    /// A message that waited for the disk promises durable state: an acknowledged append
+    /// promises the node's durable log reaches its match index, a granted vote that the
+    /// vote is durable. Checked as the message leaves, so a node that acknowledges what it
+    /// never handed out for persisting is caught at once rather than when a commit is found
+    /// short of a majority.
+    pub(crate) fn check_promise(&self, position: usize, message: &Message) {
+        let slot = &self.slots[position];
+        let store = &slot.store;
+        let kept = match message.body {
+            MessageBody::AppendResponse { result: AppendResult::Success { match_index } } => {
+                store.last_log_id().index >= match_index
+            }
+            MessageBody::VoteResponse { pre_vote: false, granted: true } => {
+                let durable = store.hard_state();
+                durable.term > message.term
+                    || (durable.term == message.term && durable.voted_for == Some(message.to))
+            }
+            _ => true,
+        };
+        assert!(
+            kept,
+            "safety violation (seed {}): node {} sent {:?} in term {} to node {}, but its \
+             durable store holds hard state {:?}, last entry {}, snapshot {}",
+            self.config.seed,
+            slot.id,
+            message.body,
+            message.term,
+            message.to,
+            store.hard_state(),
+            store.last_log_id(),
+            store.snapshot_log_id()
+        );
     }
 
     /// After any input to a node: check what changed, do the node's `Ready` work, and fold
@@ -354,7 +436,7 @@ impl Cluster {
     }
 
     /// Checks the node's role, term and commit index against what was seen before.
-    fn observe(&mut self, position: usize) {
+    pub(crate) fn observe(&mut self, position: usize) {
         let slot = &self.slots[position];
         let Some(node) = slot.node.as_ref() else {
             return;
@@ -363,13 +445,15 @@ impl Cluster {
         let observed = slot.observed;
         assert!(
             term >= observed.term,
-            "node {} term fell from {} to {term}",
+            "safety violation (seed {}): node {} term fell from {} to {term}",
+            self.config.seed,
             slot.id,
             observed.term
         );
         assert!(
             commit_index >= observed.commit_index,
-            "node {} commit index fell from {} to {commit_index}",
+            "safety violation (seed {}): node {} commit index fell from {} to {commit_index}",
+            self.config.seed,
             slot.id,
             observed.commit_index
         );
@@ -381,138 +465,13 @@ impl Cluster {
         }
         if commit_index > observed.commit_index {
             let from_index = observed.commit_index;
-            self.checker.on_commit(&self.slots, position, from_index, &self.membership);
+            self.checker.on_commit(&self.slots, position, from_index);
         }
         if role != observed.role || term != observed.term {
             let id = slot.id;
             self.trace(|| format!("n{id} is {role} in term {term}"));
         }
         self.slots[position].observed = Observed { role, term, commit_index };
-    }
-
-    /// Takes and performs `Ready`s until the node has no more work.
-    fn drain(&mut self, position: usize) {
-        for _ in 0..READY_ROUNDS_MAX {
-            let Some(node) = self.slots[position].node.as_mut() else {
-                return;
-            };
-            if !node.has_ready() {
-                return;
-            }
-            let ready = node.ready();
-            self.handle_ready(position, ready);
-            // Only a disk that ignores sync feeds the node while its Ready is handled.
-            if self.config.disk_ignores_sync {
-                self.observe(position);
-            }
-        }
-        panic!(
-            "node {} still has work after {READY_ROUNDS_MAX} Readys (seed {})",
-            self.slots[position].id, self.config.seed
-        );
-    }
-
-    /// Performs one `Ready` in the order its contract gives.
-    fn handle_ready(&mut self, position: usize, ready: Ready) {
-        let Ready {
-            hard_state,
-            entries_to_persist,
-            messages_now,
-            messages_after_persist,
-            committed_entries,
-            snapshot_to_install,
-            // Role changes are observed on the node itself; reads are not simulated.
-            ..
-        } = ready;
-        assert!(
-            snapshot_to_install.is_none(),
-            "node {} was sent a snapshot, but no simulated node ever compacts its log",
-            self.slots[position].id
-        );
-        if !entries_to_persist.is_empty() {
-            self.check_handed_out(position, &entries_to_persist);
-        }
-        for message in messages_now {
-            self.send(message);
-        }
-        let waits_for_disk = !self.config.disk_ignores_sync;
-        if hard_state.is_some() || !entries_to_persist.is_empty() {
-            self.issue_write(position, hard_state, entries_to_persist, messages_after_persist);
-        } else if let Some(write) =
-            self.slots[position].writes.back_mut().filter(|_| waits_for_disk)
-        {
-            // These messages promise state handed out earlier, which may still be on its
-            // way to disk: they leave with the last write issued.
-            write.messages_after_persist.extend(messages_after_persist);
-        } else {
-            for message in messages_after_persist {
-                self.send(message);
-            }
-        }
-        for entry in committed_entries {
-            let slot = &mut self.slots[position];
-            self.checker.on_apply(slot.id, slot.applied.len(), &entry);
-            slot.applied.push(entry);
-        }
-    }
-
-    /// Log Matching for handed-out entries, and: a leader only ever appends to its log.
-    fn check_handed_out(&mut self, position: usize, entries: &[Entry]) {
-        let slot = &self.slots[position];
-        let node = slot.node.as_ref().expect("a running node hands out entries");
-        self.checker.on_entries_handed_out(node, entries);
-        let first = entries[0].log_id.index;
-        if node.role() == Role::Leader {
-            assert_eq!(
-                first,
-                slot.handed_out_last.next(),
-                "safety violation (seed {}): leader {} rewrote its own log from index {first}",
-                self.config.seed,
-                slot.id
-            );
-        }
-        let last = entries[entries.len() - 1].log_id.index;
-        self.slots[position].handed_out_last = last;
-    }
-
-    fn issue_write(
-        &mut self,
-        position: usize,
-        hard_state: Option<HardState>,
-        entries: Vec<Entry>,
-        messages_after_persist: Vec<Message>,
-    ) {
-        let latency_ms =
-            self.rng.random_range(self.config.disk_write_ms_min..=self.config.disk_write_ms_max);
-        let slot = &mut self.slots[position];
-        // Writes complete in the order issued, as the Ready contract requires.
-        let after_ms = slot.writes.back().map_or(0, |write| write.done_at_ms);
-        let done_at_ms = (self.now_ms + latency_ms).max(after_ms);
-        slot.writes.push_back(PendingWrite {
-            hard_state,
-            entries,
-            messages_after_persist,
-            done_at_ms,
-        });
-        let event = Event::WriteDone { node: slot.id, incarnation: slot.incarnation };
-        self.queue.push(done_at_ms, event);
-        if self.config.disk_ignores_sync {
-            self.acknowledge_early(position);
-        }
-    }
-
-    /// What a driver on a disk that ignores sync does: it believes the write it just issued
-    /// is durable, so it sends what waited for it and reports it persisted.
-    fn acknowledge_early(&mut self, position: usize) {
-        let write = self.slots[position].writes.back_mut().expect("a write was just issued");
-        let messages = std::mem::take(&mut write.messages_after_persist);
-        let last = write.entries.last().map(|entry| entry.log_id);
-        for message in messages {
-            self.send(message);
-        }
-        if let (Some(last), Some(node)) = (last, self.slots[position].node.as_mut()) {
-            node.on_persisted(last);
-        }
     }
 
     /// Hands a message to the network, which may drop, delay or duplicate it.

@@ -70,8 +70,13 @@ impl Default for NetworkFaults {
 /// its `SimConfig` and the calls made on the [`crate::Cluster`].
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// How many voters the cluster has; they are numbered `1..=nodes`.
+    /// How many voters the cluster starts with; they are numbered `1..=nodes`.
     pub nodes: u64,
+    /// How many spare nodes run besides them, numbered `nodes + 1..=nodes + spare_nodes`.
+    /// Each starts as a node joining a running cluster (an empty membership: it never
+    /// campaigns and learns the membership from the leader's log) and takes part once a
+    /// membership change adds it.
+    pub spare_nodes: u64,
     /// The seed of the run's PRNG.
     pub seed: u64,
     /// Simulated milliseconds between two ticks of one node. Each node ticks with its own
@@ -92,6 +97,10 @@ pub struct SimConfig {
     /// write latency, and a crash before then loses it. Raft is not safe on such a disk;
     /// this exists so tests can prove the checker notices.
     pub disk_ignores_sync: bool,
+    /// Simulates a driver that serves a confirmed read as soon as the node hands out its
+    /// read index, without waiting for the application to apply up to it. Such reads can
+    /// miss acknowledged writes; this exists so tests can prove the read checker notices.
+    pub serve_reads_before_applied: bool,
     /// Print one line per event to standard error, to follow a failing seed.
     pub trace: bool,
 }
@@ -118,11 +127,13 @@ impl SimConfig {
 }
 
 impl Default for SimConfig {
-    /// Three nodes, seed 0, a 10 ms tick (so the default election timeout of 10–20 ticks is
-    /// 100–200 ms and heartbeats go every 10 ms), a reliable network and 1–5 ms disk writes.
+    /// Three nodes and no spares, seed 0, a 10 ms tick (so the default election timeout of
+    /// 10–20 ticks is 100–200 ms and heartbeats go every 10 ms), a reliable network and
+    /// 1–5 ms disk writes.
     fn default() -> SimConfig {
         SimConfig {
             nodes: 3,
+            spare_nodes: 0,
             seed: 0,
             tick_ms: 10,
             node_config: Config::default(),
@@ -130,6 +141,7 @@ impl Default for SimConfig {
             disk_write_ms_min: 1,
             disk_write_ms_max: 5,
             disk_ignores_sync: false,
+            serve_reads_before_applied: false,
             trace: false,
         }
     }

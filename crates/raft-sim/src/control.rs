@@ -1,26 +1,16 @@
-//! The cluster's controls: running the clock, proposing commands, injecting faults, and
-//! looking at the nodes.
+//! The cluster's controls: running the clock, injecting faults, and looking at the nodes.
 
 use bytes::Bytes;
 use raft_core::{
-    Entry, EntryPayload, LogId, LogIndex, Membership, Message, Node, NodeId, RestoredState, Role,
-    Term,
+    Entry, EntryPayload, LogIndex, Membership, Message, Node, NodeId, RestoredState, Role, Term,
 };
 use rand_chacha::ChaCha8Rng;
 
 use crate::cluster::Cluster;
 use crate::config::{NetworkFaults, SimConfig};
+use crate::state_machine::StateMachine;
 use crate::stats::MessageCounts;
 use crate::storage::DurableStore;
-
-/// How long [`Cluster::replicate`] waits for one proposal to be applied before it proposes
-/// the command again: five of the longest default election timeouts, time enough for a new
-/// leader to be elected and to commit.
-const REPLICATE_RETRY_MS: u64 = 1_000;
-
-/// How long [`Cluster::replicate`] waits before asking again when there is no leader: one
-/// default tick.
-const LEADER_POLL_MS: u64 = 10;
 
 impl Cluster {
     /// The simulated time, in milliseconds since the cluster started.
@@ -106,16 +96,38 @@ impl Cluster {
         &self.slots[self.position(id)].store
     }
 
-    /// The entries node `id` applied since it last started, from index 1.
+    /// The entries node `id` applied since its application was last restored: since it
+    /// started, from index 1, or since it last installed or restarted from a snapshot.
     #[must_use]
     pub fn applied(&self, id: NodeId) -> &[Entry] {
         &self.slots[self.position(id)].applied
     }
 
-    /// The cluster's voters.
+    /// The last index node `id`'s application applied (0 while it is down).
+    #[must_use]
+    pub fn applied_index(&self, id: NodeId) -> LogIndex {
+        self.slots[self.position(id)].machine.applied_index
+    }
+
+    /// Node `id`'s application: its applied index and its state there.
+    #[must_use]
+    pub fn application(&self, id: NodeId) -> StateMachine {
+        self.slots[self.position(id)].machine
+    }
+
+    /// How many snapshots node `id` installed from a leader, and how many it took of its own
+    /// application, over all its runs.
+    #[must_use]
+    pub fn snapshot_counts(&self, id: NodeId) -> (u64, u64) {
+        let slot = &self.slots[self.position(id)];
+        (slot.snapshots_installed, slot.snapshots_taken)
+    }
+
+    /// The membership in force on the committed log: that of the latest committed
+    /// membership entry, else the voters the cluster started with.
     #[must_use]
     pub fn membership(&self) -> &Membership {
-        &self.membership
+        self.checker.committed_membership()
     }
 
     /// The leader a well-informed client would pick: among running nodes that are not
@@ -148,93 +160,22 @@ impl Cluster {
         self.leader()
     }
 
-    /// Proposes `command` to [`Cluster::leader`]. Returns the entry's id, or `None` when there
-    /// is no leader.
-    pub fn propose(&mut self, command: impl Into<Bytes>) -> Option<LogId> {
-        let leader = self.leader()?;
-        self.propose_to(leader, command)
-    }
-
-    /// Proposes `command` to node `id`, as a client talking to it would. Returns the entry's
-    /// id, or `None` when the node is down or does not believe it leads.
-    pub fn propose_to(&mut self, id: NodeId, command: impl Into<Bytes>) -> Option<LogId> {
-        let position = self.position(id);
-        let node = self.slots[position].node.as_mut()?;
-        let log_id = node.propose(command.into()).ok()?;
-        self.trace(|| format!("n{id} proposed {log_id}"));
-        self.after_input(position, 5);
-        Some(log_id)
-    }
-
-    /// Proposes every command to node `id` before letting it hand out its work, as a driver
-    /// that drains a burst of client requests before calling `ready()` would, so the node
-    /// can batch them. Returns the entries' ids (fewer than the commands if the node stopped
-    /// leading; none when it is down or not the leader).
-    pub fn propose_batch_to(
-        &mut self,
-        id: NodeId,
-        commands: impl IntoIterator<Item = Bytes>,
-    ) -> Vec<LogId> {
-        let position = self.position(id);
-        let Some(node) = self.slots[position].node.as_mut() else {
-            return Vec::new();
-        };
-        let mut log_ids = Vec::new();
-        for command in commands {
-            match node.propose(command) {
-                Ok(log_id) => log_ids.push(log_id),
-                Err(_) => break,
-            }
-        }
-        if !log_ids.is_empty() {
-            self.trace(|| format!("n{id} proposed a batch of {}", log_ids.len()));
-            self.after_input(position, 6);
-        }
-        log_ids
-    }
-
-    /// Gets `command` applied by at least `nodes_min` running nodes, like a client that
-    /// retries: proposes it to the leader, waits, and proposes again if it was lost. Returns
-    /// the index it was applied at, or `None` after `duration_ms_max`.
-    pub fn replicate(
-        &mut self,
-        command: impl Into<Bytes>,
-        nodes_min: usize,
-        duration_ms_max: u64,
-    ) -> Option<LogIndex> {
-        let command = command.into();
-        let deadline_ms = self.now_ms + duration_ms_max;
-        while self.now_ms < deadline_ms {
-            let remaining_ms = deadline_ms - self.now_ms;
-            let Some(log_id) = self.propose(command.clone()) else {
-                self.run_for(LEADER_POLL_MS.min(remaining_ms));
-                continue;
-            };
-            let index = log_id.index;
-            let wait_ms = REPLICATE_RETRY_MS.min(remaining_ms);
-            if self
-                .run_until(wait_ms, |cluster| cluster.applied_count(index, &command) >= nodes_min)
-            {
-                return Some(index);
-            }
-        }
-        None
-    }
-
-    /// How many running nodes applied `command` at `index`.
+    /// How many running nodes applied `command` at `index` (directly, or within a snapshot:
+    /// the checker makes sure every node applies the committed log, so a node that applied
+    /// past `index` applied the committed entry there).
     #[must_use]
     pub fn applied_count(&self, index: LogIndex, command: &[u8]) -> usize {
-        let Some(position) = index.0.checked_sub(1).and_then(|p| usize::try_from(p).ok()) else {
+        let committed = self.checker.committed_entries().nth(index.0.saturating_sub(1) as usize);
+        let is_command = committed.is_some_and(|entry| {
+            index.0 >= 1
+                && matches!(&entry.payload, EntryPayload::Command(bytes) if bytes == command)
+        });
+        if !is_command {
             return 0;
-        };
+        }
         self.slots
             .iter()
-            .filter(|slot| slot.node.is_some())
-            .filter(|slot| {
-                slot.applied.get(position).is_some_and(|entry| {
-                    matches!(&entry.payload, EntryPayload::Command(bytes) if bytes == command)
-                })
-            })
+            .filter(|slot| slot.node.is_some() && slot.machine.applied_index >= index)
             .count()
     }
 
@@ -313,21 +254,47 @@ impl Cluster {
 
     /// Starts node `id` again from its durable store (crashing it first if it is running),
     /// as a real process restarting on its disk would.
+    ///
+    /// # Panics
+    ///
+    /// If the node was retired.
     pub fn restart(&mut self, id: NodeId) {
         let position = self.position(id);
+        assert!(!self.slots[position].retired, "node {id} was retired and never restarts");
         if self.slots[position].node.is_some() {
             self.stop_node(position);
         }
-        let store = &self.slots[position].store;
-        // The state machine is volatile and the log never compacted: the node restarts from
-        // its hard state and whole log, and applies everything again.
+        let slot = &self.slots[position];
+        let store = &slot.store;
+        // The application is volatile: it is restored from the stored snapshot, if any, and
+        // the node applies the entries after it again.
+        let (membership, applied_index) = match store.snapshot() {
+            Some(snapshot) => (snapshot.meta.membership.clone(), snapshot.meta.last_log_id.index),
+            None => (slot.bootstrap_membership.clone(), LogIndex::ZERO),
+        };
         let restored = RestoredState {
             hard_state: store.hard_state(),
+            membership,
+            snapshot: store.snapshot().cloned(),
             entries: store.entries().to_vec(),
-            applied_index: LogIndex::ZERO,
-            ..RestoredState::bootstrap(self.membership.clone())
+            applied_index,
         };
         self.start_node(position, restored);
+    }
+
+    /// Shuts node `id` down for good, as an operator does with a server removed from the
+    /// cluster: it crashes and is never restarted (its durable store stays, for checks).
+    pub fn retire(&mut self, id: NodeId) {
+        self.crash(id);
+        let position = self.position(id);
+        self.slots[position].retired = true;
+        self.trace(|| format!("n{id} retired"));
+    }
+
+    /// Whether node `id` was retired.
+    #[must_use]
+    pub fn is_retired(&self, id: NodeId) -> bool {
+        self.slots[self.position(id)].retired
     }
 
     /// Arms a fault: the next node whose vote for another node becomes durable is
@@ -397,26 +364,35 @@ impl Cluster {
         )];
         for slot in &self.slots {
             let durable = slot.store.last_log_id();
-            let cut = if self.network.is_disconnected(slot.id) { " (disconnected)" } else { "" };
+            let cut = match (slot.retired, self.network.is_disconnected(slot.id)) {
+                (true, _) => " (retired)",
+                (false, true) => " (disconnected)",
+                (false, false) => "",
+            };
             let Some(node) = &slot.node else {
                 lines.push(format!("  n{}: down, durable last {durable}{cut}", slot.id));
                 continue;
             };
+            let membership = node.membership();
             let mut line = format!(
-                "  n{}: {} term {} leader {:?} commit {} applied {} last {} durable {durable}, \
-                 {} writes pending{cut}",
+                "  n{}: {} term {} leader {:?} commit {} applied {} last {} first {} durable \
+                 {durable} snapshot {}, {} writes pending, voters {:?} learners {:?}{cut}",
                 slot.id,
                 node.role(),
                 node.term(),
                 node.leader().map(|id| id.0),
                 node.commit_index(),
-                slot.applied.len(),
+                slot.machine.applied_index,
                 node.last_log_id(),
-                slot.writes.len()
+                node.first_index(),
+                slot.store.snapshot_log_id(),
+                slot.writes.len(),
+                membership.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
+                membership.learners.iter().map(|id| id.0).collect::<Vec<_>>()
             );
             if node.role() == Role::Leader {
-                for peer in self.membership.voters.iter().filter(|&&peer| peer != slot.id) {
-                    let matched = node.match_index(*peer).map_or(0, |index| index.0);
+                for peer in membership.members().filter(|&peer| peer != slot.id) {
+                    let matched = node.match_index(peer).map_or(0, |index| index.0);
                     line.push_str(&format!(" match[n{peer}]={matched}"));
                 }
             }
@@ -425,14 +401,15 @@ impl Cluster {
         lines.join("\n")
     }
 
-    /// Checks that every committed entry is still on a majority of voters' durable stores
-    /// (the per-step checks verify it when each commit is first seen; this re-checks it all,
-    /// for the end of a run).
+    /// Checks that every committed entry is still on a majority of the durable stores of
+    /// the voters of [`Cluster::membership`] (the per-step checks verify it, against the
+    /// committing leader's membership, when each commit is first seen; this re-checks it
+    /// all, for the end of a run, once membership changes have settled).
     ///
     /// # Panics
     ///
     /// On a violation, naming the seed and the entry.
     pub fn check_durability(&self) {
-        self.checker.check_all_durable(&self.slots, &self.membership);
+        self.checker.check_all_durable(&self.slots);
     }
 }

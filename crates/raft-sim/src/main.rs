@@ -74,12 +74,17 @@ fn parse(arguments: &[String]) -> Result<Command, String> {
 
 fn report(sweep: &SweepReport) -> ExitCode {
     println!(
-        "ran {} seeds, {} steps, {:.1} s simulated, {} faults, {} commands, in {:.2} s wall",
+        "ran {} seeds, {} steps, {:.1} s simulated, {} faults, {} commands, {} snapshots \
+         installed, {} reads, {} transfers, {} membership changes, in {:.2} s wall",
         sweep.seeds,
         sweep.steps,
         sweep.simulated_ms as f64 / 1_000.0,
         sweep.faults,
         sweep.commands,
+        sweep.snapshots_installed,
+        sweep.reads_served,
+        sweep.transfers,
+        sweep.membership_changes,
         sweep.wall.as_secs_f64()
     );
     for failure in &sweep.failures {
@@ -108,19 +113,28 @@ fn replay(seed: u64, trace: bool) -> ExitCode {
         Ok(report) => {
             println!(
                 "seed {seed} passed: {} nodes, {} steps, {:.1} s simulated, {} faults, \
-                 {} commands, {} messages, trace hash {:016x}, in {:.2} s wall",
+                 {} commands, {} messages, {} snapshots installed and {} taken, {} reads, \
+                 {} transfers, {} membership changes, trace hash {:016x}, in {:.2} s wall\n\
+                 features: {:?}",
                 report.nodes,
                 report.steps,
                 report.simulated_ms as f64 / 1_000.0,
                 report.faults,
                 report.commands,
                 report.messages,
+                report.snapshots_installed,
+                report.snapshots_taken,
+                report.reads_served,
+                report.transfers,
+                report.membership_changes,
                 report.trace_hash,
-                started.elapsed().as_secs_f64()
+                started.elapsed().as_secs_f64(),
+                report.features
             );
             ExitCode::SUCCESS
         }
         Err(()) => {
+            println!("  features: {:?}", sweep::features(seed));
             println!("  replay: {}", sweep::replay_command(seed));
             ExitCode::FAILURE
         }

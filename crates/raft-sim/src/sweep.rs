@@ -1,33 +1,56 @@
 //! The randomized sweep: every seed picks a cluster size, a node configuration, a fault
-//! schedule and a workload, runs them, then heals everything and checks liveness.
+//! schedule, a workload and a set of features, runs them, then heals everything and checks
+//! liveness.
 //!
-//! The cluster has 3 or 5 nodes, mostly with the default configuration but sometimes without
-//! PreVote or CheckQuorum, with slower heartbeats, with appends of one or two entries, with a
-//! pipelining window of one to four appends, or with slow (30 ms) disks. A seed's run then
-//! has two phases:
+//! The cluster has 3 or 5 voters, mostly with the default configuration but sometimes
+//! without PreVote or CheckQuorum, with slower heartbeats, with appends of one or two
+//! entries, with a pipelining window of one to four appends, or with slow (30 ms) disks.
+//! Independently, each seed may:
 //!
-//! 1. *Chaos*, for [`CHAOS_MS_MIN`]–[`CHAOS_MS_MAX`] simulated milliseconds: a client issues
-//!    commands while random faults strike (crashes, restarts, partitions, disconnections,
-//!    isolating the leader, a lossy, duplicating and reordering network). Safety is checked
-//!    after every step by the [`Cluster`] itself.
-//! 2. *Recovery*: every node is restarted and reconnected and the network made reliable. A
-//!    leader must then be elected within [`RECOVERY_LEADER_MS_MAX`], every command the client
-//!    issued must be committed within [`RECOVERY_COMMIT_MS_MAX`] (the client re-proposes
-//!    commands it has not seen committed, as a retrying client would, so a command may commit
-//!    more than once), and every node must apply the whole committed log.
+//! - snapshot and compact its logs past a small threshold (256 B to 4 KiB), sometimes sending
+//!   snapshots in chunks of 1 to 32 bytes, so lagging, restarted and new nodes catch up by
+//!   InstallSnapshot;
+//! - run a read workload of linearizable reads on random nodes, followers included, in
+//!   ReadIndex or lease mode, each checked when served;
+//! - have faults ask the leader to hand leadership to a random voter;
+//! - change the membership during the chaos phase: grow from three voters to five (two spare
+//!   nodes join as learners, catch up and are promoted), shrink from five to three (two
+//!   random voters, perhaps the leader, are removed and then shut down), or grow then shrink.
+//!
+//! A seed's run then has two phases:
+//!
+//! 1. *Chaos*, for [`CHAOS_MS_MIN`]–[`CHAOS_MS_MAX`] simulated milliseconds: clients issue
+//!    commands and reads while random faults strike (crashes, restarts, partitions,
+//!    disconnections, isolating the leader, a lossy, duplicating and reordering network,
+//!    leadership transfers) and the membership plan proceeds. Safety is checked after every
+//!    step by the [`Cluster`] itself.
+//! 2. *Recovery*: every node not retired is restarted and reconnected and the network made
+//!    reliable. A leader must then be elected within [`RECOVERY_LEADER_MS_MAX`]; every
+//!    command the client issued must be committed and the membership plan finished within
+//!    [`RECOVERY_COMMIT_MS_MAX`] (the client re-proposes commands it has not seen committed,
+//!    as a retrying client would, so a command may commit more than once); every member must
+//!    apply the whole committed log, the leader must be a voter of the committed membership,
+//!    and with a read workload a read on every member must be served within
+//!    [`RECOVERY_READ_MS_MAX`].
 
-use std::num::NonZeroU64;
+mod faults;
+mod profile;
+mod recovery;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use raft_core::{Config, NodeId};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 
-use crate::client::RetryingClient;
+use raft_core::NodeId;
+use rand::Rng;
+
+use crate::client::{ReadClient, RetryingClient};
 use crate::cluster::Cluster;
-use crate::config::{NetworkFaults, SimConfig};
+use crate::reconfiguration::Reconfiguration;
+
+use profile::Profile;
+pub use profile::{Features, MembershipPlan};
 
 /// The shortest chaos phase. Long enough for several elections (the default election timeout
 /// is 100–200 ms) and many faults.
@@ -38,11 +61,16 @@ pub const CHAOS_MS_MAX: u64 = 40_000;
 /// How long a healed cluster may take to elect a leader: ten of the longest election
 /// timeouts, for split votes and for nodes that restarted with stale logs.
 pub const RECOVERY_LEADER_MS_MAX: u64 = 2_000;
-/// How long a healed cluster with a leader may take to commit every pending command, and
-/// then to apply the log everywhere: long enough for the client's slowest retry
-/// ([`crate::client::CLIENT_RETRY_MS_MAX`]) and for a follower to catch up on the longest
-/// log a chaos phase builds, with the smallest appends the sweep configures.
+/// How long a healed cluster with a leader may take to commit every pending command and
+/// finish its membership plan, and then to apply the log everywhere: long enough for the
+/// client's slowest retry ([`crate::client::CLIENT_RETRY_MS_MAX`]), for a follower to catch
+/// up on the longest log a chaos phase builds with the smallest appends the sweep
+/// configures, and for the four changes of a plan.
 pub const RECOVERY_COMMIT_MS_MAX: u64 = 10_000;
+/// How long a read on a member of the converged cluster may take to be served: a heartbeat
+/// round trip is a few milliseconds, so this leaves room for a node that still has to learn
+/// who leads.
+pub const RECOVERY_READ_MS_MAX: u64 = 2_000;
 /// The mean simulated time between two rounds of client and fault decisions in the chaos
 /// phase (one default tick), and the exact time between two rounds in recovery.
 const SLICE_MS: u64 = 10;
@@ -52,8 +80,10 @@ const SLICE_MS: u64 = 10;
 pub struct SeedReport {
     /// The seed.
     pub seed: u64,
-    /// The cluster size it picked.
+    /// The cluster size it picked (voters at the start).
     pub nodes: u64,
+    /// The features it exercised.
+    pub features: Features,
     /// Events processed.
     pub steps: u64,
     /// Simulated time, in milliseconds.
@@ -66,6 +96,16 @@ pub struct SeedReport {
     pub committed_index: u64,
     /// Messages sent.
     pub messages: u64,
+    /// Snapshots installed from a leader, over all nodes.
+    pub snapshots_installed: u64,
+    /// Snapshots nodes took of their own applications.
+    pub snapshots_taken: u64,
+    /// Linearizable reads served (and checked).
+    pub reads_served: u64,
+    /// Leadership transfers a leader accepted.
+    pub transfers: u64,
+    /// Membership changes a leader accepted.
+    pub membership_changes: u64,
     /// The run's trace hash (see [`Cluster::trace_hash`]).
     pub trace_hash: u64,
 }
@@ -92,10 +132,31 @@ pub struct SweepReport {
     pub faults: u64,
     /// Distinct commands issued (and committed), over all seeds that passed.
     pub commands: u64,
+    /// Snapshots installed from a leader, over all seeds that passed.
+    pub snapshots_installed: u64,
+    /// Linearizable reads served, over all seeds that passed.
+    pub reads_served: u64,
+    /// Leadership transfers accepted, over all seeds that passed.
+    pub transfers: u64,
+    /// Membership changes accepted, over all seeds that passed.
+    pub membership_changes: u64,
     /// The seeds that failed, in seed order.
     pub failures: Vec<SeedFailure>,
     /// Wall-clock time of the whole sweep.
     pub wall: Duration,
+}
+
+impl SweepReport {
+    fn add(&mut self, report: &SeedReport) {
+        self.steps += report.steps;
+        self.simulated_ms += report.simulated_ms;
+        self.faults += report.faults;
+        self.commands += report.commands;
+        self.snapshots_installed += report.snapshots_installed;
+        self.reads_served += report.reads_served;
+        self.transfers += report.transfers;
+        self.membership_changes += report.membership_changes;
+    }
 }
 
 /// The command that replays one seed.
@@ -127,12 +188,7 @@ pub fn run_seeds(from: u64, count: u64, threads: usize) -> SweepReport {
     for result in reports.into_iter().flatten() {
         sweep.seeds += 1;
         match result {
-            Ok(report) => {
-                sweep.steps += report.steps;
-                sweep.simulated_ms += report.simulated_ms;
-                sweep.faults += report.faults;
-                sweep.commands += report.commands;
-            }
+            Ok(report) => sweep.add(&report),
             Err(failure) => sweep.failures.push(failure),
         }
     }
@@ -157,6 +213,58 @@ pub fn run_seed_caught(seed: u64) -> Result<SeedReport, SeedFailure> {
     })
 }
 
+/// The features seed `seed` exercises, without running it.
+#[must_use]
+pub fn features(seed: u64) -> Features {
+    Profile::random(seed).features
+}
+
+/// What drives a seed's cluster: the clients, the membership plan, and the counts of what
+/// the chaos phase did.
+pub(crate) struct Workload {
+    writes: RetryingClient,
+    reads: ReadClient,
+    read_probability: f64,
+    /// The membership plan under way; `None` when the membership stays as it started.
+    plan: Option<Reconfiguration>,
+    /// The targets to move to once the plan under way is done, next first.
+    next_targets: Vec<BTreeSet<NodeId>>,
+    /// Membership changes accepted by plans already done.
+    membership_changes_done: u64,
+    faults: u64,
+    transfers: u64,
+    /// A transfer whose old leader is cut off the moment its target takes over (until the
+    /// deadline, in simulated milliseconds).
+    cut_off_on_takeover: Option<(faults::Transfer, u64)>,
+}
+
+impl Workload {
+    /// Drives the membership plan one round, moving on to the next target when one is
+    /// reached; returns whether the last target is reached (always, without a plan).
+    fn act_on_plan(&mut self, cluster: &mut Cluster) -> bool {
+        let Some(plan) = &mut self.plan else {
+            return true;
+        };
+        if !plan.act(cluster) {
+            return false;
+        }
+        if self.next_targets.is_empty() {
+            return true;
+        }
+        self.membership_changes_done += plan.proposed();
+        *plan = Reconfiguration::new(self.next_targets.remove(0));
+        false
+    }
+
+    /// Membership changes a leader accepted, over all plans.
+    fn membership_changes(&self) -> u64 {
+        self.membership_changes_done + self.plan.as_ref().map_or(0, Reconfiguration::proposed)
+    }
+}
+
+/// The most reads the read client keeps outstanding.
+const READS_OUTSTANDING_MAX: usize = 8;
+
 /// Runs one seed: chaos, then recovery, then the final checks. With `trace`, every event is
 /// printed to standard error.
 ///
@@ -165,237 +273,93 @@ pub fn run_seed_caught(seed: u64) -> Result<SeedReport, SeedFailure> {
 /// On any safety or liveness violation, with the seed in the message.
 #[must_use]
 pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
-    let mut plan_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5eed_5eed_5eed);
-    let profile = Profile::random(&mut plan_rng);
-    let nodes = if plan_rng.random_bool(0.5) { 3 } else { 5 };
-    let config = SimConfig { trace, ..profile.config(nodes, seed) };
+    let profile = Profile::random(seed);
+    let config = crate::config::SimConfig { trace, ..profile.config(seed) };
     let mut cluster = Cluster::new(config);
-    let mut client = RetryingClient::new(profile.pending_max, profile.padding_bytes_max);
-    let chaos_end_ms = plan_rng.random_range(CHAOS_MS_MIN..=CHAOS_MS_MAX);
-    let mut faults = 0;
-    while cluster.now_ms() < chaos_end_ms {
+    let mut targets = profile.targets.clone();
+    let plan = (!targets.is_empty()).then(|| Reconfiguration::new(targets.remove(0)));
+    let mut workload = Workload {
+        writes: RetryingClient::new(profile.pending_max, profile.padding_bytes_max),
+        reads: ReadClient::new(READS_OUTSTANDING_MAX),
+        read_probability: profile.read_probability,
+        plan,
+        next_targets: targets,
+        membership_changes_done: 0,
+        faults: 0,
+        transfers: 0,
+        cut_off_on_takeover: None,
+    };
+    while cluster.now_ms() < profile.chaos_end_ms {
         // Slices of random length, so faults strike at any millisecond, not on a grid.
         let slice_ms = cluster.rng().random_range(1..2 * SLICE_MS);
-        cluster.run_for(slice_ms);
-        client.act(&mut cluster, profile.command_probability);
+        run_slice(&mut cluster, &mut workload, slice_ms);
+        workload.writes.act(&mut cluster, profile.command_probability);
+        workload.reads.act(&mut cluster, profile.read_probability);
+        if cluster.now_ms() >= profile.plan_start_ms {
+            workload.act_on_plan(&mut cluster);
+        }
         if cluster.rng().random_bool(profile.fault_probability) {
-            random_fault(&mut cluster, &profile);
-            faults += 1;
+            let transfer = faults::random_fault(&mut cluster, &profile);
+            workload.faults += 1;
+            if let Some(transfer) = transfer {
+                workload.transfers += 1;
+                if cluster.rng().random_bool(0.5) {
+                    let deadline_ms = cluster.now_ms() + TAKEOVER_WATCH_MS;
+                    workload.cut_off_on_takeover = Some((transfer, deadline_ms));
+                }
+            }
         }
     }
-    recover(&mut cluster, &mut client);
+    recovery::recover(&mut cluster, &mut workload);
     cluster.check_durability();
-    SeedReport {
-        seed,
-        nodes,
-        steps: cluster.steps(),
-        simulated_ms: cluster.now_ms(),
-        faults,
-        commands: client.issued(),
-        committed_index: cluster.committed_index().0,
-        messages: cluster.message_counts().total(),
-        trace_hash: cluster.trace_hash(),
-    }
+    report(seed, &profile, &cluster, &workload)
 }
 
-/// How a seed's cluster is configured and how hard its chaos phase hits it.
-#[derive(Clone, Debug)]
-struct Profile {
-    /// The nodes' configuration (the id is set per node).
-    node_config: Config,
-    /// The network at the start; faults may change it.
-    network: NetworkFaults,
-    /// Whether faults may make the network lossy.
-    lossy: bool,
-    /// The slowest disk write, in milliseconds.
-    disk_write_ms_max: u64,
-    /// The probability of a fault in each slice.
-    fault_probability: f64,
-    /// The probability that the client issues a command in each slice.
-    command_probability: f64,
-    /// The largest padding after a command's id.
-    padding_bytes_max: usize,
-    /// The most commands the client has outstanding.
-    pending_max: usize,
-}
+/// How long after a transfer the sweep waits for the target to take over before it stops
+/// watching: two election timeouts, past the point where the old leader gives up.
+const TAKEOVER_WATCH_MS: u64 = 400;
 
-impl Profile {
-    fn random(rng: &mut ChaCha8Rng) -> Profile {
-        let lossy = rng.random_bool(0.6);
-        let network = if lossy { random_network(rng) } else { NetworkFaults::reliable() };
-        // A fault every 100 ms to every 1.5 s on average; a command every 10 to 200 ms.
-        let fault_interval_ms = rng.random_range(100..=1_500);
-        let command_interval_ms = rng.random_range(10..=200);
-        Profile {
-            node_config: random_node_config(rng),
-            network,
-            lossy,
-            disk_write_ms_max: if rng.random_bool(0.2) { 30 } else { 5 },
-            fault_probability: SLICE_MS as f64 / fault_interval_ms as f64,
-            command_probability: SLICE_MS as f64 / command_interval_ms as f64,
-            padding_bytes_max: rng.random_range(0..=64),
-            pending_max: rng.random_range(1..=50),
-        }
-    }
-
-    fn config(&self, nodes: u64, seed: u64) -> SimConfig {
-        SimConfig {
-            node_config: self.node_config.clone(),
-            network: self.network,
-            disk_write_ms_max: self.disk_write_ms_max,
-            ..SimConfig::new(nodes, seed)
-        }
-    }
-}
-
-/// Mostly the defaults, but sometimes without PreVote or CheckQuorum, with slower
-/// heartbeats, or with appends small enough (one or two entries) and windows narrow enough
-/// (one append in flight) to exercise batching and flow control.
-fn random_node_config(rng: &mut ChaCha8Rng) -> Config {
-    let defaults = Config::default();
-    let append_bytes_max = if rng.random_bool(0.3) {
-        NonZeroU64::new(rng.random_range(1..=128)).unwrap_or(defaults.append_bytes_max)
-    } else {
-        defaults.append_bytes_max
+/// Runs the cluster for `slice_ms`. While a transfer is watched, stops the moment its target
+/// leads and cuts the old leader off right then, before the target's vote request or
+/// anything else of the new term reaches it: the old leader must learn nothing from its
+/// timed-out transfer that would let it serve reads the new leader's writes made stale.
+fn run_slice(cluster: &mut Cluster, workload: &mut Workload, slice_ms: u64) {
+    let Some((transfer, deadline_ms)) = workload.cut_off_on_takeover else {
+        cluster.run_for(slice_ms);
+        return;
     };
-    let inflight_appends_max = if rng.random_bool(0.3) {
-        NonZeroU64::new(rng.random_range(1..=4)).unwrap_or(defaults.inflight_appends_max)
-    } else {
-        defaults.inflight_appends_max
+    let target_leads = |cluster: &Cluster| {
+        cluster.node(transfer.to).is_some_and(|node| node.role() == raft_core::Role::Leader)
     };
-    Config {
-        pre_vote: rng.random_bool(0.8),
-        check_quorum: rng.random_bool(0.8),
-        heartbeat_ticks: rng.random_range(1..=3),
-        append_bytes_max,
-        inflight_appends_max,
-        ..defaults
+    if cluster.run_until(slice_ms, target_leads) {
+        cluster.partition(&[&[transfer.from]]);
+        workload.cut_off_on_takeover = None;
+    } else if cluster.now_ms() >= deadline_ms {
+        workload.cut_off_on_takeover = None;
     }
 }
 
-fn random_network(rng: &mut ChaCha8Rng) -> NetworkFaults {
-    let delay_ms_min = rng.random_range(0..=3);
-    NetworkFaults {
-        drop_rate: rng.random_range(0.0..=0.2),
-        duplicate_rate: rng.random_range(0.0..=0.1),
-        delay_ms_min,
-        delay_ms_max: delay_ms_min + rng.random_range(2..=60),
-    }
-}
-
-/// Strikes the cluster with one random fault.
-fn random_fault(cluster: &mut Cluster, profile: &Profile) {
-    let ids = cluster.node_ids();
-    let any = ids[cluster.rng().random_range(0..ids.len())];
-    match cluster.rng().random_range(0..10) {
-        0 => cluster.crash(any),
-        8 => {
-            if cluster.rng().random_bool(0.5) {
-                cluster.reboot_after_next_vote();
-            } else {
-                reboot_a_voter(cluster, any);
-            }
-        }
-        1 | 2 => {
-            let down: Vec<NodeId> = ids.iter().copied().filter(|&id| !cluster.is_up(id)).collect();
-            if let Some(&id) = down.get(cluster.rng().random_range(0..down.len().max(1))) {
-                cluster.restart(id);
-            }
-        }
-        3 => random_partition(cluster, &ids),
-        4 => cluster.heal(),
-        5 => cluster.disconnect(any),
-        6 => cluster.reconnect(any),
-        7 => {
-            if let Some(leader) = cluster.leader() {
-                cluster.disconnect(leader);
-            }
-        }
-        _ => {
-            let network = if profile.lossy && cluster.rng().random_bool(0.7) {
-                random_network(cluster.rng())
-            } else {
-                NetworkFaults::reliable()
-            };
-            cluster.set_network(network);
-        }
-    }
-}
-
-/// Crashes and at once restarts a node that voted in its current term (`fallback` if none
-/// did): a node that forgot its vote across the restart could vote twice in one term, and
-/// only a restart soon after voting gives it the chance.
-fn reboot_a_voter(cluster: &mut Cluster, fallback: NodeId) {
-    let voters: Vec<NodeId> = cluster
+fn report(seed: u64, profile: &Profile, cluster: &Cluster, workload: &Workload) -> SeedReport {
+    let (installed, taken) = cluster
         .node_ids()
         .into_iter()
-        .filter(|&id| cluster.node(id).is_some_and(|node| node.voted_for().is_some()))
-        .collect();
-    let id = if voters.is_empty() {
-        fallback
-    } else {
-        voters[cluster.rng().random_range(0..voters.len())]
-    };
-    cluster.restart(id);
-}
-
-/// Splits the nodes into two or three random groups.
-fn random_partition(cluster: &mut Cluster, ids: &[NodeId]) {
-    let mut shuffled = ids.to_vec();
-    shuffled.shuffle(cluster.rng());
-    let first_cut = cluster.rng().random_range(1..shuffled.len());
-    let second_cut = if cluster.rng().random_bool(0.3) {
-        cluster.rng().random_range(first_cut..=shuffled.len())
-    } else {
-        shuffled.len()
-    };
-    let groups =
-        [&shuffled[..first_cut], &shuffled[first_cut..second_cut], &shuffled[second_cut..]];
-    cluster.partition(&groups);
-}
-
-/// Heals everything and checks liveness: a leader, every command committed, every node
-/// caught up.
-fn recover(cluster: &mut Cluster, client: &mut RetryingClient) {
-    let seed = cluster.config().seed;
-    cluster.heal();
-    cluster.set_network(NetworkFaults::reliable());
-    for id in cluster.node_ids() {
-        if !cluster.is_up(id) {
-            cluster.restart(id);
-        }
+        .map(|id| cluster.snapshot_counts(id))
+        .fold((0, 0), |(installed, taken), counts| (installed + counts.0, taken + counts.1));
+    SeedReport {
+        seed,
+        nodes: profile.nodes,
+        features: profile.features.clone(),
+        steps: cluster.steps(),
+        simulated_ms: cluster.now_ms(),
+        faults: workload.faults,
+        commands: workload.writes.issued(),
+        committed_index: cluster.committed_index().0,
+        messages: cluster.message_counts().total(),
+        snapshots_installed: installed,
+        snapshots_taken: taken,
+        reads_served: cluster.served_reads().count() as u64,
+        transfers: workload.transfers,
+        membership_changes: workload.membership_changes(),
+        trace_hash: cluster.trace_hash(),
     }
-    let healed_at_ms = cluster.now_ms();
-    let leader = cluster.wait_for_leader(RECOVERY_LEADER_MS_MAX);
-    assert!(
-        leader.is_some(),
-        "liveness violation (seed {seed}): no leader {RECOVERY_LEADER_MS_MAX} ms after \
-         healing\n{}",
-        cluster.describe()
-    );
-    let deadline_ms = cluster.now_ms() + RECOVERY_COMMIT_MS_MAX;
-    while client.pending() > 0 && cluster.now_ms() < deadline_ms {
-        cluster.run_for(SLICE_MS);
-        client.act(cluster, 0.0);
-    }
-    assert!(
-        client.pending() == 0,
-        "liveness violation (seed {seed}): {} of {} commands not committed {} ms after the \
-         healed cluster elected a leader (healed at {healed_at_ms} ms); first: {:?}\n{}",
-        client.pending(),
-        client.issued(),
-        RECOVERY_COMMIT_MS_MAX,
-        client.first_pending(),
-        cluster.describe()
-    );
-    let committed_index = cluster.committed_index();
-    let caught_up = cluster.run_until(RECOVERY_COMMIT_MS_MAX, |cluster| {
-        cluster.node_ids().iter().all(|&id| cluster.applied(id).len() as u64 >= committed_index.0)
-    });
-    assert!(
-        caught_up,
-        "liveness violation (seed {seed}): not every node applied the committed log up to \
-         {committed_index} within {RECOVERY_COMMIT_MS_MAX} ms\n{}",
-        cluster.describe()
-    );
 }
