@@ -130,15 +130,19 @@ impl RaftLog {
             let removed = self.entries.drain(..usize::try_from(count).unwrap_or(usize::MAX));
             self.entries_bytes -= removed.map(|entry| entry.size_bytes()).sum::<u64>();
             self.persisted_index = self.persisted_index.max(last.index);
+            self.unpersisted_from = self.unpersisted_from.max(last.index.next());
         } else {
             self.entries.clear();
             self.entries_bytes = 0;
             self.persisted_index = last.index;
+            // The discarded log may have run past the snapshot, and its tail may already
+            // have been handed out: whatever the leader sends after the snapshot replaces
+            // it and must be handed out for persisting again.
+            self.unpersisted_from = last.index.next();
         }
         self.compacted = last;
         self.commit_index = last.index;
         self.applied_index = last.index;
-        self.unpersisted_from = self.unpersisted_from.max(last.index.next());
         self.debug_check();
     }
 
@@ -357,6 +361,29 @@ mod tests {
         assert!(!log.on_persisted(LogId::new(Term(1), LogIndex(2))));
         assert!(log.on_persisted(LogId::new(Term(2), LogIndex(2))));
         assert_eq!(log.persisted_index(), LogIndex(2));
+    }
+
+    #[test]
+    fn a_snapshot_that_discards_a_longer_log_hands_out_what_follows_it_again() {
+        let mut log = log_with_terms(&[1, 1, 1, 1, 1]);
+        log.install_snapshot(LogId::new(Term(2), LogIndex(3)));
+        assert_eq!(log.last_index(), LogIndex(3));
+        assert_eq!(log.persisted_index(), LogIndex(3));
+        log.append(entry(2, 4));
+        log.append(entry(2, 5));
+        // Entries 4 and 5 replace the discarded ones and were never handed out.
+        assert_eq!(log.take_unpersisted(), vec![entry(2, 4), entry(2, 5)]);
+        assert!(!log.on_persisted(LogId::new(Term(1), LogIndex(5))));
+        assert!(log.on_persisted(LogId::new(Term(2), LogIndex(5))));
+    }
+
+    #[test]
+    fn a_snapshot_matching_the_log_keeps_the_suffix_and_its_cursors() {
+        let mut log = log_with_terms(&[1, 1, 1, 1, 1]);
+        log.install_snapshot(LogId::new(Term(1), LogIndex(3)));
+        assert_eq!(log.last_index(), LogIndex(5));
+        assert_eq!(log.first_index(), LogIndex(4));
+        assert!(log.take_unpersisted().is_empty());
     }
 
     #[test]

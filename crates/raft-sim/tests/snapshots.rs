@@ -221,7 +221,6 @@ fn a_leader_that_crashes_during_the_transfer_is_replaced_and_the_follower_catche
 /// simulator stops at the first acknowledgement its durable store does not back, or at the
 /// first skipped entry.
 #[test]
-#[ignore = "core bug: RaftLog::install_snapshot keeps unpersisted_from past a discarded log"]
 fn a_follower_with_a_conflicting_log_longer_than_the_snapshot_persists_what_follows_it() {
     let mut config = config(3, NetworkFaults::reliable(), 1 << 20);
     config.nodes = 5;
