@@ -55,6 +55,10 @@ pub(crate) struct ReadTracker {
     round_sent_ticks: VecDeque<(u64, u64)>,
     /// Ticks counted since this node became leader.
     pub(crate) leader_ticks: u64,
+    /// A TimeoutNow went out this term: its target may campaign (and voters vote for it
+    /// inside the lease) at any later moment the message arrives, so no lease can be
+    /// trusted again until the next term. Reads then take a heartbeat round.
+    pub(crate) lease_revoked: bool,
 }
 
 impl ReadTracker {
@@ -63,6 +67,7 @@ impl ReadTracker {
         self.round_needed = false;
         self.round_sent_ticks.clear();
         self.leader_ticks = 0;
+        self.lease_revoked = false;
     }
 
     /// Starts a new heartbeat round and returns its number.
@@ -186,10 +191,11 @@ impl Node {
         }
     }
 
-    /// Whether a majority answered a heartbeat sent less than `lease_ticks` ago, and no
-    /// leadership transfer (which lets a follower campaign inside the lease) is under way.
+    /// Whether a majority answered a heartbeat sent less than `lease_ticks` ago, no
+    /// leadership transfer (which lets a follower campaign inside the lease) is under way,
+    /// and no TimeoutNow went out this term (its target may still win, however late).
     fn lease_is_valid(&self) -> bool {
-        if self.transfer.is_some() {
+        if self.transfer.is_some() || self.reads.lease_revoked {
             return false;
         }
         let now = self.reads.leader_ticks;

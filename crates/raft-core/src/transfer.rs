@@ -65,6 +65,8 @@ impl Node {
             self.progress.get(&transfer.target).is_some_and(|p| p.match_index == last_index);
         if caught_up {
             self.send(transfer.target, MessageBody::TimeoutNow);
+            // The target may win inside this leader's lease, whenever TimeoutNow arrives.
+            self.reads.lease_revoked = true;
             if let Some(transfer) = &mut self.transfer {
                 transfer.timeout_now_sent = true;
             }

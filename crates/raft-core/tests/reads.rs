@@ -149,3 +149,28 @@ fn lease_reads_are_served_without_a_round_trip_while_the_lease_holds() {
     cluster.node_mut(1).read_index(ReadId(6)).unwrap();
     assert!(read_states(&mut cluster, 1).is_empty(), "an expired lease serves nothing");
 }
+
+#[test]
+fn a_leader_that_sent_timeout_now_serves_no_lease_read_after_the_transfer_times_out() {
+    let mut cluster = Cluster::with_config(3, 1, |c| c.read_mode = ReadMode::Lease);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    // The target is caught up, so TimeoutNow goes out at once; cut off, it never arrives
+    // (it could arrive at any later moment and make node 2 campaign inside the lease).
+    cluster.isolate(2);
+    cluster.node_mut(1).transfer_leader(NodeId(2)).unwrap();
+    cluster.stabilize();
+    let election_ticks = cluster.node(1).config().election_ticks;
+    for _ in 0..election_ticks {
+        cluster.node_mut(1).tick();
+        cluster.node_mut(3).tick();
+        cluster.stabilize();
+    }
+    assert_eq!(cluster.node(1).transfer_target(), None, "the transfer timed out");
+    assert_eq!(cluster.node(1).role(), Role::Leader);
+    // Node 3 answered the last heartbeat round a tick ago, so a lease would hold; but the
+    // TimeoutNow still in flight makes it untrustworthy, and a cut-off leader serves nothing.
+    cluster.isolate(1);
+    cluster.node_mut(1).read_index(ReadId(7)).unwrap();
+    assert!(read_states(&mut cluster, 1).is_empty(), "no lease read after TimeoutNow");
+}

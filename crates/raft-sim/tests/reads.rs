@@ -178,7 +178,6 @@ fn a_driver_that_serves_reads_before_applying_them_is_caught() {
 /// up by the other follower's answers from before the vote) is valid again, and it serves a
 /// read from its stale state while the new leader has acknowledged a newer write.
 #[test]
-#[ignore = "core bug: lease reads resume after a timed-out transfer whose target may have won"]
 fn a_leader_whose_transfer_timed_out_serves_no_stale_lease_read() {
     let mut cluster = Cluster::new(config(3, 10, ReadMode::Lease));
     cluster.replicate(command(0), 3, 5_000).expect("agreement");

@@ -18,25 +18,6 @@ const SEEDS: u64 = 2_000;
 /// The machine CI runs on has two cores.
 const THREADS: usize = 2;
 
-/// raft-core bugs found by the sweep, reported and not yet fixed: a fragment of the panic
-/// message each one fails seeds with, and the bug. The CI sweep tolerates these failures
-/// (and prints them) so that it keeps guarding everything else; the strict sweep below does
-/// not. Remove an entry once raft-core is fixed.
-const KNOWN_CORE_BUGS: &[(&str, &str)] = &[(
-    // raft-core's own debug check in `RaftLog`, which fires at the snapshot install.
-    "assertion failed: self.unpersisted_from <= self.last_index().next()",
-    "RaftLog::install_snapshot keeps unpersisted_from past a discarded log, so entries after \
-     the snapshot are acknowledged without being persisted (see tests/snapshots.rs, \
-     a_follower_with_a_conflicting_log_longer_than_the_snapshot_persists_what_follows_it)",
-)];
-
-fn known_core_bug(failure: &SeedFailure) -> Option<&'static str> {
-    KNOWN_CORE_BUGS
-        .iter()
-        .find(|(fragment, _)| failure.message.contains(fragment))
-        .map(|(_, bug)| *bug)
-}
-
 fn run() -> SweepReport {
     let report = sweep::run_seeds(0, SEEDS, THREADS);
     // Written to the stderr handle rather than with `eprintln!`, which the test harness
@@ -78,23 +59,6 @@ fn describe(failures: &[&SeedFailure]) -> String {
 
 #[test]
 fn randomized_sweep_finds_no_violation() {
-    let report = run();
-    let (known, unknown): (Vec<&SeedFailure>, Vec<&SeedFailure>) =
-        report.failures.iter().partition(|failure| known_core_bug(failure).is_some());
-    if !known.is_empty() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "sweep: {} seeds failed on known raft-core bugs (tolerated until fixed): {:?}",
-            known.len(),
-            known.iter().map(|failure| failure.seed).collect::<Vec<_>>()
-        );
-    }
-    assert!(unknown.is_empty(), "{} seeds failed:\n{}", unknown.len(), describe(&unknown));
-}
-
-#[test]
-#[ignore = "core bug: RaftLog::install_snapshot keeps unpersisted_from past a discarded log"]
-fn randomized_sweep_finds_no_violation_not_even_a_known_core_bug() {
     let report = run();
     let failures: Vec<&SeedFailure> = report.failures.iter().collect();
     assert!(failures.is_empty(), "{} seeds failed:\n{}", failures.len(), describe(&failures));
