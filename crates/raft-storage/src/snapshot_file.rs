@@ -1,0 +1,225 @@
+//! Snapshot files: one file per snapshot, written under a temporary name, synced, renamed
+//! into place and the directory synced, so a crash leaves a complete file or none.
+//!
+//! Layout (integers little-endian):
+//!
+//! ```text
+//! magic "RAFTSNAP" (8) | version u32 | meta length u32 | meta (postcard SnapshotMeta)
+//! | data length u64 | data | crc32 u32 of everything before it
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use raft_core::{LogId, Snapshot, SnapshotMeta};
+
+use crate::error::{Error, io_error};
+
+/// The first bytes of every snapshot file.
+const MAGIC: &[u8; 8] = b"RAFTSNAP";
+/// The snapshot file format this build writes and reads.
+pub(crate) const VERSION: u32 = 1;
+/// Data moves through the checksum and the disk in pieces of this size: large enough that
+/// the per-call overhead vanishes, small enough to stay in the CPU cache.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Encoded metadata is a log id and a membership; anything larger is a damaged header.
+const META_BYTES_MAX: u32 = 1 << 20;
+/// The suffix of a snapshot file in place.
+const SUFFIX: &str = ".snap";
+/// The suffix of a snapshot file being written.
+const TEMPORARY_SUFFIX: &str = ".snap.tmp";
+
+/// What the database records about the current snapshot file, checked when it is read.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SnapshotRecord {
+    /// The last entry the snapshot covers.
+    pub(crate) meta: SnapshotMeta,
+    /// The file's name inside the store's directory.
+    pub(crate) file_name: String,
+    /// The length of the application's data.
+    pub(crate) data_bytes: u64,
+    /// The file's checksum (its trailer).
+    pub(crate) crc32: u32,
+}
+
+/// The name of the file holding the snapshot that ends at `last_log_id`.
+pub(crate) fn file_name(last_log_id: LogId) -> String {
+    format!("snapshot-{:020}-{:020}{SUFFIX}", last_log_id.index.0, last_log_id.term.0)
+}
+
+/// Whether `name` is a snapshot file or a temporary one this crate wrote.
+pub(crate) fn is_snapshot_file(name: &str) -> bool {
+    name.starts_with("snapshot-") && (name.ends_with(SUFFIX) || name.ends_with(TEMPORARY_SUFFIX))
+}
+
+/// Syncs a directory so that the names created, renamed or removed in it are durable.
+pub(crate) fn sync_directory(directory: &Path) -> Result<(), Error> {
+    File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io_error("syncing the directory", directory))
+}
+
+/// Writes `snapshot` durably into `directory` and returns what the database records of it.
+///
+/// On return the file is complete, synced and visible under its final name. The data is
+/// written from the caller's buffer in chunks: it is never copied.
+pub(crate) fn write(directory: &Path, snapshot: &Snapshot) -> Result<SnapshotRecord, Error> {
+    let name = file_name(snapshot.meta.last_log_id);
+    let path = directory.join(&name);
+    let temporary = directory.join(format!("{name}.tmp"));
+    let meta = postcard::to_allocvec(&snapshot.meta).map_err(|error| Error::Encode {
+        path: path.clone(),
+        what: "snapshot metadata",
+        reason: error.to_string(),
+    })?;
+    let meta_len =
+        u32::try_from(meta.len()).ok().filter(|len| *len <= META_BYTES_MAX).ok_or_else(|| {
+            Error::Encode {
+                path: path.clone(),
+                what: "snapshot metadata",
+                reason: format!("{} bytes exceed the maximum of {META_BYTES_MAX}", meta.len()),
+            }
+        })?;
+    let data_bytes = snapshot.data.len() as u64;
+
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temporary)
+        .map_err(io_error("creating the snapshot file", &temporary))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut header = Vec::with_capacity(24 + meta.len());
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&meta_len.to_le_bytes());
+    header.extend_from_slice(&meta);
+    header.extend_from_slice(&data_bytes.to_le_bytes());
+    let write_error = io_error("writing the snapshot file", &temporary);
+    let mut put = |bytes: &[u8]| {
+        hasher.update(bytes);
+        file.write_all(bytes)
+    };
+    let written =
+        put(&header).and_then(|()| snapshot.data.chunks(CHUNK_BYTES).try_for_each(&mut put));
+    written.map_err(write_error)?;
+    let crc32 = hasher.finalize();
+    file.write_all(&crc32.to_le_bytes())
+        .map_err(io_error("writing the snapshot file", &temporary))?;
+    file.sync_all().map_err(io_error("syncing the snapshot file", &temporary))?;
+    drop(file);
+    fs::rename(&temporary, &path).map_err(io_error("renaming the snapshot file into", &path))?;
+    sync_directory(directory)?;
+    Ok(SnapshotRecord { meta: snapshot.meta.clone(), file_name: name, data_bytes, crc32 })
+}
+
+/// Reads the snapshot `record` names from `directory`, checking its header, its length,
+/// its checksum and that it is the snapshot the record describes.
+pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot, Error> {
+    let path = directory.join(&record.file_name);
+    let corrupt = |reason: String| Error::CorruptSnapshot { path: path.clone(), reason };
+    let mut file = File::open(&path).map_err(io_error("opening the snapshot file", &path))?;
+    let file_bytes = file
+        .metadata()
+        .map_err(io_error("reading the metadata of the snapshot file", &path))?
+        .len();
+    let mut hasher = crc32fast::Hasher::new();
+    let mut fixed = [0_u8; 16];
+    read_exact_or_truncated(&mut file, &mut fixed, &path, file_bytes)?;
+    hasher.update(&fixed);
+    let (magic, rest) = fixed.split_at(8);
+    if magic != MAGIC {
+        return Err(corrupt(format!("bad magic {magic:02x?}: not a raft-storage snapshot file")));
+    }
+    let (version, meta_len) = rest.split_at(4);
+    let version = u32::from_le_bytes(version.try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion { path, found: version, supported: VERSION });
+    }
+    let meta_len = u32::from_le_bytes(meta_len.try_into().unwrap_or_default());
+    if meta_len > META_BYTES_MAX {
+        return Err(corrupt(format!("metadata length {meta_len} exceeds {META_BYTES_MAX}")));
+    }
+    let mut meta = vec![0_u8; meta_len as usize + 8];
+    read_exact_or_truncated(&mut file, &mut meta, &path, file_bytes)?;
+    hasher.update(&meta);
+    let (meta, data_len) = meta.split_at(meta_len as usize);
+    let data_bytes = u64::from_le_bytes(data_len.try_into().unwrap_or_default());
+    let expected_bytes = 16 + u64::from(meta_len) + 8 + data_bytes + 4;
+    if file_bytes != expected_bytes {
+        return Err(corrupt(format!(
+            "the file has {file_bytes} bytes but its header promises {expected_bytes} \
+             (truncated or extended)"
+        )));
+    }
+    let meta: SnapshotMeta = postcard::from_bytes(meta)
+        .map_err(|error| corrupt(format!("undecodable metadata: {error}")))?;
+    let data_len = usize::try_from(data_bytes)
+        .map_err(|_| corrupt(format!("{data_bytes} bytes do not fit in memory")))?;
+    let mut data = BytesMut::zeroed(data_len);
+    for chunk in data.chunks_mut(CHUNK_BYTES) {
+        file.read_exact(chunk).map_err(io_error("reading the snapshot file", &path))?;
+        hasher.update(chunk);
+    }
+    let mut trailer = [0_u8; 4];
+    file.read_exact(&mut trailer).map_err(io_error("reading the snapshot file", &path))?;
+    let stored = u32::from_le_bytes(trailer);
+    let computed = hasher.finalize();
+    if stored != computed {
+        return Err(corrupt(format!(
+            "checksum mismatch: the file says {stored:#010x}, its contents give {computed:#010x}"
+        )));
+    }
+    if meta != record.meta || stored != record.crc32 || data_bytes != record.data_bytes {
+        return Err(corrupt(format!(
+            "the file holds snapshot {} ({data_bytes} bytes, crc {stored:#010x}) but the \
+             database names snapshot {} ({} bytes, crc {:#010x})",
+            meta.last_log_id, record.meta.last_log_id, record.data_bytes, record.crc32
+        )));
+    }
+    Ok(Snapshot { meta, data: Bytes::from(data) })
+}
+
+fn read_exact_or_truncated(
+    file: &mut File,
+    buffer: &mut [u8],
+    path: &Path,
+    file_bytes: u64,
+) -> Result<(), Error> {
+    file.read_exact(buffer).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::CorruptSnapshot {
+                path: path.to_path_buf(),
+                reason: format!("truncated: the header does not fit in its {file_bytes} bytes"),
+            }
+        } else {
+            Error::Io { operation: "reading the snapshot file", path: path.to_path_buf(), source }
+        }
+    })
+}
+
+/// Removes every snapshot file in `directory` but `keep` (older snapshots, and files a
+/// crash left before the database named them). Returns the paths removed.
+pub(crate) fn remove_others(directory: &Path, keep: Option<&str>) -> Result<Vec<PathBuf>, Error> {
+    let mut removed = Vec::new();
+    let listing =
+        fs::read_dir(directory).map_err(io_error("listing the store directory", directory))?;
+    for item in listing {
+        let item = item.map_err(io_error("listing the store directory", directory))?;
+        let name = item.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if is_snapshot_file(name) && Some(name) != keep {
+            let path = item.path();
+            fs::remove_file(&path).map_err(io_error("removing the old snapshot file", &path))?;
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        sync_directory(directory)?;
+    }
+    Ok(removed)
+}

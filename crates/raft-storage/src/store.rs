@@ -1,0 +1,570 @@
+//! [`RedbLogStore`]: the durable [`LogStore`], and [`LogReader`], its read side.
+
+use std::fs;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use raft_core::runtime::LogStore;
+use raft_core::{Entry, HardState, LogId, LogIndex, Membership, RestoredState, Snapshot, Term};
+use redb::{Database, Durability, ReadableDatabase};
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, database_error, io_error};
+use crate::log_view::LogView;
+use crate::snapshot_file::{self, SnapshotRecord};
+use crate::stats::StoreStats;
+use crate::tables::{
+    self, ENTRIES, FIRST_INDEX_KEY, HARD_STATE, HARD_STATE_KEY, META, SNAPSHOT_KEY,
+};
+
+/// The database file's name inside the store's directory.
+pub const DATABASE_FILE: &str = "raft-log.redb";
+
+/// How a store keeps its log in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The most bytes (as [`Entry::size_bytes`] counts them) of recent entries kept in
+    /// memory for replication reads. The default, 32 MiB, holds the last few seconds of a
+    /// busy leader's writes, which is what followers that keep up ask for.
+    pub tail_cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig { tail_cache_bytes: 32 << 20 }
+    }
+}
+
+/// A node's durable Raft state in one directory: a redb database (hard state, log entries,
+/// metadata) and the current snapshot file.
+///
+/// Implements [`LogStore`] for the `raft_core::runtime` driver. Each `persist` is one
+/// durable redb transaction however many entries it carries (the driver merges queued
+/// writes: group commit). Work runs on tokio's blocking pool, so a fsync never stalls the
+/// runtime's worker threads (see the crate documentation).
+///
+/// Only this value writes; [`RedbLogStore::reader`] hands out read handles for replication
+/// reads and statistics.
+#[derive(Debug)]
+pub struct RedbLogStore {
+    shared: Arc<Shared>,
+}
+
+/// A read handle on a [`RedbLogStore`]: replication reads, terms and statistics. Cheap to
+/// clone; it sees what the store has made durable.
+#[derive(Clone, Debug)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    directory: PathBuf,
+    path: PathBuf,
+    database: Database,
+    writer: Mutex<Writer>,
+    view: Mutex<LogView>,
+    stats: StoreStats,
+}
+
+/// The writer's state: touched by one call at a time.
+#[derive(Debug)]
+struct Writer {
+    snapshot: Option<SnapshotRecord>,
+    /// An earlier write failed: the durable state is unknown.
+    failed: bool,
+    /// Reused to encode entries.
+    buffer: Vec<u8>,
+}
+
+impl RedbLogStore {
+    /// Opens the store in `directory`, checking and reading back everything it holds.
+    ///
+    /// Snapshot files the database does not name (an older snapshot, or a newer one a
+    /// crash left before the switch) are removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the directory holds no store; [`Error::Open`],
+    /// [`Error::ForeignFile`], [`Error::UnsupportedVersion`], [`Error::CorruptRecord`] or
+    /// [`Error::CorruptEntry`] for a file that is not a readable store, each naming the
+    /// file and what is wrong; [`Error::Io`].
+    pub fn open(directory: &Path, config: StoreConfig) -> Result<RedbLogStore, Error> {
+        let path = directory.join(DATABASE_FILE);
+        if !path.try_exists().map_err(io_error("looking for the database", &path))? {
+            return Err(Error::NotFound { path });
+        }
+        let database = Database::builder()
+            .open(&path)
+            .map_err(|source| Error::Open { path: path.clone(), source: Box::new(source) })?;
+        let (records, view) = tables::read_all(&path, &database, config.tail_cache_bytes, None)?;
+        let keep = records.snapshot.as_ref().map(|record| record.file_name.as_str());
+        for removed in snapshot_file::remove_others(directory, keep)? {
+            info!(path = %removed.display(), "removed a snapshot file the store does not use");
+        }
+        info!(
+            path = %path.display(),
+            compacted = %view.compacted,
+            last = %view.last,
+            term = %records.hard_state.term,
+            "opened the log store"
+        );
+        let writer = Writer { snapshot: records.snapshot, failed: false, buffer: Vec::new() };
+        let shared = Shared {
+            directory: directory.to_path_buf(),
+            path,
+            database,
+            writer: Mutex::new(writer),
+            view: Mutex::new(view),
+            stats: StoreStats::default(),
+        };
+        Ok(RedbLogStore { shared: Arc::new(shared) })
+    }
+
+    /// Creates an empty store in `directory` (created if missing) for a new node of a
+    /// cluster whose voters are `membership` (`Membership::default()` for a node joining a
+    /// running cluster), like `MemLogStore::new`.
+    ///
+    /// The database is built under a temporary name and renamed into place, so a crash
+    /// during creation leaves no half-made store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyExists`] when the directory already holds a store; [`Error::Io`],
+    /// [`Error::Database`].
+    pub fn create(
+        directory: &Path,
+        membership: &Membership,
+        config: StoreConfig,
+    ) -> Result<RedbLogStore, Error> {
+        fs::create_dir_all(directory).map_err(io_error("creating the directory", directory))?;
+        let path = directory.join(DATABASE_FILE);
+        if path.try_exists().map_err(io_error("looking for the database", &path))? {
+            return Err(Error::AlreadyExists { path });
+        }
+        let temporary = directory.join(format!("{DATABASE_FILE}.tmp"));
+        if temporary.try_exists().map_err(io_error("looking for the database", &temporary))? {
+            fs::remove_file(&temporary)
+                .map_err(io_error("removing an unfinished database", &temporary))?;
+        }
+        {
+            let database = Database::builder().create(&temporary).map_err(|source| {
+                Error::Open { path: temporary.clone(), source: Box::new(source) }
+            })?;
+            let operation = "initializing a new store";
+            let mut transaction =
+                database.begin_write().map_err(|e| database_error(&temporary, operation, e))?;
+            transaction
+                .set_durability(Durability::Immediate)
+                .map_err(|e| database_error(&temporary, operation, e))?;
+            tables::initialize(&temporary, &transaction, membership)?;
+            transaction.commit().map_err(|e| database_error(&temporary, operation, e))?;
+        }
+        fs::rename(&temporary, &path).map_err(io_error("renaming the new database to", &path))?;
+        snapshot_file::sync_directory(directory)?;
+        info!(path = %path.display(), "created the log store");
+        RedbLogStore::open(directory, config)
+    }
+
+    /// Opens the store in `directory`, or creates it with `membership` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedbLogStore::open`] and [`RedbLogStore::create`].
+    pub fn open_or_create(
+        directory: &Path,
+        membership: &Membership,
+        config: StoreConfig,
+    ) -> Result<RedbLogStore, Error> {
+        match RedbLogStore::open(directory, config.clone()) {
+            Err(Error::NotFound { .. }) => RedbLogStore::create(directory, membership, config),
+            opened => opened,
+        }
+    }
+
+    /// A read handle for replication reads and statistics.
+    #[must_use]
+    pub fn reader(&self) -> LogReader {
+        LogReader { shared: Arc::clone(&self.shared) }
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Reads back everything stored, as [`LogStore::load`] does, on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`], [`Error::CorruptEntry`], [`Error::CorruptRecord`], and for the
+    /// snapshot file [`Error::Io`] and [`Error::CorruptSnapshot`].
+    pub fn load_blocking(&mut self) -> Result<RestoredState, Error> {
+        self.shared.load()
+    }
+
+    /// Writes `hard_state` and `entries` as one durable transaction, as
+    /// [`LogStore::persist`] does, on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LogHole`] when the entries do not follow the log (nothing is written);
+    /// [`Error::Unusable`] after an earlier failure; [`Error::Database`] or
+    /// [`Error::Encode`], after which the store refuses work until reopened.
+    pub fn persist_blocking(
+        &mut self,
+        hard_state: Option<HardState>,
+        entries: Vec<Entry>,
+    ) -> Result<(), Error> {
+        self.shared.persist(hard_state, entries)
+    }
+
+    /// Makes `snapshot` the stored one and compacts the log, as [`LogStore::store_snapshot`]
+    /// does, on the calling thread. Returns whether it replaced the stored snapshot (an
+    /// older one is ignored).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedbLogStore::persist_blocking`], and [`Error::Io`] for the snapshot file.
+    pub fn store_snapshot_blocking(&mut self, snapshot: &Snapshot) -> Result<bool, Error> {
+        self.shared.store_snapshot(snapshot)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The view is updated only after a durable write, with no fallible step while held,
+    // so a poisoned lock still guards a consistent value.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>, Error> {
+        // A write that panicked left its outcome unknown: the store refuses further work.
+        let writer = self.writer.lock().map_err(|_| Error::Unusable { path: self.path.clone() })?;
+        if writer.failed {
+            return Err(Error::Unusable { path: self.path.clone() });
+        }
+        Ok(writer)
+    }
+
+    fn load(&self) -> Result<RestoredState, Error> {
+        let writer = self.writer()?;
+        let mut entries = Vec::new();
+        let (records, _) = tables::read_all(&self.path, &self.database, 0, Some(&mut entries))?;
+        debug_assert_eq!(records.snapshot, writer.snapshot, "the writer's record is durable");
+        drop(writer);
+        let snapshot = records
+            .snapshot
+            .as_ref()
+            .map(|record| snapshot_file::read(&self.directory, record))
+            .transpose()?;
+        let membership = snapshot
+            .as_ref()
+            .map_or(records.bootstrap, |snapshot| snapshot.meta.membership.clone());
+        Ok(RestoredState {
+            hard_state: records.hard_state,
+            membership,
+            snapshot,
+            entries,
+            applied_index: LogIndex::ZERO,
+        })
+    }
+
+    fn persist(&self, hard_state: Option<HardState>, mut entries: Vec<Entry>) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut writer = self.writer()?;
+        let (compacted, last) = {
+            let view = lock(&self.view);
+            (view.compacted, view.last)
+        };
+        let covered = entries.partition_point(|entry| entry.log_id.index <= compacted.index);
+        entries.drain(..covered);
+        let first_index = entries.first().map(|entry| entry.log_id.index);
+        if let Some(first_index) = first_index
+            && first_index > last.index.next()
+        {
+            return Err(Error::LogHole { first_index, last_log_id: last });
+        }
+        if hard_state.is_none() && entries.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.write_transaction(&mut writer, hard_state, &entries, last);
+        let (bytes, commit) = match outcome {
+            Ok(figures) => figures,
+            Err(error) => {
+                writer.failed = true;
+                warn!(path = %self.path.display(), %error, "a durable write failed");
+                return Err(error);
+            }
+        };
+        let count = entries.len() as u64;
+        if let Some(first_index) = first_index {
+            let mut view = lock(&self.view);
+            view.truncate_from(first_index);
+            view.append(entries);
+        }
+        drop(writer);
+        self.stats.record_persist(count, bytes, started.elapsed(), commit);
+        Ok(())
+    }
+
+    /// One durable transaction: removes the stored entries the write overwrites, inserts
+    /// the new ones and the hard state. Returns the bytes written and the commit's time.
+    fn write_transaction(
+        &self,
+        writer: &mut Writer,
+        hard_state: Option<HardState>,
+        entries: &[Entry],
+        last: LogId,
+    ) -> Result<(u64, Duration), Error> {
+        let path = &self.path;
+        let operation = || match (entries.first(), entries.last()) {
+            (Some(first), Some(last)) => {
+                format!("persisting entries {}..={}", first.log_id.index, last.log_id.index)
+            }
+            _ => "persisting the hard state".to_string(),
+        };
+        let fail = |source: redb::Error| database_error(path, operation(), source);
+        let mut transaction = self.database.begin_write().map_err(|e| fail(e.into()))?;
+        transaction.set_durability(Durability::Immediate).map_err(|e| fail(e.into()))?;
+        let mut bytes = 0_u64;
+        if let Some(first) = entries.first() {
+            let mut table = transaction.open_table(ENTRIES).map_err(|e| fail(e.into()))?;
+            if first.log_id.index <= last.index {
+                debug!(from = %first.log_id.index, to = %last.index, "truncating a conflicting suffix");
+                table
+                    .retain_in(first.log_id.index.0.., |_, _| false)
+                    .map_err(|e| fail(e.into()))?;
+            }
+            let mut buffer = std::mem::take(&mut writer.buffer);
+            for entry in entries {
+                buffer.clear();
+                buffer = postcard::to_extend(entry, buffer).map_err(|error| Error::Encode {
+                    path: path.clone(),
+                    what: "log entry",
+                    reason: error.to_string(),
+                })?;
+                bytes += buffer.len() as u64;
+                table
+                    .insert(entry.log_id.index.0, buffer.as_slice())
+                    .map_err(|e| fail(e.into()))?;
+            }
+            writer.buffer = buffer;
+        }
+        if let Some(hard_state) = hard_state {
+            let encoded = tables::encode(path, "hard state", &hard_state)?;
+            bytes += encoded.len() as u64;
+            let mut table = transaction.open_table(HARD_STATE).map_err(|e| fail(e.into()))?;
+            table.insert(HARD_STATE_KEY, encoded.as_slice()).map_err(|e| fail(e.into()))?;
+        }
+        let commit_started = Instant::now();
+        transaction.commit().map_err(|e| fail(e.into()))?;
+        Ok((bytes, commit_started.elapsed()))
+    }
+
+    fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error> {
+        let started = Instant::now();
+        let mut writer = self.writer()?;
+        let last_log_id = snapshot.meta.last_log_id;
+        let keep_suffix = {
+            let view = lock(&self.view);
+            if last_log_id.index <= view.compacted.index {
+                debug!(%last_log_id, compacted = %view.compacted, "ignored an older snapshot");
+                return Ok(false);
+            }
+            view.term_at(last_log_id.index) == Some(last_log_id.term)
+        };
+        let outcome = snapshot_file::write(&self.directory, snapshot)
+            .and_then(|record| self.switch_snapshot(&record, keep_suffix).map(|()| record));
+        let record = match outcome {
+            Ok(record) => record,
+            Err(error) => {
+                writer.failed = true;
+                warn!(path = %self.path.display(), %error, "storing a snapshot failed");
+                return Err(error);
+            }
+        };
+        lock(&self.view).compact_to(last_log_id, keep_suffix);
+        let current = record.file_name.clone();
+        writer.snapshot = Some(record);
+        drop(writer);
+        // The new snapshot is durable and named: older files are garbage. Failing to remove
+        // one loses nothing (the next open removes it), so it is not fatal.
+        match snapshot_file::remove_others(&self.directory, Some(&current)) {
+            Ok(removed) => debug!(files = removed.len(), "removed older snapshot files"),
+            Err(error) => warn!(%error, "could not remove an older snapshot file"),
+        }
+        let bytes = snapshot.data.len() as u64;
+        info!(%last_log_id, bytes, keep_suffix, "stored a snapshot");
+        self.stats.record_snapshot(bytes, started.elapsed());
+        Ok(true)
+    }
+
+    /// Names the new snapshot file in the metadata and compacts the log, in one durable
+    /// transaction: after a crash, the database names either the old snapshot with the old
+    /// log or the new one with the compacted log.
+    fn switch_snapshot(&self, record: &SnapshotRecord, keep_suffix: bool) -> Result<(), Error> {
+        let path = &self.path;
+        let last_log_id = record.meta.last_log_id;
+        let operation = || format!("switching to the snapshot at {last_log_id}");
+        let fail = |source: redb::Error| database_error(path, operation(), source);
+        let mut transaction = self.database.begin_write().map_err(|e| fail(e.into()))?;
+        transaction.set_durability(Durability::Immediate).map_err(|e| fail(e.into()))?;
+        {
+            let mut entries = transaction.open_table(ENTRIES).map_err(|e| fail(e.into()))?;
+            let removed = if keep_suffix {
+                entries.retain_in(..=last_log_id.index.0, |_, _| false)
+            } else {
+                entries.retain(|_, _| false)
+            };
+            removed.map_err(|e| fail(e.into()))?;
+            let mut meta = transaction.open_table(META).map_err(|e| fail(e.into()))?;
+            let encoded = tables::encode(path, "snapshot record", record)?;
+            meta.insert(SNAPSHOT_KEY, encoded.as_slice()).map_err(|e| fail(e.into()))?;
+            let first_index = last_log_id.index.next().0.to_le_bytes();
+            meta.insert(FIRST_INDEX_KEY, first_index.as_slice()).map_err(|e| fail(e.into()))?;
+        }
+        transaction.commit().map_err(|e| fail(e.into()))?;
+        Ok(())
+    }
+}
+
+impl LogReader {
+    /// The stored entries from `start` up to before `end`, at most `bytes_max` bytes (as
+    /// [`Entry::size_bytes`] counts them) but at least one entry when any is in range.
+    ///
+    /// Entries in the in-memory tail (the recent ones) are served without touching the
+    /// disk; older ones come from one read transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Compacted`] when `start` is before the first stored index;
+    /// [`Error::Database`] or [`Error::CorruptEntry`] for a read from disk.
+    pub fn entries(
+        &self,
+        start: LogIndex,
+        end: LogIndex,
+        bytes_max: Option<NonZeroU64>,
+    ) -> Result<Vec<Entry>, Error> {
+        let bytes_max = bytes_max.map_or(u64::MAX, NonZeroU64::get);
+        let end = {
+            let view = lock(&self.shared.view);
+            let first_index = view.first_index();
+            if start < first_index {
+                return Err(Error::Compacted { requested: start, first_index });
+            }
+            let end = end.min(view.last.index.next());
+            if start >= end {
+                return Ok(Vec::new());
+            }
+            if view.tail_first_index().is_some_and(|first| first <= start) {
+                self.shared.stats.record_read(true);
+                return Ok(view.tail_range(start, end, bytes_max));
+            }
+            end
+        };
+        self.shared.stats.record_read(false);
+        self.read_from_disk(start, end, bytes_max)
+    }
+
+    fn read_from_disk(
+        &self,
+        start: LogIndex,
+        end: LogIndex,
+        bytes_max: u64,
+    ) -> Result<Vec<Entry>, Error> {
+        let path = &self.shared.path;
+        let operation = || format!("reading entries {start}..{end}");
+        let fail = |source: redb::Error| database_error(path, operation(), source);
+        let transaction = self.shared.database.begin_read().map_err(|e| fail(e.into()))?;
+        let table = transaction.open_table(ENTRIES).map_err(|e| fail(e.into()))?;
+        let mut entries = Vec::new();
+        let mut bytes = 0_u64;
+        for item in table.range(start.0..end.0).map_err(|e| fail(e.into()))? {
+            let (key, value) = item.map_err(|e| fail(e.into()))?;
+            let entry = tables::decode_entry(path, key.value(), value.value())?;
+            bytes += entry.size_bytes();
+            if bytes > bytes_max && !entries.is_empty() {
+                break;
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// The term of the entry at `index` (the snapshot's last entry or a stored one), from
+    /// memory; `None` outside the log.
+    #[must_use]
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        lock(&self.shared.view).term_at(index)
+    }
+
+    /// The first index the log holds (one past the snapshot's last entry).
+    #[must_use]
+    pub fn first_index(&self) -> LogIndex {
+        lock(&self.shared.view).first_index()
+    }
+
+    /// The last stored entry's id (the snapshot's last entry when the log is empty).
+    #[must_use]
+    pub fn last_log_id(&self) -> LogId {
+        lock(&self.shared.view).last
+    }
+
+    /// The last entry the snapshot covers (`LogId::ZERO` without one).
+    #[must_use]
+    pub fn compacted(&self) -> LogId {
+        lock(&self.shared.view).compacted
+    }
+
+    /// The store's counters: durable-write latency (fsync included), bytes, read sources.
+    #[must_use]
+    pub fn stats(&self) -> &StoreStats {
+        &self.shared.stats
+    }
+}
+
+/// Runs `work` on tokio's blocking pool.
+async fn run_blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    work: impl FnOnce(&Shared) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let owned = Arc::clone(shared);
+    match tokio::task::spawn_blocking(move || work(&owned)).await {
+        Ok(outcome) => outcome,
+        Err(source) => Err(Error::BlockingTask { path: shared.path.clone(), source }),
+    }
+}
+
+impl LogStore for RedbLogStore {
+    async fn load(&mut self) -> Result<RestoredState, raft_core::Error> {
+        run_blocking(&self.shared, Shared::load)
+            .await
+            .map_err(|error| error.into_core(format!("loading {}", self.shared.path.display())))
+    }
+
+    async fn persist(
+        &mut self,
+        hard_state: Option<HardState>,
+        entries: Vec<Entry>,
+    ) -> Result<(), raft_core::Error> {
+        let range = entries.first().zip(entries.last()).map(|(first, last)| {
+            format!("persisting entries {}..={}", first.log_id.index, last.log_id.index)
+        });
+        run_blocking(&self.shared, move |shared| shared.persist(hard_state, entries)).await.map_err(
+            |error| {
+                error.into_core(range.unwrap_or_else(|| "persisting the hard state".to_string()))
+            },
+        )
+    }
+
+    async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_core::Error> {
+        let last_log_id = snapshot.meta.last_log_id;
+        run_blocking(&self.shared, move |shared| shared.store_snapshot(&snapshot).map(drop))
+            .await
+            .map_err(|error| error.into_core(format!("storing the snapshot at {last_log_id}")))
+    }
+}
