@@ -38,6 +38,18 @@ pub enum Error {
         #[source]
         source: Box<redb::DatabaseError>,
     },
+    /// redb failed an internal check while opening the file (it panics, for one, on a file
+    /// shorter than its header says): the file is damaged, typically truncated.
+    #[error(
+        "the log database {path} is damaged (truncated?): redb failed while opening it: \
+             {reason}; restore it from a replica or a backup"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// redb's panic message.
+        reason: String,
+    },
     /// A redb read or write failed.
     #[error("database error while {operation} in {path}: {source}")]
     Database {

@@ -96,9 +96,7 @@ impl RedbLogStore {
         if !path.try_exists().map_err(io_error("looking for the database", &path))? {
             return Err(Error::NotFound { path });
         }
-        let database = Database::builder()
-            .open(&path)
-            .map_err(|source| Error::Open { path: path.clone(), source: Box::new(source) })?;
+        let database = open_database(&path)?;
         let (records, view) = tables::read_all(&path, &database, config.tail_cache_bytes, None)?;
         let keep = records.snapshot.as_ref().map(|record| record.file_name.as_str());
         for removed in snapshot_file::remove_others(directory, keep)? {
@@ -231,6 +229,25 @@ impl RedbLogStore {
     /// As [`RedbLogStore::persist_blocking`], and [`Error::Io`] for the snapshot file.
     pub fn store_snapshot_blocking(&mut self, snapshot: &Snapshot) -> Result<bool, Error> {
         self.shared.store_snapshot(snapshot)
+    }
+}
+
+/// Opens the database file, turning a panic inside redb into an error: redb asserts
+/// rather than fails on some damaged files (a truncated one, for example), and a damaged
+/// file must never take the process down.
+fn open_database(path: &Path) -> Result<Database, Error> {
+    let opened = std::panic::catch_unwind(|| Database::builder().open(path));
+    match opened {
+        Ok(Ok(database)) => Ok(database),
+        Ok(Err(source)) => Err(Error::Open { path: path.to_path_buf(), source: Box::new(source) }),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "an internal check failed".to_string());
+            Err(Error::Damaged { path: path.to_path_buf(), reason })
+        }
     }
 }
 

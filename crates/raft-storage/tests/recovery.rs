@@ -1,0 +1,305 @@
+//! Opening existing stores: recovery of what was stored, and clear errors for damaged,
+//! truncated or foreign files (never a silent reset). Also the read side (`LogReader`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fs;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+
+use common::{block_on, chain, entries, entry, membership, snapshot};
+use raft_core::runtime::LogStore;
+use raft_core::{LogIndex, Term};
+use raft_storage::{DATABASE_FILE, Error, RedbLogStore, StoreConfig};
+use redb::TableDefinition;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_entries");
+
+fn create(directory: &Path) -> RedbLogStore {
+    RedbLogStore::create(directory, &membership(), StoreConfig::default()).unwrap()
+}
+
+fn open(directory: &Path) -> Result<RedbLogStore, Error> {
+    RedbLogStore::open(directory, StoreConfig::default())
+}
+
+fn snapshot_files(directory: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(directory)
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .filter(|path| path.file_name().unwrap().to_str().unwrap().starts_with("snapshot-"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A store with entries 1..=6 and a snapshot at 4; returns the snapshot file.
+fn store_with_snapshot(directory: &Path) -> PathBuf {
+    let mut store = create(directory);
+    block_on(store.persist(None, entries(1, 1, 6))).unwrap();
+    block_on(store.store_snapshot(snapshot(1, 4, &[42; 10_000]))).unwrap();
+    let files = snapshot_files(directory);
+    assert_eq!(files.len(), 1);
+    files.into_iter().next().unwrap()
+}
+
+#[test]
+fn opening_a_directory_without_a_store_is_not_found() {
+    let directory = tempfile::tempdir().unwrap();
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    assert!(error.to_string().contains(DATABASE_FILE), "{error}");
+}
+
+#[test]
+fn create_refuses_to_overwrite_an_existing_store() {
+    let directory = tempfile::tempdir().unwrap();
+    drop(create(directory.path()));
+    let error =
+        RedbLogStore::create(directory.path(), &membership(), StoreConfig::default()).unwrap_err();
+    assert!(matches!(error, Error::AlreadyExists { .. }), "{error}");
+}
+
+#[test]
+fn open_or_create_creates_once_then_opens() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = StoreConfig::default();
+    let mut store =
+        RedbLogStore::open_or_create(directory.path(), &membership(), config.clone()).unwrap();
+    block_on(store.persist(None, entries(1, 1, 2))).unwrap();
+    drop(store);
+    let mut store = RedbLogStore::open_or_create(directory.path(), &membership(), config).unwrap();
+    assert_eq!(block_on(store.load()).unwrap().entries, entries(1, 1, 2));
+}
+
+#[test]
+fn a_store_is_used_by_one_process_at_a_time() {
+    let directory = tempfile::tempdir().unwrap();
+    let _store = create(directory.path());
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::Open { .. }), "{error}");
+}
+
+#[test]
+fn garbage_database_file_is_refused_naming_the_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join(DATABASE_FILE);
+    fs::write(&path, vec![0xA5; 64 * 1024]).unwrap();
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::Open { .. }), "{error}");
+    assert!(error.to_string().contains(path.to_str().unwrap()), "{error}");
+    // Never reset: the file is untouched.
+    assert_eq!(fs::read(&path).unwrap(), vec![0xA5; 64 * 1024]);
+}
+
+#[test]
+fn truncated_database_file_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = create(directory.path());
+    block_on(store.persist(None, entries(1, 1, 200))).unwrap();
+    drop(store);
+    let path = directory.path().join(DATABASE_FILE);
+    let length = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(length / 3).unwrap();
+    // redb asserts on this file; the store turns that into an error naming the file.
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::Damaged { .. } | Error::Open { .. }), "{error}");
+    let text = chain(&error);
+    assert!(text.contains(path.to_str().unwrap()), "{text}");
+}
+
+#[test]
+fn redb_file_written_by_another_program_is_foreign() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join(DATABASE_FILE);
+    let database = redb::Database::create(&path).unwrap();
+    let transaction = database.begin_write().unwrap();
+    transaction
+        .open_table(TableDefinition::<&str, u64>::new("users"))
+        .unwrap()
+        .insert("alice", &1)
+        .unwrap();
+    transaction.commit().unwrap();
+    drop(database);
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::ForeignFile { .. }), "{error}");
+    assert!(error.to_string().contains("not a raft-storage log database"), "{error}");
+}
+
+#[test]
+fn database_of_another_format_version_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    drop(create(directory.path()));
+    let path = directory.path().join(DATABASE_FILE);
+    let database = redb::Database::open(&path).unwrap();
+    let transaction = database.begin_write().unwrap();
+    {
+        let mut meta = transaction.open_table(META).unwrap();
+        let mut record = b"raft-storage/log".to_vec();
+        record.extend_from_slice(&99_u32.to_le_bytes());
+        meta.insert("format", record.as_slice()).unwrap();
+    }
+    transaction.commit().unwrap();
+    drop(database);
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::UnsupportedVersion { found: 99, supported: 1, .. }), "{error}");
+}
+
+#[test]
+fn misplaced_or_undecodable_entry_is_reported_with_its_index() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = create(directory.path());
+    block_on(store.persist(None, entries(1, 1, 3))).unwrap();
+    drop(store);
+    let path = directory.path().join(DATABASE_FILE);
+    let rewrite = |key: u64, value: &[u8]| {
+        let database = redb::Database::open(&path).unwrap();
+        let transaction = database.begin_write().unwrap();
+        transaction.open_table(ENTRIES).unwrap().insert(key, value).unwrap();
+        transaction.commit().unwrap();
+    };
+    rewrite(2, &[0xff; 12]);
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::CorruptEntry { index: LogIndex(2), .. }), "{error}");
+    let entry_five = postcard::to_allocvec(&entry(1, 5)).unwrap();
+    rewrite(2, &entry_five);
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::CorruptEntry { index: LogIndex(2), .. }), "{error}");
+    assert!(error.to_string().contains(path.to_str().unwrap()), "{error}");
+}
+
+#[test]
+fn snapshot_with_a_flipped_byte_fails_its_checksum() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = store_with_snapshot(directory.path());
+    let mut bytes = fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&file, bytes).unwrap();
+    let mut store = open(directory.path()).unwrap();
+    let error = store.load_blocking().unwrap_err();
+    assert!(matches!(error, Error::CorruptSnapshot { .. }), "{error}");
+    assert!(error.to_string().contains("checksum"), "{error}");
+    assert!(error.to_string().contains(file.to_str().unwrap()), "{error}");
+    // Through the LogStore trait, the node gets a fatal storage error with the cause.
+    let error = block_on(store.load()).unwrap_err();
+    assert!(matches!(error, raft_core::Error::Storage { .. }), "{error}");
+    assert!(chain(&error).contains("checksum"), "{}", chain(&error));
+}
+
+#[test]
+fn truncated_snapshot_file_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = store_with_snapshot(directory.path());
+    let length = fs::metadata(&file).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(length - 100).unwrap();
+    let error = open(directory.path()).unwrap().load_blocking().unwrap_err();
+    assert!(matches!(error, Error::CorruptSnapshot { .. }), "{error}");
+    assert!(error.to_string().contains("truncated"), "{error}");
+}
+
+#[test]
+fn missing_snapshot_file_is_an_error_naming_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = store_with_snapshot(directory.path());
+    fs::remove_file(&file).unwrap();
+    let error = open(directory.path()).unwrap().load_blocking().unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error}");
+    assert!(error.to_string().contains(file.to_str().unwrap()), "{error}");
+}
+
+#[test]
+fn snapshot_file_swapped_for_another_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = store_with_snapshot(directory.path());
+    let other = tempfile::tempdir().unwrap();
+    let mut store = create(other.path());
+    block_on(store.persist(None, entries(1, 1, 6))).unwrap();
+    block_on(store.store_snapshot(snapshot(1, 4, b"something else"))).unwrap();
+    fs::copy(snapshot_files(other.path()).pop().unwrap(), &file).unwrap();
+    let error = open(directory.path()).unwrap().load_blocking().unwrap_err();
+    assert!(matches!(error, Error::CorruptSnapshot { .. }), "{error}");
+}
+
+#[test]
+fn leftover_snapshot_files_are_removed_on_open_and_the_named_one_kept() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = store_with_snapshot(directory.path());
+    // What a crash leaves: a half-written file, and a complete one never switched to.
+    let half = directory.path().join("snapshot-00000000000000000009-00000000000000000001.snap.tmp");
+    let unswitched =
+        directory.path().join("snapshot-00000000000000000009-00000000000000000001.snap");
+    fs::write(&half, b"half").unwrap();
+    fs::write(&unswitched, b"whole but unnamed").unwrap();
+    let mut store = open(directory.path()).unwrap();
+    assert_eq!(snapshot_files(directory.path()), vec![file]);
+    let restored = store.load_blocking().unwrap();
+    assert_eq!(restored.compacted().index, LogIndex(4));
+}
+
+#[test]
+fn a_new_snapshot_replaces_the_old_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let old = store_with_snapshot(directory.path());
+    let mut store = open(directory.path()).unwrap();
+    store.store_snapshot_blocking(&snapshot(1, 6, b"six")).unwrap();
+    let files = snapshot_files(directory.path());
+    assert_eq!(files.len(), 1);
+    assert_ne!(files[0], old);
+}
+
+#[test]
+fn recent_entries_are_read_from_memory_within_a_byte_budget() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = create(directory.path());
+    let reader = store.reader();
+    block_on(store.persist(None, entries(1, 1, 10))).unwrap();
+    block_on(store.persist(None, entries(2, 11, 20))).unwrap();
+    let all = reader.entries(LogIndex(1), LogIndex(100), None).unwrap();
+    assert_eq!(all.len(), 20);
+    let one_size = entry(1, 1).size_bytes();
+    let budget = NonZeroU64::new(3 * one_size);
+    assert_eq!(reader.entries(LogIndex(5), LogIndex(100), budget).unwrap(), entries(1, 5, 7));
+    // A budget smaller than one entry still returns one, so replication progresses.
+    let tiny = NonZeroU64::new(1);
+    assert_eq!(reader.entries(LogIndex(11), LogIndex(100), tiny).unwrap(), entries(2, 11, 11));
+    assert_eq!(reader.entries(LogIndex(21), LogIndex(100), None).unwrap(), Vec::new());
+    let stats = reader.stats().report();
+    assert_eq!((stats.tail_reads, stats.disk_reads), (3, 0));
+    assert_eq!(reader.term_at(LogIndex(10)), Some(Term(1)));
+    assert_eq!(reader.term_at(LogIndex(11)), Some(Term(2)));
+    assert_eq!(reader.term_at(LogIndex(21)), None);
+    assert_eq!(reader.last_log_id().index, LogIndex(20));
+}
+
+#[test]
+fn older_entries_come_from_disk_and_compacted_ones_are_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = StoreConfig { tail_cache_bytes: 4 * entry(1, 1).size_bytes() };
+    let mut store = RedbLogStore::create(directory.path(), &membership(), config).unwrap();
+    let reader = store.reader();
+    block_on(store.persist(None, entries(1, 1, 10))).unwrap();
+    assert_eq!(reader.entries(LogIndex(2), LogIndex(5), None).unwrap(), entries(1, 2, 4));
+    assert_eq!(reader.stats().report().disk_reads, 1);
+    block_on(store.store_snapshot(snapshot(1, 5, b"five"))).unwrap();
+    let error = reader.entries(LogIndex(5), LogIndex(8), None).unwrap_err();
+    assert!(matches!(error, Error::Compacted { first_index: LogIndex(6), .. }), "{error}");
+    assert_eq!(reader.term_at(LogIndex(5)), Some(Term(1)));
+    assert_eq!(reader.first_index(), LogIndex(6));
+}
+
+#[test]
+fn stats_count_each_durable_write_once() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = create(directory.path());
+    block_on(store.persist(None, entries(1, 1, 16))).unwrap();
+    block_on(store.persist(None, entries(1, 17, 32))).unwrap();
+    let stats = store.reader().stats().report();
+    assert_eq!(stats.persists, 2);
+    assert_eq!(stats.persisted_entries, 32);
+    assert!(stats.persisted_bytes >= 32 * 16, "{stats:?}");
+    assert!(stats.commit_latency_total <= stats.persist_latency_total);
+    assert_eq!(stats.persist_latency_buckets.iter().sum::<u64>(), 2);
+}
