@@ -2,6 +2,8 @@
 //! that run one behaviour against both stores.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod workload;
+
 use std::future::Future;
 
 use bytes::Bytes;
