@@ -1,0 +1,2 @@
+//! Benchmarks (placeholder until the QUIC vs TCP benchmark lands).
+fn main() {}

@@ -1,0 +1,237 @@
+//! One node's QUIC endpoint: binds the socket, accepts connections and hands each to the
+//! peer protocol or the request/response protocol by its ALPN.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use raft_core::{Message, NodeId};
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, info_span, warn};
+
+use crate::certs::Identity;
+use crate::config::NetConfig;
+use crate::error::Error;
+use crate::fault::FaultInjector;
+use crate::handshake::{Caller, Hello, PROTOCOL_VERSION, REFUSED};
+use crate::peer::{self, PeerLink, PeerTransport};
+use crate::rpc::{self, ErasedHandler, RequestHandler};
+use crate::tls::{self, ALPN_PEER, ALPN_RPC, Timings};
+
+/// What the endpoint's tasks share.
+pub(crate) struct Shared {
+    pub(crate) config: NetConfig,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) peer_client_config: quinn::ClientConfig,
+    pub(crate) hello: Hello,
+    pub(crate) links: RwLock<HashMap<NodeId, Arc<PeerLink>>>,
+    pub(crate) inbox: mpsc::Sender<Message>,
+    pub(crate) handler: RwLock<Option<Arc<dyn ErasedHandler>>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) faults: FaultInjector,
+    pub(crate) span: tracing::Span,
+}
+
+impl Shared {
+    pub(crate) fn is_shut_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub(crate) fn link(&self, peer: NodeId) -> Option<Arc<PeerLink>> {
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+        links.get(&peer).cloned()
+    }
+}
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: the endpoint is gone too.
+    let _ = shutdown.wait_for(|&stopped| stopped).await;
+}
+
+/// A node's QUIC endpoint: the peer transport's connections and the client listener.
+///
+/// Dropping it (or [`QuicNode::shutdown`]) closes every connection; the [`PeerTransport`]
+/// then reports the end with `recv() == None`.
+pub struct QuicNode {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for QuicNode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("QuicNode")
+            .field("node_id", &self.shared.config.node_id)
+            .field("local_addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuicNode {
+    /// Binds `config.listen_addr` and starts accepting connections. Peers are added with
+    /// [`QuicNode::set_peer`]; client requests are served once [`QuicNode::serve_requests`]
+    /// installs a handler (until then client connections are refused).
+    ///
+    /// Must be called inside a tokio runtime: the endpoint's tasks are spawned on it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`], TLS setup errors for a bad identity, [`Error::Bind`].
+    pub fn bind(
+        config: NetConfig,
+        identity: &Identity,
+    ) -> Result<(QuicNode, PeerTransport), Error> {
+        config.validate()?;
+        let timings = Timings {
+            idle_timeout: config.idle_timeout,
+            keep_alive_interval: config.keep_alive_interval,
+        };
+        let server_config = tls::server_config(identity, timings, config.requests_in_flight_max)?;
+        let peer_client_config = tls::client_config(identity, ALPN_PEER, timings, 0)?;
+        let addr = config.listen_addr;
+        let socket =
+            std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config(identity),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| Error::Bind { addr, source })?;
+        let (inbox_sender, inbox) = mpsc::channel(config.inbox_max.get());
+        let span = info_span!("quic", node = %config.node_id);
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: config.cluster_id.clone(),
+            caller: Caller::Node(config.node_id),
+        };
+        let shared = Arc::new(Shared {
+            config,
+            endpoint,
+            peer_client_config,
+            hello,
+            links: RwLock::new(HashMap::new()),
+            inbox: inbox_sender,
+            handler: RwLock::new(None),
+            shutdown: watch::Sender::new(false),
+            faults: FaultInjector::default(),
+            span: span.clone(),
+        });
+        tokio::spawn(accept_loop(Arc::clone(&shared)).instrument(span));
+        let transport = PeerTransport::new(Arc::clone(&shared), inbox);
+        Ok((QuicNode { shared }, transport))
+    }
+
+    /// The address the endpoint listens on (with the port the OS picked for port 0).
+    #[must_use]
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.endpoint.local_addr().ok()
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn node_id(&self) -> NodeId {
+        self.shared.config.node_id
+    }
+
+    /// Adds peer `id` at `addr`, or changes its address. The node with the lower id dials;
+    /// the other waits for it, so each pair shares one connection.
+    pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
+        if id == self.shared.config.node_id {
+            return;
+        }
+        let link = peer::link_or_create(&self.shared, id);
+        link.set_address(addr);
+    }
+
+    /// Serves client requests with `handler` from now on (replacing any earlier handler).
+    pub fn serve_requests<H: RequestHandler>(&self, handler: H) {
+        let handler: Arc<dyn ErasedHandler> = Arc::new(handler);
+        *self.shared.handler.write().unwrap_or_else(PoisonError::into_inner) = Some(handler);
+    }
+
+    /// The fault-injection switchboard for this node's peer traffic.
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn faults(&self) -> FaultInjector {
+        self.shared.faults.clone()
+    }
+
+    /// Closes every connection and stops the endpoint's tasks, then waits (briefly) for
+    /// the close to reach the other sides.
+    pub async fn shutdown(&self) {
+        self.close();
+        let idle = self.shared.endpoint.wait_idle();
+        // Peers learn of the close from the first packet; do not wait out slow ones.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), idle).await;
+    }
+
+    fn close(&self) {
+        self.shared.shutdown.send_replace(true);
+        self.shared.endpoint.close(SHUTDOWN, b"node shutting down");
+    }
+}
+
+impl Drop for QuicNode {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The close code of a node shutting down.
+const SHUTDOWN: quinn::VarInt = quinn::VarInt::from_u32(0x5344);
+
+/// Derives the stateless-reset key from the node's private key, so a node restarted on the
+/// same address can reset its peers' connections to its previous life at once instead of
+/// leaving them to the idle timeout.
+fn endpoint_config(identity: &Identity) -> quinn::EndpointConfig {
+    let digest = ring::digest::digest(&ring::digest::SHA256, identity.key.secret_der());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, digest.as_ref());
+    quinn::EndpointConfig::new(Arc::new(key))
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let incoming = tokio::select! {
+            incoming = shared.endpoint.accept() => incoming,
+            () = stopped(&mut shutdown) => return,
+        };
+        let Some(incoming) = incoming else {
+            return;
+        };
+        let span = shared.span.clone();
+        tokio::spawn(handle_incoming(Arc::clone(&shared), incoming).instrument(span));
+    }
+}
+
+async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let connecting = match incoming.accept() {
+        Ok(connecting) => connecting,
+        Err(error) => {
+            warn!(%remote, %error, "connection refused before the TLS handshake");
+            return;
+        }
+    };
+    let timeout = shared.config.handshake_timeout;
+    let connection = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            warn!(%remote, %error, "connection refused during the TLS handshake");
+            return;
+        }
+        Err(_) => {
+            warn!(%remote, ?timeout, "connection refused: the TLS handshake timed out");
+            return;
+        }
+    };
+    match tls::negotiated_protocol(&connection).as_deref() {
+        Some(ALPN_PEER) => peer::accept(shared, connection).await,
+        Some(ALPN_RPC) => rpc::serve_connection(shared, connection).await,
+        _ => {
+            warn!(%remote, "connection refused: no known application protocol");
+            connection.close(REFUSED, b"no known application protocol");
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The peer transport: Raft messages between nodes, one connection per pair.
+//!
+//! Each side of a connection opens two unidirectional streams of its own: a long-lived
+//! message stream (appends, heartbeats, votes, in order, pipelined) and a snapshot stream
+//! for `InstallSnapshot` chunks, at a lower priority, so a multi-megabyte snapshot never
+//! queues ahead of a heartbeat. The node with the lower id dials and re-dials with
+//! exponential backoff and jitter; the other accepts, replacing an older connection from
+//! the same peer (it restarted).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError};
+
+use raft_core::runtime::{Delivery, MessageSender, Transport};
+use raft_core::{Message, MessageBody, NodeId};
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, debug, info, warn};
+
+use crate::certs::node_name;
+use crate::error::Error;
+use crate::frame::{FrameDecoder, encode_frame};
+use crate::handshake::{self, Caller, Protocol};
+use crate::node::{Shared, stopped};
+use crate::queue::OutboundQueue;
+
+/// The stream-stop code for a malformed frame.
+const MALFORMED: quinn::VarInt = quinn::VarInt::from_u32(0x4d46);
+/// The close code of a connection superseded by a newer one with the same peer.
+const REPLACED: quinn::VarInt = quinn::VarInt::from_u32(0x5250);
+/// The most bytes taken from a stream at once: bounds each read, not the frame.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamKind {
+    Messages,
+    Snapshots,
+}
+
+impl StreamKind {
+    fn name(self) -> &'static str {
+        match self {
+            StreamKind::Messages => "messages",
+            StreamKind::Snapshots => "snapshots",
+        }
+    }
+
+    /// Higher goes first: heartbeats and appends before snapshot chunks.
+    fn priority(self) -> i32 {
+        match self {
+            StreamKind::Messages => 1,
+            StreamKind::Snapshots => 0,
+        }
+    }
+}
+
+/// Everything about one peer: its address, its outgoing queues and the current connection.
+#[derive(Debug)]
+pub(crate) struct PeerLink {
+    peer: NodeId,
+    address: watch::Sender<Option<SocketAddr>>,
+    messages: OutboundQueue,
+    snapshots: OutboundQueue,
+    connection: watch::Sender<Option<quinn::Connection>>,
+}
+
+impl PeerLink {
+    pub(crate) fn set_address(&self, addr: SocketAddr) {
+        self.address.send_replace(Some(addr));
+    }
+
+    fn queue(&self, kind: StreamKind) -> &OutboundQueue {
+        match kind {
+            StreamKind::Messages => &self.messages,
+            StreamKind::Snapshots => &self.snapshots,
+        }
+    }
+
+    /// Makes `connection` the one to send on, closing the one it replaces.
+    fn install(&self, connection: quinn::Connection) {
+        let id = connection.stable_id();
+        if let Some(old) = self.connection.send_replace(Some(connection)) {
+            if old.stable_id() != id {
+                old.close(REPLACED, b"replaced by a newer connection");
+            }
+        }
+    }
+
+    /// Forgets `connection` if it is still the current one.
+    fn uninstall(&self, connection: &quinn::Connection) {
+        self.connection.send_if_modified(|current| {
+            let same = current.as_ref().is_some_and(|c| c.stable_id() == connection.stable_id());
+            if same {
+                *current = None;
+            }
+            same
+        });
+    }
+}
+
+/// The link to `peer`, created (with its writer tasks, and its dialer if this node dials)
+/// on first use.
+pub(crate) fn link_or_create(shared: &Arc<Shared>, peer: NodeId) -> Arc<PeerLink> {
+    let mut links = shared.links.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(link) = links.get(&peer) {
+        return Arc::clone(link);
+    }
+    let link = Arc::new(PeerLink {
+        peer,
+        address: watch::Sender::new(None),
+        messages: OutboundQueue::new(shared.config.peer_queue_max.get()),
+        snapshots: OutboundQueue::new(shared.config.snapshot_queue_max.get()),
+        connection: watch::Sender::new(None),
+    });
+    links.insert(peer, Arc::clone(&link));
+    drop(links);
+    for kind in [StreamKind::Messages, StreamKind::Snapshots] {
+        let task = write_loop(Arc::clone(shared), Arc::clone(&link), kind);
+        tokio::spawn(task.instrument(shared.span.clone()));
+    }
+    if shared.config.node_id < peer {
+        let task = dial_loop(Arc::clone(shared), Arc::clone(&link));
+        tokio::spawn(task.instrument(shared.span.clone()));
+    }
+    link
+}
+
+/// This node's end of the peer network: implements raft-core's [`Transport`].
+#[derive(Debug)]
+pub struct PeerTransport {
+    inbox: mpsc::Receiver<Message>,
+    shutdown: watch::Receiver<bool>,
+    sender: PeerSender,
+}
+
+impl PeerTransport {
+    pub(crate) fn new(shared: Arc<Shared>, inbox: mpsc::Receiver<Message>) -> PeerTransport {
+        PeerTransport {
+            inbox,
+            shutdown: shared.shutdown.subscribe(),
+            sender: PeerSender { shared },
+        }
+    }
+}
+
+impl Transport for PeerTransport {
+    type Sender = PeerSender;
+
+    fn sender(&self) -> PeerSender {
+        self.sender.clone()
+    }
+
+    async fn recv(&mut self) -> Option<Message> {
+        // Both branches are cancel safe: a message is only taken by the branch that wins.
+        tokio::select! {
+            biased;
+            message = self.inbox.recv() => message,
+            () = stopped(&mut self.shutdown) => None,
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Message> {
+        self.inbox.try_recv().ok()
+    }
+}
+
+/// Queues messages for peers; never waits.
+#[derive(Clone)]
+pub struct PeerSender {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PeerSender {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("PeerSender").field("node", &self.shared.config.node_id).finish()
+    }
+}
+
+impl MessageSender for PeerSender {
+    fn send(&self, message: Message) -> Delivery {
+        if self.shared.is_shut_down() {
+            return Delivery::Dropped;
+        }
+        let Some(link) = self.shared.link(message.to) else {
+            return Delivery::Dropped;
+        };
+        if self.shared.faults.drops_outgoing(link.peer) {
+            return Delivery::Dropped;
+        }
+        let kind = match message.body {
+            MessageBody::InstallSnapshot { .. } => StreamKind::Snapshots,
+            _ => StreamKind::Messages,
+        };
+        link.queue(kind).push(message)
+    }
+}
+
+/// Sends one queue's messages on its own stream of whichever connection is current.
+async fn write_loop(shared: Arc<Shared>, link: Arc<PeerLink>, kind: StreamKind) {
+    let mut connections = link.connection.subscribe();
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let open = |current: &Option<quinn::Connection>| {
+            current.as_ref().is_some_and(|c| c.close_reason().is_none())
+        };
+        let connection = tokio::select! {
+            current = connections.wait_for(open) => match current {
+                Ok(current) => current.clone(),
+                Err(_) => return,
+            },
+            () = stopped(&mut shutdown) => return,
+        };
+        let Some(connection) = connection else {
+            continue;
+        };
+        let result = tokio::select! {
+            result = write_stream(&shared, &link, kind, &connection) => result,
+            () = stopped(&mut shutdown) => return,
+        };
+        if let Err(error) = result {
+            debug!(peer = %link.peer, stream = kind.name(), %error, "peer stream write failed");
+        }
+        // Do not spin on a connection that is closing but not yet replaced.
+        tokio::select! {
+            () = tokio::time::sleep(shared.config.reconnect_backoff_min) => {}
+            () = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn write_stream(
+    shared: &Shared,
+    link: &PeerLink,
+    kind: StreamKind,
+    connection: &quinn::Connection,
+) -> Result<(), Error> {
+    let addr = connection.remote_address();
+    let mut stream =
+        connection.open_uni().await.map_err(|source| Error::Connection { addr, source })?;
+    // Only fails on a stream already closed, which the next write reports.
+    let _ = stream.set_priority(kind.priority());
+    let queue = link.queue(kind);
+    loop {
+        let message = tokio::select! {
+            message = queue.pop() => message,
+            source = connection.closed() => return Err(Error::Connection { addr, source }),
+        };
+        let delay = shared.faults.delay(link.peer);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let frame = match encode_frame(&message, "message", shared.config.frame_bytes_max) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let kind = message.body.kind();
+                warn!(peer = %link.peer, kind, %error, "message dropped: cannot frame it");
+                continue;
+            }
+        };
+        stream.write_chunk(frame).await.map_err(|source| Error::Write { addr, source })?;
+    }
+}
+
+/// Dials `link.peer` and keeps a connection to it, re-dialing with backoff.
+async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut addresses = link.address.subscribe();
+    let config = &shared.config;
+    let mut backoff = config.reconnect_backoff_min;
+    let mut failures: u64 = 0;
+    loop {
+        let addr = tokio::select! {
+            addr = addresses.wait_for(Option::is_some) => match addr {
+                Ok(addr) => *addr,
+                Err(_) => return,
+            },
+            () = stopped(&mut shutdown) => return,
+        };
+        let Some(addr) = addr else {
+            continue;
+        };
+        let dialed = tokio::select! {
+            dialed = dial(&shared, link.peer, addr) => dialed,
+            () = stopped(&mut shutdown) => return,
+        };
+        match dialed {
+            Ok(connection) => {
+                info!(peer = %link.peer, %addr, "peer connected");
+                failures = 0;
+                backoff = config.reconnect_backoff_min;
+                tokio::select! {
+                    () = receive(&shared, &link, connection) => {}
+                    () = stopped(&mut shutdown) => return,
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                // The first failure is news; the retries that follow are not.
+                if failures == 1 {
+                    warn!(peer = %link.peer, %addr, %error, "cannot connect to peer; retrying");
+                } else {
+                    debug!(peer = %link.peer, %addr, %error, failures, "peer still unreachable");
+                }
+            }
+        }
+        // Full jitter over the upper half, so peers restarted together spread out.
+        let delay = backoff.mul_f64(rand::random_range(0.5..=1.0));
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped(&mut shutdown) => return,
+        }
+        backoff = backoff.saturating_mul(2).min(config.reconnect_backoff_max);
+    }
+}
+
+async fn dial(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<quinn::Connection, Error> {
+    let timeout = shared.config.handshake_timeout;
+    let connecting = shared
+        .endpoint
+        .connect_with(shared.peer_client_config.clone(), addr, &node_name(peer))
+        .map_err(|source| Error::Connect { addr, source })?;
+    let connection = tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| Error::Timeout { what: "TLS handshake", addr, after: timeout })?
+        .map_err(|source| Error::Connection { addr, source })?;
+    handshake::dial(&connection, &shared.hello, Some(peer), timeout).await?;
+    Ok(connection)
+}
+
+/// Serves an accepted peer connection once its handshake passes.
+pub(crate) async fn accept(shared: Arc<Shared>, connection: quinn::Connection) {
+    let remote = connection.remote_address();
+    let timeout = shared.config.handshake_timeout;
+    let peer = match handshake::accept(&connection, Protocol::Peer, &shared.hello, timeout).await {
+        Ok(Caller::Node(peer)) => peer,
+        Ok(caller) => {
+            // `handshake::accept` refuses clients on the peer protocol; be safe anyway.
+            warn!(%remote, %caller, "connection refused: not a node");
+            connection.close(handshake::REFUSED, b"not a node");
+            return;
+        }
+        Err(Error::HandshakeRefused { .. }) => return,
+        Err(error) => {
+            warn!(%remote, %error, "peer handshake failed");
+            return;
+        }
+    };
+    connection.set_max_concurrent_bi_streams(0_u32.into());
+    info!(%peer, %remote, "peer connected");
+    let link = link_or_create(&shared, peer);
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::select! {
+        () = receive(&shared, &link, connection) => {}
+        () = stopped(&mut shutdown) => {}
+    }
+}
+
+/// Makes `connection` current for `link` and reads the peer's streams until it closes.
+async fn receive(shared: &Arc<Shared>, link: &Arc<PeerLink>, connection: quinn::Connection) {
+    link.install(connection.clone());
+    let remote = connection.remote_address();
+    loop {
+        match connection.accept_uni().await {
+            Ok(stream) => {
+                let task = read_stream(Arc::clone(shared), link.peer, remote, stream);
+                tokio::spawn(task.instrument(shared.span.clone()));
+            }
+            Err(error) => {
+                info!(peer = %link.peer, %remote, %error, "peer connection closed");
+                break;
+            }
+        }
+    }
+    link.uninstall(&connection);
+}
+
+/// Decodes one stream's frames into the inbox; a bad frame closes the stream only.
+async fn read_stream(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    remote: SocketAddr,
+    mut stream: quinn::RecvStream,
+) {
+    let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
+    loop {
+        loop {
+            match decoder.next::<Message>("message") {
+                Ok(Some(message)) => {
+                    if !deliver(&shared, peer, message).await {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    warn!(%peer, %remote, %error, "peer stream closed: malformed frame");
+                    let _ = stream.stop(MALFORMED);
+                    return;
+                }
+            }
+        }
+        match stream.read_chunk(READ_CHUNK_BYTES, true).await {
+            Ok(Some(chunk)) => decoder.push(&chunk.bytes),
+            Ok(None) => {
+                if let Err(error) = decoder.finish() {
+                    warn!(%peer, %remote, %error, "peer stream closed: truncated frame");
+                }
+                return;
+            }
+            Err(error) => {
+                debug!(%peer, %remote, %error, "peer stream ended");
+                return;
+            }
+        }
+    }
+}
+
+/// Hands a received message to the node; `false` once the node is gone.
+async fn deliver(shared: &Shared, peer: NodeId, message: Message) -> bool {
+    if message.from != peer || message.to != shared.config.node_id {
+        let (from, to) = (message.from, message.to);
+        warn!(%peer, %from, %to, "message dropped: wrong sender or recipient");
+        return true;
+    }
+    if shared.faults.drops_incoming(peer) {
+        return true;
+    }
+    // Waiting here is backpressure: QUIC flow control slows the sender down.
+    shared.inbox.send(message).await.is_ok()
+}
