@@ -1,0 +1,179 @@
+//! The client request/response layer on a node's endpoint.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{bind, bounded, loopback, wait_for_log};
+use raft_core::NodeId;
+use raft_net_quic::certs::CertificateAuthority;
+use raft_net_quic::{
+    Caller, ClientId, Error, QuicNode, RequestHandler, RpcClient, RpcClientConfig,
+};
+
+const CLUSTER: &str = "rpc";
+
+/// Answers `<caller>: <request>`; a request "sleep" takes two seconds.
+struct Echo;
+
+impl RequestHandler for Echo {
+    async fn handle(&self, caller: Caller, request: Bytes) -> Bytes {
+        if request.as_ref() == b"sleep" {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        Bytes::from(format!("{caller}: {}", String::from_utf8_lossy(&request)))
+    }
+}
+
+fn client_config(id: u64) -> RpcClientConfig {
+    let mut config = RpcClientConfig::new(CLUSTER, Caller::Client(ClientId(id)));
+    config.bind_addr = loopback();
+    config
+}
+
+fn serving_node(ca: &CertificateAuthority) -> QuicNode {
+    let (node, _transport) = bind(ca, CLUSTER, 1, loopback());
+    node.serve_requests(Echo);
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_connection_each_get_their_own_answer() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let identity = ca.issue_client(ClientId(5)).unwrap().identity;
+        let addr = node.local_addr().unwrap();
+        let client =
+            RpcClient::connect(&client_config(5), &identity, addr, Some(NodeId(1))).await.unwrap();
+        assert_eq!(client.server(), NodeId(1));
+        let calls: Vec<_> = (0..100)
+            .map(|number| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let request = Bytes::from(format!("request {number}"));
+                    client.call(request, Duration::from_secs(5)).await.unwrap()
+                })
+            })
+            .collect();
+        for (number, call) in calls.into_iter().enumerate() {
+            let response = call.await.unwrap();
+            assert_eq!(response, Bytes::from(format!("client 5: request {number}")));
+        }
+        client.close();
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_without_the_node_id_reaches_any_node_of_the_cluster() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let identity = ca.issue_client(ClientId(6)).unwrap().identity;
+        let client =
+            RpcClient::connect(&client_config(6), &identity, node.local_addr().unwrap(), None)
+                .await
+                .unwrap();
+        assert_eq!(client.server(), NodeId(1));
+        let response = client.call(Bytes::from_static(b"hi"), Duration::from_secs(5)).await;
+        assert_eq!(response.unwrap(), Bytes::from_static(b"client 6: hi"));
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_call_times_out_and_the_connection_stays_usable() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
+        let addr = node.local_addr().unwrap();
+        let client =
+            RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+        let slow = client.call(Bytes::from_static(b"sleep"), Duration::from_millis(100)).await;
+        assert!(matches!(slow, Err(Error::Timeout { what: "request", .. })), "{slow:?}");
+        let fast = client.call(Bytes::from_static(b"x"), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(fast, Bytes::from_static(b"client 1: x"));
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_of_another_ca_is_refused_in_tls() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let foreign = CertificateAuthority::new("foreign CA").unwrap();
+        let mut identity = foreign.issue_client(ClientId(1)).unwrap().identity;
+        identity.ca = ca.issue_client(ClientId(1)).unwrap().identity.ca;
+        let addr = node.local_addr().unwrap();
+        let result = RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await;
+        assert!(result.is_err(), "a foreign client got through");
+        wait_for_log(&["connection refused during the TLS handshake", "UnknownIssuer"]).await;
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_claiming_another_id_than_its_certificate_is_refused() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
+        let addr = node.local_addr().unwrap();
+        let error = RpcClient::connect(&client_config(2), &identity, addr, Some(NodeId(1)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::HandshakeRefused { reason, .. }
+            if reason.contains("certificate does not name client 2")),
+            "{error}"
+        );
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_without_a_handler_refuses_clients_with_a_reason() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let (node, _transport) = bind(&ca, CLUSTER, 1, loopback());
+        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
+        let addr = node.local_addr().unwrap();
+        let error = RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1)))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("serves no client requests"), "{error}");
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_above_the_nodes_maximum_is_refused_and_the_node_serves_on() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
+        let addr = node.local_addr().unwrap();
+        let mut config = client_config(1);
+        config.frame_bytes_max = 16 << 20;
+        let client = RpcClient::connect(&config, &identity, addr, Some(NodeId(1))).await.unwrap();
+        let huge = Bytes::from(vec![0_u8; 5 << 20]);
+        let refused = client.call(huge, Duration::from_secs(10)).await;
+        assert!(refused.is_err(), "a 5 MiB request passed a 4 MiB limit");
+        wait_for_log(&["request refused: malformed frame", "exceeds the maximum"]).await;
+        let fine = client.call(Bytes::from_static(b"ok"), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(fine, Bytes::from_static(b"client 1: ok"));
+        node.shutdown().await;
+    })
+    .await;
+}
