@@ -119,7 +119,11 @@ impl Node {
         } else {
             self.voted_for == Some(candidate) || (self.voted_for.is_none() && self.leader.is_none())
         };
-        let granted = can_vote && log_ok && self.membership.is_voter(candidate);
+        // The candidate's own configuration decides whose votes count, not ours: ours may be
+        // stale (the entry that added the candidate has not reached us yet), and refusing
+        // such a candidate can leave the cluster without any electable node (dissertation
+        // §4.1: a server grants its vote to a candidate not in its latest configuration).
+        let granted = can_vote && log_ok;
         debug!(%candidate, pre_vote, granted, log_ok, "answered vote request");
         if granted && !pre_vote {
             assert_eq!(candidate_term, self.term, "a vote is granted in the candidate's term");

@@ -147,3 +147,31 @@ fn an_overwritten_membership_entry_is_undone() {
         );
     }
 }
+
+/// A voter whose configuration is stale (the entry adding the candidate has not reached it
+/// yet) still votes for an up-to-date candidate: the candidate's configuration decides
+/// whose votes count. Refusing such candidates left a sweep seed (27166) with no electable
+/// node: the most up-to-date voter was unknown to the voters it needed.
+#[test]
+fn a_voter_with_a_stale_configuration_votes_for_a_candidate_it_does_not_know() {
+    let state = RestoredState::bootstrap(Membership::with_voters([NodeId(1), NodeId(2)]));
+    let mut voter = Node::new(Config::new(NodeId(2)), state, 2).unwrap();
+    let request = raft_core::Message {
+        from: NodeId(5),
+        to: NodeId(2),
+        term: Term(3),
+        body: MessageBody::VoteRequest {
+            pre_vote: false,
+            last_log_id: raft_core::LogId::new(Term(2), raft_core::LogIndex(9)),
+            leadership_transfer: false,
+        },
+    };
+    voter.step(request).unwrap();
+    let ready = voter.ready();
+    assert_eq!(ready.hard_state.map(|hard_state| hard_state.voted_for), Some(Some(NodeId(5))));
+    let granted = ready.messages_after_persist.iter().any(|message| {
+        message.to == NodeId(5)
+            && matches!(message.body, MessageBody::VoteResponse { granted: true, .. })
+    });
+    assert!(granted, "the vote is granted once durable: {:?}", ready.messages_after_persist);
+}
