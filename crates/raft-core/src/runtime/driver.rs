@@ -284,6 +284,10 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
             last_log_id: self.node.last_log_id(),
             commit_index: self.node.commit_index(),
             applied_index: self.node.applied_index(),
+            first_index: self.node.first_index(),
+            snapshot_last_log_id: self.node.snapshot().map_or(LogId::ZERO, |s| s.meta.last_log_id),
+            snapshot_bytes: self.node.snapshot().map_or(0, |snapshot| snapshot.data.len() as u64),
+            membership: self.node.membership().clone(),
         }
     }
 

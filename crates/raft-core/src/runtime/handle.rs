@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::error::Error;
 use crate::membership::MembershipChange;
 use crate::runtime::reads::ReadResponder;
-use crate::types::{LogId, LogIndex, NodeId, Role, Term};
+use crate::types::{LogId, LogIndex, Membership, NodeId, Role, Term};
 
 /// Where the answer to a proposal goes: the response of the application, or why there is
 /// none.
@@ -36,7 +36,7 @@ pub(crate) enum Command<R> {
 }
 
 /// A node's state as its task last saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     /// The node.
     pub node: NodeId,
@@ -52,6 +52,14 @@ pub struct Status {
     pub commit_index: LogIndex,
     /// The highest index handed to the application (which may still be applying it).
     pub applied_index: LogIndex,
+    /// The first index still in the log (everything before it is in the snapshot).
+    pub first_index: LogIndex,
+    /// The last entry the latest snapshot covers (`LogId::ZERO` without a snapshot).
+    pub snapshot_last_log_id: LogId,
+    /// The size of the latest snapshot's data in bytes (0 without a snapshot).
+    pub snapshot_bytes: u64,
+    /// The voters and learners in force on this node.
+    pub membership: Membership,
 }
 
 /// A cloneable handle to a running node: propose commands, ask for its status, stop it.
