@@ -1,4 +1,84 @@
-//! `kv-store`: The replicated key-value state machine.
+//! `kv-store`: the deterministic key-value state machine of the replicated store.
 //!
-//! **Not built yet.** This crate is a placeholder in the workspace so the layering
-//! (see `DESIGN.md`) is fixed from the start; issue 6 fills it in. It exports nothing.
+//! Writes (`Put`, `Delete`, each optionally conditional on the key's version) travel through
+//! the Raft log as postcard-encoded [`Command`]s; [`KvStore`] applies committed entries in
+//! log order and answers each with a [`Response`]. Reads (`Get`, `Range`) never enter the
+//! log: the server confirms a ReadIndex, waits until the store has applied that index, and
+//! reads the store directly ([`KvStore::read`], [`KvStore::get`], [`KvStore::range`]).
+//!
+//! ```text
+//!  client ──Request::Put/Delete──> server ──validate_request──> Command{client_id, sequence}
+//!                                                                  │ Command::encode
+//!                                                                  v
+//!                                        RaftHandle::propose(Bytes) ── log ── committed Entry
+//!                                                                                  │
+//!                    Response (Written / Deleted / Conflict / Rejected / NoOp) <── KvStore::apply
+//!
+//!  client ──Request::Get/Range──> server ──read_index──> KvStore::read ──> Response::Value/Range
+//! ```
+//!
+//! Every key carries a version (writes since it was created, starting at 1), the index that
+//! created it and the index that last changed it. Client sessions make a retried write
+//! apply once; sessions, keys and values are bounded by [`KvConfig`]. Snapshots
+//! ([`KvStore::snapshot_bytes`]) are deterministic, versioned and checksummed.
+//!
+//! To run under the Raft driver, hand a [`SharedKvStore`] to `raft_core::runtime::Raft::new`
+//! and keep a clone to serve reads.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use kv_store::{Command, KvConfig, KvStore, Request, Response};
+//! use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
+//!
+//! let mut store = KvStore::new(KvConfig::default())?;
+//! let put = Command {
+//!     client_id: 42,
+//!     sequence: 1,
+//!     request: Request::Put {
+//!         key: Bytes::from_static(b"greeting"),
+//!         value: Bytes::from_static(b"hello"),
+//!         expect_version: Some(0), // create only
+//!     },
+//! };
+//! // The server proposes `put.encode()?`; here the entry commits at index 1.
+//! let entry = Entry {
+//!     log_id: LogId::new(Term(1), LogIndex(1)),
+//!     payload: EntryPayload::Command(put.encode()?),
+//! };
+//! let Response::Written(result) = store.apply_entry(&entry) else { unreachable!() };
+//! assert_eq!((result.index, result.version), (LogIndex(1), 1));
+//!
+//! let value = store.get(b"greeting").map(|found| found.value);
+//! assert_eq!(value, Some(Bytes::from_static(b"hello")));
+//!
+//! // Snapshots restore to an identical state.
+//! let snapshot = store.snapshot_bytes()?;
+//! let mut replica = KvStore::new(KvConfig::default())?;
+//! replica.restore_bytes(&snapshot, None)?;
+//! assert_eq!(replica.snapshot_bytes()?, snapshot);
+//! # Ok::<(), kv_store::Error>(())
+//! ```
+
+mod command;
+mod config;
+mod error;
+mod response;
+mod session;
+mod shared;
+mod snapshot;
+mod store;
+
+pub use command::{Command, Request};
+pub use config::{
+    KEY_BYTES_MAX_LIMIT, KvConfig, RANGE_ENTRIES_MAX_LIMIT, SESSIONS_MAX_LIMIT,
+    VALUE_BYTES_MAX_LIMIT,
+};
+pub use error::Error;
+pub use response::{
+    DeleteResult, KeyMeta, KeyValue, RangeResult, Rejection, Response, WriteResult,
+};
+pub use shared::SharedKvStore;
+pub use snapshot::SNAPSHOT_FORMAT_VERSION;
+pub use store::KvStore;

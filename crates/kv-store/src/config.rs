@@ -1,0 +1,169 @@
+//! The state machine's limits.
+
+use crate::command::Request;
+use crate::error::Error;
+use crate::response::Rejection;
+
+/// The state machine's limits.
+///
+/// Every replica of a cluster must run with the same values: they decide which commands
+/// apply and which sessions are evicted, so replicas with different limits would diverge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvConfig {
+    /// The largest key, in bytes. Default 4 KiB: keys are held in memory twice over (map
+    /// and responses) and compared on every lookup, so they should stay small.
+    pub key_bytes_max: u64,
+    /// The largest value, in bytes. Default 1 MiB: a value travels in one log entry and one
+    /// network frame, so it must stay well below the transport's frame limit.
+    pub value_bytes_max: u64,
+    /// The most client sessions remembered; the least recently active is evicted first.
+    /// Default 10,000: each session holds one small response (about 100 bytes), so this
+    /// costs about 1 MB, and a client must stay idle while 10,000 others write before it
+    /// loses its session.
+    pub sessions_max: u64,
+    /// The most entries one range query returns. Default 10,000: it bounds the size of a
+    /// range response no matter what limit the client asked for.
+    pub range_entries_max: u64,
+}
+
+/// The largest `key_bytes_max` accepted: 1 MiB.
+pub const KEY_BYTES_MAX_LIMIT: u64 = 1 << 20;
+/// The largest `value_bytes_max` accepted: 256 MiB (the snapshot format's lengths are
+/// 32-bit, and one entry must fit in memory several times over).
+pub const VALUE_BYTES_MAX_LIMIT: u64 = 256 << 20;
+/// The largest `sessions_max` accepted: 10 million sessions, about 1 GB.
+pub const SESSIONS_MAX_LIMIT: u64 = 10_000_000;
+/// The largest `range_entries_max` accepted.
+pub const RANGE_ENTRIES_MAX_LIMIT: u64 = 1_000_000;
+
+impl Default for KvConfig {
+    fn default() -> KvConfig {
+        KvConfig {
+            key_bytes_max: 4 << 10,
+            value_bytes_max: 1 << 20,
+            sessions_max: 10_000,
+            range_entries_max: 10_000,
+        }
+    }
+}
+
+impl KvConfig {
+    /// Checks every field's range.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the first field out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        let checks = [
+            (
+                "key_bytes_max",
+                self.key_bytes_max,
+                KEY_BYTES_MAX_LIMIT,
+                "1 <= key_bytes_max <= 1 MiB",
+            ),
+            (
+                "value_bytes_max",
+                self.value_bytes_max,
+                VALUE_BYTES_MAX_LIMIT,
+                "1 <= value_bytes_max <= 256 MiB",
+            ),
+            ("sessions_max", self.sessions_max, SESSIONS_MAX_LIMIT, "1 <= sessions_max <= 10^7"),
+            (
+                "range_entries_max",
+                self.range_entries_max,
+                RANGE_ENTRIES_MAX_LIMIT,
+                "1 <= range_entries_max <= 10^6",
+            ),
+        ];
+        for (field, value, max, rule) in checks {
+            if value == 0 || value > max {
+                return Err(Error::InvalidConfig { field, value, rule });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a request against the size limits, as the state machine will when applying
+    /// it. The server calls this before proposing, so that an oversized write never reaches
+    /// the log; the state machine checks again, since a proposal may come from a node with
+    /// another build.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CommandRefused`] with [`Rejection::KeyTooLarge`] or
+    /// [`Rejection::ValueTooLarge`].
+    pub fn validate_request(&self, request: &Request) -> Result<(), Error> {
+        match self.check_limits(request) {
+            Some(rejection) => Err(Error::CommandRefused { source: rejection }),
+            None => Ok(()),
+        }
+    }
+
+    /// The rejection a request's sizes earn, if any.
+    pub(crate) fn check_limits(&self, request: &Request) -> Option<Rejection> {
+        let (key, value) = match request {
+            Request::Put { key, value, .. } => (key, Some(value)),
+            Request::Delete { key, .. } | Request::Get { key } => (key, None),
+            Request::Range { prefix, .. } => (prefix, None),
+        };
+        let key_bytes = key.len() as u64;
+        if key_bytes > self.key_bytes_max {
+            return Some(Rejection::KeyTooLarge { bytes: key_bytes, max: self.key_bytes_max });
+        }
+        let value_bytes = value.map_or(0, |value| value.len() as u64);
+        if value_bytes > self.value_bytes_max {
+            return Some(Rejection::ValueTooLarge {
+                bytes: value_bytes,
+                max: self.value_bytes_max,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        KvConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_sessions_max_is_refused_by_name() {
+        let config = KvConfig { sessions_max: 0, ..KvConfig::default() };
+        let error = config.validate().unwrap_err();
+        assert!(matches!(error, Error::InvalidConfig { field: "sessions_max", value: 0, .. }));
+    }
+
+    #[test]
+    fn oversized_value_is_refused_before_proposing() {
+        let config = KvConfig { value_bytes_max: 4, ..KvConfig::default() };
+        let request = Request::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"12345"),
+            expect_version: None,
+        };
+        let error = config.validate_request(&request).unwrap_err();
+        assert!(matches!(
+            error,
+            Error::CommandRefused { source: Rejection::ValueTooLarge { bytes: 5, max: 4 } }
+        ));
+    }
+
+    #[test]
+    fn value_at_the_limit_is_accepted() {
+        let config = KvConfig { value_bytes_max: 4, key_bytes_max: 1, ..KvConfig::default() };
+        let request = Request::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"1234"),
+            expect_version: None,
+        };
+        config.validate_request(&request).unwrap();
+    }
+}

@@ -1,0 +1,97 @@
+//! A store shared between the Raft driver (which applies) and the server (which reads).
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use raft_core::runtime::StateMachine;
+use raft_core::{Entry, LogIndex, Snapshot};
+
+use crate::command::Request;
+use crate::response::{KeyValue, RangeResult, Response};
+use crate::store::KvStore;
+
+/// A [`KvStore`] behind a read-write lock, cloneable: hand one clone to
+/// [`raft_core::runtime::Raft::new`] as the state machine and keep another to serve reads
+/// after ReadIndex.
+///
+/// Reads take the lock shared, so they run alongside each other and alongside snapshot
+/// building; applying takes it exclusively for one batch of entries at a time.
+#[derive(Clone, Debug)]
+pub struct SharedKvStore {
+    inner: Arc<RwLock<KvStore>>,
+}
+
+impl SharedKvStore {
+    /// Shares `store`.
+    #[must_use]
+    pub fn new(store: KvStore) -> SharedKvStore {
+        SharedKvStore { inner: Arc::new(RwLock::new(store)) }
+    }
+
+    /// Runs `read` with the store locked for reading.
+    pub fn with_read<R>(&self, read: impl FnOnce(&KvStore) -> R) -> R {
+        read(&self.read_guard())
+    }
+
+    /// [`KvStore::get`] under the lock.
+    #[must_use]
+    pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
+        self.read_guard().get(key)
+    }
+
+    /// [`KvStore::range`] under the lock.
+    #[must_use]
+    pub fn range(&self, prefix: &[u8], limit: Option<NonZeroU32>) -> RangeResult {
+        self.read_guard().range(prefix, limit)
+    }
+
+    /// [`KvStore::read`] under the lock.
+    #[must_use]
+    pub fn read(&self, request: &Request) -> Response {
+        self.read_guard().read(request)
+    }
+
+    /// [`KvStore::applied_index`] under the lock.
+    #[must_use]
+    pub fn applied_index(&self) -> LogIndex {
+        self.read_guard().applied_index()
+    }
+
+    // Nothing panics while holding the lock (the store's code has no panics), so a
+    // poisoned lock can only come from a bug elsewhere; the state is still whole, since
+    // every mutation completes before the guard drops.
+    fn read_guard(&self) -> RwLockReadGuard<'_, KvStore> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_guard(&self) -> RwLockWriteGuard<'_, KvStore> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StateMachine for SharedKvStore {
+    type Response = Response;
+
+    fn apply(&mut self, entries: &[Entry]) -> Vec<Response> {
+        let mut store = self.write_guard();
+        entries.iter().map(|entry| store.apply_entry(entry)).collect()
+    }
+
+    async fn snapshot(&mut self) -> Result<Bytes, raft_core::Error> {
+        let store = self.read_guard();
+        store.snapshot_bytes().map_err(|error| {
+            error.into_raft(format!("building a kv-store snapshot at {}", store.applied_log_id()))
+        })
+    }
+
+    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_core::Error> {
+        let last_log_id = snapshot.meta.last_log_id;
+        self.write_guard().restore_bytes(&snapshot.data, Some(last_log_id)).map_err(|error| {
+            let bytes = snapshot.data.len();
+            error.into_raft(format!(
+                "restoring a kv-store snapshot of {bytes} bytes at {last_log_id}"
+            ))
+        })
+    }
+}

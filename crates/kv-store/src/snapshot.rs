@@ -1,0 +1,293 @@
+//! The snapshot format: the map and the sessions, streamed into one buffer.
+//!
+//! ```text
+//! magic "KVSNAP\r\n"  format version u32 | applied term u64  applied index u64
+//! key count u64  session count u64
+//! key count x   [key length u32, key, value length u32, value,
+//!                version u64, create index u64, mod index u64]      (ascending keys)
+//! session count x [client id u64, last sequence u64, last index u64,
+//!                  response length u32, response (postcard)]      (ascending client ids)
+//! crc32 u32 of everything before it
+//! ```
+//!
+//! Integers are little-endian and fixed-width, so the same state always gives the same
+//! bytes on every platform. Entries are written one at a time into a buffer sized up
+//! front, never through a second copy of the state. Reading checks the magic, the version
+//! and the checksum before anything else, then that keys and client ids ascend and that
+//! every index lies at or below the applied index, and builds the new state aside: a
+//! damaged snapshot is an [`Error`] and leaves the store as it was.
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use raft_core::{LogId, LogIndex, Term};
+
+use crate::command::decode_exact;
+use crate::error::Error;
+use crate::response::{KeyMeta, Response};
+use crate::session::{Session, Sessions};
+use crate::store::{KvStore, Record};
+
+/// The first bytes of every kv-store snapshot. The `\r\n` catches text-mode mangling.
+const MAGIC: &[u8; 8] = b"KVSNAP\r\n";
+/// The format version this build writes and reads.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// Magic, version, applied log id, key and session counts.
+const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8 + 8;
+/// The checksum.
+const TRAILER_BYTES: usize = 4;
+/// The fixed part of one key's record: two lengths and three u64s.
+const KEY_FIXED_BYTES: usize = 4 + 4 + 8 + 8 + 8;
+/// The fixed part of one session's record, plus a typical response.
+const SESSION_TYPICAL_BYTES: usize = 8 + 8 + 8 + 4 + 32;
+
+impl KvStore {
+    /// Serializes the whole state (map, sessions, applied log id) deterministically: two
+    /// stores in the same state give the same bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SnapshotFieldTooLarge`] if a key, value or response exceeds 4 GiB (the
+    /// configured limits prevent it); [`Error::Encode`] if postcard fails.
+    pub fn snapshot_bytes(&self) -> Result<Bytes, Error> {
+        let capacity = HEADER_BYTES
+            + TRAILER_BYTES
+            + usize::try_from(self.data_bytes).unwrap_or(0)
+            + self.map.len() * KEY_FIXED_BYTES
+            + self.sessions.len() * SESSION_TYPICAL_BYTES;
+        let mut buffer = BytesMut::with_capacity(capacity);
+        buffer.put_slice(MAGIC);
+        buffer.put_u32_le(SNAPSHOT_FORMAT_VERSION);
+        buffer.put_u64_le(self.applied.term.0);
+        buffer.put_u64_le(self.applied.index.0);
+        buffer.put_u64_le(self.map.len() as u64);
+        buffer.put_u64_le(self.sessions.len() as u64);
+        for (key, record) in &self.map {
+            put_field(&mut buffer, "key", key)?;
+            put_field(&mut buffer, "value", &record.value)?;
+            buffer.put_u64_le(record.meta.version);
+            buffer.put_u64_le(record.meta.create_index.0);
+            buffer.put_u64_le(record.meta.mod_index.0);
+        }
+        for (&client_id, session) in self.sessions.iter() {
+            buffer.put_u64_le(client_id);
+            buffer.put_u64_le(session.last_sequence);
+            buffer.put_u64_le(session.last_index.0);
+            let response = session.last_response.encode()?;
+            put_field(&mut buffer, "session response", &response)?;
+        }
+        let checksum = crc32fast::hash(&buffer);
+        buffer.put_u32_le(checksum);
+        Ok(buffer.freeze())
+    }
+
+    /// Replaces the whole state with the snapshot's. With `expected`, the snapshot must
+    /// record exactly that log id as applied. Keys and values share `data`'s buffer rather
+    /// than being copied.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptSnapshot`] for damaged, truncated or foreign bytes;
+    /// [`Error::UnsupportedSnapshotVersion`]; [`Error::SnapshotMismatch`] when the applied
+    /// log id differs from `expected`. On error the store is unchanged.
+    pub fn restore_bytes(&mut self, data: &Bytes, expected: Option<LogId>) -> Result<(), Error> {
+        let mut reader = Reader::open(data)?;
+        let applied = LogId::new(Term(reader.u64()?), LogIndex(reader.u64()?));
+        if let Some(expected) = expected {
+            if applied != expected {
+                return Err(Error::SnapshotMismatch {
+                    expected: expected.index.0,
+                    found: applied.index.0,
+                });
+            }
+        }
+        let key_count = reader.u64()?;
+        let session_count = reader.u64()?;
+        let (map, data_bytes) = reader.map(key_count, applied.index)?;
+        let sessions = reader.sessions(session_count, applied.index)?;
+        reader.finish()?;
+        self.map = map;
+        self.sessions = sessions;
+        self.applied = applied;
+        self.data_bytes = data_bytes;
+        Ok(())
+    }
+}
+
+/// Writes a u32 length and the bytes.
+fn put_field(buffer: &mut BytesMut, what: &'static str, field: &[u8]) -> Result<(), Error> {
+    let length = u32::try_from(field.len())
+        .map_err(|_| Error::SnapshotFieldTooLarge { what, bytes: field.len() })?;
+    buffer.put_u32_le(length);
+    buffer.put_slice(field);
+    Ok(())
+}
+
+/// Reads a snapshot's fields in order, each bounds-checked.
+struct Reader<'a> {
+    data: &'a Bytes,
+    /// Where the next field starts.
+    offset: usize,
+    /// Where the checksum starts: fields end here.
+    end: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the magic, the version and the checksum, and positions after the version.
+    fn open(data: &'a Bytes) -> Result<Reader<'a>, Error> {
+        let mut reader = Reader { data, offset: 0, end: data.len() };
+        if data.len() < HEADER_BYTES + TRAILER_BYTES {
+            return Err(reader.corrupt(format!(
+                "it is shorter than the {} bytes of header and checksum",
+                HEADER_BYTES + TRAILER_BYTES
+            )));
+        }
+        if data.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+            return Err(reader.corrupt("it does not start with the kv-store magic".to_string()));
+        }
+        reader.offset = MAGIC.len();
+        let version = reader.u32()?;
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(Error::UnsupportedSnapshotVersion {
+                found: version,
+                supported: SNAPSHOT_FORMAT_VERSION,
+            });
+        }
+        let end = data.len() - TRAILER_BYTES;
+        let (body, trailer) = data.split_at(end);
+        let mut stored = [0_u8; TRAILER_BYTES];
+        stored.copy_from_slice(trailer);
+        let stored = u32::from_le_bytes(stored);
+        let computed = crc32fast::hash(body);
+        if stored != computed {
+            reader.offset = end;
+            return Err(reader.corrupt(format!(
+                "checksum {computed:#010x} of the contents does not match the stored {stored:#010x}"
+            )));
+        }
+        reader.end = end;
+        Ok(reader)
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::CorruptSnapshot { bytes: self.data.len(), offset: self.offset, reason }
+    }
+
+    /// The next `length` bytes, sharing the snapshot's buffer.
+    fn take(&mut self, length: usize, what: &str) -> Result<Bytes, Error> {
+        let available = self.end - self.offset;
+        if length > available {
+            return Err(self.corrupt(format!(
+                "a {what} of {length} bytes runs past the end ({available} bytes left)"
+            )));
+        }
+        let field = self.data.slice(self.offset..self.offset + length);
+        self.offset += length;
+        Ok(field)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Error> {
+        let field = self.take(N, what)?;
+        let mut array = [0_u8; N];
+        array.copy_from_slice(&field);
+        Ok(array)
+    }
+
+    fn u32(&mut self) -> Result<u32, Error> {
+        self.array("u32").map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Result<u64, Error> {
+        self.array("u64").map(u64::from_le_bytes)
+    }
+
+    /// A u32 length, then that many bytes.
+    fn field(&mut self, what: &str) -> Result<Bytes, Error> {
+        let length = self.u32()? as usize;
+        self.take(length, what)
+    }
+
+    /// Reads `count` keys; returns the map and the total key and value bytes.
+    fn map(
+        &mut self,
+        count: u64,
+        applied_index: LogIndex,
+    ) -> Result<(BTreeMap<Bytes, Record>, u64), Error> {
+        let mut map = BTreeMap::new();
+        let mut data_bytes = 0_u64;
+        for _ in 0..count {
+            let start = self.offset;
+            let key = self.field("key")?;
+            let value = self.field("value")?;
+            let meta = KeyMeta {
+                version: self.u64()?,
+                create_index: LogIndex(self.u64()?),
+                mod_index: LogIndex(self.u64()?),
+            };
+            if meta.version == 0
+                || meta.create_index > meta.mod_index
+                || meta.mod_index > applied_index
+            {
+                self.offset = start;
+                return Err(self.corrupt(format!(
+                    "key metadata {meta:?} is impossible at applied index {applied_index}"
+                )));
+            }
+            if map.last_key_value().is_some_and(|(last, _): (&Bytes, _)| *last >= key) {
+                self.offset = start;
+                return Err(self.corrupt("keys are not in strictly ascending order".to_string()));
+            }
+            data_bytes = data_bytes.saturating_add((key.len() + value.len()) as u64);
+            map.insert(key, Record { value, meta });
+        }
+        Ok((map, data_bytes))
+    }
+
+    /// Reads `count` sessions.
+    fn sessions(&mut self, count: u64, applied_index: LogIndex) -> Result<Sessions, Error> {
+        let mut sessions = Sessions::default();
+        let mut previous_client = None;
+        for _ in 0..count {
+            let start = self.offset;
+            let client_id = self.u64()?;
+            let last_sequence = self.u64()?;
+            let last_index = LogIndex(self.u64()?);
+            let response = self.field("session response")?;
+            let last_response: Response =
+                decode_exact(&response, "session response").map_err(|error| {
+                    self.corrupt(format!("client {client_id}'s session response: {error}"))
+                })?;
+            if previous_client.is_some_and(|previous| previous >= client_id) {
+                self.offset = start;
+                return Err(self.corrupt("client ids are not in strictly ascending order".into()));
+            }
+            previous_client = Some(client_id);
+            if last_index > applied_index || last_index == LogIndex::ZERO {
+                self.offset = start;
+                return Err(self.corrupt(format!(
+                    "client {client_id}'s last write at index {last_index} is impossible at \
+                     applied index {applied_index}"
+                )));
+            }
+            let session = Session { last_sequence, last_response, last_index };
+            if !sessions.insert_restored(client_id, session) {
+                self.offset = start;
+                return Err(self.corrupt(format!("two sessions wrote at index {last_index}")));
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Checks that nothing is left before the checksum.
+    fn finish(&self) -> Result<(), Error> {
+        if self.offset != self.end {
+            let extra = self.end - self.offset;
+            return Err(self.corrupt(format!("{extra} unexpected bytes after the last session")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

@@ -1,0 +1,175 @@
+//! The snapshot format: identical round trips, and every kind of damage refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
+
+use super::*;
+use crate::command::{Command, Request};
+use crate::config::KvConfig;
+
+/// A store with keys, a deletion, a conflict and a few sessions.
+fn populated() -> KvStore {
+    let mut store = KvStore::new(KvConfig::default()).unwrap();
+    let requests = [
+        (1, 1, Request::Put { key: "a".into(), value: "1".into(), expect_version: None }),
+        (2, 1, Request::Put { key: "b".into(), value: "2".into(), expect_version: None }),
+        (1, 2, Request::Put { key: "a".into(), value: "3".into(), expect_version: Some(1) }),
+        (3, 1, Request::Delete { key: "b".into(), expect_version: None }),
+        (2, 2, Request::Put { key: "c".into(), value: "".into(), expect_version: Some(7) }),
+        (4, 1, Request::Put { key: "".into(), value: "empty key".into(), expect_version: None }),
+    ];
+    for (offset, (client_id, sequence, request)) in requests.into_iter().enumerate() {
+        let command = Command { client_id, sequence, request };
+        let entry = Entry {
+            log_id: LogId::new(Term(2), LogIndex(offset as u64 + 1)),
+            payload: EntryPayload::Command(command.encode().unwrap()),
+        };
+        store.apply_entry(&entry);
+    }
+    store
+}
+
+fn restored(data: &Bytes) -> Result<KvStore, Error> {
+    let mut store = KvStore::new(KvConfig::default()).unwrap();
+    store.restore_bytes(data, None)?;
+    Ok(store)
+}
+
+/// Recomputes the checksum after tampering, so only the content checks can catch it.
+fn reseal(data: &mut [u8]) {
+    let end = data.len() - TRAILER_BYTES;
+    let checksum = crc32fast::hash(&data[..end]);
+    data[end..].copy_from_slice(&checksum.to_le_bytes());
+}
+
+#[test]
+fn snapshot_restore_snapshot_gives_identical_bytes() {
+    let store = populated();
+    let first = store.snapshot_bytes().unwrap();
+    let copy = restored(&first).unwrap();
+    assert_eq!(copy, store);
+    assert_eq!(copy.snapshot_bytes().unwrap(), first);
+}
+
+#[test]
+fn empty_store_round_trips() {
+    let store = KvStore::new(KvConfig::default()).unwrap();
+    let data = store.snapshot_bytes().unwrap();
+    assert_eq!(data.len(), HEADER_BYTES + TRAILER_BYTES);
+    assert_eq!(restored(&data).unwrap(), store);
+}
+
+#[test]
+fn restore_replaces_everything_that_was_there() {
+    let data = KvStore::new(KvConfig::default()).unwrap().snapshot_bytes().unwrap();
+    let mut store = populated();
+    store.restore_bytes(&data, None).unwrap();
+    assert!(store.is_empty());
+    assert_eq!(store.session_count(), 0);
+    assert_eq!(store.applied_index(), LogIndex::ZERO);
+}
+
+#[test]
+fn restored_sessions_still_answer_retries() {
+    let mut store = restored(&populated().snapshot_bytes().unwrap()).unwrap();
+    let retry = Command {
+        client_id: 1,
+        sequence: 2,
+        request: Request::Put { key: "a".into(), value: "3".into(), expect_version: Some(1) },
+    };
+    let entry = Entry {
+        log_id: LogId::new(Term(2), LogIndex(7)),
+        payload: EntryPayload::Command(retry.encode().unwrap()),
+    };
+    let response = store.apply_entry(&entry);
+    assert!(matches!(response, Response::Written(crate::WriteResult { version: 2, .. })));
+    assert_eq!(store.get(b"a").unwrap().meta.version, 2);
+}
+
+#[test]
+fn every_flipped_bit_is_refused() {
+    let data = populated().snapshot_bytes().unwrap().to_vec();
+    let before = populated();
+    for position in 0..data.len() {
+        let mut damaged = data.clone();
+        damaged[position] ^= 0x10;
+        let mut store = populated();
+        let result = store.restore_bytes(&Bytes::from(damaged), None);
+        assert!(result.is_err(), "a flip at byte {position} was accepted");
+        assert_eq!(store, before, "a refused restore changed the store");
+    }
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let data = populated().snapshot_bytes().unwrap();
+    for length in 0..data.len() {
+        let error = restored(&data.slice(..length)).unwrap_err();
+        assert!(matches!(error, Error::CorruptSnapshot { .. }), "length {length}: {error}");
+    }
+}
+
+#[test]
+fn foreign_bytes_are_refused_as_not_a_snapshot() {
+    let error = restored(&Bytes::from(vec![0_u8; 100])).unwrap_err();
+    assert!(
+        matches!(&error, Error::CorruptSnapshot { reason, .. } if reason.contains("magic")),
+        "{error}"
+    );
+}
+
+#[test]
+fn newer_format_version_is_refused_by_number() {
+    let mut data = populated().snapshot_bytes().unwrap().to_vec();
+    data[8..12].copy_from_slice(&2_u32.to_le_bytes());
+    reseal(&mut data);
+    let error = restored(&Bytes::from(data)).unwrap_err();
+    assert!(matches!(error, Error::UnsupportedSnapshotVersion { found: 2, supported: 1 }));
+}
+
+#[test]
+fn keys_out_of_order_are_refused_even_with_a_valid_checksum() {
+    let mut store = KvStore::new(KvConfig::default()).unwrap();
+    for (index, key) in ["a", "b"].into_iter().enumerate() {
+        let command = Command {
+            client_id: 1,
+            sequence: index as u64 + 1,
+            request: Request::Put { key: key.into(), value: "v".into(), expect_version: None },
+        };
+        store.apply_entry(&Entry {
+            log_id: LogId::new(Term(1), LogIndex(index as u64 + 1)),
+            payload: EntryPayload::Command(command.encode().unwrap()),
+        });
+    }
+    let mut data = store.snapshot_bytes().unwrap().to_vec();
+    // The first key's single byte sits right after the header and its length.
+    let first_key = HEADER_BYTES + 4;
+    assert_eq!(data[first_key], b'a');
+    data[first_key] = b'c';
+    reseal(&mut data);
+    let error = restored(&Bytes::from(data)).unwrap_err();
+    assert!(
+        matches!(&error, Error::CorruptSnapshot { reason, .. } if reason.contains("ascending")),
+        "{error}"
+    );
+}
+
+#[test]
+fn trailing_bytes_before_the_checksum_are_refused() {
+    let mut data = populated().snapshot_bytes().unwrap().to_vec();
+    let end = data.len() - TRAILER_BYTES;
+    data.insert(end, 0);
+    reseal(&mut data);
+    let error = restored(&Bytes::from(data)).unwrap_err();
+    assert!(matches!(error, Error::CorruptSnapshot { .. }), "{error}");
+}
+
+#[test]
+fn snapshot_for_another_index_is_refused() {
+    let data = populated().snapshot_bytes().unwrap();
+    let mut store = KvStore::new(KvConfig::default()).unwrap();
+    let error = store.restore_bytes(&data, Some(LogId::new(Term(2), LogIndex(99)))).unwrap_err();
+    assert!(matches!(error, Error::SnapshotMismatch { expected: 99, found: 6 }), "{error}");
+    store.restore_bytes(&data, Some(LogId::new(Term(2), LogIndex(6)))).unwrap();
+}
