@@ -33,6 +33,11 @@ pub struct NetConfig {
     pub snapshot_queue_max: NonZeroUsize,
     /// The most a TLS handshake plus hello exchange may take.
     pub handshake_timeout: Duration,
+    /// How long a dial to a peer waits for its TLS handshake before giving up and backing
+    /// off. QUIC does not fail fast on a closed port (its Initial packets are retried with
+    /// growing delays), so this, not the handshake timeout, bounds how soon a restarted
+    /// peer is reached again.
+    pub connect_timeout: Duration,
     /// A connection silent this long is considered dead.
     pub idle_timeout: Duration,
     /// How often an otherwise idle connection sends a keep-alive.
@@ -55,7 +60,7 @@ const PEER_QUEUE_MAX_DEFAULT: NonZeroUsize = NonZeroUsize::new(1024).expect("non
 const SNAPSHOT_QUEUE_MAX_DEFAULT: NonZeroUsize = NonZeroUsize::new(8).expect("non-zero");
 
 impl NetConfig {
-    /// A configuration with production defaults: 4 MiB frames, 5 s handshakes, 10 s idle
+    /// A configuration with production defaults: 4 MiB frames, 5 s handshakes (1 s to dial), 10 s idle
     /// timeout with 2 s keep-alives, reconnects between 50 ms and 2 s.
     #[must_use]
     pub fn new(cluster_id: impl Into<String>, node_id: NodeId, listen_addr: SocketAddr) -> Self {
@@ -68,6 +73,7 @@ impl NetConfig {
             peer_queue_max: PEER_QUEUE_MAX_DEFAULT,
             snapshot_queue_max: SNAPSHOT_QUEUE_MAX_DEFAULT,
             handshake_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
             keep_alive_interval: Duration::from_secs(2),
             reconnect_backoff_min: Duration::from_millis(50),
@@ -107,6 +113,13 @@ impl NetConfig {
                 "reconnect_backoff_min",
                 format!("{:?}", self.reconnect_backoff_min),
                 "must be non-zero and at most reconnect_backoff_max",
+            );
+        }
+        if self.connect_timeout.is_zero() || self.connect_timeout > self.handshake_timeout {
+            return invalid(
+                "connect_timeout",
+                format!("{:?}", self.connect_timeout),
+                "must be non-zero and at most handshake_timeout",
             );
         }
         if self.handshake_timeout.is_zero() {

@@ -312,7 +312,7 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
 }
 
 async fn dial(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<quinn::Connection, Error> {
-    let timeout = shared.config.handshake_timeout;
+    let timeout = shared.config.connect_timeout;
     let connecting = shared
         .endpoint
         .connect_with(shared.peer_client_config.clone(), addr, &node_name(peer))
@@ -321,6 +321,7 @@ async fn dial(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<quinn::
         .await
         .map_err(|_| Error::Timeout { what: "TLS handshake", addr, after: timeout })?
         .map_err(|source| Error::Connection { addr, source })?;
+    let timeout = shared.config.handshake_timeout;
     handshake::dial(&connection, &shared.hello, Some(peer), timeout).await?;
     Ok(connection)
 }
