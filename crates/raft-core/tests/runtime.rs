@@ -559,3 +559,30 @@ async fn metrics_see_elections_acknowledged_appends_and_writes() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_snapshot_compacts_the_log_below_the_threshold() {
+    bounded(async {
+        let cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.handle(cluster.leader().await);
+        for number in 0..10 {
+            leader.propose(command(format!("command {number}"))).await.unwrap();
+        }
+        let before = leader.status().await.unwrap();
+        assert_eq!(before.snapshot_last_log_id.index, LogIndex::ZERO, "far below 64 MiB");
+        leader.snapshot().await.unwrap();
+        let status = loop {
+            let status = leader.status().await.unwrap();
+            if status.snapshot_last_log_id.index > LogIndex::ZERO {
+                break status;
+            }
+            tokio::time::sleep(TICK).await;
+        };
+        assert!(status.snapshot_last_log_id.index >= before.commit_index.min(before.applied_index));
+        assert_eq!(status.first_index, status.snapshot_last_log_id.index.next());
+        assert!(status.snapshot_bytes > 0);
+        assert_eq!(status.membership.voters.len(), 3);
+        cluster.shutdown().await;
+    })
+    .await;
+}

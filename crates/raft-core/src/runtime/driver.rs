@@ -43,6 +43,8 @@ pub(crate) struct ApplyLink<R> {
     pub(crate) building: bool,
     /// No snapshot is asked for before this tick (after a failed one).
     pub(crate) retry_tick: u64,
+    /// The handle asked for a snapshot now, whatever the log's size.
+    pub(crate) requested: bool,
     pub(crate) task: JoinHandle<Result<(), Error>>,
 }
 
@@ -270,6 +272,9 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
             Command::Status { responder } => {
                 let _ = responder.send(self.status());
             }
+            Command::Snapshot => {
+                self.apply.requested = true;
+            }
             Command::Shutdown => return Err(Stop::Requested),
         }
         Ok(())
@@ -468,9 +473,11 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
     }
 
     async fn maybe_build_snapshot(&mut self) -> Result<(), Stop> {
-        if self.apply.building || self.ticks < self.apply.retry_tick || !self.node.snapshot_due() {
+        let due = self.apply.requested || self.node.snapshot_due();
+        if self.apply.building || self.ticks < self.apply.retry_tick || !due {
             return Ok(());
         }
+        self.apply.requested = false;
         self.apply.building = true;
         self.submit_apply(ApplyJob::BuildSnapshot).await
     }

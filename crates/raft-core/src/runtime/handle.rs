@@ -31,6 +31,8 @@ pub(crate) enum Command<R> {
     ReadIndex { responder: ReadResponder },
     /// Report the node's state.
     Status { responder: oneshot::Sender<Status> },
+    /// Snapshot the application and compact the log now.
+    Snapshot,
     /// Stop the node.
     Shutdown,
 }
@@ -174,6 +176,18 @@ impl<R: Send + 'static> RaftHandle<R> {
         let (responder, response) = oneshot::channel();
         self.send(Command::Status { responder }).await?;
         response.await.map_err(|_| self.stopped())
+    }
+
+    /// Asks the node to snapshot the application and compact its log now, whatever the
+    /// log's size; returns once asked. The snapshot shows in [`RaftHandle::status`] when
+    /// it is durable. A snapshot already being built (or nothing applied since the last
+    /// one) makes this a no-op.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NodeStopped`].
+    pub async fn snapshot(&self) -> Result<(), Error> {
+        self.send(Command::Snapshot).await
     }
 
     /// Stops the node: it takes no more input, finishes the writes it queued (so nothing

@@ -224,6 +224,7 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
             jobs: apply_jobs,
             built,
             building: false,
+            requested: false,
             retry_tick: 0,
             task: tokio::spawn(apply_task.run().instrument(span.clone())),
         };
