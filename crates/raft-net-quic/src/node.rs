@@ -114,6 +114,7 @@ impl QuicNode {
             inbox: inbox_sender,
             handler: RwLock::new(None),
             shutdown: watch::Sender::new(false),
+            #[allow(clippy::default_constructed_unit_structs)] // A unit struct without the feature.
             faults: FaultInjector::default(),
             span: span.clone(),
         });
