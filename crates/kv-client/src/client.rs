@@ -1,0 +1,495 @@
+//! [`KvClient`]: leader discovery, redirects, retries and sessions over [`RpcClient`]s.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use raft_net_quic::{Caller, ClientId, Identity, RpcClient, RpcClientConfig, certs};
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::error::Error;
+use crate::protocol::{
+    Consistency, KeyValue, Member, NodeStatus, Request, Response, ServerError, Session,
+    WriteOutcome, decode, encode,
+};
+
+/// The longest one attempt waits before the client tries again (possibly elsewhere): long
+/// enough for a commit on a slow disk, short enough to move on from a paused node.
+const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(2);
+
+/// The first pause after a failed attempt; doubled per failure up to
+/// [`BACKOFF_MAX`], so a cluster electing a leader is not flooded.
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+
+/// The longest pause between attempts: about one election timeout.
+const BACKOFF_MAX: Duration = Duration::from_millis(300);
+
+/// Sessions kept for reuse; more concurrent writers than this get fresh sessions.
+const SESSIONS_KEPT_MAX: usize = 1024;
+
+/// How a [`KvClient`] reaches the cluster.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Nodes to try first; the client learns the leader's address from their answers.
+    pub endpoints: Vec<SocketAddr>,
+    /// The cluster's name; must match the nodes'.
+    pub cluster_id: String,
+    /// The id in this client's certificate.
+    pub client_id: ClientId,
+    /// The client's certificate, key and the cluster CA.
+    pub identity: Identity,
+    /// The most one request may take, retries included.
+    pub timeout: Duration,
+    /// Follow "not leader" answers to the named leader (`false`: report them as
+    /// [`Error::NotLeader`]).
+    pub follow_leader: bool,
+}
+
+impl ClientConfig {
+    /// A configuration with the certificate of client `client_id` from `certs_dir` (as
+    /// written by `kv-server certs`), a 5 s timeout, following the leader.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Identity`] if the certificate files cannot be loaded.
+    pub fn from_certs_dir(
+        endpoints: Vec<SocketAddr>,
+        cluster_id: impl Into<String>,
+        certs_dir: &Path,
+        client_id: ClientId,
+    ) -> Result<ClientConfig, Error> {
+        let identity = certs::load_client(certs_dir, client_id)
+            .map_err(|source| Error::Identity { dir: certs_dir.to_path_buf(), source })?;
+        Ok(ClientConfig {
+            endpoints,
+            cluster_id: cluster_id.into(),
+            client_id,
+            identity,
+            timeout: Duration::from_secs(5),
+            follow_leader: true,
+        })
+    }
+}
+
+/// A client of the replicated key-value store. Cheap to clone; clones share connections,
+/// and calls from many tasks run concurrently (one QUIC stream each).
+///
+/// Every write carries a session (client id and sequence number), and a retry after a
+/// timeout or a leader change resends the same one, so the store applies it at most once.
+#[derive(Clone, Debug)]
+pub struct KvClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClientConfig,
+    connections: tokio::sync::Mutex<HashMap<SocketAddr, RpcClient>>,
+    /// The address that last answered as leader, tried first.
+    leader: Mutex<Option<SocketAddr>>,
+    /// Sessions not in use by a write; each is used by one write at a time.
+    sessions: Mutex<Vec<Session>>,
+}
+
+impl KvClient {
+    /// A client for the cluster; it connects on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without endpoints or with a zero timeout.
+    pub fn new(config: ClientConfig) -> Result<KvClient, Error> {
+        if config.endpoints.is_empty() {
+            return Err(Error::Config { reason: "no endpoints given".to_owned() });
+        }
+        if config.timeout.is_zero() {
+            return Err(Error::Config { reason: "the timeout must be above zero".to_owned() });
+        }
+        Ok(KvClient {
+            inner: Arc::new(Inner {
+                config,
+                connections: tokio::sync::Mutex::new(HashMap::new()),
+                leader: Mutex::new(None),
+                sessions: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The configuration this client runs with.
+    #[must_use]
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Writes `value` at `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], [`Error::TooLarge`], [`Error::NotLeader`] (not following), and
+    /// the other server refusals.
+    pub async fn put(&self, key: Bytes, value: Bytes) -> Result<WriteOutcome, Error> {
+        self.put_versioned(key, value, None).await
+    }
+
+    /// Writes `value` at `key` only if the key's version is `expect_version` (0: only if
+    /// it does not exist): compare-and-set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] with the key's current version; as [`KvClient::put`].
+    pub async fn put_versioned(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        expect_version: Option<u64>,
+    ) -> Result<WriteOutcome, Error> {
+        let build = move |session| Request::Put { key, value, expect_version, session };
+        let response = self.write(build).await?;
+        self.expect_written(response)
+    }
+
+    /// Deletes `key` (with `expect_version`: only at that version). Deleting a missing key
+    /// succeeds with `existed: false`.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvClient::put_versioned`].
+    pub async fn delete(
+        &self,
+        key: Bytes,
+        expect_version: Option<u64>,
+    ) -> Result<WriteOutcome, Error> {
+        let build = move |session| Request::Delete { key, expect_version, session };
+        let response = self.write(build).await?;
+        self.expect_written(response)
+    }
+
+    /// Reads `key`: `None` when it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] and the server refusals.
+    pub async fn get(
+        &self,
+        key: Bytes,
+        consistency: Consistency,
+    ) -> Result<Option<KeyValue>, Error> {
+        match self.send(Request::Get { key, consistency }).await? {
+            Response::Value { found, .. } => Ok(found),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Reads up to `limit` keys starting with `prefix`, in key order; the flag says more
+    /// matched.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvClient::get`].
+    pub async fn range(
+        &self,
+        prefix: Bytes,
+        limit: u32,
+        consistency: Consistency,
+    ) -> Result<(Vec<KeyValue>, bool), Error> {
+        let request = Request::Range { prefix, limit, consistency };
+        match self.send(request).await? {
+            Response::Range { entries, more, .. } => Ok((entries, more)),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Asks the node at `addr` for its own state (no redirect).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when it does not answer in time.
+    pub async fn status_of(&self, addr: SocketAddr) -> Result<NodeStatus, Error> {
+        match self.send_to(addr, &Request::Status).await? {
+            Response::Status(status) => Ok(status),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// The cluster's members and leader, as the leader knows them.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvClient::get`].
+    pub async fn members(&self) -> Result<(Vec<Member>, Option<u64>), Error> {
+        match self.send(Request::MemberList).await? {
+            Response::Members { members, leader } => Ok((members, leader)),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Sends an administrative request (member add/remove, leader transfer, snapshot) to
+    /// the leader; returns the leader and the log index it reached.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvClient::get`].
+    pub async fn admin(&self, request: Request) -> Result<(Option<u64>, u64), Error> {
+        match self.send(request).await? {
+            Response::Done { leader, index } => Ok((leader, index)),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Sends an administrative request to the node at `addr` only (no redirect).
+    ///
+    /// # Errors
+    ///
+    /// As [`KvClient::get`].
+    pub async fn admin_at(
+        &self,
+        addr: SocketAddr,
+        request: &Request,
+    ) -> Result<(Option<u64>, u64), Error> {
+        match self.send_to(addr, request).await? {
+            Response::Done { leader, index } => Ok((leader, index)),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        for (_, connection) in self.inner.connections.lock().await.drain() {
+            connection.close();
+        }
+    }
+
+    fn expect_written(&self, response: Response) -> Result<WriteOutcome, Error> {
+        match response {
+            Response::Written(outcome) => Ok(outcome),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn unexpected(&self, response: &Response) -> Error {
+        let addr = self.inner.config.endpoints.first().copied().unwrap_or(unspecified());
+        Error::Protocol { addr, reason: format!("unexpected response {response:?}") }
+    }
+
+    /// Sends one request to `addr` only, retrying on that node until the timeout.
+    async fn send_to(&self, addr: SocketAddr, request: &Request) -> Result<Response, Error> {
+        let payload =
+            encode(request).map_err(|error| Error::Protocol { addr, reason: error.to_string() })?;
+        let deadline = Instant::now() + self.inner.config.timeout;
+        let mut problem = String::from("no attempt made");
+        let mut backoff = BACKOFF_MIN;
+        while Instant::now() < deadline {
+            match self.attempt(addr, payload.clone(), deadline).await {
+                Ok(Response::Error(ServerError::Unavailable { reason })) => problem = reason,
+                Ok(response) => return into_result(addr, response),
+                Err(error) => problem = error,
+            }
+            pause(&mut backoff, deadline).await;
+        }
+        Err(Error::Timeout { after: self.inner.config.timeout, last_problem: problem })
+    }
+
+    /// Sends a read or administrative request to the leader.
+    async fn send(&self, request: Request) -> Result<Response, Error> {
+        self.send_request(&request).await
+    }
+
+    /// Sends a write under a session of its own, so that its retries apply at most once.
+    async fn write(&self, build: impl FnOnce(Session) -> Request) -> Result<Response, Error> {
+        let session = self.take_session();
+        let result = self.send_request(&build(session)).await;
+        self.return_session(session);
+        result
+    }
+
+    /// Sends a request to the leader, following redirects and retrying until the timeout.
+    async fn send_request(&self, request: &Request) -> Result<Response, Error> {
+        let config = &self.inner.config;
+        let first = config.endpoints.first().copied().unwrap_or(unspecified());
+        let payload = encode(request)
+            .map_err(|error| Error::Protocol { addr: first, reason: error.to_string() })?;
+        let deadline = Instant::now() + config.timeout;
+        let mut target = self.leader().unwrap_or(first);
+        let mut rotation = 0;
+        let mut backoff = BACKOFF_MIN;
+        let mut problem = String::from("no attempt made");
+        while Instant::now() < deadline {
+            let answer = self.attempt(target, payload.clone(), deadline).await;
+            match answer {
+                Ok(Response::Error(ServerError::NotLeader { leader, addr })) => {
+                    if !config.follow_leader {
+                        return Err(Error::NotLeader { node: target.to_string(), leader, addr });
+                    }
+                    let named = addr.as_deref().and_then(|addr| addr.parse().ok());
+                    problem = format!("{target} is not the leader (leader {leader:?})");
+                    if let Some(named) = named.filter(|&named| named != target) {
+                        debug!(from = %target, to = %named, "following the leader");
+                        target = named;
+                        continue;
+                    }
+                }
+                Ok(Response::Error(
+                    ServerError::Unavailable { reason } | ServerError::OutcomeUnknown { reason },
+                )) => {
+                    problem = format!("{target}: {reason}");
+                }
+                Ok(response) => {
+                    self.set_leader(target);
+                    return into_result(target, response);
+                }
+                Err(error) => {
+                    self.forget(target).await;
+                    problem = error;
+                }
+            }
+            self.clear_leader(target);
+            rotation += 1;
+            target = config.endpoints[rotation % config.endpoints.len()];
+            pause(&mut backoff, deadline).await;
+        }
+        Err(Error::Timeout { after: config.timeout, last_problem: problem })
+    }
+
+    /// One exchange with `addr`, bounded by the deadline and [`ATTEMPT_TIMEOUT_MAX`]; a
+    /// transport failure comes back as a description.
+    async fn attempt(
+        &self,
+        addr: SocketAddr,
+        payload: Bytes,
+        deadline: Instant,
+    ) -> Result<Response, String> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let limit = remaining.min(ATTEMPT_TIMEOUT_MAX);
+        let exchange = async {
+            let connection = self.connection(addr).await?;
+            let bytes = connection.call(payload, limit).await.map_err(|error| error.to_string())?;
+            decode::<Response>(&bytes).map_err(|error| format!("undecodable answer: {error}"))
+        };
+        tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("{addr} did not answer within {limit:?}")))
+    }
+
+    async fn connection(&self, addr: SocketAddr) -> Result<RpcClient, String> {
+        let mut connections = self.inner.connections.lock().await;
+        if let Some(connection) = connections.get(&addr) {
+            return Ok(connection.clone());
+        }
+        let config = &self.inner.config;
+        let mut rpc_config =
+            RpcClientConfig::new(config.cluster_id.clone(), Caller::Client(config.client_id));
+        rpc_config.bind_addr = bind_addr_for(addr);
+        let connection = RpcClient::connect(&rpc_config, &config.identity, addr, None)
+            .await
+            .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+        connections.insert(addr, connection.clone());
+        Ok(connection)
+    }
+
+    async fn forget(&self, addr: SocketAddr) {
+        if let Some(connection) = self.inner.connections.lock().await.remove(&addr) {
+            connection.close();
+        }
+    }
+
+    fn leader(&self) -> Option<SocketAddr> {
+        *self.inner.leader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_leader(&self, addr: SocketAddr) {
+        *self.inner.leader.lock().unwrap_or_else(PoisonError::into_inner) = Some(addr);
+    }
+
+    fn clear_leader(&self, addr: SocketAddr) {
+        let mut leader = self.inner.leader.lock().unwrap_or_else(PoisonError::into_inner);
+        if *leader == Some(addr) {
+            *leader = None;
+        }
+    }
+
+    /// A session for one write, with its sequence advanced.
+    fn take_session(&self) -> Session {
+        let mut sessions = self.inner.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut session =
+            sessions.pop().unwrap_or_else(|| Session { client_id: rand::random(), sequence: 0 });
+        session.sequence += 1;
+        session
+    }
+
+    fn return_session(&self, session: Session) {
+        let mut sessions = self.inner.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions.len() < SESSIONS_KEPT_MAX {
+            sessions.push(session);
+        }
+    }
+}
+
+/// Turns a final answer into the caller's result.
+fn into_result(addr: SocketAddr, response: Response) -> Result<Response, Error> {
+    let Response::Error(error) = response else {
+        return Ok(response);
+    };
+    Err(match error {
+        ServerError::NotLeader { leader, addr: leader_addr } => {
+            Error::NotLeader { node: addr.to_string(), leader, addr: leader_addr }
+        }
+        ServerError::Conflict { current_version } => Error::Conflict { current_version },
+        ServerError::TooLarge { what, bytes, max } => Error::TooLarge { what, bytes, max },
+        ServerError::Invalid { reason } => Error::Invalid { reason },
+        ServerError::SessionExpired { reason } => Error::SessionExpired { reason },
+        ServerError::Unavailable { reason }
+        | ServerError::OutcomeUnknown { reason }
+        | ServerError::Internal { reason } => Error::Server { reason },
+    })
+}
+
+/// Sleeps for the backoff (not past the deadline) and doubles it.
+async fn pause(backoff: &mut Duration, deadline: Instant) {
+    let wake = (Instant::now() + *backoff).min(deadline);
+    tokio::time::sleep_until(wake).await;
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+}
+
+/// Binds the client's UDP socket to the loopback interface when the server is on it, so a
+/// client on loopback listens nowhere else.
+fn bind_addr_for(server: SocketAddr) -> SocketAddr {
+    let ip = match server.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(ip) if ip.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, 0)
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loopback_server_gets_a_loopback_client_socket() {
+        let server = SocketAddr::from(([127, 0, 0, 1], 7000));
+        assert_eq!(bind_addr_for(server), SocketAddr::from(([127, 0, 0, 1], 0)));
+        let remote = SocketAddr::from(([10, 0, 0, 1], 7000));
+        assert_eq!(bind_addr_for(remote), SocketAddr::from(([0, 0, 0, 0], 0)));
+    }
+
+    #[test]
+    fn server_refusals_become_typed_errors() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let conflict = Response::Error(ServerError::Conflict { current_version: Some(4) });
+        assert!(matches!(
+            into_result(addr, conflict),
+            Err(Error::Conflict { current_version: Some(4) })
+        ));
+        let value = Response::Value { found: None, index: 3 };
+        assert_eq!(into_result(addr, value.clone()).unwrap(), value);
+    }
+}

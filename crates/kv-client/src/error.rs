@@ -1,0 +1,100 @@
+//! The client's error type.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No answer within the request's timeout; a write may or may not have happened (a
+    /// retry with a new request is a new write).
+    #[error("request timed out after {after:?} (last problem: {last_problem})")]
+    Timeout {
+        /// The request's time limit.
+        after: Duration,
+        /// What went wrong on the last attempt.
+        last_problem: String,
+    },
+    /// The node asked is not the leader, and the client was told not to follow redirects.
+    #[error("node {node} is not the leader (leader: {leader:?} at {addr:?})")]
+    NotLeader {
+        /// The node that answered.
+        node: String,
+        /// The leader it named, if any.
+        leader: Option<u64>,
+        /// The leader's address, if known.
+        addr: Option<String>,
+    },
+    /// A versioned write found another version.
+    #[error("version conflict: the key's current version is {}", describe_version(*current_version))]
+    Conflict {
+        /// The key's current version (`None`: the key does not exist).
+        current_version: Option<u64>,
+    },
+    /// A key or value over the server's limit.
+    #[error("{what} of {bytes} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// `key` or `value`.
+        what: String,
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The server refused the request as malformed or not allowed.
+    #[error("invalid request: {reason}")]
+    Invalid {
+        /// The server's reason.
+        reason: String,
+    },
+    /// The session forgot this write; its outcome is unknown.
+    #[error("session expired: {reason}")]
+    SessionExpired {
+        /// The server's reason.
+        reason: String,
+    },
+    /// The server failed.
+    #[error("server error: {reason}")]
+    Server {
+        /// The server's reason.
+        reason: String,
+    },
+    /// The server answered something this client does not understand.
+    #[error("unexpected answer from {addr}: {reason}")]
+    Protocol {
+        /// The server.
+        addr: SocketAddr,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The client's certificate could not be loaded.
+    #[error("cannot load the client certificate from {dir}: {source}")]
+    Identity {
+        /// The certificates directory.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: raft_net_quic::Error,
+    },
+    /// The configuration is unusable.
+    #[error("invalid client configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn describe_version(version: Option<u64>) -> String {
+    version.map_or_else(|| "none (the key does not exist)".to_owned(), |v| v.to_string())
+}
+
+impl Error {
+    /// Whether the failure says nothing about the cluster's data (the request never got an
+    /// answer): a timeout.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+}
