@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kv_store::{Command, KvConfig, KvStore, Request};
+use kv_store::{Command, KvConfig, KvStore, Request, Response};
 use raft_core::runtime::StateMachine;
 use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
 
@@ -21,12 +21,13 @@ const KEY_SPACE: u64 = 100_000;
 /// Clients the puts are spread over, each with its own session.
 const CLIENTS: u64 = 1_000;
 
-/// The `number`th put: a 16-byte key, a 256-byte value, the session of client
-/// `number % CLIENTS` at its next sequence number.
+/// The `number`th put (from 1): a 16-byte key, a 256-byte value, from the clients in turn,
+/// each at its next sequence number (from 1, so no session is ever refused).
 fn put(number: u64, value: &Bytes) -> Command {
+    let nth = number - 1;
     Command {
-        client_id: number % CLIENTS,
-        sequence: number / CLIENTS + 1,
+        client_id: nth % CLIENTS,
+        sequence: nth / CLIENTS + 1,
         request: Request::Put {
             key: Bytes::from(format!("key/{:012}", number % KEY_SPACE)),
             value: value.clone(),
@@ -86,8 +87,9 @@ fn apply(criterion: &mut Criterion) {
                 let batch = entries(next, BATCH, &value);
                 next += BATCH;
                 let started = Instant::now();
-                black_box(store.apply(&batch));
+                let responses = black_box(store.apply(&batch));
                 elapsed += started.elapsed();
+                assert!(responses.iter().all(|response| matches!(response, Response::Written(_))));
             }
             elapsed
         });
