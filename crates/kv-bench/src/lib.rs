@@ -1,4 +1,37 @@
-//! `kv-bench`: Load harness with charts, comparing the store with etcd.
+//! `kv-bench`: the load-test harness. It launches a cluster of `kv-server` (or `etcd`)
+//! processes on loopback, drives a workload through a [`target::Target`], injects faults,
+//! and writes a report folder.
 //!
-//! **Not built yet.** This crate is a placeholder in the workspace so the layering
-//! (see `DESIGN.md`) is fixed from the start; issue 7 fills it in. It exports nothing.
+//! ```text
+//!  CLI ──> cluster (N processes, certs, ports) ──> workers (one shared client) ──> Target
+//!            │  faults: SIGKILL/SIGSTOP/SIGCONT/restart      │ per-second rows
+//!            └─> /metrics scraper (role, term, log, fsync) ──┴─> summary.json, timeseries.csv,
+//!                                                                 *.hdr, charts, report.html
+//! ```
+//!
+//! Every acknowledged write is remembered (version and value hash per key) and read back
+//! linearizably at the end; `summary.json` counts the keys verified and missing.
+//!
+//! # Example
+//!
+//! ```
+//! use kv_bench::parse::{parse_faults, parse_size};
+//!
+//! let faults = parse_faults("kill:2@10s,restart:2@20s").unwrap();
+//! assert_eq!(faults.len(), 2);
+//! assert_eq!(parse_size("4MB").unwrap(), 4 << 20);
+//! ```
+
+pub mod charts;
+pub mod cli;
+pub mod cluster;
+mod error;
+pub mod metrics;
+pub mod parse;
+pub mod report;
+pub mod run;
+pub mod scrape;
+pub mod target;
+pub mod workload;
+
+pub use error::Error;

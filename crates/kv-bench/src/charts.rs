@@ -1,0 +1,545 @@
+//! The charts, each drawn twice (PNG and SVG) with plotters from the per-second rows.
+//! Fault events are marked on every time chart as labelled vertical lines.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::Error;
+use crate::scrape::NodeSample;
+use crate::workload::Row;
+
+/// DejaVu Sans (Bitstream Vera licence, see `assets/`), embedded so that drawing text needs
+/// no font installed on the machine.
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// The size of every chart, in pixels.
+const SIZE: (u32, u32) = (1200, 600);
+
+const NODE_COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// A fault as drawn on the charts.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FaultMark {
+    /// Seconds since the workload started.
+    pub t_s: f64,
+    /// What happened (`kill 2`).
+    pub label: String,
+}
+
+/// What the time charts draw.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeData<'a> {
+    /// Per-second rows.
+    pub rows: &'a [Row],
+    /// The node ids in the order of each row's samples.
+    pub node_ids: &'a [u64],
+    /// The faults.
+    pub faults: &'a [FaultMark],
+    /// `kv` or `etcd`, for the titles.
+    pub system: &'a str,
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// A chart that can be drawn on any backend.
+trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Draws `chart` to `<dir>/<stem>.png` and `<dir>/<stem>.svg`.
+fn save<C: Chart>(chart: &C, dir: &Path, stem: &str) -> Result<(), Error> {
+    register_font();
+    let failed = |reason: String| Error::Chart { chart: stem.to_owned(), reason };
+    let png = dir.join(format!("{stem}.png"));
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|error| failed(error.to_string()))?;
+        chart.draw(&root).map_err(|error| failed(error.to_string()))?;
+        root.present().map_err(|error| failed(error.to_string()))?;
+    }
+    let svg = dir.join(format!("{stem}.svg"));
+    {
+        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|error| failed(error.to_string()))?;
+        chart.draw(&root).map_err(|error| failed(error.to_string()))?;
+        root.present().map_err(|error| failed(error.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The file stems of the five time charts, in the order of the report.
+pub const TIME_CHARTS: [(&str, &str); 5] = [
+    ("throughput_latency", "Operations per second and latency percentiles"),
+    ("persistence_latency", "Persistence (fsync) latency per node"),
+    ("log_start_index", "Log start index per node"),
+    ("roles", "Role of each node"),
+    ("snapshot_size", "Snapshot size per node"),
+];
+
+/// Draws the five time charts into `dir`.
+///
+/// # Errors
+///
+/// [`Error::Chart`] when a backend fails (a file cannot be written).
+pub fn draw_time_charts(data: TimeData<'_>, dir: &Path) -> Result<(), Error> {
+    save(&Throughput(data), dir, TIME_CHARTS[0].0)?;
+    save(&NodeLines { data, kind: NodeLine::Persist }, dir, TIME_CHARTS[1].0)?;
+    save(&NodeLines { data, kind: NodeLine::LogStart }, dir, TIME_CHARTS[2].0)?;
+    save(&Roles(data), dir, TIME_CHARTS[3].0)?;
+    save(&NodeLines { data, kind: NodeLine::Snapshot }, dir, TIME_CHARTS[4].0)?;
+    Ok(())
+}
+
+fn x_max(rows: &[Row]) -> f64 {
+    rows.last().map_or(1.0, |row| row.t_s.ceil()).max(1.0)
+}
+
+/// Splits a series at its gaps (`None`), so a down node draws no line.
+fn segments(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f64, f64)>> {
+    let mut all = Vec::new();
+    let mut current = Vec::new();
+    for (x, y) in points {
+        match y {
+            Some(y) if y.is_finite() => current.push((x, y)),
+            _ => {
+                if !current.is_empty() {
+                    all.push(std::mem::take(&mut current));
+                }
+            }
+        }
+    }
+    if !current.is_empty() {
+        all.push(current);
+    }
+    all
+}
+
+/// Labelled vertical lines at each fault.
+fn draw_faults<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    faults: &[FaultMark],
+    y_low: f64,
+    y_high: f64,
+) -> DrawResult<DB> {
+    let red = RGBColor(200, 0, 0);
+    for (slot, fault) in faults.iter().enumerate() {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(fault.t_s, y_low), (fault.t_s, y_high)],
+            red.stroke_width(2),
+        )))?;
+        // Stagger the labels so that close faults stay readable.
+        let label_y = if slot % 2 == 0 { y_high } else { y_low };
+        chart.draw_series(std::iter::once(Text::new(
+            fault.label.clone(),
+            (fault.t_s, label_y),
+            ("sans-serif", 14).into_font().color(&red),
+        )))?;
+    }
+    Ok(())
+}
+
+struct Throughput<'a>(TimeData<'a>);
+
+/// A latency line: its name, color and value.
+type LatencySeries = (&'static str, RGBColor, fn(&Row) -> f64);
+
+/// A node's line: name suffix, values per second (gaps as `None`), thick.
+type NodeSeries = (&'static str, Vec<(f64, Option<f64>)>, bool);
+
+impl Chart for Throughput<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let data = self.0;
+        let x_max = x_max(data.rows);
+        let (upper, lower) = root.split_vertically(SIZE.1 / 2);
+        let ops_max = data.rows.iter().map(|row| row.ops.max(row.errors)).max().unwrap_or(1);
+        let ops_max = (ops_max as f64 * 1.15).max(10.0);
+        let mut chart = ChartBuilder::on(&upper)
+            .caption(
+                format!("{}: operations per second (errors in red)", data.system),
+                ("sans-serif", 20),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..x_max, 0f64..ops_max)?;
+        chart.configure_mesh().x_desc("seconds").y_desc("ops/s").draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                data.rows.iter().map(|row| (row.t_s, row.ops as f64)),
+                BLUE.stroke_width(2),
+            ))?
+            .label("ops/s")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(
+                data.rows.iter().map(|row| (row.t_s, row.errors as f64)),
+                RED.stroke_width(1),
+            ))?
+            .label("errors/s")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+        if let Some(end) = data.rows.iter().filter(|row| row.warmup).map(|row| row.t_s).next_back()
+        {
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, 0.0), (end, ops_max)],
+                RGBAColor(128, 128, 128, 0.15).filled(),
+            )))?;
+        }
+        draw_faults(&mut chart, data.faults, 0.0, ops_max * 0.97)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+
+        let latency_max = data
+            .rows
+            .iter()
+            .map(|row| row.latency_ms.max)
+            .fold(1.0_f64, f64::max)
+            .mul_add(2.0, 0.0);
+        let mut chart = ChartBuilder::on(&lower)
+            .caption("latency percentiles per second (ms, log scale)", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..x_max, (0.01f64..latency_max).log_scale())?;
+        chart.configure_mesh().x_desc("seconds").y_desc("ms").draw()?;
+        let series: [LatencySeries; 4] = [
+            ("p50", RGBColor(44, 160, 44), |row| row.latency_ms.p50),
+            ("p90", RGBColor(31, 119, 180), |row| row.latency_ms.p90),
+            ("p99", RGBColor(255, 127, 14), |row| row.latency_ms.p99),
+            ("max", RGBColor(120, 120, 120), |row| row.latency_ms.max),
+        ];
+        for (name, color, value) in series {
+            let points = data.rows.iter().map(|row| {
+                let ms = value(row);
+                (row.t_s, (row.ops > 0 && ms > 0.0).then_some(ms))
+            });
+            let mut first = true;
+            for segment in segments(points) {
+                let drawn = chart.draw_series(LineSeries::new(segment, color.stroke_width(2)))?;
+                if first {
+                    drawn.label(name).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                    first = false;
+                }
+            }
+        }
+        draw_faults(&mut chart, data.faults, 0.011, latency_max * 0.9)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeLine {
+    Persist,
+    LogStart,
+    Snapshot,
+}
+
+struct NodeLines<'a> {
+    data: TimeData<'a>,
+    kind: NodeLine,
+}
+
+impl NodeLines<'_> {
+    /// The series of node `slot`: (name suffix, values, thick).
+    fn series(&self, slot: usize) -> Vec<NodeSeries> {
+        let values = |value: fn(&NodeSample) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+            self.data
+                .rows
+                .iter()
+                .map(|row| (row.t_s, row.nodes.get(slot).and_then(value)))
+                .collect()
+        };
+        match self.kind {
+            NodeLine::Persist => vec![
+                ("p99", values(|node| node.persist_p99_ms), true),
+                ("p50", values(|node| node.persist_p50_ms), false),
+            ],
+            NodeLine::LogStart => {
+                vec![("", values(|node| node.log_first_index.map(|index| index as f64)), true)]
+            }
+            NodeLine::Snapshot => vec![(
+                "",
+                values(|node| node.snapshot_bytes.map(|bytes| bytes as f64 / 1_048_576.0)),
+                true,
+            )],
+        }
+    }
+}
+
+impl Chart for NodeLines<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let data = self.data;
+        let (title, y_desc) = match self.kind {
+            NodeLine::Persist => {
+                ("persistence (fsync) latency per second, p99 thick, p50 thin (ms)", "ms")
+            }
+            NodeLine::LogStart => ("log start (first) index; gaps: node down", "index"),
+            NodeLine::Snapshot => ("snapshot size (etcd: backend db size)", "MiB"),
+        };
+        let all: Vec<_> = (0..data.node_ids.len()).map(|slot| self.series(slot)).collect();
+        let y_max = all
+            .iter()
+            .flatten()
+            .flat_map(|(_, values, _)| values.iter().filter_map(|(_, y)| *y))
+            .fold(0.0_f64, f64::max);
+        let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{}: {title}", data.system), ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(35)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..x_max(data.rows), 0f64..y_max)?;
+        chart.configure_mesh().x_desc("seconds").y_desc(y_desc).draw()?;
+        let mut any = false;
+        for (slot, series) in all.into_iter().enumerate() {
+            let color = NODE_COLORS[slot % NODE_COLORS.len()];
+            let id = data.node_ids.get(slot).copied().unwrap_or(0);
+            for (suffix, values, thick) in series {
+                let style =
+                    if thick { color.stroke_width(3) } else { color.mix(0.6).stroke_width(1) };
+                let mut first = true;
+                for segment in segments(values.into_iter()) {
+                    any = true;
+                    let drawn = chart.draw_series(LineSeries::new(segment, style))?;
+                    if first {
+                        let name = format!("node {id} {suffix}");
+                        drawn.label(name).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], style)
+                        });
+                        first = false;
+                    }
+                }
+            }
+        }
+        if !any {
+            chart.draw_series(std::iter::once(Text::new(
+                "no data: the nodes do not export this metric",
+                (x_max(data.rows) * 0.3, y_max * 0.5),
+                ("sans-serif", 20),
+            )))?;
+        }
+        draw_faults(&mut chart, data.faults, 0.0, y_max * 0.97)?;
+        if any {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        Ok(())
+    }
+}
+
+/// The role colors: follower, pre-candidate, candidate, leader, learner, down.
+const ROLE_STYLES: [(&str, RGBColor); 6] = [
+    ("follower", RGBColor(158, 202, 225)),
+    ("pre-candidate", RGBColor(253, 208, 162)),
+    ("candidate", RGBColor(253, 141, 60)),
+    ("leader", RGBColor(49, 163, 84)),
+    ("learner", RGBColor(188, 189, 220)),
+    ("down / no answer", RGBColor(80, 80, 80)),
+];
+
+struct Roles<'a>(TimeData<'a>);
+
+impl Chart for Roles<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let data = self.0;
+        let nodes = data.node_ids.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{}: role of each node over time", data.system), ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(35)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..x_max(data.rows), 0f64..nodes + 1.0)?;
+        let ids = data.node_ids.to_vec();
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_labels(ids.len() + 2)
+            .y_label_formatter(&move |y: &f64| {
+                let slot = y.round() as usize;
+                if (y - y.round()).abs() < 0.01 && slot >= 1 && slot <= ids.len() {
+                    format!("node {}", ids[slot - 1])
+                } else {
+                    String::new()
+                }
+            })
+            .disable_y_mesh()
+            .draw()?;
+        let mut start = 0.0;
+        for row in data.rows {
+            for (slot, node) in row.nodes.iter().enumerate() {
+                let style = match node.role {
+                    Some(role) if node.up => usize::from(role).min(4),
+                    _ => 5,
+                };
+                let y = slot as f64 + 1.0;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(start, y - 0.35), (row.t_s, y + 0.35)],
+                    ROLE_STYLES[style].1.filled(),
+                )))?;
+            }
+            start = row.t_s;
+        }
+        for (name, color) in ROLE_STYLES {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(0.0, -1.0), (0.0, -1.0)],
+                    color.filled(),
+                )))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
+                });
+        }
+        draw_faults(&mut chart, data.faults, 0.0, nodes + 0.9)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// The two systems' headline numbers for the comparison chart.
+#[derive(Clone, Debug)]
+pub struct CompareBars {
+    /// The systems' names.
+    pub names: [String; 2],
+    /// Operations per second of each.
+    pub ops_per_sec: [f64; 2],
+    /// p50, p99 and p99.9 latency of each, in ms.
+    pub latency_ms: [[f64; 3]; 2],
+    /// What was run, for the title.
+    pub title: String,
+}
+
+impl Chart for CompareBars {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (left, right) = root.split_horizontally(SIZE.0 / 2);
+        let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
+        let ops_max = self.ops_per_sec.iter().fold(1.0_f64, |a, b| a.max(*b)) * 1.2;
+        let names = self.names.clone();
+        let mut chart = ChartBuilder::on(&left)
+            .caption(format!("throughput (ops/s) {}", self.title), ("sans-serif", 18))
+            .margin(15)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..2.0, 0f64..ops_max)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(4)
+            .x_label_formatter(&move |x: &f64| {
+                let slot = (x - 0.5).round();
+                if (x - 0.5 - slot).abs() < 0.01 && (0.0..2.0).contains(&slot) {
+                    names[slot as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        for (slot, (value, color)) in self.ops_per_sec.iter().zip(colors).enumerate() {
+            let (x, value) = (slot as f64, *value);
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.2, 0.0), (x + 0.8, value)],
+                color.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{value:.0}"),
+                (x + 0.35, value + ops_max * 0.02),
+                ("sans-serif", 18),
+            )))?;
+        }
+        let latency_max = self.latency_ms.iter().flatten().fold(0.1_f64, |a, b| a.max(*b)) * 1.2;
+        let labels = ["p50", "p99", "p99.9"];
+        let mut chart = ChartBuilder::on(&right)
+            .caption("latency (ms): left bar of each pair = first system", ("sans-serif", 18))
+            .margin(15)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..3.0, 0f64..latency_max)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(6)
+            .x_label_formatter(&move |x: &f64| {
+                let slot = (x - 0.5).round();
+                if (x - 0.5 - slot).abs() < 0.01 && (0.0..3.0).contains(&slot) {
+                    labels[slot as usize].to_owned()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        for (system, color) in colors.iter().enumerate() {
+            for (quantile, value) in self.latency_ms[system].iter().enumerate() {
+                let x = quantile as f64 + 0.1 + system as f64 * 0.4;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x, 0.0), (x + 0.38, *value)],
+                    color.filled(),
+                )))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("{value:.2}"),
+                    (x + 0.02, value + latency_max * 0.02),
+                    ("sans-serif", 15),
+                )))?;
+            }
+        }
+        for (slot, color) in colors.iter().enumerate() {
+            let color = *color;
+            chart
+                .draw_series(std::iter::once(Rectangle::new([(0.0, 0.0), (0.0, 0.0)], color)))?
+                .label(self.names[slot].clone())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Draws the side-by-side comparison to `<dir>/comparison.{png,svg}`.
+///
+/// # Errors
+///
+/// [`Error::Chart`] when a backend fails.
+pub fn draw_comparison(bars: &CompareBars, dir: &Path) -> Result<(), Error> {
+    save(bars, dir, "comparison")
+}

@@ -1,0 +1,212 @@
+//! The command line and what it runs: one run, a client-count sweep, or a comparison
+//! with etcd.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::cluster::{System, find_program};
+use crate::error::Error;
+use crate::parse::{parse_clients, parse_duration, parse_faults, parse_size};
+use crate::report;
+use crate::run::{RunConfig, run_compare, run_one};
+use crate::workload::WorkloadConfig;
+
+/// Load-test harness: launches a cluster of `kv-server` (or `etcd`) processes on loopback,
+/// runs a workload, and writes a report folder with JSON, CSV, HdrHistogram files, charts
+/// and an HTML page.
+#[derive(Debug, Parser)]
+#[command(name = "kv-bench", version)]
+pub struct Args {
+    /// Concurrent clients; a list (`20,56,64`) runs one benchmark per count.
+    #[arg(long, default_value = "20")]
+    pub clients: String,
+    /// Fraction of operations that are reads (0 = all writes).
+    #[arg(long, default_value_t = 0.0)]
+    pub read_ratio: f64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 256)]
+    pub value_size: usize,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    pub keys: u64,
+    /// Measured time (after the warmup): `30s`, `2m`.
+    #[arg(long, default_value = "30s")]
+    pub duration: String,
+    /// Time run before measuring.
+    #[arg(long, default_value = "3s")]
+    pub warmup: String,
+    /// Nodes to launch (3 or 5).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// The servers' snapshot threshold (`4MB`).
+    #[arg(long, default_value = "4MB")]
+    pub snapshot_size: String,
+    /// Writes are put-with-expected-version; on a conflict, read and retry.
+    #[arg(long)]
+    pub occ: bool,
+    /// `linearizable` or `stale` reads.
+    #[arg(long, default_value = "linearizable")]
+    pub consistency: String,
+    /// Fault schedule: `kill:2@10s,restart:2@20s,pause:1@30s,resume:1@35s,kill-leader@40s`
+    /// (times from the start of the workload, warmup included).
+    #[arg(long, default_value = "")]
+    pub fault: String,
+    /// Report folder (default `bench-results/<timestamp>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of the workers' random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// `kv` (ours) or `etcd`.
+    #[arg(long, default_value = "kv")]
+    pub system: String,
+    /// Also run this system with the same parameters and compare (`etcd`).
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// Target an already running cluster: its client addresses, comma-separated.
+    #[arg(long)]
+    pub endpoints: Option<String>,
+    /// With `--endpoints`: the nodes' HTTP metrics addresses, in the same order.
+    #[arg(long)]
+    pub metrics_endpoints: Option<String>,
+    /// With `--endpoints` (ours): the folder with `ca.pem` and `client-1.pem/.key`.
+    #[arg(long)]
+    pub certs_dir: Option<PathBuf>,
+    /// The `kv-server` binary (default: next to this executable, else on PATH).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// The `etcd` binary (default: on PATH).
+    #[arg(long)]
+    pub etcd_bin: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn parse_system(text: &str) -> Result<System, Error> {
+    match text {
+        "kv" | "ours" => Ok(System::Kv),
+        "etcd" => Ok(System::Etcd),
+        _ => Err(Error::invalid("system", text, "expected kv or etcd")),
+    }
+}
+
+fn parse_addrs(what: &'static str, text: &str) -> Result<Vec<SocketAddr>, Error> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let part = part.trim_start_matches("http://").trim_start_matches("etcd://");
+            part.parse().map_err(|_| Error::invalid(what, part, "expected HOST:PORT"))
+        })
+        .collect()
+}
+
+/// The server binary for `system`.
+fn program_for(args: &Args, system: System) -> Result<PathBuf, Error> {
+    if args.endpoints.is_some() {
+        return Ok(PathBuf::new());
+    }
+    match system {
+        System::Kv => find_program(
+            args.server_bin.as_deref(),
+            "kv-server",
+            "build it with `cargo build -p kv-server` (or pass --server-bin PATH)",
+        ),
+        System::Etcd => find_program(
+            args.etcd_bin.as_deref(),
+            "etcd",
+            "install it (Debian: `apt-get install etcd-server`) or pass --etcd-bin PATH",
+        ),
+    }
+}
+
+/// Runs what the command line asks for and prints the text summaries.
+///
+/// # Errors
+///
+/// Invalid arguments and every run error.
+pub async fn execute(args: Args) -> Result<(), Error> {
+    let counts = parse_clients(&args.clients)?;
+    let system = parse_system(&args.system)?;
+    let compare = args.compare.as_deref().map(parse_system).transpose()?;
+    if compare.is_some() && args.endpoints.is_some() {
+        return Err(Error::invalid("--compare", "", "comparisons launch both clusters"));
+    }
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        return Err(Error::invalid("--read-ratio", &args.read_ratio.to_string(), "use 0..1"));
+    }
+    if !matches!(args.nodes, 1..=7) {
+        return Err(Error::invalid("--nodes", &args.nodes.to_string(), "use 3 or 5"));
+    }
+    let linearizable = match args.consistency.as_str() {
+        "linearizable" => true,
+        "stale" => false,
+        other => return Err(Error::invalid("--consistency", other, "linearizable or stale")),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("bench-results").join(report::timestamp()));
+    let base = RunConfig {
+        system,
+        workload: WorkloadConfig {
+            clients: counts[0],
+            read_ratio: args.read_ratio,
+            value_size: args.value_size,
+            keys: args.keys.max(1),
+            duration: parse_duration(&args.duration)?,
+            warmup: parse_duration(&args.warmup)?,
+            occ: args.occ,
+            linearizable,
+            seed: args.seed,
+        },
+        nodes: args.nodes,
+        snapshot_bytes: parse_size(&args.snapshot_size)?,
+        snapshot_size: args.snapshot_size.clone(),
+        faults: parse_faults(&args.fault)?,
+        endpoints: args.endpoints.as_deref().map(|t| parse_addrs("--endpoints", t)).transpose()?,
+        metrics_endpoints: args
+            .metrics_endpoints
+            .as_deref()
+            .map(|text| parse_addrs("--metrics-endpoints", text))
+            .transpose()?,
+        certs_dir: args.certs_dir.clone(),
+        program: program_for(&args, system)?,
+        out: out.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        progress: !args.no_progress,
+    };
+    let other_program = compare.map(|other| program_for(&args, other)).transpose()?;
+    for &clients in &counts {
+        let mut config = base.clone();
+        config.workload.clients = clients;
+        if counts.len() > 1 {
+            config.out = out.join(format!("clients-{clients}"));
+        }
+        match (compare, &other_program) {
+            (Some(other), Some(program)) => {
+                let mut second = config.clone();
+                second.system = other;
+                second.program = program.clone();
+                let (ours, theirs) =
+                    if system == System::Kv { (config, second) } else { (second, config) };
+                let comparison = run_compare(&ours, &theirs).await?;
+                eprintln!(
+                    "== comparison ({clients} clients): ops/s kv/etcd {:.2}, p99 kv/etcd {:.2}; \
+                     {}",
+                    comparison.ops_per_sec_ratio,
+                    comparison.p99_ratio,
+                    ours.out.join("comparison.json").display()
+                );
+            }
+            _ => {
+                let summary = run_one(&config).await?;
+                eprint!("{}", report::text_summary(&summary, &config.out));
+            }
+        }
+    }
+    Ok(())
+}

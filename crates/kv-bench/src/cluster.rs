@@ -1,0 +1,537 @@
+//! Launching a cluster of `kv-server` or `etcd` processes on loopback, signalling them for
+//! the fault schedule, and always killing them at the end (the guard kills on drop).
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::metrics::{Samples, http_get};
+
+/// How long a launched cluster may take to serve and elect a leader.
+const READY_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// How long a node gets to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    /// Our store: `kv-server` processes, reached with `kv-client`.
+    Kv,
+    /// etcd, reached with `etcd-client`.
+    Etcd,
+}
+
+impl System {
+    /// The name used in reports and folder names.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Kv => "kv",
+            System::Etcd => "etcd",
+        }
+    }
+}
+
+/// Where one node listens.
+#[derive(Clone, Debug)]
+pub struct NodeEndpoint {
+    /// The node's id (1-based).
+    pub id: u64,
+    /// The client address (QUIC for ours, HTTP/2 gRPC for etcd).
+    pub client_addr: SocketAddr,
+    /// The HTTP address serving `/metrics` and `/health`, when known.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// One launched node process; killed when dropped.
+#[derive(Debug)]
+pub struct NodeProcess {
+    id: u64,
+    program: PathBuf,
+    args: Vec<String>,
+    log_path: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl NodeProcess {
+    fn start(&mut self) -> Result<(), Error> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|source| Error::io("open", &self.log_path, source))?;
+        let log_err =
+            log.try_clone().map_err(|source| Error::io("open", &self.log_path, source))?;
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).stdin(Stdio::null()).stdout(log).stderr(log_err);
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        let child = command.spawn().map_err(|source| Error::Process {
+            action: "start",
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        info!(node = self.id, pid = child.id(), "node started");
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    fn signal(&mut self, signal: Signal) -> Result<(), Error> {
+        let Some(child) = &self.child else { return Ok(()) };
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        kill(pid, signal).map_err(|errno| Error::Process {
+            action: "signal",
+            program: format!("node {}", self.id),
+            source: std::io::Error::from(errno),
+        })
+    }
+
+    /// SIGKILLs the process and reaps it.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Err(error) = child.kill() {
+                warn!(node = self.id, %error, "kill failed");
+            }
+            let _ = child.wait();
+            info!(node = self.id, "node killed");
+        }
+        self.paused = false;
+    }
+
+    /// SIGTERM (after SIGCONT if paused), then SIGKILL after [`STOP_TIMEOUT`].
+    fn stop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        if self.paused {
+            let _ = self.signal(Signal::SIGCONT);
+        }
+        let _ = self.signal(Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            let exited =
+                self.child.as_mut().is_none_or(|child| !matches!(child.try_wait(), Ok(None)));
+            if exited {
+                self.child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        warn!(node = self.id, "node ignored SIGTERM; killing it");
+        self.kill();
+    }
+
+    /// Whether the process exited by itself.
+    fn exited(&mut self) -> Option<String> {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The processes of a launched cluster, shared between the fault schedule and the run.
+pub type Processes = Arc<Mutex<Vec<NodeProcess>>>;
+
+/// A cluster the harness launched (or `None` processes for `--endpoints`).
+#[derive(Debug)]
+pub struct Cluster {
+    /// Which system runs.
+    pub system: System,
+    /// Where the nodes listen.
+    pub endpoints: Vec<NodeEndpoint>,
+    /// The client certificates (ours only).
+    pub certs_dir: Option<PathBuf>,
+    /// The launched processes, empty for an external cluster.
+    pub processes: Processes,
+    /// The temporary directory with data and certificates, removed on drop.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// What a launch needs.
+#[derive(Clone, Debug)]
+pub struct LaunchConfig {
+    /// Number of nodes (3 or 5).
+    pub nodes: u64,
+    /// The `kv-server` or `etcd` binary.
+    pub program: PathBuf,
+    /// The servers' snapshot threshold, as given on the command line (ours only).
+    pub snapshot_size: String,
+    /// Folder for the node logs (`node-N.log`).
+    pub log_dir: PathBuf,
+}
+
+impl Cluster {
+    /// An external cluster: nothing launched, nothing stopped.
+    #[must_use]
+    pub fn external(
+        system: System,
+        endpoints: Vec<NodeEndpoint>,
+        certs_dir: Option<PathBuf>,
+    ) -> Cluster {
+        Cluster {
+            system,
+            endpoints,
+            certs_dir,
+            processes: Arc::new(Mutex::new(Vec::new())),
+            _dir: None,
+        }
+    }
+
+    /// Launches `config.nodes` processes of `system` in a fresh temporary directory and
+    /// waits until they serve and have a leader.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotReady`] (see the node logs) and process or file errors.
+    pub async fn launch(system: System, config: &LaunchConfig) -> Result<Cluster, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kv-bench-{}-", system.name()))
+            .tempdir()
+            .map_err(|source| Error::io("create", std::env::temp_dir(), source))?;
+        std::fs::create_dir_all(&config.log_dir)
+            .map_err(|source| Error::io("create", &config.log_dir, source))?;
+        let mut ports = PortPicker::default();
+        let ids: Vec<u64> = (1..=config.nodes).collect();
+        let peer_ports: Vec<u16> = ids.iter().map(|_| ports.pick()).collect::<Result<_, _>>()?;
+        let client_ports: Vec<u16> = ids.iter().map(|_| ports.pick()).collect::<Result<_, _>>()?;
+        let http_ports: Vec<u16> = ids.iter().map(|_| ports.pick()).collect::<Result<_, _>>()?;
+        let mut certs_dir = None;
+        let mut endpoints = Vec::new();
+        let mut processes = Vec::new();
+        for (slot, &id) in ids.iter().enumerate() {
+            let (args, endpoint) = match system {
+                System::Kv => {
+                    let certs = dir.path().join("certs");
+                    if certs_dir.is_none() {
+                        make_certs(&config.program, &certs, &ids)?;
+                        certs_dir = Some(certs.clone());
+                    }
+                    let peers: Vec<String> = ids
+                        .iter()
+                        .zip(&peer_ports)
+                        .map(|(peer, port)| format!("{peer}=127.0.0.1:{port}"))
+                        .collect();
+                    let args = vec![
+                        "--id".into(),
+                        id.to_string(),
+                        "--listen".into(),
+                        format!("127.0.0.1:{}", peer_ports[slot]),
+                        "--peers".into(),
+                        peers.join(","),
+                        "--data-dir".into(),
+                        dir.path().join(format!("node-{id}")).display().to_string(),
+                        "--certs-dir".into(),
+                        certs.display().to_string(),
+                        "--http".into(),
+                        format!("127.0.0.1:{}", http_ports[slot]),
+                        "--snapshot-threshold".into(),
+                        config.snapshot_size.clone(),
+                        "--cluster-id".into(),
+                        "kv".into(),
+                    ];
+                    let endpoint = NodeEndpoint {
+                        id,
+                        client_addr: SocketAddr::from(([127, 0, 0, 1], peer_ports[slot])),
+                        metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], http_ports[slot]))),
+                    };
+                    (args, endpoint)
+                }
+                System::Etcd => {
+                    let cluster: Vec<String> = ids
+                        .iter()
+                        .zip(&peer_ports)
+                        .map(|(peer, port)| format!("n{peer}=http://127.0.0.1:{port}"))
+                        .collect();
+                    let client_url = format!("http://127.0.0.1:{}", client_ports[slot]);
+                    let peer_url = format!("http://127.0.0.1:{}", peer_ports[slot]);
+                    let args = vec![
+                        "--name".into(),
+                        format!("n{id}"),
+                        "--data-dir".into(),
+                        dir.path().join(format!("etcd-{id}")).display().to_string(),
+                        "--listen-client-urls".into(),
+                        client_url.clone(),
+                        "--advertise-client-urls".into(),
+                        client_url,
+                        "--listen-peer-urls".into(),
+                        peer_url.clone(),
+                        "--initial-advertise-peer-urls".into(),
+                        peer_url,
+                        "--initial-cluster".into(),
+                        cluster.join(","),
+                        "--initial-cluster-token".into(),
+                        "kv-bench".into(),
+                        "--initial-cluster-state".into(),
+                        "new".into(),
+                        "--logger".into(),
+                        "zap".into(),
+                        "--log-outputs".into(),
+                        "stderr".into(),
+                    ];
+                    let client_addr = SocketAddr::from(([127, 0, 0, 1], client_ports[slot]));
+                    let endpoint =
+                        NodeEndpoint { id, client_addr, metrics_addr: Some(client_addr) };
+                    (args, endpoint)
+                }
+            };
+            let mut process = NodeProcess {
+                id,
+                program: config.program.clone(),
+                args,
+                log_path: config.log_dir.join(format!("{}-node-{id}.log", system.name())),
+                child: None,
+                paused: false,
+            };
+            process.start()?;
+            processes.push(process);
+            endpoints.push(endpoint);
+        }
+        let cluster = Cluster {
+            system,
+            endpoints,
+            certs_dir,
+            processes: Arc::new(Mutex::new(processes)),
+            _dir: Some(dir),
+        };
+        cluster.wait_ready().await?;
+        Ok(cluster)
+    }
+
+    /// Waits until every node answers `/health` and one of them leads.
+    async fn wait_ready(&self) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut reason = String::from("no check made");
+        while started.elapsed() < READY_TIMEOUT {
+            if let Some(exit) = self.first_exit() {
+                return Err(self.not_ready(started, exit));
+            }
+            let mut healthy = 0;
+            for endpoint in &self.endpoints {
+                let Some(addr) = endpoint.metrics_addr else { continue };
+                match http_get(addr, "/health", Duration::from_secs(1)).await {
+                    Ok((200, _)) => healthy += 1,
+                    Ok((status, body)) => {
+                        reason = format!("node {} /health: {status} {body}", endpoint.id);
+                    }
+                    Err(error) => reason = format!("node {} /health: {error}", endpoint.id),
+                }
+            }
+            if healthy == self.endpoints.len() {
+                match self.leader().await {
+                    Some(leader) => {
+                        info!(system = self.system.name(), leader, "cluster ready");
+                        return Ok(());
+                    }
+                    None => reason = "every node serves but none leads yet".to_owned(),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(self.not_ready(started, reason))
+    }
+
+    fn not_ready(&self, started: Instant, reason: String) -> Error {
+        Error::NotReady {
+            system: self.system.name().to_owned(),
+            waited_s: started.elapsed().as_secs(),
+            reason,
+        }
+    }
+
+    fn first_exit(&self) -> Option<String> {
+        let mut processes = self.processes.lock().unwrap_or_else(PoisonError::into_inner);
+        processes.iter_mut().find_map(|process| {
+            let status = process.exited()?;
+            Some(format!(
+                "node {} exited ({status}); the end of its log {}:\n{}",
+                process.id,
+                process.log_path.display(),
+                log_tail(&process.log_path)
+            ))
+        })
+    }
+
+    /// The id of the node that says it leads, per its `/metrics`.
+    pub async fn leader(&self) -> Option<u64> {
+        for endpoint in &self.endpoints {
+            let Some(addr) = endpoint.metrics_addr else { continue };
+            let Ok((200, body)) = http_get(addr, "/metrics", Duration::from_secs(1)).await else {
+                continue;
+            };
+            let samples = Samples::parse(&body);
+            let leads = match self.system {
+                System::Kv => samples.get("raft_role") == Some(3.0),
+                System::Etcd => samples.get("etcd_server_is_leader") == Some(1.0),
+            };
+            if leads {
+                return Some(endpoint.id);
+            }
+        }
+        None
+    }
+
+    /// Sends a fault to node `id`: kill, restart, pause or resume.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for an unknown node, process errors otherwise.
+    pub fn apply(&self, id: u64, action: crate::parse::FaultAction) -> Result<(), Error> {
+        use crate::parse::FaultAction;
+        let mut processes = self.processes.lock().unwrap_or_else(PoisonError::into_inner);
+        let process = processes.iter_mut().find(|process| process.id == id).ok_or_else(|| {
+            Error::invalid("fault node", &id.to_string(), "no such launched node")
+        })?;
+        match action {
+            FaultAction::Kill => process.kill(),
+            FaultAction::Restart => {
+                if process.child.is_some() {
+                    process.kill();
+                }
+                process.start()?;
+            }
+            FaultAction::Pause => {
+                process.signal(Signal::SIGSTOP)?;
+                process.paused = true;
+            }
+            FaultAction::Resume => {
+                process.signal(Signal::SIGCONT)?;
+                process.paused = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the harness launched the processes (faults need that).
+    #[must_use]
+    pub fn launched(&self) -> bool {
+        !self.processes.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    /// Stops every launched node: SIGTERM, then SIGKILL for those that linger.
+    pub fn stop(&self) {
+        let mut processes = self.processes.lock().unwrap_or_else(PoisonError::into_inner);
+        for process in processes.iter_mut() {
+            process.stop();
+        }
+    }
+}
+
+fn make_certs(program: &Path, out: &Path, ids: &[u64]) -> Result<(), Error> {
+    let nodes: Vec<String> = ids.iter().map(u64::to_string).collect();
+    let output = Command::new(program)
+        .arg("certs")
+        .arg("--out")
+        .arg(out)
+        .arg("--nodes")
+        .arg(nodes.join(","))
+        .arg("--clients")
+        .arg("1")
+        .output()
+        .map_err(|source| Error::Process {
+            action: "run",
+            program: program.display().to_string(),
+            source,
+        })?;
+    if !output.status.success() {
+        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+        text.truncate(2000);
+        return Err(Error::CommandFailed {
+            program: format!("{} certs", program.display()),
+            status: output.status.to_string(),
+            output: text,
+        });
+    }
+    Ok(())
+}
+
+fn log_tail(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Picks loopback ports free for both TCP and UDP, never the same one twice.
+#[derive(Default)]
+struct PortPicker {
+    taken: Vec<u16>,
+}
+
+impl PortPicker {
+    fn pick(&mut self) -> Result<u16, Error> {
+        for _ in 0..100 {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .map_err(|source| Error::io("bind", "127.0.0.1:0", source))?;
+            let port = listener
+                .local_addr()
+                .map_err(|source| Error::io("bind", "127.0.0.1:0", source))?
+                .port();
+            let udp_free = UdpSocket::bind(("127.0.0.1", port)).is_ok();
+            if udp_free && !self.taken.contains(&port) {
+                self.taken.push(port);
+                return Ok(port);
+            }
+        }
+        Err(Error::NotFound {
+            program: "a free loopback port".to_owned(),
+            hint: "too many ports in use".to_owned(),
+        })
+    }
+}
+
+/// Finds the `kv-server` binary: `explicit`, else next to this executable (or its parent
+/// folder, for test executables in `target/<profile>/deps`), else on `PATH`.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] saying how to build it.
+pub fn find_program(explicit: Option<&Path>, name: &str, hint: &str) -> Result<PathBuf, Error> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(Error::NotFound { program: path.display().to_string(), hint: hint.to_owned() })
+        };
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for folder in exe.ancestors().skip(1).take(2) {
+            let candidate = folder.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for folder in std::env::split_paths(&paths) {
+            let candidate = folder.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(Error::NotFound { program: name.to_owned(), hint: hint.to_owned() })
+}

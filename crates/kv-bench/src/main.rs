@@ -1,0 +1,18 @@
+//! `kv-bench`: see `kv-bench --help`.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,kv_bench=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let args = kv_bench::cli::Args::parse();
+    // Ctrl-C drops the run: the cluster guard kills every launched process.
+    tokio::select! {
+        result = kv_bench::cli::execute(args) => result?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!(kv_bench::Error::Interrupted),
+    }
+    Ok(())
+}

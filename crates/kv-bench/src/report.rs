@@ -1,0 +1,519 @@
+//! The report folder: `summary.json`, `timeseries.csv`, HdrHistogram files, `report.html`,
+//! the comparison files and the one-screen text summary.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer, V2Serializer};
+use serde::Serialize;
+
+use crate::charts::{FaultMark, TIME_CHARTS};
+use crate::error::Error;
+use crate::workload::{Percentiles, Row, Verification};
+
+/// One node's end-of-run figures.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeSummary {
+    /// The node's id.
+    pub id: u64,
+    /// Log start (first) index at its last answer.
+    pub start_index: Option<u64>,
+    /// The highest log start index seen during the run.
+    pub start_index_max: Option<u64>,
+    /// Snapshot size at its last answer (etcd: backend db size).
+    pub snapshot_bytes: Option<u64>,
+    /// Elections started (etcd: leader changes seen), at its last answer.
+    pub elections: Option<u64>,
+    /// Term at its last answer.
+    pub term: Option<u64>,
+    /// Last log index at its last answer.
+    pub log_last_index: Option<u64>,
+    /// Role at its last answer (3 = leader).
+    pub role: Option<u8>,
+    /// Seconds in which it did not answer its metrics.
+    pub down_s: u64,
+    /// Highest per-second persistence p99 seen, in ms.
+    pub persist_p99_ms_max: Option<f64>,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// `kv` or `etcd`.
+    pub system: String,
+    /// How the harness connected.
+    pub connection_model: String,
+    /// Concurrent workers.
+    pub clients: usize,
+    /// Fraction of reads.
+    pub read_ratio: f64,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Keys in the key space.
+    pub keys: u64,
+    /// Measured seconds (after the warmup).
+    pub duration_s: f64,
+    /// Warmup seconds.
+    pub warmup_s: f64,
+    /// Compare-and-set writes.
+    pub occ: bool,
+    /// `linearizable` or `stale`.
+    pub consistency: String,
+    /// Number of nodes.
+    pub node_count: usize,
+    /// The servers' snapshot threshold in bytes (ours only).
+    pub snapshot_size_bytes: u64,
+    /// The workers' seed.
+    pub seed: u64,
+    /// Measured operations.
+    pub ops: u64,
+    /// Measured operations per second.
+    pub ops_per_sec: f64,
+    /// Measured failed operations.
+    pub errors: u64,
+    /// OCC conflicts.
+    pub conflicts: u64,
+    /// Latency of all measured operations.
+    pub latency_ms: Percentiles,
+    /// Latency of reads.
+    pub read_latency_ms: Percentiles,
+    /// Latency of writes.
+    pub write_latency_ms: Percentiles,
+    /// Keys whose acknowledged write was read back.
+    pub verified: u64,
+    /// Keys whose acknowledged write was not found.
+    pub missing: u64,
+    /// The read-back check in detail.
+    pub verification: Verification,
+    /// Per-node figures.
+    pub nodes: Vec<NodeSummary>,
+    /// The faults that fired.
+    pub faults: Vec<FaultMark>,
+    /// A few distinct error messages.
+    pub error_samples: Vec<String>,
+}
+
+/// The per-node summaries from the rows.
+#[must_use]
+pub fn node_summaries(node_ids: &[u64], rows: &[Row]) -> Vec<NodeSummary> {
+    node_ids
+        .iter()
+        .enumerate()
+        .map(|(slot, &id)| {
+            let mut summary = NodeSummary { id, ..NodeSummary::default() };
+            for row in rows {
+                let Some(node) = row.nodes.get(slot) else { continue };
+                if !node.up {
+                    summary.down_s += 1;
+                    continue;
+                }
+                summary.start_index = node.log_first_index.or(summary.start_index);
+                summary.start_index_max = summary.start_index_max.max(node.log_first_index);
+                summary.snapshot_bytes = node.snapshot_bytes.or(summary.snapshot_bytes);
+                summary.elections = node.elections.or(summary.elections);
+                summary.term = node.term.or(summary.term);
+                summary.log_last_index = node.log_last_index.or(summary.log_last_index);
+                summary.role = node.role.or(summary.role);
+                if let Some(p99) = node.persist_p99_ms {
+                    summary.persist_p99_ms_max =
+                        Some(summary.persist_p99_ms_max.map_or(p99, |max: f64| max.max(p99)));
+                }
+            }
+            summary
+        })
+        .collect()
+}
+
+/// Writes `value` as pretty JSON to `path`.
+///
+/// # Errors
+///
+/// [`Error::Encode`] or [`Error::Io`].
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|error| Error::Encode { what: "json", reason: error.to_string() })?;
+    std::fs::write(path, text + "\n").map_err(|source| Error::io("write", path, source))
+}
+
+fn cell<T: ToString>(value: Option<T>) -> String {
+    value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+fn cell_ms(value: Option<f64>) -> String {
+    value.map(|value| format!("{value:.3}")).unwrap_or_default()
+}
+
+/// Writes `timeseries.csv`: one row per second, the workload then each node's columns.
+///
+/// # Errors
+///
+/// [`Error::Io`].
+pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(), Error> {
+    let mut text =
+        String::from("t_s,warmup,ops,errors,conflicts,p50_ms,p90_ms,p99_ms,p999_ms,max_ms");
+    for id in node_ids {
+        for column in [
+            "up",
+            "role",
+            "term",
+            "log_first_index",
+            "log_last_index",
+            "snapshot_index",
+            "snapshot_bytes",
+            "elections",
+            "persist_p50_ms",
+            "persist_p99_ms",
+        ] {
+            let _ = write!(text, ",n{id}_{column}");
+        }
+    }
+    text.push('\n');
+    for row in rows {
+        let latency = row.latency_ms;
+        let _ = write!(
+            text,
+            "{:.3},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            row.t_s,
+            u8::from(row.warmup),
+            row.ops,
+            row.errors,
+            row.conflicts,
+            latency.p50,
+            latency.p90,
+            latency.p99,
+            latency.p999,
+            latency.max
+        );
+        for node in &row.nodes {
+            let _ = write!(
+                text,
+                ",{},{},{},{},{},{},{},{},{},{}",
+                u8::from(node.up),
+                cell(node.role),
+                cell(node.term),
+                cell(node.log_first_index),
+                cell(node.log_last_index),
+                cell(node.snapshot_index),
+                cell(node.snapshot_bytes),
+                cell(node.elections),
+                cell_ms(node.persist_p50_ms),
+                cell_ms(node.persist_p99_ms),
+            );
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|source| Error::io("write", path, source))
+}
+
+/// Writes a histogram as `<stem>.hdr` (HdrHistogram V2, microseconds) and
+/// `<stem>-percentiles.txt` (the classic percentile distribution, in ms).
+///
+/// # Errors
+///
+/// [`Error::Encode`] or [`Error::Io`].
+pub fn write_histogram(dir: &Path, stem: &str, histogram: &Histogram<u64>) -> Result<(), Error> {
+    let mut bytes = Vec::new();
+    V2Serializer::new()
+        .serialize(histogram, &mut bytes)
+        .map_err(|error| Error::Encode { what: "histogram", reason: format!("{error:?}") })?;
+    let path = dir.join(format!("{stem}.hdr"));
+    std::fs::write(&path, bytes).map_err(|source| Error::io("write", &path, source))?;
+    let mut text = String::from("       Value(ms)   Percentile   TotalCount 1/(1-Percentile)\n\n");
+    if !histogram.is_empty() {
+        for step in histogram.iter_quantiles(5) {
+            let quantile = step.quantile_iterated_to();
+            let inverse = if quantile < 1.0 { 1.0 / (1.0 - quantile) } else { f64::INFINITY };
+            let _ = writeln!(
+                text,
+                "{:>16.3} {:>12.6} {:>12} {:>14.2}",
+                step.value_iterated_to() as f64 / 1000.0,
+                quantile,
+                step.count_since_last_iteration(),
+                inverse
+            );
+        }
+    }
+    let _ = writeln!(
+        text,
+        "#[Mean = {:.3}, StdDeviation = {:.3}]\n#[Max = {:.3}, Total count = {}]",
+        histogram.mean() / 1000.0,
+        histogram.stdev() / 1000.0,
+        histogram.max() as f64 / 1000.0,
+        histogram.len()
+    );
+    let path = dir.join(format!("{stem}-percentiles.txt"));
+    std::fs::write(&path, text).map_err(|source| Error::io("write", &path, source))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Writes `report.html`: parameters, results, per-node table, faults and every chart.
+///
+/// # Errors
+///
+/// [`Error::Io`].
+pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Error> {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>kv-bench: {system}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;\
+         padding:4px 10px;text-align:right}}th{{background:#eee}}img{{max-width:100%;\
+         border:1px solid #ddd;margin:0.5em 0}}code{{background:#f4f4f4;padding:2px}}\
+         </style></head><body><h1>kv-bench: {system}</h1><p><code>{command}</code></p>",
+        system = escape(&summary.system),
+        command = escape(command)
+    );
+    html.push_str("<h2>Parameters</h2><table>");
+    let parameters = [
+        ("system", summary.system.clone()),
+        ("connection model", summary.connection_model.clone()),
+        ("clients", summary.clients.to_string()),
+        ("read ratio", summary.read_ratio.to_string()),
+        ("value size (bytes)", summary.value_size.to_string()),
+        ("keys", summary.keys.to_string()),
+        ("duration (s, measured)", format!("{:.1}", summary.duration_s)),
+        ("warmup (s)", format!("{:.1}", summary.warmup_s)),
+        ("nodes", summary.node_count.to_string()),
+        ("snapshot threshold (bytes)", summary.snapshot_size_bytes.to_string()),
+        ("OCC", summary.occ.to_string()),
+        ("consistency", summary.consistency.clone()),
+        ("seed", summary.seed.to_string()),
+    ];
+    for (name, value) in parameters {
+        let _ = write!(html, "<tr><th>{name}</th><td>{}</td></tr>", escape(&value));
+    }
+    html.push_str("</table><h2>Results</h2><table>");
+    let latency = summary.latency_ms;
+    let results = [
+        ("operations", summary.ops.to_string()),
+        ("operations/s", format!("{:.0}", summary.ops_per_sec)),
+        ("errors", summary.errors.to_string()),
+        ("conflicts", summary.conflicts.to_string()),
+        (
+            "latency p50 / p90 / p99 / p99.9 / max (ms)",
+            format!(
+                "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
+                latency.p50, latency.p90, latency.p99, latency.p999, latency.max
+            ),
+        ),
+        (
+            "acknowledged keys verified / missing / unreadable",
+            format!(
+                "{} / {} / {}",
+                summary.verified, summary.missing, summary.verification.read_errors
+            ),
+        ),
+    ];
+    for (name, value) in results {
+        let _ = write!(html, "<tr><th>{name}</th><td>{}</td></tr>", escape(&value));
+    }
+    html.push_str(
+        "</table><h2>Nodes</h2><table><tr><th>node</th><th>start index</th>\
+         <th>max start index</th><th>snapshot bytes</th><th>elections</th><th>term</th>\
+         <th>last index</th><th>seconds down</th><th>max persist p99 (ms)</th></tr>",
+    );
+    for node in &summary.nodes {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            node.id,
+            cell(node.start_index),
+            cell(node.start_index_max),
+            cell(node.snapshot_bytes),
+            cell(node.elections),
+            cell(node.term),
+            cell(node.log_last_index),
+            node.down_s,
+            cell_ms(node.persist_p99_ms_max),
+        );
+    }
+    html.push_str("</table>");
+    if !summary.faults.is_empty() {
+        html.push_str("<h2>Faults</h2><ul>");
+        for fault in &summary.faults {
+            let _ = write!(html, "<li>{:.1} s: {}</li>", fault.t_s, escape(&fault.label));
+        }
+        html.push_str("</ul>");
+    }
+    if !summary.error_samples.is_empty() {
+        html.push_str("<h2>Error samples</h2><ul>");
+        for error in &summary.error_samples {
+            let _ = write!(html, "<li><code>{}</code></li>", escape(error));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("<h2>Charts</h2>");
+    for (stem, title) in TIME_CHARTS {
+        let _ = write!(
+            html,
+            "<h3>{title}</h3><img src=\"{stem}.svg\" alt=\"{title}\">\
+             <p><a href=\"{stem}.png\">PNG</a> · <a href=\"{stem}.svg\">SVG</a></p>"
+        );
+    }
+    html.push_str(
+        "<h2>Files</h2><p><a href=\"summary.json\">summary.json</a> · \
+         <a href=\"timeseries.csv\">timeseries.csv</a> · \
+         <a href=\"latency-percentiles.txt\">latency percentiles</a> · \
+         <a href=\"latency.hdr\">latency.hdr</a></p></body></html>\n",
+    );
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
+}
+
+/// The one-screen text summary.
+#[must_use]
+pub fn text_summary(summary: &Summary, dir: &Path) -> String {
+    let latency = summary.latency_ms;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "== {} == {} clients, read ratio {}, {} B values, {} keys, {:.1} s measured{}",
+        summary.system,
+        summary.clients,
+        summary.read_ratio,
+        summary.value_size,
+        summary.keys,
+        summary.duration_s,
+        if summary.occ { ", OCC" } else { "" }
+    );
+    let _ = writeln!(text, "   connection: {}", summary.connection_model);
+    let _ = writeln!(
+        text,
+        "   ops {}  ops/s {:.0}  errors {}  conflicts {}",
+        summary.ops, summary.ops_per_sec, summary.errors, summary.conflicts
+    );
+    let _ = writeln!(
+        text,
+        "   latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        latency.p50, latency.p90, latency.p99, latency.p999, latency.max
+    );
+    let _ = writeln!(
+        text,
+        "   acknowledged keys: {} verified, {} missing, {} unreadable",
+        summary.verified, summary.missing, summary.verification.read_errors
+    );
+    for node in &summary.nodes {
+        let _ = writeln!(
+            text,
+            "   node {}: start index {}  snapshot {} B  elections {}  term {}  down {} s",
+            node.id,
+            cell(node.start_index),
+            cell(node.snapshot_bytes),
+            cell(node.elections),
+            cell(node.term),
+            node.down_s
+        );
+    }
+    for fault in &summary.faults {
+        let _ = writeln!(text, "   fault at {:.1} s: {}", fault.t_s, fault.label);
+    }
+    let _ = writeln!(text, "   report: {}", dir.join("report.html").display());
+    text
+}
+
+/// `comparison.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    /// Our summary.
+    pub ours: Summary,
+    /// etcd's summary.
+    pub etcd: Summary,
+    /// ops/s ours / etcd.
+    pub ops_per_sec_ratio: f64,
+    /// p99 ours / etcd (below 1: ours is faster).
+    pub p99_ratio: f64,
+    /// p50 ours / etcd.
+    pub p50_ratio: f64,
+}
+
+impl Comparison {
+    /// The comparison of two summaries.
+    #[must_use]
+    pub fn new(ours: Summary, etcd: Summary) -> Comparison {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Comparison {
+            ops_per_sec_ratio: ratio(ours.ops_per_sec, etcd.ops_per_sec),
+            p99_ratio: ratio(ours.latency_ms.p99, etcd.latency_ms.p99),
+            p50_ratio: ratio(ours.latency_ms.p50, etcd.latency_ms.p50),
+            ours,
+            etcd,
+        }
+    }
+}
+
+/// Writes the comparison's `report.html` linking both runs.
+///
+/// # Errors
+///
+/// [`Error::Io`].
+pub fn write_comparison_html(
+    dir: &Path,
+    comparison: &Comparison,
+    command: &str,
+) -> Result<(), Error> {
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>kv-bench: kv vs etcd\
+         </title><style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;\
+         text-align:right}}th{{background:#eee}}img{{max-width:100%}}</style></head><body>\
+         <h1>kv vs etcd</h1><p><code>{}</code></p><table><tr><th></th><th>kv</th>\
+         <th>etcd</th><th>ratio kv/etcd</th></tr>",
+        escape(command)
+    );
+    let (ours, etcd) = (&comparison.ours, &comparison.etcd);
+    let _ = write!(
+        html,
+        "<tr><th>ops/s</th><td>{:.0}</td><td>{:.0}</td><td>{:.2}</td></tr>\
+         <tr><th>p50 ms</th><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>\
+         <tr><th>p99 ms</th><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>\
+         <tr><th>errors</th><td>{}</td><td>{}</td><td></td></tr>\
+         <tr><th>connection</th><td>{}</td><td>{}</td><td></td></tr></table>",
+        ours.ops_per_sec,
+        etcd.ops_per_sec,
+        comparison.ops_per_sec_ratio,
+        ours.latency_ms.p50,
+        etcd.latency_ms.p50,
+        comparison.p50_ratio,
+        ours.latency_ms.p99,
+        etcd.latency_ms.p99,
+        comparison.p99_ratio,
+        ours.errors,
+        etcd.errors,
+        escape(&ours.connection_model),
+        escape(&etcd.connection_model),
+    );
+    html.push_str(
+        "<img src=\"comparison.svg\" alt=\"comparison\"><p><a href=\"kv/report.html\">kv \
+         report</a> · <a href=\"etcd/report.html\">etcd report</a> · \
+         <a href=\"comparison.json\">comparison.json</a></p></body></html>\n",
+    );
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) for the default report folder.
+#[must_use]
+pub fn timestamp() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+    let rest = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}

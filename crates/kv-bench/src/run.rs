@@ -1,0 +1,330 @@
+//! One benchmark run from launch to report, and the comparison of two runs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::{info, warn};
+
+use crate::charts::{self, CompareBars, FaultMark, TimeData};
+use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint, System};
+use crate::error::Error;
+use crate::parse::{Fault, FaultNode};
+use crate::report::{self, Comparison, Summary};
+use crate::scrape::Scraper;
+use crate::target::{EtcdTarget, KvTarget, Target};
+use crate::workload::{self, Outcome, Percentiles, WorkloadConfig};
+
+/// Everything one run needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The system to drive.
+    pub system: System,
+    /// The workload.
+    pub workload: WorkloadConfig,
+    /// Nodes to launch.
+    pub nodes: u64,
+    /// The servers' snapshot threshold as given (`4MB`).
+    pub snapshot_size: String,
+    /// The same in bytes.
+    pub snapshot_bytes: u64,
+    /// The fault schedule.
+    pub faults: Vec<Fault>,
+    /// An already running cluster's client addresses (nothing launched).
+    pub endpoints: Option<Vec<SocketAddr>>,
+    /// Its metrics addresses (`/metrics`), in the same order.
+    pub metrics_endpoints: Option<Vec<SocketAddr>>,
+    /// Client certificates for an already running cluster of ours.
+    pub certs_dir: Option<PathBuf>,
+    /// The server binary (`kv-server` or `etcd`).
+    pub program: PathBuf,
+    /// The report folder.
+    pub out: PathBuf,
+    /// The command line, for the report.
+    pub command: String,
+    /// Show the progress bar.
+    pub progress: bool,
+}
+
+/// Aborts a spawned task when dropped, so nothing outlives a failed or interrupted run.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one benchmark and writes its report folder.
+///
+/// # Errors
+///
+/// Launch, client, file and chart errors.
+pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
+    std::fs::create_dir_all(&config.out)
+        .map_err(|source| Error::io("create", &config.out, source))?;
+    let cluster = Arc::new(launch(config).await?);
+    if !config.faults.is_empty() && !cluster.launched() {
+        return Err(Error::invalid(
+            "--fault",
+            "",
+            "faults need a cluster the harness launched (not --endpoints)",
+        ));
+    }
+    let result = drive(config, &cluster).await;
+    let stopper = Arc::clone(&cluster);
+    let _ = tokio::task::spawn_blocking(move || stopper.stop()).await;
+    let (outcome, faults, connection_model, verification) = result?;
+    let node_ids: Vec<u64> = cluster.endpoints.iter().map(|node| node.id).collect();
+    let summary = Summary {
+        system: config.system.name().to_owned(),
+        connection_model,
+        clients: config.workload.clients,
+        read_ratio: config.workload.read_ratio,
+        value_size: config.workload.value_size,
+        keys: config.workload.keys,
+        duration_s: outcome.measured_s,
+        warmup_s: config.workload.warmup.as_secs_f64(),
+        occ: config.workload.occ,
+        consistency: if config.workload.linearizable { "linearizable" } else { "stale" }.into(),
+        node_count: node_ids.len(),
+        snapshot_size_bytes: config.snapshot_bytes,
+        seed: config.workload.seed,
+        ops: outcome.ops,
+        ops_per_sec: if outcome.measured_s > 0.0 {
+            outcome.ops as f64 / outcome.measured_s
+        } else {
+            0.0
+        },
+        errors: outcome.errors,
+        conflicts: outcome.conflicts,
+        latency_ms: Percentiles::of(&outcome.all),
+        read_latency_ms: Percentiles::of(&outcome.reads),
+        write_latency_ms: Percentiles::of(&outcome.writes),
+        verified: verification.verified,
+        missing: verification.missing,
+        verification,
+        nodes: report::node_summaries(&node_ids, &outcome.rows),
+        faults,
+        error_samples: outcome.error_samples.clone(),
+    };
+    write_report(config, &summary, &outcome, &node_ids)?;
+    Ok(summary)
+}
+
+async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
+    if let Some(addrs) = &config.endpoints {
+        let endpoints = addrs
+            .iter()
+            .enumerate()
+            .map(|(slot, addr)| NodeEndpoint {
+                id: slot as u64 + 1,
+                client_addr: *addr,
+                metrics_addr: match (&config.metrics_endpoints, config.system) {
+                    (Some(metrics), _) => metrics.get(slot).copied(),
+                    (None, System::Etcd) => Some(*addr),
+                    (None, System::Kv) => None,
+                },
+            })
+            .collect();
+        return Ok(Cluster::external(config.system, endpoints, config.certs_dir.clone()));
+    }
+    let launch = LaunchConfig {
+        nodes: config.nodes,
+        program: config.program.clone(),
+        snapshot_size: config.snapshot_size.clone(),
+        log_dir: config.out.join("logs"),
+    };
+    info!(system = config.system.name(), nodes = config.nodes, "launching cluster");
+    Cluster::launch(config.system, &launch).await
+}
+
+type Driven = (Outcome, Vec<FaultMark>, String, workload::Verification);
+
+async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Error> {
+    let addrs: Vec<SocketAddr> = cluster.endpoints.iter().map(|node| node.client_addr).collect();
+    match config.system {
+        System::Kv => {
+            let certs = cluster.certs_dir.clone().ok_or_else(|| {
+                Error::invalid("--certs-dir", "", "an external cluster of ours needs --certs-dir")
+            })?;
+            let target = KvTarget::new(addrs, &certs)?;
+            let model = "one shared KvClient for all workers: one QUIC connection per node, \
+                         requests multiplexed as streams, sent to the leader"
+                .to_owned();
+            let result = drive_target(config, cluster, target.clone(), model).await;
+            target.close().await;
+            result
+        }
+        System::Etcd => {
+            // One HTTP/2 connection to the leader multiplexing every worker is etcd's fastest
+            // setup here; with faults the client needs every endpoint to survive the leader.
+            let leader = cluster.leader().await;
+            let leader_addr = cluster
+                .endpoints
+                .iter()
+                .find(|node| Some(node.id) == leader)
+                .map(|node| node.client_addr);
+            let (connect, model) = match leader_addr {
+                Some(addr) if config.faults.is_empty() => (
+                    vec![addr],
+                    format!(
+                        "one shared etcd-client (one HTTP/2 connection to the leader {addr}) \
+                         multiplexing all workers"
+                    ),
+                ),
+                _ => (
+                    addrs.clone(),
+                    "one shared etcd-client balancing over one HTTP/2 connection per endpoint, \
+                     multiplexing all workers"
+                        .to_owned(),
+                ),
+            };
+            let target = EtcdTarget::connect(&connect).await?;
+            drive_target(config, cluster, target, model).await
+        }
+    }
+}
+
+async fn drive_target<T: Target>(
+    config: &RunConfig,
+    cluster: &Arc<Cluster>,
+    target: T,
+    model: String,
+) -> Result<Driven, Error> {
+    let scraper = Scraper::new(config.system, &cluster.endpoints);
+    let total = config.workload.warmup + config.workload.duration;
+    let progress = progress_bar(config, total);
+    let started = Instant::now();
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    let _faults = AbortOnDrop(tokio::spawn(run_faults(
+        Arc::clone(cluster),
+        config.faults.clone(),
+        started,
+        Arc::clone(&marks),
+    )));
+    let bar = progress.clone();
+    let on_row: workload::OnRow = Box::new(move |row| {
+        bar.set_position(row.t_s.round() as u64);
+        bar.set_message(format!(
+            "{} ops/s  p99 {:.2} ms  errors {}",
+            row.ops, row.latency_ms.p99, row.errors
+        ));
+    });
+    let outcome = workload::run(target.clone(), &config.workload, scraper, started, on_row).await;
+    progress.finish_and_clear();
+    let faults = marks.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    info!(keys = outcome.acks.iter().flatten().count(), "verifying acknowledged writes");
+    let verification = workload::verify(&target, &outcome.acks).await;
+    Ok((outcome, faults, model, verification))
+}
+
+fn progress_bar(config: &RunConfig, total: Duration) -> ProgressBar {
+    if !config.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total.as_secs());
+    let style =
+        ProgressStyle::with_template("{prefix:>5} [{bar:30.cyan/blue}] {pos:>3}/{len}s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(config.system.name());
+    bar
+}
+
+/// Fires the faults at their times, noting each for the charts.
+async fn run_faults(
+    cluster: Arc<Cluster>,
+    faults: Vec<Fault>,
+    started: Instant,
+    marks: Arc<Mutex<Vec<FaultMark>>>,
+) {
+    for fault in faults {
+        tokio::time::sleep_until((started + fault.at).into()).await;
+        let id = match fault.node {
+            FaultNode::Id(id) => Some(id),
+            FaultNode::Leader => cluster.leader().await,
+        };
+        let Some(id) = id else {
+            warn!(action = fault.action.name(), "no leader to fault");
+            continue;
+        };
+        let label = match fault.node {
+            FaultNode::Id(_) => format!("{} {id}", fault.action.name()),
+            FaultNode::Leader => format!("{}-leader ({id})", fault.action.name()),
+        };
+        let applier = Arc::clone(&cluster);
+        let action = fault.action;
+        let applied = tokio::task::spawn_blocking(move || applier.apply(id, action)).await;
+        match applied {
+            Ok(Ok(())) => info!(%label, "fault applied"),
+            Ok(Err(error)) => warn!(%label, %error, "fault failed"),
+            Err(error) => warn!(%label, %error, "fault task failed"),
+        }
+        let t_s = started.elapsed().as_secs_f64();
+        marks.lock().unwrap_or_else(PoisonError::into_inner).push(FaultMark { t_s, label });
+    }
+}
+
+fn write_report(
+    config: &RunConfig,
+    summary: &Summary,
+    outcome: &Outcome,
+    node_ids: &[u64],
+) -> Result<(), Error> {
+    let dir = &config.out;
+    report::write_json(&dir.join("summary.json"), summary)?;
+    report::write_timeseries(&dir.join("timeseries.csv"), node_ids, &outcome.rows)?;
+    report::write_histogram(dir, "latency", &outcome.all)?;
+    report::write_histogram(dir, "latency-read", &outcome.reads)?;
+    report::write_histogram(dir, "latency-write", &outcome.writes)?;
+    let data = TimeData {
+        rows: &outcome.rows,
+        node_ids,
+        faults: &summary.faults,
+        system: config.system.name(),
+    };
+    charts::draw_time_charts(data, dir)?;
+    report::write_html(dir, summary, &config.command)?;
+    Ok(())
+}
+
+/// Runs ours then etcd with the same workload into `<out>/kv` and `<out>/etcd`, and writes
+/// `comparison.json`, `comparison.{png,svg}` and `report.html` into `<out>`.
+///
+/// # Errors
+///
+/// As [`run_one`].
+pub async fn run_compare(ours: &RunConfig, etcd: &RunConfig) -> Result<Comparison, Error> {
+    let out = ours.out.clone();
+    let mut ours = ours.clone();
+    ours.out = out.join("kv");
+    let mut etcd = etcd.clone();
+    etcd.out = out.join("etcd");
+    let our_summary = run_one(&ours).await?;
+    eprint!("{}", report::text_summary(&our_summary, &ours.out));
+    let etcd_summary = run_one(&etcd).await?;
+    eprint!("{}", report::text_summary(&etcd_summary, &etcd.out));
+    let comparison = Comparison::new(our_summary, etcd_summary);
+    report::write_json(&out.join("comparison.json"), &comparison)?;
+    let latencies = |summary: &Summary| {
+        [summary.latency_ms.p50, summary.latency_ms.p99, summary.latency_ms.p999]
+    };
+    let bars = CompareBars {
+        names: ["kv (ours)".to_owned(), "etcd".to_owned()],
+        ops_per_sec: [comparison.ours.ops_per_sec, comparison.etcd.ops_per_sec],
+        latency_ms: [latencies(&comparison.ours), latencies(&comparison.etcd)],
+        title: format!(
+            "{} clients, {:.0}% reads, {} B",
+            comparison.ours.clients,
+            comparison.ours.read_ratio * 100.0,
+            comparison.ours.value_size
+        ),
+    };
+    charts::draw_comparison(&bars, &out)?;
+    report::write_comparison_html(&out, &comparison, &ours.command)?;
+    Ok(comparison)
+}

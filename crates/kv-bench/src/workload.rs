@@ -1,0 +1,498 @@
+//! The workload: `clients` workers hammering random keys through a [`Target`], a sampler
+//! that closes a row per second (ops, errors, latency percentiles, node metrics), and the
+//! end-of-run check that every acknowledged write is still there.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::scrape::{NodeSample, Scraper};
+use crate::target::{PutResult, Target};
+
+/// The largest latency the histograms hold, in microseconds (one minute).
+const LATENCY_US_MAX: u64 = 60_000_000;
+
+/// How many times an OCC write retries after conflicts before it counts as an error.
+const OCC_ATTEMPTS_MAX: usize = 32;
+
+/// Concurrent reads while verifying acknowledged writes.
+const VERIFY_CONCURRENCY: usize = 32;
+
+/// Distinct error messages kept for the report.
+const ERROR_SAMPLES_MAX: usize = 10;
+
+/// What the workers do.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadConfig {
+    /// Concurrent workers, each with one request in flight.
+    pub clients: usize,
+    /// Fraction of operations that are reads (0..=1).
+    pub read_ratio: f64,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Keys chosen uniformly from `key-00000000` up.
+    pub keys: u64,
+    /// Measured time after the warmup.
+    pub duration: Duration,
+    /// Time before measuring starts.
+    pub warmup: Duration,
+    /// Writes are compare-and-set on the version last seen.
+    pub occ: bool,
+    /// Reads are linearizable (else stale/serializable).
+    pub linearizable: bool,
+    /// Seed of the workers' random choices.
+    pub seed: u64,
+}
+
+/// A one-second row of the time series.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Seconds since the workload started, at the end of this row's interval.
+    pub t_s: f64,
+    /// Whether the second belongs to the warmup.
+    pub warmup: bool,
+    /// Operations completed.
+    pub ops: u64,
+    /// Operations failed.
+    pub errors: u64,
+    /// OCC conflicts met.
+    pub conflicts: u64,
+    /// Latency percentiles of the completed operations, in ms.
+    pub latency_ms: Percentiles,
+    /// One sample per node.
+    pub nodes: Vec<NodeSample>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of a histogram of microseconds.
+    #[must_use]
+    pub fn of(histogram: &Histogram<u64>) -> Percentiles {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+        }
+    }
+}
+
+/// The last acknowledged write of a key.
+#[derive(Clone, Copy, Debug)]
+pub struct Ack {
+    /// The version the write produced.
+    pub version: u64,
+    /// FNV-1a hash of the value written.
+    pub value_hash: u64,
+}
+
+/// Everything the workload measured.
+#[derive(Debug)]
+pub struct Outcome {
+    /// One row per second, warmup included.
+    pub rows: Vec<Row>,
+    /// Latency of every measured operation, in µs.
+    pub all: Histogram<u64>,
+    /// Latency of measured reads, in µs.
+    pub reads: Histogram<u64>,
+    /// Latency of measured writes, in µs.
+    pub writes: Histogram<u64>,
+    /// Measured operations (after the warmup).
+    pub ops: u64,
+    /// Measured errors.
+    pub errors: u64,
+    /// Measured OCC conflicts.
+    pub conflicts: u64,
+    /// Seconds measured.
+    pub measured_s: f64,
+    /// The last acknowledged write per key index.
+    pub acks: Vec<Option<Ack>>,
+    /// A few distinct error messages.
+    pub error_samples: Vec<String>,
+}
+
+/// What happened in the current second; the sampler swaps it out.
+struct Interval {
+    all: Histogram<u64>,
+    reads: Histogram<u64>,
+    writes: Histogram<u64>,
+    ops: u64,
+    errors: u64,
+    conflicts: u64,
+}
+
+impl Interval {
+    fn new() -> Interval {
+        Interval {
+            all: new_histogram(),
+            reads: new_histogram(),
+            writes: new_histogram(),
+            ops: 0,
+            errors: 0,
+            conflicts: 0,
+        }
+    }
+}
+
+/// An empty latency histogram of microseconds with 3 significant digits.
+#[must_use]
+#[allow(clippy::expect_used)]
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3)
+        .expect("1..=LATENCY_US_MAX with 3 significant digits are valid histogram bounds")
+}
+
+struct Shared {
+    interval: Mutex<Interval>,
+    acks: Vec<Mutex<Option<Ack>>>,
+    stop: AtomicBool,
+    error_samples: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn record(&self, latency: Duration, read: bool, result: &OpResult) {
+        let us = (latency.as_micros() as u64).clamp(1, LATENCY_US_MAX);
+        let mut interval = self.interval.lock().unwrap_or_else(PoisonError::into_inner);
+        interval.conflicts += result.conflicts;
+        if result.error.is_some() {
+            interval.errors += 1;
+        } else {
+            interval.ops += 1;
+            let _ = interval.all.record(us);
+            let _ = if read { interval.reads.record(us) } else { interval.writes.record(us) };
+        }
+        drop(interval);
+        if let Some(message) = &result.error {
+            let mut samples = self.error_samples.lock().unwrap_or_else(PoisonError::into_inner);
+            if samples.len() < ERROR_SAMPLES_MAX && !samples.contains(message) {
+                samples.push(message.clone());
+            }
+        }
+    }
+
+    fn acknowledge(&self, key: usize, version: u64, value_hash: u64) {
+        let Some(slot) = self.acks.get(key) else { return };
+        let mut ack = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if ack.is_none_or(|known| known.version < version) {
+            *ack = Some(Ack { version, value_hash });
+        }
+    }
+}
+
+struct OpResult {
+    error: Option<String>,
+    conflicts: u64,
+}
+
+/// The name of key `index`.
+#[must_use]
+pub fn key_name(index: u64) -> Bytes {
+    Bytes::from(format!("key-{index:08}"))
+}
+
+/// FNV-1a, to remember a value without keeping it.
+#[must_use]
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn make_value(worker: usize, sequence: u64, size: usize) -> Bytes {
+    let mut value = format!("w{worker}-s{sequence}-").into_bytes();
+    value.resize(size.max(1), b'x');
+    Bytes::from(value)
+}
+
+/// Called once a second with the row just closed, for the progress display.
+pub type OnRow = Box<dyn FnMut(&Row) + Send>;
+
+/// Runs the workload for warmup + duration, scraping the nodes every second.
+pub async fn run<T: Target>(
+    target: T,
+    config: &WorkloadConfig,
+    mut scraper: Scraper,
+    started: Instant,
+    mut on_row: OnRow,
+) -> Outcome {
+    let keys = usize::try_from(config.keys.max(1)).unwrap_or(usize::MAX);
+    let shared = Arc::new(Shared {
+        interval: Mutex::new(Interval::new()),
+        acks: (0..keys).map(|_| Mutex::new(None)).collect(),
+        stop: AtomicBool::new(false),
+        error_samples: Mutex::new(Vec::new()),
+    });
+    let mut workers = Vec::new();
+    for worker in 0..config.clients {
+        let target = target.clone();
+        let shared = Arc::clone(&shared);
+        let config = config.clone();
+        workers.push(tokio::spawn(async move { work(worker, target, &config, &shared).await }));
+    }
+    let total = config.warmup + config.duration;
+    let mut outcome = Outcome {
+        rows: Vec::new(),
+        all: new_histogram(),
+        reads: new_histogram(),
+        writes: new_histogram(),
+        ops: 0,
+        errors: 0,
+        conflicts: 0,
+        measured_s: 0.0,
+        acks: Vec::new(),
+        error_samples: Vec::new(),
+    };
+    let mut last = started;
+    let mut tick = 1u32;
+    loop {
+        let due = started + Duration::from_secs(u64::from(tick)).min(total);
+        tokio::time::sleep_until(due.into()).await;
+        let interval = {
+            let mut current = shared.interval.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *current, Interval::new())
+        };
+        let now = Instant::now();
+        let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
+        let nodes = scraper.scrape().await;
+        if !warmup {
+            let _ = outcome.all.add(&interval.all);
+            let _ = outcome.reads.add(&interval.reads);
+            let _ = outcome.writes.add(&interval.writes);
+            outcome.ops += interval.ops;
+            outcome.errors += interval.errors;
+            outcome.conflicts += interval.conflicts;
+            outcome.measured_s += now.duration_since(last).as_secs_f64();
+        }
+        last = now;
+        let row = Row {
+            t_s: now.duration_since(started).as_secs_f64(),
+            warmup,
+            ops: interval.ops,
+            errors: interval.errors,
+            conflicts: interval.conflicts,
+            latency_ms: Percentiles::of(&interval.all),
+            nodes,
+        };
+        on_row(&row);
+        outcome.rows.push(row);
+        if due >= started + total {
+            break;
+        }
+        tick += 1;
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    outcome.acks = shared
+        .acks
+        .iter()
+        .map(|slot| *slot.lock().unwrap_or_else(PoisonError::into_inner))
+        .collect();
+    outcome.error_samples =
+        shared.error_samples.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    outcome
+}
+
+/// One worker: one operation at a time until told to stop.
+async fn work<T: Target>(worker: usize, target: T, config: &WorkloadConfig, shared: &Shared) {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ (worker as u64).wrapping_mul(0x9e37));
+    let mut known_versions = std::collections::HashMap::new();
+    let mut sequence = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let key_index = rng.random_range(0..config.keys.max(1));
+        let key = key_name(key_index);
+        let read = config.read_ratio > 0.0 && rng.random_bool(config.read_ratio.min(1.0));
+        let start = Instant::now();
+        let result = if read {
+            match target.get(key, config.linearizable).await {
+                Ok(_) => OpResult { error: None, conflicts: 0 },
+                Err(error) => OpResult { error: Some(error), conflicts: 0 },
+            }
+        } else {
+            sequence += 1;
+            let value = make_value(worker, sequence, config.value_size);
+            let hash = fnv1a(&value);
+            let outcome = if config.occ {
+                let known = known_versions.get(&key_index).copied();
+                occ_write(&target, key, value, known).await
+            } else {
+                let put = target.put(key, value, None).await;
+                put.map(|result| (result, 0))
+            };
+            match outcome {
+                Ok((PutResult::Written { version }, conflicts)) => {
+                    let slot = usize::try_from(key_index).unwrap_or(usize::MAX);
+                    shared.acknowledge(slot, version, hash);
+                    known_versions.insert(key_index, version);
+                    OpResult { error: None, conflicts }
+                }
+                Ok((PutResult::Conflict { .. }, conflicts)) => OpResult {
+                    error: Some(format!("still conflicting after {OCC_ATTEMPTS_MAX} attempts")),
+                    conflicts,
+                },
+                Err(error) => OpResult { error: Some(error), conflicts: 0 },
+            }
+        };
+        shared.record(start.elapsed(), read, &result);
+        if result.error.is_some() {
+            // A down cluster answers at once; do not spin on it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Compare-and-set with the version last seen (read first if unknown); on a conflict,
+/// read the latest version and try again. Returns the last result and the conflicts met.
+async fn occ_write<T: Target>(
+    target: &T,
+    key: Bytes,
+    value: Bytes,
+    known: Option<u64>,
+) -> Result<(PutResult, u64), String> {
+    let mut expect = match known {
+        Some(version) => version,
+        None => target.get(key.clone(), true).await?.map_or(0, |found| found.version),
+    };
+    let mut conflicts = 0;
+    let mut last = PutResult::Conflict { current: None };
+    for _ in 0..OCC_ATTEMPTS_MAX {
+        last = target.put(key.clone(), value.clone(), Some(expect)).await?;
+        match last {
+            PutResult::Written { .. } => return Ok((last, conflicts)),
+            PutResult::Conflict { .. } => {
+                conflicts += 1;
+                expect = target.get(key.clone(), true).await?.map_or(0, |found| found.version);
+            }
+        }
+    }
+    Ok((last, conflicts))
+}
+
+/// The result of reading back every acknowledged write.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verification {
+    /// Keys with an acknowledged write.
+    pub keys_checked: u64,
+    /// Keys found at the acknowledged version or newer.
+    pub verified: u64,
+    /// Keys missing, older than acknowledged, or with another value at that version.
+    pub missing: u64,
+    /// Keys that could not be read (counted in neither of the above).
+    pub read_errors: u64,
+    /// A few of the missing keys, described.
+    pub missing_examples: Vec<String>,
+}
+
+/// Reads every acknowledged key linearizably and checks it is at least as new as the last
+/// acknowledged write.
+pub async fn verify<T: Target>(target: &T, acks: &[Option<Ack>]) -> Verification {
+    let checks: Vec<(u64, Ack)> =
+        acks.iter().enumerate().filter_map(|(index, ack)| Some((index as u64, (*ack)?))).collect();
+    let checks = Arc::new(checks);
+    let mut tasks = Vec::new();
+    for lane in 0..VERIFY_CONCURRENCY {
+        let target = target.clone();
+        let checks = Arc::clone(&checks);
+        tasks.push(tokio::spawn(async move {
+            let mut result = Verification::default();
+            for (index, ack) in checks.iter().skip(lane).step_by(VERIFY_CONCURRENCY) {
+                result.keys_checked += 1;
+                let read = target.get(key_name(*index), true).await;
+                let problem = match read {
+                    Err(_) => {
+                        result.read_errors += 1;
+                        continue;
+                    }
+                    Ok(None) => Some(format!("key-{index:08}: absent, acked v{}", ack.version)),
+                    Ok(Some(found)) if found.version < ack.version => Some(format!(
+                        "key-{index:08}: at v{}, acked v{}",
+                        found.version, ack.version
+                    )),
+                    Ok(Some(found))
+                        if found.version == ack.version
+                            && fnv1a(&found.value) != ack.value_hash =>
+                    {
+                        Some(format!("key-{index:08}: other value at acked v{}", ack.version))
+                    }
+                    Ok(Some(_)) => None,
+                };
+                match problem {
+                    Some(problem) => {
+                        result.missing += 1;
+                        if result.missing_examples.len() < 5 {
+                            result.missing_examples.push(problem);
+                        }
+                    }
+                    None => result.verified += 1,
+                }
+            }
+            result
+        }));
+    }
+    let mut total = Verification::default();
+    for task in tasks {
+        if let Ok(part) = task.await {
+            total.keys_checked += part.keys_checked;
+            total.verified += part.verified;
+            total.missing += part.missing;
+            total.read_errors += part.read_errors;
+            for example in part.missing_examples {
+                if total.missing_examples.len() < 10 {
+                    total.missing_examples.push(example);
+                }
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_have_the_requested_size_and_differ() {
+        let a = make_value(1, 1, 256);
+        let b = make_value(1, 2, 256);
+        assert_eq!(a.len(), 256);
+        assert_ne!(fnv1a(&a), fnv1a(&b));
+        assert_eq!(make_value(3, 9, 4).len(), 4);
+    }
+
+    #[test]
+    fn percentiles_are_in_milliseconds() {
+        let mut histogram = new_histogram();
+        for us in 1..=1000 {
+            histogram.record(us * 10).unwrap();
+        }
+        let percentiles = Percentiles::of(&histogram);
+        assert!((percentiles.p50 - 5.0).abs() < 0.1, "{percentiles:?}");
+        assert!((percentiles.max - 10.0).abs() < 0.1);
+    }
+}
