@@ -1,4 +1,30 @@
-//! `kv-server`: The key-value store node binary and the kvctl CLI.
+//! `kv-server`: one node of the replicated key-value store, and the `kvctl` CLI.
 //!
-//! **Not built yet.** This crate is a placeholder in the workspace so the layering
-//! (see `DESIGN.md`) is fixed from the start; issue 6 fills it in. It exports nothing.
+//! ```text
+//!   kvctl / kv-client ──QUIC (mutual TLS, ALPN raft-rpc)──> Service ──propose──> raft-core
+//!                                                              │  ReadIndex        runtime
+//!                                                              v                  │    │
+//!                                                  SharedKvStore (kv-store) <─apply┘    │
+//!   peers <──────────QUIC (ALPN raft-peer)──────── QuicNode <──────Transport───────────┘
+//!                                                  RedbLogStore (raft-storage) <─persist─┘
+//!   Prometheus ──HTTP GET /metrics, /health──> ServerMetrics (MetricsSink + sampled state)
+//! ```
+//!
+//! [`Server::start`] assembles a node from a [`ServerConfig`]; the `kv-server` binary builds
+//! that from flags and an optional TOML file ([`Settings`]), and with no flags at all runs a
+//! single-node cluster on 127.0.0.1:7001 with its data in `./kv-data`.
+//!
+//! The cluster's address book (where each member listens) is replicated through the log
+//! under a reserved key prefix, so members added at run time are reachable from every
+//! node, after restarts and through snapshots.
+
+pub mod config;
+mod error;
+pub mod metrics;
+mod server;
+mod service;
+
+pub use config::{ServerConfig, Settings};
+pub use error::Error;
+pub use server::Server;
+pub use service::PEER_ADDRESS_PREFIX;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use raft_core::NodeId;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::certs::{ANY_NODE_NAME, Identity, node_name};
 use crate::error::Error;
@@ -68,7 +68,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
         }
     };
     connection.set_max_concurrent_uni_streams(0_u32.into());
-    info!(%caller, %remote, "client connected");
+    debug!(%caller, %remote, "client connected");
     let max = shared.config.frame_bytes_max;
     let mut shutdown = shared.shutdown.subscribe();
     loop {
@@ -82,7 +82,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
                 tokio::spawn(task.instrument(shared.span.clone()));
             }
             Err(error) => {
-                info!(%caller, %remote, %error, "client connection closed");
+                debug!(%caller, %remote, %error, "client connection closed");
                 return;
             }
         }

@@ -1,0 +1,194 @@
+//! `kv-server`: runs one node of the replicated key-value store, or makes certificates.
+//!
+//! With no flags it runs a single-node cluster on 127.0.0.1:7001 with its data in
+//! `./kv-data`, making certificates on first start, and prints how to talk to it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use kv_server::{Server, Settings};
+use raft_core::NodeId;
+use raft_net_quic::{ClientId, certs};
+use tracing::{error, info};
+
+/// One node of the replicated key-value store.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    node: NodeFlags,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Makes a cluster CA and certificates for nodes and clients.
+    Certs {
+        /// The directory to write them to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Node ids, comma-separated: `1,2,3`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<u64>,
+        /// Client ids, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        clients: Vec<u64>,
+    },
+}
+
+/// The node's settings; a `--config` TOML file may set the same keys (flags win).
+#[derive(Debug, Args)]
+struct NodeFlags {
+    /// A TOML file with the same keys as these flags (`id = 2`, `data-dir = "..."`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (default 1).
+    #[arg(long)]
+    id: Option<u64>,
+    /// The QUIC address for peers and clients (default 127.0.0.1:7001).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Every voter, itself included: `1=127.0.0.1:7001,2=127.0.0.1:7002,...` (default: just
+    /// this node).
+    #[arg(long)]
+    peers: Option<String>,
+    /// The data directory (default ./kv-data/node-1).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The certificates directory (default ./kv-data/certs).
+    #[arg(long)]
+    certs_dir: Option<PathBuf>,
+    /// The HTTP address for /metrics and /health (default: the QUIC port + 100).
+    #[arg(long)]
+    http: Option<String>,
+    /// Snapshot when the log passes this size: `4MB`, `512KiB` (default 64 MiB).
+    #[arg(long)]
+    snapshot_threshold: Option<String>,
+    /// The election timeout in milliseconds (default 500).
+    #[arg(long)]
+    election_timeout_ms: Option<u64>,
+    /// The heartbeat interval in milliseconds (default 50).
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// The cluster's name; nodes and clients must agree (default `kv`).
+    #[arg(long)]
+    cluster_id: Option<String>,
+}
+
+impl NodeFlags {
+    fn settings(self) -> anyhow::Result<Settings> {
+        let flags = Settings {
+            id: self.id,
+            listen: self.listen,
+            peers: self.peers,
+            data_dir: self.data_dir,
+            certs_dir: self.certs_dir,
+            http: self.http,
+            snapshot_threshold: self.snapshot_threshold,
+            election_timeout_ms: self.election_timeout_ms,
+            heartbeat_ms: self.heartbeat_ms,
+            cluster_id: self.cluster_id,
+        };
+        Ok(match self.config {
+            Some(path) => flags.or(Settings::from_file(&path)?),
+            None => flags,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Certs { out, nodes, clients }) => make_certs(&out, &nodes, &clients),
+        None => run(cli.node),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kv-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn make_certs(out: &std::path::Path, nodes: &[u64], clients: &[u64]) -> anyhow::Result<()> {
+    if nodes.contains(&0) || clients.contains(&0) {
+        anyhow::bail!("node and client ids start at 1");
+    }
+    let nodes: Vec<NodeId> = nodes.iter().copied().map(NodeId).collect();
+    let clients: Vec<ClientId> = clients.iter().copied().map(ClientId).collect();
+    certs::generate(out, &nodes, &clients)?;
+    println!(
+        "wrote a CA, {} node and {} client certificates to {}",
+        nodes.len(),
+        clients.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn run(flags: NodeFlags) -> anyhow::Result<()> {
+    let config = flags.settings()?.resolve()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let single = config.peers.len() == 1;
+        let mut server = Server::start(config).await?;
+        let config = server.config().clone();
+        print_banner(&config, server.http_addr(), single);
+        let reason = tokio::select! {
+            signal = shutdown_signal() => signal?,
+            failure = server.failure() => {
+                error!(%failure, "stopping");
+                let _ = server.shutdown().await;
+                anyhow::bail!("the raft node stopped: {failure}");
+            }
+        };
+        info!(reason, "stopping");
+        server.shutdown().await?;
+        Ok(())
+    })
+}
+
+fn print_banner(config: &kv_server::ServerConfig, http: std::net::SocketAddr, single: bool) {
+    let endpoints: Vec<String> = config.peers.values().map(ToString::to_string).collect();
+    let endpoints = endpoints.join(",");
+    let certs = config.certs_dir.display();
+    println!(
+        "kv-server node {} serving on {} (metrics: http://{http}/metrics)",
+        config.id, config.listen
+    );
+    println!("  data: {}   certificates: {certs}", config.data_dir.display());
+    if single {
+        println!("  try:  cargo run -p kv-server --bin kvctl -- put x 1");
+        println!("        cargo run -p kv-server --bin kvctl -- get x");
+    } else {
+        println!("  try:  kvctl --endpoints {endpoints} --certs-dir {certs} status");
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM; returns which.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            result.context("cannot listen for Ctrl-C")?;
+            Ok("interrupt")
+        }
+        _ = terminate.recv() => Ok("terminate"),
+    }
+}

@@ -1,0 +1,338 @@
+//! The node's configuration: command-line flags, an optional TOML file with the same keys,
+//! and the defaults that make `kv-server` with no flags a working single-node cluster.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raft_core::NodeId;
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// The QUIC address of the single-node default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7001";
+
+/// The data directory of the single-node default, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "kv-data/node-1";
+
+/// The certificates directory of the single-node default; `kvctl` looks here by default.
+pub const DEFAULT_CERTS_DIR: &str = "kv-data/certs";
+
+/// The cluster name every node and client must agree on, unless set.
+pub const DEFAULT_CLUSTER_ID: &str = "kv";
+
+/// The HTTP port is the QUIC port plus this, unless `--http` is given (7001 → 7101), so
+/// nodes started with only `--listen` do not collide.
+pub const HTTP_PORT_OFFSET: u16 = 100;
+
+/// Every setting, as the command line or the file gives it; unset fields take defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// This node's id.
+    pub id: Option<u64>,
+    /// The QUIC address for peers and clients.
+    pub listen: Option<String>,
+    /// Every voter, itself included: `1=HOST:PORT,2=HOST:PORT`.
+    pub peers: Option<String>,
+    /// Where the log, hard state and snapshots live.
+    pub data_dir: Option<PathBuf>,
+    /// Where `ca.pem`, `node-N.pem` and `node-N.key` are.
+    pub certs_dir: Option<PathBuf>,
+    /// The HTTP address for `/metrics` and `/health`.
+    pub http: Option<String>,
+    /// Snapshot once the log holds this many bytes (`4MB`, `512KiB`, `1000`).
+    pub snapshot_threshold: Option<String>,
+    /// The election timeout in milliseconds (randomized up to twice this).
+    pub election_timeout_ms: Option<u64>,
+    /// The heartbeat interval in milliseconds.
+    pub heartbeat_ms: Option<u64>,
+    /// The cluster's name.
+    pub cluster_id: Option<String>,
+}
+
+impl Settings {
+    /// Reads a TOML file with the same keys as the flags (`id = 1`, `data-dir = "..."`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigFile`] naming the file when it cannot be read or parsed (unknown keys
+    /// included).
+    pub fn from_file(path: &Path) -> Result<Settings, Error> {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::ConfigFile {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|error| Error::ConfigFile {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// These settings, with every field `self` leaves unset taken from `fallback`.
+    #[must_use]
+    pub fn or(self, fallback: Settings) -> Settings {
+        Settings {
+            id: self.id.or(fallback.id),
+            listen: self.listen.or(fallback.listen),
+            peers: self.peers.or(fallback.peers),
+            data_dir: self.data_dir.or(fallback.data_dir),
+            certs_dir: self.certs_dir.or(fallback.certs_dir),
+            http: self.http.or(fallback.http),
+            snapshot_threshold: self.snapshot_threshold.or(fallback.snapshot_threshold),
+            election_timeout_ms: self.election_timeout_ms.or(fallback.election_timeout_ms),
+            heartbeat_ms: self.heartbeat_ms.or(fallback.heartbeat_ms),
+            cluster_id: self.cluster_id.or(fallback.cluster_id),
+        }
+    }
+
+    /// Checks the settings and fills in defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSetting`] naming the setting, its value and the rule it breaks.
+    pub fn resolve(self) -> Result<ServerConfig, Error> {
+        let id = NodeId(self.id.unwrap_or(1));
+        if id.0 == 0 {
+            return Err(invalid("id", "0", "node ids start at 1"));
+        }
+        let listen_text = self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = parse_addr("listen", &listen_text)?;
+        let peers = match &self.peers {
+            Some(text) => parse_peers(text)?,
+            None => BTreeMap::from([(id, listen)]),
+        };
+        match peers.get(&id) {
+            None => {
+                let rule = "must include this node's own id (--id) with its address";
+                return Err(invalid("peers", self.peers.as_deref().unwrap_or(""), rule));
+            }
+            Some(&own) if own != listen && !listen.ip().is_unspecified() => {
+                let rule = "this node's entry must match --listen";
+                return Err(invalid("peers", &format!("{id}={own} with --listen {listen}"), rule));
+            }
+            Some(_) => {}
+        }
+        let http = match self.http {
+            Some(text) => parse_addr("http", &text)?,
+            None => {
+                let Some(port) = listen.port().checked_add(HTTP_PORT_OFFSET) else {
+                    let rule = "the default HTTP port (QUIC port + 100) overflows; set --http";
+                    return Err(invalid("listen", &listen_text, rule));
+                };
+                SocketAddr::new(listen.ip(), port)
+            }
+        };
+        let snapshot_threshold = match self.snapshot_threshold {
+            Some(text) => Some(parse_size("snapshot-threshold", &text)?),
+            None => None,
+        };
+        let heartbeat_ms = self.heartbeat_ms.unwrap_or(50);
+        let election_timeout_ms = self.election_timeout_ms.unwrap_or(500);
+        if heartbeat_ms == 0 {
+            return Err(invalid("heartbeat-ms", "0", "must be at least 1"));
+        }
+        if election_timeout_ms < 2 * heartbeat_ms {
+            let value = format!("{election_timeout_ms} (heartbeat {heartbeat_ms})");
+            return Err(invalid(
+                "election-timeout-ms",
+                &value,
+                "must be at least twice heartbeat-ms",
+            ));
+        }
+        let cluster_id = self.cluster_id.unwrap_or_else(|| DEFAULT_CLUSTER_ID.to_owned());
+        if cluster_id.is_empty() {
+            return Err(invalid("cluster-id", "", "must not be empty"));
+        }
+        Ok(ServerConfig {
+            id,
+            listen,
+            peers,
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            certs_dir: self.certs_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR)),
+            http,
+            snapshot_threshold,
+            heartbeat: Duration::from_millis(heartbeat_ms),
+            election_timeout: Duration::from_millis(election_timeout_ms),
+            cluster_id,
+        })
+    }
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// This node's id.
+    pub id: NodeId,
+    /// The QUIC address it binds.
+    pub listen: SocketAddr,
+    /// Every voter's address, this node's included.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The certificates directory.
+    pub certs_dir: PathBuf,
+    /// The HTTP address.
+    pub http: SocketAddr,
+    /// The log size that triggers a snapshot (`None`: raft-core's default, 64 MiB).
+    pub snapshot_threshold: Option<NonZeroU64>,
+    /// The heartbeat interval.
+    pub heartbeat: Duration,
+    /// The election timeout.
+    pub election_timeout: Duration,
+    /// The cluster's name.
+    pub cluster_id: String,
+}
+
+impl ServerConfig {
+    /// The driver's tick: fine enough that the heartbeat and the election timeout are whole
+    /// numbers of ticks, and that the election timeout spans many ticks (its randomization
+    /// picks among them, so fewer ticks mean more split votes).
+    #[must_use]
+    pub fn tick(&self) -> Duration {
+        let heartbeat_ms = self.heartbeat.as_millis().max(1);
+        Duration::from_millis(u64::try_from(heartbeat_ms.min(10)).unwrap_or(10))
+    }
+
+    /// The heartbeat interval in ticks.
+    #[must_use]
+    pub fn heartbeat_ticks(&self) -> u64 {
+        ticks(self.heartbeat, self.tick()).max(1)
+    }
+
+    /// The election timeout in ticks.
+    #[must_use]
+    pub fn election_ticks(&self) -> u64 {
+        ticks(self.election_timeout, self.tick()).max(self.heartbeat_ticks() + 1)
+    }
+}
+
+fn ticks(duration: Duration, tick: Duration) -> u64 {
+    let tick_ms = tick.as_millis().max(1);
+    u64::try_from(duration.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX)
+}
+
+fn invalid(setting: &'static str, value: &str, rule: &str) -> Error {
+    Error::InvalidSetting { setting, value: value.to_owned(), rule: rule.to_owned() }
+}
+
+fn parse_addr(setting: &'static str, text: &str) -> Result<SocketAddr, Error> {
+    text.trim().parse().map_err(|_| {
+        invalid(setting, text, "must be HOST:PORT with an IP address, like 127.0.0.1:7001")
+    })
+}
+
+/// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
+///
+/// # Errors
+///
+/// [`Error::InvalidSetting`] for an empty list, a malformed entry, id 0 or a repeated id.
+pub fn parse_peers(text: &str) -> Result<BTreeMap<NodeId, SocketAddr>, Error> {
+    const RULE: &str =
+        "must be ID=HOST:PORT entries separated by commas, like 1=127.0.0.1:7001,2=127.0.0.1:7002";
+    let mut peers = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+        let Some((id, addr)) = entry.split_once('=') else {
+            return Err(invalid("peers", entry, RULE));
+        };
+        let id: u64 = id.trim().parse().map_err(|_| invalid("peers", entry, RULE))?;
+        if id == 0 {
+            return Err(invalid("peers", entry, "node ids start at 1"));
+        }
+        let addr = addr.trim().parse().map_err(|_| invalid("peers", entry, RULE))?;
+        if peers.insert(NodeId(id), addr).is_some() {
+            return Err(invalid("peers", entry, "each id may appear once"));
+        }
+    }
+    if peers.is_empty() {
+        return Err(invalid("peers", text, RULE));
+    }
+    Ok(peers)
+}
+
+/// Parses a size: a number of bytes with an optional unit (`B`, `KB`/`KiB`, `MB`/`MiB`,
+/// `GB`/`GiB`; the decimal units are powers of 1,000, the binary ones of 1,024).
+///
+/// # Errors
+///
+/// [`Error::InvalidSetting`] for anything else, and for zero.
+pub fn parse_size(setting: &'static str, text: &str) -> Result<NonZeroU64, Error> {
+    const RULE: &str = "must be a size like 4MB, 512KiB or 1000000";
+    let trimmed = text.trim();
+    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| invalid(setting, text, RULE))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "kib" => 1 << 10,
+        "mb" | "m" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" | "g" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(invalid(setting, text, RULE)),
+    };
+    let bytes =
+        number.checked_mul(multiplier).ok_or_else(|| invalid(setting, text, "is too large"))?;
+    NonZeroU64::new(bytes).ok_or_else(|| invalid(setting, text, "must be above zero"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_settings_give_a_single_node_cluster_on_loopback() {
+        let config = Settings::default().resolve().unwrap();
+        assert_eq!(config.id, NodeId(1));
+        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.peers.len(), 1);
+        assert_eq!(config.http, "127.0.0.1:7101".parse().unwrap());
+        assert_eq!(config.heartbeat_ticks(), 5);
+        assert_eq!(config.election_ticks(), 50);
+    }
+
+    #[test]
+    fn sizes_accept_decimal_and_binary_units() {
+        assert_eq!(parse_size("s", "4MB").unwrap().get(), 4_000_000);
+        assert_eq!(parse_size("s", "4MiB").unwrap().get(), 4 << 20);
+        assert_eq!(parse_size("s", "1000").unwrap().get(), 1000);
+        assert!(parse_size("s", "0").is_err());
+        assert!(parse_size("s", "4 parsecs").is_err());
+        assert!(parse_size("s", "MB").is_err());
+    }
+
+    #[test]
+    fn malformed_peer_lists_are_refused_with_the_entry() {
+        let error = parse_peers("1=127.0.0.1:7001,2:127.0.0.1:7002").unwrap_err();
+        assert!(error.to_string().contains("2:127.0.0.1:7002"), "{error}");
+        assert!(parse_peers("1=127.0.0.1:7001,1=127.0.0.1:7002").is_err());
+        assert!(parse_peers("0=127.0.0.1:7001").is_err());
+        assert!(parse_peers("").is_err());
+        assert!(parse_peers("1=localhost").is_err());
+    }
+
+    #[test]
+    fn a_peer_list_without_this_node_is_refused() {
+        let settings = Settings {
+            id: Some(3),
+            peers: Some("1=127.0.0.1:7001,2=127.0.0.1:7002".to_owned()),
+            ..Settings::default()
+        };
+        let error = settings.resolve().unwrap_err().to_string();
+        assert!(error.contains("peers") && error.contains("own id"), "{error}");
+    }
+
+    #[test]
+    fn file_settings_fill_what_flags_leave_unset() {
+        let flags = Settings { id: Some(2), ..Settings::default() };
+        let file: Settings = toml::from_str("id = 9\nheartbeat-ms = 20\n").unwrap();
+        let merged = flags.or(file);
+        assert_eq!(merged.id, Some(2));
+        assert_eq!(merged.heartbeat_ms, Some(20));
+        assert!(toml::from_str::<Settings>("colour = 1").is_err(), "unknown keys are refused");
+    }
+}

@@ -1,0 +1,337 @@
+//! Starting and stopping a node: storage, transport, Raft driver, client service, HTTP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use kv_store::{KvConfig, KvStore, SharedKvStore};
+use raft_core::runtime::{Raft, RaftHandle, RuntimeConfig};
+use raft_core::{Config, EntryPayload, Membership, NodeId, RestoredState};
+use raft_net_quic::{ClientId, NetConfig, QuicNode, certs};
+use raft_storage::{RedbLogStore, StoreConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::ServerConfig;
+use crate::error::Error;
+use crate::metrics::ServerMetrics;
+use crate::service::{AddressBook, PEER_ADDRESS_PREFIX, Service};
+
+/// How often the node's state is sampled into the gauges and the address book is synced.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A running node.
+pub struct Server {
+    config: ServerConfig,
+    raft: RaftHandle<kv_store::Response>,
+    quic: Arc<QuicNode>,
+    stopping: Arc<AtomicBool>,
+    /// Set when the Raft node stopped by itself (a fatal storage error).
+    failed: watch::Receiver<Option<String>>,
+    background: Vec<JoinHandle<()>>,
+    http_addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts a node: opens (or creates) its data directory, checks the stored membership
+    /// against `--peers`, binds QUIC and HTTP, and starts the Raft driver.
+    ///
+    /// In the single-node default (one peer, no certificates yet) it makes the cluster's
+    /// certificates in the certificates directory first.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`]: bad certificates, an unusable data directory, a membership mismatch,
+    /// an address in use.
+    pub async fn start(config: ServerConfig) -> Result<Server, Error> {
+        prepare_certificates(&config)?;
+        let identity = certs::load_node(&config.certs_dir, config.id).map_err(|source| {
+            Error::Certificates {
+                node: config.id.0,
+                dir: config.certs_dir.clone(),
+                source: Box::new(source),
+            }
+        })?;
+        let store = open_store(&config)?;
+
+        let mut net = NetConfig::new(config.cluster_id.clone(), config.id, config.listen);
+        net.frame_bytes_max = net.frame_bytes_max.max(8 << 20);
+        let (quic, transport) = QuicNode::bind(net, &identity)
+            .map_err(|source| Error::Transport { addr: config.listen, source: Box::new(source) })?;
+        let quic = Arc::new(quic);
+        for (&peer, &addr) in &config.peers {
+            if peer != config.id {
+                quic.set_peer(peer, addr);
+            }
+        }
+
+        let kv_config = KvConfig::default();
+        let kv = SharedKvStore::new(
+            KvStore::new(kv_config.clone()).map_err(|source| Error::Store { source })?,
+        );
+        let metrics = Arc::new(ServerMetrics::new());
+        let mut raft_config = Config::new(config.id);
+        raft_config.election_ticks = config.election_ticks();
+        raft_config.heartbeat_ticks = config.heartbeat_ticks();
+        raft_config.lease_ticks = raft_config.election_ticks.saturating_sub(1).max(1);
+        if let Some(threshold) = config.snapshot_threshold {
+            raft_config.snapshot_log_bytes = Some(threshold);
+        }
+        let runtime =
+            RuntimeConfig { tick: config.tick(), seed: rand::random(), ..RuntimeConfig::default() };
+        let raft = Raft::new(raft_config, runtime, store, transport, kv.clone())
+            .with_metrics(Arc::clone(&metrics))
+            .start()
+            .await
+            .map_err(|source| Error::Raft { source: Box::new(source) })?;
+
+        let addresses: AddressBook = Arc::new(RwLock::new(config.peers.clone()));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let service = Service {
+            id: config.id,
+            raft: raft.clone(),
+            kv: kv.clone(),
+            kv_config,
+            addresses: Arc::clone(&addresses),
+            quic: Arc::clone(&quic),
+            metrics: Arc::clone(&metrics),
+            stopping: Arc::clone(&stopping),
+        };
+        quic.serve_requests(service);
+
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .map_err(|source| Error::Http { addr: config.http, source })?;
+        let http_addr =
+            listener.local_addr().map_err(|source| Error::Http { addr: config.http, source })?;
+        let (failed_sender, failed) = watch::channel(None);
+        let health = Health { metrics: Arc::clone(&metrics), failed: failed.clone() };
+        let router = Router::new()
+            .route("/metrics", get(serve_metrics))
+            .route("/health", get(serve_health))
+            .with_state(health);
+        let http = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                error!(%error, "http server stopped");
+            }
+        });
+        let sampler = tokio::spawn(sample(
+            raft.clone(),
+            kv,
+            metrics,
+            addresses,
+            Arc::clone(&quic),
+            failed_sender,
+        ));
+        info!(node = %config.id, listen = %config.listen, http = %http_addr, "serving");
+        Ok(Server {
+            config,
+            raft,
+            quic,
+            stopping,
+            failed,
+            background: vec![http, sampler],
+            http_addr,
+        })
+    }
+
+    /// The node's configuration.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The HTTP address actually bound.
+    #[must_use]
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The QUIC address actually bound.
+    #[must_use]
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.quic.local_addr()
+    }
+
+    /// Waits until the Raft node stops by itself, and returns why.
+    pub async fn failure(&mut self) -> String {
+        loop {
+            if let Some(reason) = self.failed.borrow().clone() {
+                return reason;
+            }
+            if self.failed.changed().await.is_err() {
+                return "the node's monitor ended".to_owned();
+            }
+        }
+    }
+
+    /// Stops cleanly: new requests are refused, the Raft node finishes the writes it
+    /// queued (so nothing it acknowledged is lost), then the endpoints close.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Raft`] with the fatal error that had stopped the node, if one had.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        info!(node = %self.config.id, "shutting down");
+        self.stopping.store(true, Ordering::Relaxed);
+        let result =
+            self.raft.shutdown().await.map_err(|source| Error::Raft { source: Box::new(source) });
+        self.quic.shutdown().await;
+        for task in self.background {
+            task.abort();
+        }
+        result
+    }
+}
+
+/// Makes the certificates of a single-node cluster on its first start, so `kv-server` with
+/// no flags works out of the box. A multi-node cluster's certificates must come from one
+/// CA, made once with `kv-server certs`: each node making its own would not trust the
+/// others, so they are never made here.
+fn prepare_certificates(config: &ServerConfig) -> Result<(), Error> {
+    let dir = &config.certs_dir;
+    if dir.join("ca.pem").exists() || config.peers.len() != 1 {
+        return Ok(());
+    }
+    info!(dir = %dir.display(), "no certificates yet: making a CA, a node and a client certificate");
+    certs::generate(dir, &[config.id], &[ClientId(1)]).map_err(|source| Error::Certificates {
+        node: config.id.0,
+        dir: dir.clone(),
+        source: Box::new(source),
+    })
+}
+
+/// Opens the node's store, or creates it with `--peers` as the voters; an existing store
+/// must hold the same members.
+fn open_store(config: &ServerConfig) -> Result<RedbLogStore, Error> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|error| Error::DataDir { path: dir.clone(), reason: error.to_string() })?;
+    let storage_error = |source| Error::Storage { path: dir.clone(), source: Box::new(source) };
+    let exists = dir.join(raft_storage::DATABASE_FILE).exists();
+    if !exists {
+        let membership = Membership::with_voters(config.peers.keys().copied());
+        return RedbLogStore::create(dir, &membership, StoreConfig::default())
+            .map_err(storage_error);
+    }
+    let mut store = RedbLogStore::open(dir, StoreConfig::default()).map_err(storage_error)?;
+    let restored = store.load_blocking().map_err(storage_error)?;
+    check_membership(dir, &restored, &config.peers)?;
+    Ok(store)
+}
+
+/// The membership in force after a restart: the last membership entry in the log, else the
+/// snapshot's or the bootstrap one.
+fn latest_membership(restored: &RestoredState) -> &Membership {
+    restored
+        .entries
+        .iter()
+        .rev()
+        .find_map(|entry| match &entry.payload {
+            EntryPayload::Membership(membership) => Some(membership),
+            _ => None,
+        })
+        .unwrap_or(&restored.membership)
+}
+
+fn check_membership(
+    dir: &Path,
+    restored: &RestoredState,
+    peers: &BTreeMap<NodeId, SocketAddr>,
+) -> Result<(), Error> {
+    let stored = latest_membership(restored);
+    let stored_ids: Vec<u64> = stored.members().map(|id| id.0).collect();
+    let given: Vec<u64> = peers.keys().map(|id| id.0).collect();
+    let mut sorted = stored_ids.clone();
+    sorted.sort_unstable();
+    let voters: Vec<u64> = stored.voters.iter().map(|id| id.0).collect();
+    // The peer list names the voters; learners may be listed too.
+    let agrees =
+        given.iter().all(|id| sorted.contains(id)) && voters.iter().all(|id| given.contains(id));
+    if agrees {
+        return Ok(());
+    }
+    Err(Error::MembershipMismatch { path: dir.to_path_buf(), given, stored: sorted })
+}
+
+/// Samples the node's state into the gauges, keeps the transport's peer addresses in step
+/// with the replicated address book, and reports when the node stopped by itself.
+async fn sample(
+    raft: RaftHandle<kv_store::Response>,
+    kv: SharedKvStore,
+    metrics: Arc<ServerMetrics>,
+    addresses: AddressBook,
+    quic: Arc<QuicNode>,
+    failed: watch::Sender<Option<String>>,
+) {
+    let mut interval = tokio::time::interval(SAMPLE_INTERVAL);
+    loop {
+        interval.tick().await;
+        let status = match raft.status().await {
+            Ok(status) => status,
+            Err(error) => {
+                // The node task ended without a shutdown request: a fatal error.
+                let reason = match raft.shutdown().await {
+                    Err(fatal) => fatal.to_string(),
+                    Ok(()) => error.to_string(),
+                };
+                error!(%reason, "raft node stopped; this node no longer votes or serves");
+                let _ = failed.send(Some(reason));
+                return;
+            }
+        };
+        let (keys, book) = kv.with_read(|store| {
+            let keys = store.len() as u64;
+            let book = store.range(PEER_ADDRESS_PREFIX, None);
+            (keys, book)
+        });
+        metrics.observe_status(&status, keys);
+        for entry in book.entries {
+            let Some(id) = std::str::from_utf8(&entry.key[PEER_ADDRESS_PREFIX.len()..])
+                .ok()
+                .and_then(|id| id.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let Some(addr) = std::str::from_utf8(&entry.value).ok().and_then(|a| a.parse().ok())
+            else {
+                warn!(peer = id, "unreadable address in the address book");
+                continue;
+            };
+            let node = NodeId(id);
+            let mut book = addresses.write().unwrap_or_else(PoisonError::into_inner);
+            if node != status.node && book.get(&node) != Some(&addr) {
+                info!(peer = %node, %addr, "learned peer address");
+                book.insert(node, addr);
+                quic.set_peer(node, addr);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Health {
+    metrics: Arc<ServerMetrics>,
+    failed: watch::Receiver<Option<String>>,
+}
+
+async fn serve_metrics(State(health): State<Health>) -> impl IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], health.metrics.render())
+}
+
+async fn serve_health(State(health): State<Health>) -> impl IntoResponse {
+    match health.failed.borrow().clone() {
+        None => (StatusCode::OK, "ok\n".to_owned()),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {reason}\n")),
+    }
+}
