@@ -5,7 +5,8 @@
 //! for `InstallSnapshot` chunks, at a lower priority, so a multi-megabyte snapshot never
 //! queues ahead of a heartbeat. The node with the lower id dials and re-dials with
 //! exponential backoff and jitter; the other accepts, replacing an older connection from
-//! the same peer (it restarted).
+//! the same peer (it restarted). The higher-id node dials once when it starts, so a peer
+//! still holding a connection to its previous life switches to the new one at once.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
@@ -119,8 +120,44 @@ pub(crate) fn link_or_create(shared: &Arc<Shared>, peer: NodeId) -> Arc<PeerLink
     if shared.config.node_id < peer {
         let task = dial_loop(Arc::clone(shared), Arc::clone(&link));
         tokio::spawn(task.instrument(shared.span.clone()));
+    } else {
+        let task = announce(Arc::clone(shared), Arc::clone(&link));
+        tokio::spawn(task.instrument(shared.span.clone()));
     }
     link
+}
+
+/// Dials a lower-id peer once, when this node starts: the peer (which normally dials us)
+/// may still hold a connection to this node's previous life, which it would only notice
+/// at its idle timeout; a new connection from us replaces that one at once. If the dial
+/// fails, the peer's own dialer connects as usual.
+async fn announce(shared: Arc<Shared>, link: Arc<PeerLink>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut addresses = link.address.subscribe();
+    let addr = tokio::select! {
+        addr = addresses.wait_for(Option::is_some) => match addr {
+            Ok(addr) => *addr,
+            Err(_) => return,
+        },
+        () = stopped(&mut shutdown) => return,
+    };
+    let Some(addr) = addr else {
+        return;
+    };
+    let dialed = tokio::select! {
+        dialed = dial(&shared, link.peer, addr) => dialed,
+        () = stopped(&mut shutdown) => return,
+    };
+    match dialed {
+        Ok(connection) => {
+            info!(peer = %link.peer, %addr, "announced to peer");
+            tokio::select! {
+                () = receive(&shared, &link, connection) => {}
+                () = stopped(&mut shutdown) => {}
+            }
+        }
+        Err(error) => debug!(peer = %link.peer, %addr, %error, "announce failed; the peer dials"),
+    }
 }
 
 /// This node's end of the peer network: implements raft-core's [`Transport`].
