@@ -73,7 +73,7 @@ enum Command {
     Put {
         /// The key.
         key: String,
-        /// The value.
+        /// The value; `-` reads it from standard input (for values too large for an argument).
         value: String,
         /// Write only if the key's version is this (0: only if it does not exist).
         #[arg(long)]
@@ -318,8 +318,18 @@ async fn put(
     value: &str,
     expect_version: Option<u64>,
 ) -> Result<Outcome, Failure> {
+    let value = if value == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|error| Failure {
+            code: 1,
+            json: json!({"error": "stdin", "message": format!("cannot read the value from standard input: {error}")}),
+        })?;
+        Bytes::from(bytes)
+    } else {
+        Bytes::from(value.to_owned())
+    };
     let written = client
-        .put_versioned(Bytes::from(key.to_owned()), Bytes::from(value.to_owned()), expect_version)
+        .put_versioned(Bytes::from(key.to_owned()), value, expect_version)
         .await
         .map_err(|error| failure(&error))?;
     let text = format!("OK leader={} index={}", written.leader, written.index);

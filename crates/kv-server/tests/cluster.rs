@@ -1,0 +1,157 @@
+//! End to end: three real `kv-server` processes on 127.0.0.1, driven through `kvctl` and
+//! the client library. Each test is bounded (every wait gives up after 30 s) and kills its
+//! processes when it ends.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use common::{Cluster, json_of, text};
+use kv_client::Consistency;
+
+#[test]
+fn a_write_is_readable_from_every_node_including_linearizably_through_a_follower() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    let put = cluster.kvctl(&["put", "greeting", "hello"]);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let line = text(&put.stdout);
+    assert!(line.starts_with(&format!("OK leader={leader} index=")), "{line}");
+    for (&id, addr) in &cluster.addrs {
+        let endpoint = addr.to_string();
+        // Only this node is asked: a follower confirms the read with the leader (ReadIndex).
+        let get = cluster.kvctl_at(&endpoint, &["get", "greeting"]);
+        assert!(get.status.success(), "node {id}: {}", text(&get.stderr));
+        assert_eq!(text(&get.stdout), "hello", "node {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3, &[]);
+    let old_leader = cluster.leader();
+    let client = cluster.client();
+    let mut acknowledged = BTreeMap::new();
+    for number in 0..100 {
+        let key = format!("key-{number}");
+        let written = client.put(Bytes::from(key.clone()), Bytes::from(number.to_string())).await;
+        acknowledged.insert(key, number.to_string());
+        written.unwrap();
+    }
+    cluster.kill(old_leader);
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, old_leader);
+    // Writes go on during and after the failover; the client follows the new leader.
+    for number in 100..150 {
+        let key = format!("key-{number}");
+        client.put(Bytes::from(key.clone()), Bytes::from(number.to_string())).await.unwrap();
+        acknowledged.insert(key, number.to_string());
+    }
+    for (key, value) in &acknowledged {
+        let found = client.get(Bytes::from(key.clone()), Consistency::Linearizable).await.unwrap();
+        assert_eq!(found.map(|kv| kv.value), Some(Bytes::from(value.clone())), "{key}");
+    }
+    // The old leader comes back as a follower and catches up.
+    cluster.start_node(old_leader);
+    let commit = cluster.statuses()[&new_leader]["commit_index"].as_u64().unwrap();
+    cluster.wait_for_status(old_leader, "catch up", |status| {
+        status["applied_index"].as_u64().unwrap_or(0) >= commit
+    });
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_after_snapshots_catches_up_by_install_snapshot() {
+    let mut cluster = Cluster::start(3, &["--snapshot-threshold", "16KB"]);
+    let leader = cluster.leader();
+    let lagging = cluster.addrs.keys().copied().find(|&id| id != leader).unwrap();
+    let client = cluster.client();
+    client.put(Bytes::from("first"), Bytes::from("1")).await.unwrap();
+    let before = cluster.wait_for_status(lagging, "apply the first write", |status| {
+        status["applied_index"].as_u64().unwrap_or(0) >= 2
+    });
+    let lagging_last = before["log_last_index"].as_u64().unwrap();
+    cluster.kill(lagging);
+    let value = Bytes::from(vec![b'v'; 200]);
+    for number in 0..400 {
+        client.put(Bytes::from(format!("bulk-{number}")), value.clone()).await.unwrap();
+    }
+    let leader_status = cluster.statuses()[&leader].clone();
+    let compacted = leader_status["log_first_index"].as_u64().unwrap();
+    assert!(
+        compacted > lagging_last + 1,
+        "the leader compacted past the lagging node: {leader_status}"
+    );
+    cluster.start_node(lagging);
+    let commit = leader_status["commit_index"].as_u64().unwrap();
+    let caught_up = cluster.wait_for_status(lagging, "catch up", |status| {
+        status["applied_index"].as_u64().unwrap_or(0) >= commit
+    });
+    let snapshot_index = caught_up["snapshot_index"].as_u64().unwrap();
+    assert!(snapshot_index > lagging_last, "installed the leader's snapshot: {caught_up}");
+    assert!(caught_up["snapshot_bytes"].as_u64().unwrap() > 0);
+    let endpoint = cluster.addrs[&lagging].to_string();
+    let get = cluster.kvctl_at(&endpoint, &["get", "bulk-399", "--consistency", "stale"]);
+    assert_eq!(text(&get.stdout), String::from_utf8_lossy(&value), "{}", text(&get.stderr));
+    // The address book's reserved keys are not for clients.
+    let reserved = client.put(Bytes::from_static(b"\0raft/peer/9"), Bytes::from("x")).await;
+    assert!(matches!(reserved, Err(kv_client::Error::Invalid { .. })), "{reserved:?}");
+    client.close().await;
+}
+
+#[test]
+fn sigterm_stops_a_node_cleanly_and_its_restart_resumes_its_state() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    assert!(cluster.kvctl(&["put", "kept", "yes"]).status.success());
+    let before = cluster.statuses()[&leader].clone();
+    assert!(cluster.terminate(leader), "exit status 0 after SIGTERM");
+    cluster.leader();
+    cluster.start_node(leader);
+    let resumed = cluster.wait_for_status(leader, "rejoin", |status| {
+        status["term"].as_u64().unwrap_or(0) >= before["term"].as_u64().unwrap()
+            && status["applied_index"].as_u64().unwrap_or(0)
+                >= before["commit_index"].as_u64().unwrap()
+    });
+    assert!(
+        resumed["log_last_index"].as_u64().unwrap() >= before["log_last_index"].as_u64().unwrap()
+    );
+    let endpoint = cluster.addrs[&leader].to_string();
+    let get = cluster.kvctl_at(&endpoint, &["get", "kept"]);
+    assert_eq!(text(&get.stdout), "yes", "{}", text(&get.stderr));
+}
+
+#[test]
+fn status_lists_every_node_with_its_log_and_snapshot() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    let output = cluster.kvctl(&["--output", "json", "status"]);
+    assert!(output.status.success());
+    let json = json_of(&output.stdout);
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        for field in [
+            "id",
+            "role",
+            "term",
+            "commit_index",
+            "applied_index",
+            "log_first_index",
+            "log_last_index",
+            "snapshot_index",
+            "snapshot_bytes",
+        ] {
+            assert!(!node[field].is_null(), "{field} missing in {node}");
+        }
+    }
+    let text_status = text(&cluster.kvctl(&["status"]).stdout);
+    assert!(text_status.contains("leader"), "{text_status}");
+    let members = text(&cluster.kvctl(&["member", "list"]).stdout);
+    assert!(
+        members.contains(&format!("{leader} voter")) && members.contains("(leader)"),
+        "{members}"
+    );
+}
