@@ -129,6 +129,7 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("node {id} did not stop within {WAIT_MAX:?} of SIGTERM");
     }
 
