@@ -296,9 +296,10 @@ impl Chart for NodeLines<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let data = self.data;
         let (title, y_desc) = match self.kind {
-            NodeLine::Persist => {
-                ("persistence (fsync) latency per second, p99 thick, p50 thin (ms)", "ms")
-            }
+            NodeLine::Persist => (
+                "persistence (fsync) latency per second, p99 thick, p50 thin (ms, log scale)",
+                "ms",
+            ),
             NodeLine::LogStart => ("log start (first) index; gaps: node down", "index"),
             NodeLine::Snapshot => ("snapshot size (etcd: backend db size)", "MiB"),
         };
@@ -309,22 +310,51 @@ impl Chart for NodeLines<'_> {
             .flat_map(|(_, values, _)| values.iter().filter_map(|(_, y)| *y))
             .fold(0.0_f64, f64::max);
         let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
-        let mut chart = ChartBuilder::on(root)
+        let mut builder = ChartBuilder::on(root);
+        builder
             .caption(format!("{}: {title}", data.system), ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(35)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0f64..x_max(data.rows), 0f64..y_max)?;
-        chart.configure_mesh().x_desc("seconds").y_desc(y_desc).draw()?;
+            .y_label_area_size(80);
+        if self.kind == NodeLine::Persist {
+            // fsync latency spans microseconds to seconds: only a log scale shows both.
+            let y_max = y_max.max(1.0) * 2.0;
+            let mut chart =
+                builder.build_cartesian_2d(0f64..x_max(data.rows), (0.01f64..y_max).log_scale())?;
+            chart.configure_mesh().x_desc("seconds").y_desc(y_desc).draw()?;
+            self.draw_lines(&mut chart, all, 0.011, y_max * 0.9)
+        } else {
+            let mut chart = builder.build_cartesian_2d(0f64..x_max(data.rows), 0f64..y_max)?;
+            chart.configure_mesh().x_desc("seconds").y_desc(y_desc).draw()?;
+            self.draw_lines(&mut chart, all, 0.0, y_max * 0.97)
+        }
+    }
+}
+
+impl NodeLines<'_> {
+    fn draw_lines<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+        &self,
+        chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+        all: Vec<Vec<NodeSeries>>,
+        y_low: f64,
+        y_high: f64,
+    ) -> DrawResult<DB> {
+        let data = self.data;
         let mut any = false;
         for (slot, series) in all.into_iter().enumerate() {
             let color = NODE_COLORS[slot % NODE_COLORS.len()];
             let id = data.node_ids.get(slot).copied().unwrap_or(0);
+            // Earlier nodes draw wider, so equal values on several nodes stay visible.
+            let wide = 3 + 3 * (data.node_ids.len().saturating_sub(slot + 1)) as u32;
+            let width = if self.kind == NodeLine::Persist { 3 } else { wide };
             for (suffix, values, thick) in series {
                 let style =
-                    if thick { color.stroke_width(3) } else { color.mix(0.6).stroke_width(1) };
+                    if thick { color.stroke_width(width) } else { color.mix(0.6).stroke_width(1) };
                 let mut first = true;
-                for segment in segments(values.into_iter()) {
+                let log_scale = self.kind == NodeLine::Persist;
+                let values =
+                    values.into_iter().map(|(x, y)| (x, y.filter(|y| !log_scale || *y > y_low)));
+                for segment in segments(values) {
                     any = true;
                     let drawn = chart.draw_series(LineSeries::new(segment, style))?;
                     if first {
@@ -340,11 +370,11 @@ impl Chart for NodeLines<'_> {
         if !any {
             chart.draw_series(std::iter::once(Text::new(
                 "no data: the nodes do not export this metric",
-                (x_max(data.rows) * 0.3, y_max * 0.5),
+                (x_max(data.rows) * 0.3, y_high * 0.5),
                 ("sans-serif", 20),
             )))?;
         }
-        draw_faults(&mut chart, data.faults, 0.0, y_max * 0.97)?;
+        draw_faults(chart, data.faults, y_low, y_high)?;
         if any {
             chart
                 .configure_series_labels()

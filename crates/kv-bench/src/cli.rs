@@ -110,17 +110,42 @@ fn program_for(args: &Args, system: System) -> Result<PathBuf, Error> {
         return Ok(PathBuf::new());
     }
     match system {
-        System::Kv => find_program(
-            args.server_bin.as_deref(),
-            "kv-server",
-            "build it with `cargo build -p kv-server` (or pass --server-bin PATH)",
-        ),
+        System::Kv => {
+            let hint = "build it with `cargo build -p kv-server` (or pass --server-bin PATH)";
+            match find_program(args.server_bin.as_deref(), "kv-server", hint) {
+                Err(Error::NotFound { .. }) if args.server_bin.is_none() => build_server(hint),
+                found => found,
+            }
+        }
         System::Etcd => find_program(
             args.etcd_bin.as_deref(),
             "etcd",
             "install it (Debian: `apt-get install etcd-server`) or pass --etcd-bin PATH",
         ),
     }
+}
+
+/// Under `cargo run` without a `kv-server` next to this executable: builds it with the
+/// same profile, so `cargo run --release -p kv-bench` needs no build by hand.
+fn build_server(hint: &str) -> Result<PathBuf, Error> {
+    let not_found = || Error::NotFound { program: "kv-server".to_owned(), hint: hint.to_owned() };
+    let (Some(cargo), Ok(exe)) = (std::env::var_os("CARGO"), std::env::current_exe()) else {
+        return Err(not_found());
+    };
+    let release = exe.parent().is_some_and(|folder| folder.ends_with("release"));
+    let mut command = std::process::Command::new(cargo);
+    command.args(["build", "-p", "kv-server", "--bin", "kv-server"]);
+    if release {
+        command.arg("--release");
+    }
+    tracing::info!(release, "kv-server not built yet: building it");
+    let status = command.status().map_err(|source| Error::Process {
+        action: "run",
+        program: "cargo build -p kv-server".to_owned(),
+        source,
+    })?;
+    let built = exe.with_file_name("kv-server");
+    if status.success() && built.is_file() { Ok(built) } else { Err(not_found()) }
 }
 
 /// Runs what the command line asks for and prints the text summaries.

@@ -1,0 +1,111 @@
+//! Smoke test for CI: the harness runs for about 3 s against three real `kv-server`
+//! processes on 127.0.0.1 and writes a complete report folder, and every acknowledged write
+//! is read back. Method: run the `kv-bench` binary as a user would, then check the folder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The files every report folder holds.
+const REPORT_FILES: [&str; 19] = [
+    "summary.json",
+    "timeseries.csv",
+    "report.html",
+    "latency.hdr",
+    "latency-percentiles.txt",
+    "latency-read.hdr",
+    "latency-write.hdr",
+    "throughput_latency.png",
+    "throughput_latency.svg",
+    "persistence_latency.png",
+    "persistence_latency.svg",
+    "log_start_index.png",
+    "log_start_index.svg",
+    "roles.png",
+    "roles.svg",
+    "snapshot_size.png",
+    "snapshot_size.svg",
+    "logs",
+    "latency-write-percentiles.txt",
+];
+
+/// `target/<profile>/kv-server`, beside the folder of this test executable
+/// (`target/<profile>/deps`). Cargo does not build another package's binaries for this
+/// test, so CI builds the workspace first.
+fn kv_server() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let server = profile_dir.join("kv-server");
+    assert!(
+        server.is_file(),
+        "{} is missing: run `cargo build --workspace` (CI: `cargo build --workspace \
+         --all-targets`) before this test",
+        server.display()
+    );
+    server
+}
+
+fn run_bench(extra: &[&str], out: &Path) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kv-bench"))
+        .args(["--clients", "4", "--duration", "3s", "--warmup", "1s", "--keys", "500"])
+        .args(["--snapshot-size", "64KB", "--no-progress", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kv-bench failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn check_report(dir: &Path, system: &str) -> serde_json::Value {
+    for file in REPORT_FILES {
+        let path = dir.join(file);
+        assert!(path.exists(), "{} is missing", path.display());
+        if path.is_file() {
+            assert!(path.metadata().unwrap().len() > 0, "{} is empty", path.display());
+        }
+    }
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["system"], system);
+    assert!(summary["ops"].as_u64().unwrap() > 0, "no operations: {summary}");
+    assert!(summary["ops_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(summary["verified"].as_u64().unwrap() > 0, "nothing verified: {summary}");
+    assert_eq!(summary["missing"].as_u64(), Some(0), "acknowledged writes lost: {summary}");
+    for field in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(summary["latency_ms"][field].as_f64().unwrap() > 0.0, "latency {field}");
+    }
+    assert_eq!(summary["nodes"].as_array().unwrap().len(), 3);
+    let csv = std::fs::read_to_string(dir.join("timeseries.csv")).unwrap();
+    assert!(csv.lines().count() >= 4, "too few rows:\n{csv}");
+    assert!(csv.starts_with("t_s,warmup,ops,errors"));
+    summary
+}
+
+#[test]
+fn a_short_run_against_three_kv_servers_writes_a_complete_report() {
+    let server = kv_server();
+    let out = tempfile::tempdir().unwrap();
+    run_bench(&["--server-bin", server.to_str().unwrap()], out.path());
+    let summary = check_report(out.path(), "kv");
+    // Our nodes export their log bounds: every node answered at least once.
+    for node in summary["nodes"].as_array().unwrap() {
+        assert!(node["start_index"].is_u64(), "node without metrics: {node}");
+    }
+}
+
+#[test]
+fn a_short_run_against_etcd_writes_a_complete_report() {
+    if Command::new("etcd").arg("--version").output().is_err() {
+        // etcd is an optional comparison target; CI installs Debian's `etcd-server`.
+        eprintln!("SKIPPED: no `etcd` on PATH (apt-get install etcd-server)");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    run_bench(&["--system", "etcd"], out.path());
+    check_report(out.path(), "etcd");
+}
