@@ -28,6 +28,14 @@ const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause between attempts: about one election timeout.
 const BACKOFF_MAX: Duration = Duration::from_millis(300);
 
+/// The default limit on one TLS handshake: a live node on a LAN answers in a few
+/// milliseconds, so half a second means it is down, and the client tries the next one.
+const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_millis(500);
+
+/// The most a status query waits for one node: `kvctl status` asks every node, and a
+/// stopped one must not hold up the report of the others.
+const STATUS_TIMEOUT_MAX: Duration = Duration::from_secs(1);
+
 /// Sessions kept for reuse; more concurrent writers than this get fresh sessions.
 const SESSIONS_KEPT_MAX: usize = 1024;
 
@@ -47,6 +55,9 @@ pub struct ClientConfig {
     /// Follow "not leader" answers to the named leader (`false`: report them as
     /// [`Error::NotLeader`]).
     pub follow_leader: bool,
+    /// The most a connection's TLS handshake may take before the client moves on to the
+    /// next endpoint: a stopped node never answers, and QUIC gets no "connection refused".
+    pub connect_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -71,6 +82,7 @@ impl ClientConfig {
             identity,
             timeout: Duration::from_secs(5),
             follow_leader: true,
+            connect_timeout: CONNECT_TIMEOUT_DEFAULT,
         })
     }
 }
@@ -208,7 +220,8 @@ impl KvClient {
     ///
     /// [`Error::Timeout`] when it does not answer in time.
     pub async fn status_of(&self, addr: SocketAddr) -> Result<NodeStatus, Error> {
-        match self.send_to(addr, &Request::Status).await? {
+        let timeout = self.inner.config.timeout.min(STATUS_TIMEOUT_MAX);
+        match self.send_to(addr, &Request::Status, timeout).await? {
             Response::Status(status) => Ok(status),
             other => Err(self.unexpected(&other)),
         }
@@ -249,7 +262,7 @@ impl KvClient {
         addr: SocketAddr,
         request: &Request,
     ) -> Result<(Option<u64>, u64), Error> {
-        match self.send_to(addr, request).await? {
+        match self.send_to(addr, request, self.inner.config.timeout).await? {
             Response::Done { leader, index } => Ok((leader, index)),
             other => Err(self.unexpected(&other)),
         }
@@ -274,11 +287,16 @@ impl KvClient {
         Error::Protocol { addr, reason: format!("unexpected response {response:?}") }
     }
 
-    /// Sends one request to `addr` only, retrying on that node until the timeout.
-    async fn send_to(&self, addr: SocketAddr, request: &Request) -> Result<Response, Error> {
+    /// Sends one request to `addr` only, retrying on that node until `timeout`.
+    async fn send_to(
+        &self,
+        addr: SocketAddr,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, Error> {
         let payload =
             encode(request).map_err(|error| Error::Protocol { addr, reason: error.to_string() })?;
-        let deadline = Instant::now() + self.inner.config.timeout;
+        let deadline = Instant::now() + timeout;
         let mut problem = String::from("no attempt made");
         let mut backoff = BACKOFF_MIN;
         while Instant::now() < deadline {
@@ -289,7 +307,7 @@ impl KvClient {
             }
             pause(&mut backoff, deadline).await;
         }
-        Err(Error::Timeout { after: self.inner.config.timeout, last_problem: problem })
+        Err(Error::Timeout { after: timeout, last_problem: problem })
     }
 
     /// Sends a read or administrative request to the leader.
@@ -382,6 +400,7 @@ impl KvClient {
         let mut rpc_config =
             RpcClientConfig::new(config.cluster_id.clone(), Caller::Client(config.client_id));
         rpc_config.bind_addr = bind_addr_for(addr);
+        rpc_config.handshake_timeout = config.connect_timeout;
         let connection = RpcClient::connect(&rpc_config, &config.identity, addr, None)
             .await
             .map_err(|error| format!("cannot connect to {addr}: {error}"))?;

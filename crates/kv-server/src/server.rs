@@ -183,12 +183,13 @@ impl Server {
     pub async fn shutdown(self) -> Result<(), Error> {
         info!(node = %self.config.id, "shutting down");
         self.stopping.store(true, Ordering::Relaxed);
-        let result =
-            self.raft.shutdown().await.map_err(|source| Error::Raft { source: Box::new(source) });
-        self.quic.shutdown().await;
+        // The sampler first: it would take the node's stopping for a failure.
         for task in self.background {
             task.abort();
         }
+        let result =
+            self.raft.shutdown().await.map_err(|source| Error::Raft { source: Box::new(source) });
+        self.quic.shutdown().await;
         result
     }
 }
