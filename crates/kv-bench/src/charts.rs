@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -34,6 +35,20 @@ pub struct FaultMark {
     pub t_s: f64,
     /// What happened (`kill 2`).
     pub label: String,
+    /// For a restart: the node, and the log start index it first reported once back (the
+    /// snapshot it resumed from), with when that was seen.
+    pub resumed: Option<Resumed>,
+}
+
+/// A restarted node's first answer.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Resumed {
+    /// The node.
+    pub node: u64,
+    /// Seconds since the workload started when it first answered.
+    pub t_s: f64,
+    /// Its log start index then.
+    pub log_first_index: u64,
 }
 
 /// What the time charts draw.
@@ -133,7 +148,7 @@ fn segments(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f64, f
 
 /// Labelled vertical lines at each fault.
 fn draw_faults<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
     faults: &[FaultMark],
     y_low: f64,
     y_high: f64,
@@ -150,6 +165,31 @@ fn draw_faults<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
             fault.label.clone(),
             (fault.t_s, label_y),
             ("sans-serif", 14).into_font().color(&red),
+        )))?;
+    }
+    Ok(())
+}
+
+/// A dot and a label where a restarted node first answered, at the log start index it
+/// resumed from.
+fn draw_resumptions<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    faults: &[FaultMark],
+    node: u64,
+    y_max: f64,
+) -> DrawResult<DB> {
+    let red = RGBColor(200, 0, 0);
+    for resumed in faults.iter().filter_map(|fault| fault.resumed) {
+        if resumed.node != node {
+            continue;
+        }
+        let point = (resumed.t_s, resumed.log_first_index as f64);
+        chart.draw_series(std::iter::once(Circle::new(point, 6, red.filled())))?;
+        let label_y = (point.1 + y_max * 0.25).min(y_max * 0.9);
+        chart.draw_series(std::iter::once(Text::new(
+            format!("resumed from snapshot: log starts at {}", resumed.log_first_index),
+            (resumed.t_s + 0.3, label_y),
+            ("sans-serif", 15).into_font().color(&red),
         )))?;
     }
     Ok(())
@@ -316,6 +356,38 @@ impl Chart for NodeLines<'_> {
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(80);
+        if self.kind == NodeLine::LogStart {
+            // One panel per node: a down node's gap and its resumption stay visible even
+            // when every node has the same index.
+            let panels = root.split_evenly((all.len().max(1), 1));
+            let count = all.len();
+            for (slot, panel) in panels.iter().enumerate() {
+                let id = data.node_ids.get(slot).copied().unwrap_or(0);
+                let mut builder = ChartBuilder::on(panel);
+                if slot == 0 {
+                    builder.caption(format!("{}: {title}", data.system), ("sans-serif", 22));
+                }
+                let mut chart = builder
+                    .margin(8)
+                    .x_label_area_size(if slot + 1 == count { 30 } else { 0 })
+                    .y_label_area_size(80)
+                    .build_cartesian_2d(0f64..x_max(data.rows), 0f64..y_max)?;
+                let mut mesh = chart.configure_mesh();
+                mesh.y_desc(format!("node {id}")).y_labels(4);
+                if slot + 1 == count {
+                    mesh.x_desc("seconds");
+                }
+                mesh.draw()?;
+                let only: Vec<Vec<NodeSeries>> = all
+                    .iter()
+                    .enumerate()
+                    .map(|(other, series)| if other == slot { series.clone() } else { Vec::new() })
+                    .collect();
+                self.draw_lines(&mut chart, only, 0.0, y_max * 0.95)?;
+                draw_resumptions(&mut chart, data.faults, id, y_max)?;
+            }
+            return Ok(());
+        }
         if self.kind == NodeLine::Persist {
             // fsync latency spans microseconds to seconds: only a log scale shows both.
             let y_max = y_max.max(1.0) * 2.0;
@@ -334,7 +406,7 @@ impl Chart for NodeLines<'_> {
 impl NodeLines<'_> {
     fn draw_lines<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
         &self,
-        chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+        chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
         all: Vec<Vec<NodeSeries>>,
         y_low: f64,
         y_high: f64,
@@ -346,7 +418,7 @@ impl NodeLines<'_> {
             let id = data.node_ids.get(slot).copied().unwrap_or(0);
             // Earlier nodes draw wider, so equal values on several nodes stay visible.
             let wide = 3 + 3 * (data.node_ids.len().saturating_sub(slot + 1)) as u32;
-            let width = if self.kind == NodeLine::Persist { 3 } else { wide };
+            let width = if self.kind == NodeLine::Snapshot { wide } else { 3 };
             for (suffix, values, thick) in series {
                 let style =
                     if thick { color.stroke_width(width) } else { color.mix(0.6).stroke_width(1) };
@@ -479,7 +551,6 @@ impl Chart for CompareBars {
         let (left, right) = root.split_horizontally(SIZE.0 / 2);
         let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
         let ops_max = self.ops_per_sec.iter().fold(1.0_f64, |a, b| a.max(*b)) * 1.2;
-        let names = self.names.clone();
         let mut chart = ChartBuilder::on(&left)
             .caption(format!("throughput (ops/s) {}", self.title), ("sans-serif", 18))
             .margin(15)
@@ -489,15 +560,7 @@ impl Chart for CompareBars {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(4)
-            .x_label_formatter(&move |x: &f64| {
-                let slot = (x - 0.5).round();
-                if (x - 0.5 - slot).abs() < 0.01 && (0.0..2.0).contains(&slot) {
-                    names[slot as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|_: &f64| String::new())
             .draw()?;
         for (slot, (value, color)) in self.ops_per_sec.iter().zip(colors).enumerate() {
             let (x, value) = (slot as f64, *value);
@@ -506,15 +569,15 @@ impl Chart for CompareBars {
                 color.filled(),
             )))?;
             chart.draw_series(std::iter::once(Text::new(
-                format!("{value:.0}"),
-                (x + 0.35, value + ops_max * 0.02),
+                format!("{}: {value:.0}", self.names[slot]),
+                (x + 0.2, value + ops_max * 0.05),
                 ("sans-serif", 18),
             )))?;
         }
         let latency_max = self.latency_ms.iter().flatten().fold(0.1_f64, |a, b| a.max(*b)) * 1.2;
         let labels = ["p50", "p99", "p99.9"];
         let mut chart = ChartBuilder::on(&right)
-            .caption("latency (ms): left bar of each pair = first system", ("sans-serif", 18))
+            .caption("latency (ms)", ("sans-serif", 18))
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(70)
@@ -522,16 +585,15 @@ impl Chart for CompareBars {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(6)
-            .x_label_formatter(&move |x: &f64| {
-                let slot = (x - 0.5).round();
-                if (x - 0.5 - slot).abs() < 0.01 && (0.0..3.0).contains(&slot) {
-                    labels[slot as usize].to_owned()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|_: &f64| String::new())
             .draw()?;
+        for (slot, label) in labels.iter().enumerate() {
+            chart.draw_series(std::iter::once(Text::new(
+                (*label).to_owned(),
+                (slot as f64 + 0.4, latency_max * 0.97),
+                ("sans-serif", 18),
+            )))?;
+        }
         for (system, color) in colors.iter().enumerate() {
             for (quantile, value) in self.latency_ms[system].iter().enumerate() {
                 let x = quantile as f64 + 0.1 + system as f64 * 0.4;
@@ -557,7 +619,7 @@ impl Chart for CompareBars {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::MiddleLeft)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()?;
@@ -572,4 +634,78 @@ impl Chart for CompareBars {
 /// [`Error::Chart`] when a backend fails.
 pub fn draw_comparison(bars: &CompareBars, dir: &Path) -> Result<(), Error> {
     save(bars, dir, "comparison")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Percentiles;
+
+    fn rows() -> Vec<Row> {
+        (1..=20)
+            .map(|second| {
+                let down = (8..12).contains(&second);
+                let node = |slot: u64| NodeSample {
+                    up: !(down && slot == 1),
+                    role: Some(if slot == 0 { 3 } else { 0 }),
+                    term: Some(1),
+                    log_first_index: Some(second / 5 * 1000),
+                    log_last_index: Some(second * 400),
+                    snapshot_index: Some(second / 5 * 1000),
+                    snapshot_bytes: Some(second / 5 * 100_000),
+                    elections: Some(1),
+                    persist_p50_ms: Some(0.5),
+                    persist_p99_ms: Some(2.0),
+                };
+                Row {
+                    t_s: second as f64,
+                    warmup: second <= 2,
+                    ops: 1000 + second * 10,
+                    errors: u64::from(down),
+                    conflicts: 0,
+                    latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
+                    nodes: (0..3).map(node).collect(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_time_chart_is_written_as_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = rows();
+        let faults = [
+            FaultMark { t_s: 8.0, label: "kill 2".into(), resumed: None },
+            FaultMark {
+                t_s: 12.0,
+                label: "restart 2".into(),
+                resumed: Some(Resumed { node: 2, t_s: 12.2, log_first_index: 1000 }),
+            },
+        ];
+        let data = TimeData { rows: &rows, node_ids: &[1, 2, 3], faults: &faults, system: "kv" };
+        draw_time_charts(data, dir.path()).unwrap();
+        for (stem, _) in TIME_CHARTS {
+            for extension in ["png", "svg"] {
+                let path = dir.path().join(format!("{stem}.{extension}"));
+                assert!(path.metadata().unwrap().len() > 1000, "{} too small", path.display());
+            }
+        }
+        let svg = std::fs::read_to_string(dir.path().join("roles.svg")).unwrap();
+        assert!(svg.contains("restart 2"), "fault labels are drawn");
+    }
+
+    #[test]
+    fn the_comparison_chart_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let bars = CompareBars {
+            names: ["kv (ours)".into(), "etcd".into()],
+            ops_per_sec: [12_000.0, 9_000.0],
+            latency_ms: [[3.0, 12.0, 300.0], [6.0, 18.0, 25.0]],
+            title: "64 clients".into(),
+        };
+        draw_comparison(&bars, dir.path()).unwrap();
+        assert!(dir.path().join("comparison.png").is_file());
+        let svg = std::fs::read_to_string(dir.path().join("comparison.svg")).unwrap();
+        assert!(svg.contains("etcd: 9000"));
+    }
 }

@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, warn};
 
-use crate::charts::{self, CompareBars, FaultMark, TimeData};
+use crate::charts::{self, CompareBars, FaultMark, Resumed, TimeData};
 use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint, System};
 use crate::error::Error;
-use crate::parse::{Fault, FaultNode};
+use crate::metrics::{Samples, http_get};
+use crate::parse::{Fault, FaultAction, FaultNode};
+
+/// How long the fault schedule waits for a restarted node to answer its metrics.
+const RESUME_WAIT: Duration = Duration::from_secs(15);
 use crate::report::{self, Comparison, Summary};
 use crate::scrape::Scraper;
 use crate::target::{EtcdTarget, KvTarget, Target};
@@ -265,8 +269,35 @@ async fn run_faults(
             Err(error) => warn!(%label, %error, "fault task failed"),
         }
         let t_s = started.elapsed().as_secs_f64();
-        marks.lock().unwrap_or_else(PoisonError::into_inner).push(FaultMark { t_s, label });
+        let resumed = match action {
+            FaultAction::Restart => first_answer(&cluster, id, started).await,
+            _ => None,
+        };
+        let mark = FaultMark { t_s, label, resumed };
+        marks.lock().unwrap_or_else(PoisonError::into_inner).push(mark);
     }
+}
+
+/// Polls a restarted node's metrics until it answers (at most [`RESUME_WAIT`]) and returns
+/// the log start index it came back with: the snapshot it resumed from.
+async fn first_answer(cluster: &Cluster, id: u64, started: Instant) -> Option<Resumed> {
+    let addr = cluster.endpoints.iter().find(|node| node.id == id)?.metrics_addr?;
+    let deadline = Instant::now() + RESUME_WAIT;
+    while Instant::now() < deadline {
+        if let Ok((200, body)) = http_get(addr, "/metrics", Duration::from_millis(200)).await {
+            let samples = Samples::parse(&body);
+            if let Some(index) = samples.get("raft_log_first_index") {
+                let t_s = started.elapsed().as_secs_f64();
+                info!(node = id, log_first_index = index, "restarted node answers");
+                return Some(Resumed { node: id, t_s, log_first_index: index.max(0.0) as u64 });
+            }
+            if samples.get("etcd_server_is_leader").is_some() {
+                return None;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 fn write_report(
