@@ -52,6 +52,9 @@ pub struct Settings {
     pub heartbeat_ms: Option<u64>,
     /// The cluster's name.
     pub cluster_id: Option<String>,
+    /// Join a running cluster: start with no membership (no vote, no campaign) and wait
+    /// for the leader to add this node (`kvctl member add`).
+    pub join: Option<bool>,
 }
 
 impl Settings {
@@ -86,6 +89,7 @@ impl Settings {
             election_timeout_ms: self.election_timeout_ms.or(fallback.election_timeout_ms),
             heartbeat_ms: self.heartbeat_ms.or(fallback.heartbeat_ms),
             cluster_id: self.cluster_id.or(fallback.cluster_id),
+            join: self.join.or(fallback.join),
         }
     }
 
@@ -158,6 +162,7 @@ impl Settings {
             heartbeat: Duration::from_millis(heartbeat_ms),
             election_timeout: Duration::from_millis(election_timeout_ms),
             cluster_id,
+            join: self.join.unwrap_or(false),
         })
     }
 }
@@ -185,6 +190,8 @@ pub struct ServerConfig {
     pub election_timeout: Duration,
     /// The cluster's name.
     pub cluster_id: String,
+    /// Start as a node joining a running cluster (see [`Settings::join`]).
+    pub join: bool,
 }
 
 impl ServerConfig {

@@ -220,13 +220,21 @@ fn open_store(config: &ServerConfig) -> Result<RedbLogStore, Error> {
     let storage_error = |source| Error::Storage { path: dir.clone(), source: Box::new(source) };
     let exists = dir.join(raft_storage::DATABASE_FILE).exists();
     if !exists {
-        let membership = Membership::with_voters(config.peers.keys().copied());
+        // A joining node knows no members: it neither votes nor campaigns until the
+        // leader's log, with the entry that adds it, reaches it.
+        let membership = if config.join {
+            Membership::default()
+        } else {
+            Membership::with_voters(config.peers.keys().copied())
+        };
         return RedbLogStore::create(dir, &membership, StoreConfig::default())
             .map_err(storage_error);
     }
     let mut store = RedbLogStore::open(dir, StoreConfig::default()).map_err(storage_error)?;
     let restored = store.load_blocking().map_err(storage_error)?;
-    check_membership(dir, &restored, &config.peers)?;
+    if !config.join {
+        check_membership(dir, &restored, &config.peers)?;
+    }
     Ok(store)
 }
 

@@ -223,8 +223,9 @@ impl Service {
         }))
     }
 
+    /// The members as the leader sees them (a follower may not have the latest change yet).
     async fn members(&self) -> Result<Response, ServerError> {
-        let status = self.raft.status().await.map_err(|error| self.raft_error(error))?;
+        let status = self.require_leader().await?;
         let addresses = self.addresses.read().unwrap_or_else(PoisonError::into_inner).clone();
         let address = |id: &NodeId| addresses.get(id).map(ToString::to_string);
         let voters = status.membership.voters.iter().map(|id| Member {

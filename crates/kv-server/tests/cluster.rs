@@ -155,3 +155,33 @@ fn status_lists_every_node_with_its_log_and_snapshot() {
         "{members}"
     );
 }
+
+#[test]
+fn a_joining_node_is_added_as_a_voter_serves_reads_and_is_removed() {
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.leader();
+    assert!(cluster.kvctl(&["put", "before-join", "1"]).status.success());
+    // Node 4's certificate comes from the cluster's CA, kept in the certificates directory.
+    let made = std::process::Command::new(common::SERVER)
+        .arg("certs")
+        .arg("--out")
+        .arg(cluster.certs_dir())
+        .args(["--nodes", "4", "--clients", "1"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
+    cluster.addrs.insert(4, addr);
+    let child = cluster.server_command(4).arg("--join").stderr(std::process::Stdio::null()).spawn();
+    cluster.processes.insert(4, child.unwrap());
+    let add = cluster.kvctl(&["member", "add", "4", &addr.to_string()]);
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let members = text(&cluster.kvctl(&["member", "list"]).stdout);
+    assert!(members.contains(&format!("4 voter {addr}")), "{members}");
+    let get = cluster.kvctl_at(&addr.to_string(), &["get", "before-join"]);
+    assert_eq!(text(&get.stdout), "1", "{}", text(&get.stderr));
+    let remove = cluster.kvctl(&["member", "remove", "4"]);
+    assert!(remove.status.success(), "{}", text(&remove.stderr));
+    let members = text(&cluster.kvctl(&["member", "list"]).stdout);
+    assert!(!members.contains("4 voter"), "{members}");
+}

@@ -105,6 +105,28 @@ impl CertificateAuthority {
         })
     }
 
+    /// Loads a CA written by [`generate`] (`ca.pem` and `ca.key`), to issue certificates
+    /// for nodes and clients added later.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] if a file cannot be read, [`Error::Pem`] if it holds no
+    /// certificate, [`Error::CertificateGeneration`] if the key or certificate is unusable.
+    pub fn load(certificate: &Path, key: &Path) -> Result<CertificateAuthority, Error> {
+        let certificate_der =
+            read_certificates(certificate)?.into_iter().next().ok_or_else(|| Error::Pem {
+                path: certificate.to_path_buf(),
+                what: "a CA certificate",
+                source: no_items(),
+            })?;
+        let certificate_pem = String::from_utf8_lossy(&read(certificate)?).into_owned();
+        let key_pem = String::from_utf8_lossy(&read(key)?).into_owned();
+        let key_pair = KeyPair::from_pem(&key_pem).map_err(generation_error("CA key"))?;
+        let issuer = Issuer::from_ca_cert_pem(&certificate_pem, key_pair)
+            .map_err(generation_error("CA certificate"))?;
+        Ok(CertificateAuthority { issuer, certificate_pem, certificate: certificate_der })
+    }
+
     /// Issues the certificate for node `id`.
     ///
     /// # Errors
@@ -179,8 +201,10 @@ pub struct Issued {
     pub identity: Identity,
 }
 
-/// Makes a cluster CA and certificates for `nodes` and `clients`, and writes them to
-/// `out_dir` (created if missing). Existing files of the same names are replaced.
+/// Makes certificates for `nodes` and `clients` and writes them to `out_dir` (created if
+/// missing), signed by the CA already there (`ca.pem` and `ca.key`, so a node added later
+/// joins the same cluster) or, without one, by a new CA. Existing node and client files of
+/// the same names are replaced.
 ///
 /// # Errors
 ///
@@ -189,9 +213,15 @@ pub struct Issued {
 pub fn generate(out_dir: &Path, nodes: &[NodeId], clients: &[ClientId]) -> Result<(), Error> {
     fs::create_dir_all(out_dir)
         .map_err(|source| Error::File { path: out_dir.to_path_buf(), source })?;
-    let ca = CertificateAuthority::new("raft cluster CA")?;
-    write_file(&out_dir.join("ca.pem"), ca.certificate_pem(), false)?;
-    write_file(&out_dir.join("ca.key"), &ca.key_pem(), true)?;
+    let (ca_certificate, ca_key) = (out_dir.join("ca.pem"), out_dir.join("ca.key"));
+    let ca = if ca_certificate.exists() && ca_key.exists() {
+        CertificateAuthority::load(&ca_certificate, &ca_key)?
+    } else {
+        let ca = CertificateAuthority::new("raft cluster CA")?;
+        write_file(&ca_certificate, ca.certificate_pem(), false)?;
+        write_file(&ca_key, &ca.key_pem(), true)?;
+        ca
+    };
     for &id in nodes {
         let issued = ca.issue_node(id)?;
         write_file(&out_dir.join(format!("node-{}.pem", id.0)), &issued.certificate_pem, false)?;
@@ -305,6 +335,19 @@ mod tests {
             let mode = fs::metadata(dir.path().join("node-1.key")).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "keys are private");
         }
+    }
+
+    #[test]
+    fn a_second_generate_issues_from_the_existing_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), &[NodeId(1)], &[]).unwrap();
+        let ca = fs::read(dir.path().join("ca.pem")).unwrap();
+        generate(dir.path(), &[NodeId(4)], &[]).unwrap();
+        assert_eq!(fs::read(dir.path().join("ca.pem")).unwrap(), ca, "the CA is kept");
+        let first = load_node(dir.path(), NodeId(1)).unwrap();
+        let added = load_node(dir.path(), NodeId(4)).unwrap();
+        assert_eq!(first.ca, added.ca);
+        assert_ne!(first.chain, added.chain);
     }
 
     #[test]

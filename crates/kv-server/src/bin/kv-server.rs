@@ -76,6 +76,10 @@ struct NodeFlags {
     /// The cluster's name; nodes and clients must agree (default `kv`).
     #[arg(long)]
     cluster_id: Option<String>,
+    /// Join a running cluster: start with no membership and wait for the leader to add
+    /// this node (`kvctl member add ID HOST:PORT`). Only on a fresh data directory.
+    #[arg(long)]
+    join: bool,
 }
 
 impl NodeFlags {
@@ -91,6 +95,7 @@ impl NodeFlags {
             election_timeout_ms: self.election_timeout_ms,
             heartbeat_ms: self.heartbeat_ms,
             cluster_id: self.cluster_id,
+            join: self.join.then_some(true),
         };
         Ok(match self.config {
             Some(path) => flags.or(Settings::from_file(&path)?),

@@ -19,7 +19,7 @@ pub const KVCTL: &str = env!("CARGO_BIN_EXE_kvctl");
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// A port free on loopback for both UDP (QUIC) and TCP (HTTP) right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
