@@ -13,8 +13,9 @@ use crate::shrink::{explain, shrink};
 /// How much work a check may do, so that a pathological history yields
 /// [`Verdict::Unknown`] instead of hanging.
 ///
-/// Steps count moves of the search through the history's events; one costs tens of
-/// nanoseconds, so the default of 50 million is a few seconds per key at most.
+/// Steps count moves of the search through the history's events and comparisons with
+/// memoized configurations; one costs tens of nanoseconds (up to a few hundred when each
+/// compares long sets), so the default of 50 million is seconds per key, rarely more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     /// Search steps allowed for one key's verdict.

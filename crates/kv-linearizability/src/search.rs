@@ -117,6 +117,9 @@ pub(crate) fn search(operations: &[PreparedOp], limits: Limits, explain: bool) -
                     mark(&mut linearized, &mut anonymous_used, position, is_anonymous);
                     linearized_hash ^= op_hashes.get(position).copied().unwrap_or_default();
                     let bucket = cache.entry((linearized_hash, next_state)).or_default();
+                    // Each comparison with a seen configuration counts as a step, so that the
+                    // budget bounds time even when many configurations share a bucket.
+                    search.steps = search.steps.saturating_add(bucket.len() as u64);
                     let dominated = bucket.iter().any(|(seen, seen_anonymous)| {
                         *seen_anonymous <= anonymous_used
                             && seen.dominates(&linearized, &unknown_outcome)
