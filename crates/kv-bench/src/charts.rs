@@ -480,7 +480,7 @@ impl Chart for Roles<'_> {
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(80)
-            .build_cartesian_2d(0f64..x_max(data.rows), 0f64..nodes + 1.0)?;
+            .build_cartesian_2d(0f64..x_max(data.rows), 0f64..nodes + 2.0)?;
         let ids = data.node_ids.to_vec();
         chart
             .configure_mesh()
@@ -522,7 +522,7 @@ impl Chart for Roles<'_> {
                     Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
                 });
         }
-        draw_faults(&mut chart, data.faults, 0.0, nodes + 0.9)?;
+        draw_faults(&mut chart, data.faults, 0.0, nodes + 1.9)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
