@@ -13,7 +13,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// The test command the README gives users; CI runs exactly this.
-const TEST_COMMAND: &[&str] = &["test", "--workspace"];
+/// `--all-features` compiles in the transport's fault-injection switch, which the process-level
+/// fault tests need; production builds never enable it.
+const TEST_COMMAND: &[&str] = &["test", "--workspace", "--all-features"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,6 +26,7 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "layering" => layering(),
         "sim" => sim(rest),
+        "faults" => faults(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -36,7 +39,9 @@ const HELP: &str = "tasks:
   ci                          format check, clippy, layering check, tests (what .ci/run runs)
   layering                    check that crates only depend on crates below them
   sim --seeds N [--from S]    randomized simulation sweep of N seeds starting at S (release)
-  sim --seed S                replay one seed";
+  sim --seed S                replay one seed
+  faults [--time SECONDS]     process-level fault runs (crash, pause, partition), each
+                              SECONDS long (default 60), checked for linearizability";
 
 fn cargo(args: &[&str]) -> Result<()> {
     eprintln!("+ cargo {}", args.join(" "));
@@ -53,8 +58,31 @@ fn cargo(args: &[&str]) -> Result<()> {
 fn ci() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     layering()?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
     cargo(TEST_COMMAND)
+}
+
+/// Runs the process-level fault tests of kv-server with a longer nemesis.
+fn faults(args: &[String]) -> Result<()> {
+    let seconds = match args {
+        [] => "60".to_owned(),
+        [flag, value] if flag == "--time" => {
+            let seconds: u64 = value.parse().with_context(|| format!("--time {value:?}"))?;
+            seconds.to_string()
+        }
+        _ => bail!("usage: cargo xtask faults [--time SECONDS]"),
+    };
+    eprintln!("+ KV_FAULTS_SECONDS={seconds}");
+    let status = Command::new(env!("CARGO"))
+        .args(["test", "--release", "-p", "kv-server", "--all-features", "--test", "faults"])
+        .args(["--", "--nocapture", "--test-threads", "1"])
+        .env("KV_FAULTS_SECONDS", &seconds)
+        .status()
+        .context("could not run cargo test")?;
+    if !status.success() {
+        bail!("the fault runs failed with {status}");
+    }
+    Ok(())
 }
 
 fn sim(args: &[String]) -> Result<()> {

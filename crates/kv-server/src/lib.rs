@@ -20,6 +20,8 @@
 
 pub mod config;
 mod error;
+#[cfg(feature = "fault-injection")]
+mod faults;
 pub mod metrics;
 mod server;
 mod service;

@@ -119,6 +119,8 @@ impl Server {
             .route("/metrics", get(serve_metrics))
             .route("/health", get(serve_health))
             .with_state(health);
+        #[cfg(feature = "fault-injection")]
+        let router = router.merge(crate::faults::router(quic.faults()));
         let http = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 error!(%error, "http server stopped");
