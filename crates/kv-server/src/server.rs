@@ -292,8 +292,8 @@ async fn sample(
             Err(error) => {
                 // The node task ended without a shutdown request: a fatal error.
                 let reason = match raft.shutdown().await {
-                    Err(fatal) => fatal.to_string(),
-                    Ok(()) => error.to_string(),
+                    Err(fatal) => with_sources(&fatal),
+                    Ok(()) => with_sources(&error),
                 };
                 error!(%reason, "raft node stopped; this node no longer votes or serves");
                 let _ = failed.send(Some(reason));
@@ -327,6 +327,19 @@ async fn sample(
             }
         }
     }
+}
+
+/// An error's message followed by its sources' (`a: b: c`), so the file and the OS error
+/// behind a storage failure reach the log.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[derive(Clone)]

@@ -103,9 +103,17 @@ impl Cluster {
         command
     }
 
+    /// Starts node `id`; its log goes to [`Cluster::log_path`] (appended across restarts).
     pub fn start_node(&mut self, id: u64) {
-        let child = self.server_command(id).stderr(Stdio::null()).spawn().unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(id)).unwrap();
+        let child = self.server_command(id).stderr(log).spawn().unwrap();
         self.processes.insert(id, child);
+    }
+
+    /// Where node `id`'s stderr goes.
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node-{id}.log"))
     }
 
     /// SIGKILL: no chance to flush anything.
