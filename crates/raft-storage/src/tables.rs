@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use raft_core::{Entry, HardState, LogId, LogIndex, Membership};
-use redb::{ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::error::{Error, database_error};
 use crate::log_view::LogView;
@@ -77,6 +77,9 @@ pub(crate) struct Records {
     pub(crate) hard_state: HardState,
     pub(crate) bootstrap: Membership,
     pub(crate) snapshot: Option<SnapshotRecord>,
+    /// The lowest stored index below the first index, if any: compacted entries not yet
+    /// purged (the store removes them a few at a time after a snapshot).
+    pub(crate) garbage_from: Option<u64>,
 }
 
 fn corrupt(path: &Path, record: &'static str, reason: String) -> Error {
@@ -167,7 +170,15 @@ pub(crate) fn read_all(
     let entries =
         transaction.open_table(ENTRIES).map_err(|e| fail("opening the entries table", e.into()))?;
     let mut view = LogView::new(compacted, tail_bytes_max);
-    let all = entries.range::<u64>(..).map_err(|e| fail("reading the log", e.into()))?;
+    // Compacted entries are purged lazily after a snapshot: skip them, and report where
+    // they start.
+    let garbage_from = entries
+        .first()
+        .map_err(|e| fail("reading the log", e.into()))?
+        .map(|(key, _)| key.value())
+        .filter(|&key| key < first_index.0);
+    let all =
+        entries.range::<u64>(first_index.0..).map_err(|e| fail("reading the log", e.into()))?;
     for item in all {
         let (key, value) = item.map_err(|e| fail("reading the log", e.into()))?;
         let key = key.value();
@@ -199,7 +210,7 @@ pub(crate) fn read_all(
         }
         view.push_log_id(log_id);
     }
-    let records = Records { hard_state, bootstrap, snapshot };
+    let records = Records { hard_state, bootstrap, snapshot, garbage_from };
     Ok((records, view))
 }
 

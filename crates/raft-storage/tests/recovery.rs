@@ -303,3 +303,37 @@ fn stats_count_each_durable_write_once() {
     assert!(stats.commit_latency_total <= stats.persist_latency_total);
     assert_eq!(stats.persist_latency_buckets.iter().sum::<u64>(), 2);
 }
+
+/// The stored keys of the entries table, read with redb directly (the store closed).
+fn stored_indexes(directory: &Path) -> Vec<u64> {
+    let database = redb::Database::open(directory.join(DATABASE_FILE)).unwrap();
+    let transaction = redb::ReadableDatabase::begin_read(&database).unwrap();
+    let table = transaction.open_table(ENTRIES).unwrap();
+    redb::ReadableTable::iter(&table).unwrap().map(|item| item.unwrap().0.value()).collect()
+}
+
+#[test]
+fn compacted_entries_are_purged_by_later_writes_and_skipped_until_then() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = create(directory.path());
+    block_on(store.persist(None, entries(1, 1, 1000))).unwrap();
+    block_on(store.store_snapshot(snapshot(1, 900, b"state at 900"))).unwrap();
+    drop(store);
+    // The snapshot switch left the compacted entries for later: a reopen skips them.
+    assert_eq!(stored_indexes(directory.path()).first(), Some(&1));
+    let mut store = open(directory.path()).unwrap();
+    let restored = block_on(store.load()).unwrap();
+    assert_eq!(restored.entries.first().map(|e| e.log_id.index), Some(LogIndex(901)));
+    assert_eq!(restored.entries.len(), 100);
+    // Each write purges a batch (at least 64), until none is left.
+    for index in 1001..1020 {
+        block_on(store.persist(None, entries(1, index, index))).unwrap();
+    }
+    drop(store);
+    let stored = stored_indexes(directory.path());
+    assert_eq!(stored.first(), Some(&901), "purged up to the snapshot, no further");
+    assert_eq!(stored.len(), 119);
+    let mut store = open(directory.path()).unwrap();
+    let restored = block_on(store.load()).unwrap();
+    assert_eq!(restored.entries.len(), 119);
+}
