@@ -17,9 +17,11 @@ use crate::protocol::{
     WriteOutcome, decode, encode,
 };
 
-/// The longest one attempt waits before the client tries again (possibly elsewhere): long
-/// enough for a commit on a slow disk, short enough to move on from a paused node.
-const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(2);
+/// The longest one attempt waits before the client tries again (possibly elsewhere): a
+/// commit takes milliseconds, so a second of silence means the node is stopped, paused or
+/// cut off, and waiting longer only delays the failover to the new leader (a SIGKILLed
+/// node's QUIC connection does not close; only this limit notices it).
+const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 
 /// The first pause after a failed attempt; doubled per failure up to
 /// [`BACKOFF_MAX`], so a cluster electing a leader is not flooded.
