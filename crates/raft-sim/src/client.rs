@@ -28,17 +28,17 @@ const COMMAND_ID_BYTES: usize = 8;
 
 /// When a pending command is proposed next, and how long the wait after that one is.
 #[derive(Clone, Copy, Debug)]
-struct Retry {
-    next_ms: u64,
+pub(crate) struct Retry {
+    pub(crate) next_ms: u64,
     backoff_ms: u64,
 }
 
 impl Retry {
-    fn first(now_ms: u64) -> Retry {
+    pub(crate) fn first(now_ms: u64) -> Retry {
         Retry { next_ms: now_ms + CLIENT_RETRY_MS, backoff_ms: CLIENT_RETRY_MS }
     }
 
-    fn after(self, now_ms: u64) -> Retry {
+    pub(crate) fn after(self, now_ms: u64) -> Retry {
         let backoff_ms = (self.backoff_ms * 2).min(CLIENT_RETRY_MS_MAX);
         Retry { next_ms: now_ms + backoff_ms, backoff_ms }
     }
@@ -158,20 +158,33 @@ impl RetryingClient {
     }
 
     fn submit(&mut self, cluster: &mut Cluster, id: u64) {
-        let up: Vec<NodeId> =
-            cluster.node_ids().into_iter().filter(|&node| cluster.is_up(node)).collect();
-        if up.is_empty() {
-            return;
-        }
-        let target = up[cluster.rng().random_range(0..up.len())];
-        let padding_bytes = cluster.rng().random_range(0..=self.padding_bytes_max);
-        let command = encode_command(id, padding_bytes);
-        if cluster.propose_to(target, command.clone()).is_some() {
-            return;
-        }
-        if let Some(leader) = cluster.node(target).and_then(Node::leader) {
-            let _ = cluster.propose_to(leader, command);
-        }
+        let padding_bytes_max = self.padding_bytes_max;
+        propose_via_any_node(cluster, |cluster| {
+            let padding_bytes = cluster.rng().random_range(0..=padding_bytes_max);
+            encode_command(id, padding_bytes)
+        });
+    }
+}
+
+/// Proposes a command to a random running node, and on to the leader that node names if it
+/// does not lead itself, as a client without a leader cache would. `command` builds the
+/// command once the node is chosen (it may draw from the run's PRNG).
+pub(crate) fn propose_via_any_node(
+    cluster: &mut Cluster,
+    command: impl FnOnce(&mut Cluster) -> Bytes,
+) {
+    let up: Vec<NodeId> =
+        cluster.node_ids().into_iter().filter(|&node| cluster.is_up(node)).collect();
+    if up.is_empty() {
+        return;
+    }
+    let target = up[cluster.rng().random_range(0..up.len())];
+    let command = command(cluster);
+    if cluster.propose_to(target, command.clone()).is_some() {
+        return;
+    }
+    if let Some(leader) = cluster.node(target).and_then(Node::leader) {
+        let _ = cluster.propose_to(leader, command);
     }
 }
 

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::checker::Checker;
 use crate::config::SimConfig;
 use crate::events::{Event, EventQueue};
+use crate::kv_application::KvRecord;
 use crate::network::Network;
 use crate::reads::Reads;
 use crate::state_machine::StateMachine;
@@ -62,6 +63,9 @@ pub(crate) struct NodeSlot {
     /// The application. It is volatile: a restarted node restores it from its stored
     /// snapshot and applies the rest of the log again.
     pub(crate) machine: StateMachine,
+    /// The key-value store the node runs besides `machine` when [`SimConfig::kv_store`] is
+    /// on; volatile like it, and always at the same applied index.
+    pub(crate) kv: Option<kv_store::KvStore>,
     /// The entries applied since the application was last restored (at start, or from a
     /// snapshot), in order.
     pub(crate) applied: Vec<Entry>,
@@ -79,7 +83,11 @@ pub(crate) struct NodeSlot {
 }
 
 impl NodeSlot {
-    fn new(id: NodeId, bootstrap_membership: Membership) -> NodeSlot {
+    fn new(
+        id: NodeId,
+        bootstrap_membership: Membership,
+        kv: Option<kv_store::KvStore>,
+    ) -> NodeSlot {
         NodeSlot {
             id,
             node: None,
@@ -88,6 +96,7 @@ impl NodeSlot {
             writes: VecDeque::new(),
             incarnation: 0,
             machine: StateMachine::EMPTY,
+            kv,
             applied: Vec::new(),
             reads_waiting: Vec::new(),
             observed: Observed {
@@ -120,6 +129,8 @@ pub struct Cluster {
     pub(crate) checker: Checker,
     /// Every read invoked, and the ones served.
     pub(crate) reads: Reads,
+    /// What the nodes' key-value stores answered the KV workload.
+    pub(crate) kv_record: KvRecord,
     pub(crate) message_counts: MessageCounts,
     /// Events processed so far.
     pub(crate) steps: u64,
@@ -148,7 +159,11 @@ impl Cluster {
             .map(|id| {
                 let bootstrap_membership =
                     if id <= config.nodes { membership.clone() } else { Membership::default() };
-                NodeSlot::new(NodeId(id), bootstrap_membership)
+                NodeSlot::new(
+                    NodeId(id),
+                    bootstrap_membership,
+                    crate::kv_application::empty_store(&config),
+                )
             })
             .collect();
         let mut cluster = Cluster {
@@ -159,6 +174,7 @@ impl Cluster {
             network: Network::new(config.network),
             checker: Checker::new(config.seed, membership),
             reads: Reads::default(),
+            kv_record: KvRecord::default(),
             message_counts: MessageCounts::default(),
             steps: 0,
             steps_this_instant: 0,
@@ -191,14 +207,14 @@ impl Cluster {
     /// already knows is committed.
     pub(crate) fn start_node(&mut self, position: usize, restored: RestoredState) {
         let id = self.slots[position].id;
-        let machine = match &restored.snapshot {
+        let (machine, kv) = match &restored.snapshot {
             Some(snapshot) => {
-                let machine = self.decode_snapshot(id, &snapshot.data);
+                let (machine, kv) = self.decode_snapshot(id, snapshot);
                 let bootstrap = &self.slots[position].bootstrap_membership;
                 self.checker.check_snapshot(id, bootstrap, &snapshot.meta, &machine);
-                machine
+                (machine, kv)
             }
-            None => StateMachine::EMPTY,
+            None => (StateMachine::EMPTY, crate::kv_application::empty_store(&self.config)),
         };
         let seed = self.rng.random::<u64>();
         let node = Node::new(self.node_config(id), restored, seed).unwrap_or_else(|error| {
@@ -211,6 +227,7 @@ impl Cluster {
         slot.observed =
             Observed { role: node.role(), term: node.term(), commit_index: LogIndex::ZERO };
         slot.machine = machine;
+        slot.kv = kv;
         slot.applied.clear();
         slot.node = Some(node);
         let incarnation = slot.incarnation;
@@ -227,6 +244,7 @@ impl Cluster {
         slot.node = None;
         slot.writes.clear();
         slot.machine = StateMachine::EMPTY;
+        slot.kv = crate::kv_application::empty_store(&self.config);
         slot.applied.clear();
         slot.reads_waiting.clear();
         slot.incarnation += 1;

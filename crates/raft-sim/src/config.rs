@@ -101,6 +101,11 @@ pub struct SimConfig {
     /// read index, without waiting for the application to apply up to it. Such reads can
     /// miss acknowledged writes; this exists so tests can prove the read checker notices.
     pub serve_reads_before_applied: bool,
+    /// Runs a [`kv_store::KvStore`] on every node besides the digest application: it
+    /// applies the committed entries, travels in the same snapshots and answers the
+    /// [`crate::kv::KvWorkload`]'s writes and reads. Off by default: the digest application
+    /// alone takes any command, while the store expects encoded [`kv_store::Command`]s.
+    pub kv_store: bool,
     /// Print one line per event to standard error, to follow a failing seed.
     pub trace: bool,
 }
@@ -142,6 +147,7 @@ impl Default for SimConfig {
             disk_write_ms_max: 5,
             disk_ignores_sync: false,
             serve_reads_before_applied: false,
+            kv_store: false,
             trace: false,
         }
     }

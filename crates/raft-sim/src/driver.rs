@@ -11,12 +11,11 @@
 //! leader is still on its way to disk the node does not compact, so snapshots reach the
 //! store in the order they were taken.
 
-use raft_core::{Entry, LogIndex, Message, NodeId, Ready, Role, Snapshot};
+use raft_core::{Entry, LogIndex, Message, Ready, Role, Snapshot};
 use rand::Rng;
 
 use crate::cluster::Cluster;
 use crate::events::Event;
-use crate::state_machine::StateMachine;
 use crate::storage::PendingWrite;
 
 /// The most `Ready`s one input may produce before the simulator calls it a livelock: a node
@@ -108,7 +107,7 @@ impl Cluster {
     /// Replaces the application's state with a snapshot received from the leader.
     fn restore_from_snapshot(&mut self, position: usize, snapshot: &Snapshot) {
         let id = self.slots[position].id;
-        let machine = self.decode_snapshot(id, &snapshot.data);
+        let (machine, kv) = self.decode_snapshot(id, snapshot);
         let applied_index = self.slots[position].machine.applied_index;
         assert!(
             machine.applied_index > applied_index,
@@ -126,26 +125,11 @@ impl Cluster {
         let snapshot_index = snapshot.meta.last_log_id.index;
         slot.handed_out_last = slot.handed_out_last.min(last_index).max(snapshot_index);
         slot.machine = machine;
+        slot.kv = kv;
         slot.applied.clear();
         slot.snapshots_installed += 1;
         self.reads.on_applied(machine.applied_index);
         self.trace(|| format!("n{id} installed snapshot {}", snapshot.meta.last_log_id));
-    }
-
-    /// The application a snapshot's bytes encode.
-    ///
-    /// # Panics
-    ///
-    /// If the bytes are not a snapshot the simulator wrote: the transfer damaged them.
-    pub(crate) fn decode_snapshot(&self, id: NodeId, data: &[u8]) -> StateMachine {
-        StateMachine::decode(data).unwrap_or_else(|| {
-            panic!(
-                "node {id} got {} bytes that are not a snapshot (seed {}): the transfer \
-                 damaged it",
-                data.len(),
-                self.config.seed
-            )
-        })
     }
 
     /// Applies committed entries, checking each against the committed log and the state
@@ -158,6 +142,9 @@ impl Cluster {
         for entry in entries {
             self.checker.on_apply(slot.id, &slot.machine, entry);
             slot.machine.apply(entry);
+            if let Some(kv) = slot.kv.as_mut() {
+                self.kv_record.apply(kv, entry, self.now_ms, self.config.seed);
+            }
             slot.applied.push(entry.clone());
         }
         self.checker.check_state(slot.id, &slot.machine, "applied the committed log");
@@ -187,6 +174,8 @@ impl Cluster {
                 self.config.seed,
             );
             if let Some(served) = served {
+                let kv = self.slots[position].kv.as_ref();
+                self.kv_record.on_read_served(served.read_id, kv, self.now_ms);
                 self.trace(|| {
                     format!(
                         "n{id} served read {} at index {} (read index {})",
@@ -216,7 +205,7 @@ impl Cluster {
             node.applied_index(),
             "the application applied everything the node handed out"
         );
-        let data = machine.encode();
+        let data = crate::kv_application::encode_snapshot(&machine, slot.kv.as_ref());
         let meta = node.compact(machine.applied_index, data.clone()).unwrap_or_else(|error| {
             panic!("node {} refused to compact its applied log: {error}", slot.id)
         });

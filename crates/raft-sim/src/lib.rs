@@ -71,6 +71,8 @@ mod config;
 mod control;
 mod driver;
 mod events;
+pub mod kv;
+mod kv_application;
 mod network;
 mod operations;
 mod reads;

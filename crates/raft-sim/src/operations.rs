@@ -113,12 +113,22 @@ impl Cluster {
     /// never be, if the request or its answer is lost or the node crashes, and a client then
     /// gives up and reads again.
     pub fn read(&mut self, id: NodeId) -> Option<ReadId> {
+        self.invoke_read(id, None)
+    }
+
+    /// [`Cluster::read`], noting `key` first (so a read served at once is served with it)
+    /// when the KV workload reads it.
+    pub(crate) fn invoke_read(&mut self, id: NodeId, key: Option<Bytes>) -> Option<ReadId> {
         let position = self.position(id);
         self.slots[position].node.as_ref()?;
         let read_id = self.reads.invoke(id, self.now_ms);
+        if let Some(key) = key {
+            self.kv_record.register_read(read_id, key);
+        }
         let node = self.slots[position].node.as_mut().expect("checked above");
         if node.read_index(read_id).is_err() {
             self.reads.cancel(read_id);
+            self.kv_record.cancel_read(read_id);
             return None;
         }
         self.trace(|| format!("n{id} invoked read {}", read_id.0));

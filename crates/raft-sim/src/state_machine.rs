@@ -48,7 +48,7 @@ pub struct StateMachine {
 }
 
 /// Bytes in an encoded snapshot: the applied index, the command count and the hash.
-const SNAPSHOT_BYTES: usize = 24;
+pub(crate) const SNAPSHOT_BYTES: usize = 24;
 
 impl StateMachine {
     /// An application that applied nothing.

@@ -1,0 +1,132 @@
+//! The KV workload: clients of the replicated key-value store, whose history the
+//! linearizability checker judges, under crashes, partitions and snapshots; and a broken
+//! read path the checker must catch, proving the check has teeth.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::num::NonZeroU64;
+
+use kv_linearizability::{Report, Verdict};
+use raft_core::{Config, NodeId};
+use raft_sim::kv::{KvReads, KvWorkload, KvWorkloadConfig};
+use raft_sim::{Cluster, NetworkFaults, SimConfig};
+use rand::Rng;
+
+/// Snapshot every few dozen KV commands (each is about 30 bytes), so nodes snapshot,
+/// restart from snapshots and catch up by InstallSnapshot many times in a run.
+const SNAPSHOT_LOG_BYTES: u64 = 1_024;
+
+/// Simulated chaos per run: long enough for dozens of faults.
+const CHAOS_MS: u64 = 30_000;
+
+/// How long the healed cluster may take to answer every outstanding write.
+const RECOVERY_MS_MAX: u64 = 15_000;
+
+fn config(seed: u64) -> SimConfig {
+    let node_config = Config {
+        snapshot_log_bytes: NonZeroU64::new(SNAPSHOT_LOG_BYTES),
+        snapshot_chunk_bytes: NonZeroU64::new(64).unwrap(),
+        ..Config::default()
+    };
+    SimConfig {
+        node_config,
+        network: NetworkFaults::unreliable(),
+        kv_store: true,
+        ..SimConfig::new(5, seed)
+    }
+}
+
+/// One random fault: crash or restart a node, partition the cluster, or heal it.
+fn strike(cluster: &mut Cluster) {
+    let ids = cluster.node_ids();
+    let id = ids[cluster.rng().random_range(0..ids.len())];
+    match cluster.rng().random_range(0..5) {
+        0 => cluster.crash(id),
+        1 => {
+            if !cluster.is_up(id) {
+                cluster.restart(id);
+            }
+        }
+        2 => {
+            let minority: Vec<NodeId> =
+                ids.iter().copied().filter(|_| cluster.rng().random_bool(0.4)).collect();
+            cluster.partition(&[&minority]);
+        }
+        3 => {
+            if let Some(leader) = cluster.leader() {
+                cluster.partition(&[&[leader]]);
+            }
+        }
+        _ => cluster.heal(),
+    }
+}
+
+/// Runs `reads` KV clients through chaos on a five-node cluster, heals it, waits for every
+/// write to be answered, and checks the history.
+fn run(seed: u64, reads: KvReads) -> (Report<u64, u64>, Cluster, KvWorkload) {
+    let mut cluster = Cluster::new(config(seed));
+    let workload_config = KvWorkloadConfig { reads, ..KvWorkloadConfig::default() };
+    let mut workload = KvWorkload::new(workload_config);
+    while cluster.now_ms() < CHAOS_MS {
+        let slice_ms = cluster.rng().random_range(1..20);
+        cluster.run_for(slice_ms);
+        workload.act(&mut cluster, 1.0);
+        if cluster.rng().random_bool(0.01) {
+            strike(&mut cluster);
+        }
+    }
+    cluster.heal();
+    cluster.set_network(NetworkFaults::reliable());
+    for id in cluster.node_ids() {
+        if !cluster.is_up(id) {
+            cluster.restart(id);
+        }
+    }
+    let deadline_ms = cluster.now_ms() + RECOVERY_MS_MAX;
+    while workload.writes_pending() > 0 && cluster.now_ms() < deadline_ms {
+        cluster.run_for(10);
+        workload.finish(&mut cluster);
+    }
+    assert_eq!(
+        workload.writes_pending(),
+        0,
+        "seed {seed}: writes unanswered\n{}",
+        cluster.describe()
+    );
+    let report = workload.check();
+    (report, cluster, workload)
+}
+
+#[test]
+fn kv_workload_under_crashes_partitions_and_snapshots_is_linearizable() {
+    let mut snapshots_installed = 0;
+    for seed in 0..8 {
+        let (report, cluster, workload) = run(seed, KvReads::ReadIndex);
+        assert!(
+            report.verdict.is_linearizable(),
+            "seed {seed}: {}\nreplay: KV scenario seed {seed}",
+            report.verdict
+        );
+        let counts = workload.counts();
+        assert!(counts.writes_answered > 30, "seed {seed}: {counts:?}");
+        assert!(counts.reads_served > 30, "seed {seed}: {counts:?}");
+        assert_eq!(report.stats.operations, workload.history().len());
+        eprintln!("seed {seed}: {counts:?}, {} operations checked", report.stats.operations);
+        snapshots_installed +=
+            cluster.node_ids().into_iter().map(|id| cluster.snapshot_counts(id).0).sum::<u64>();
+    }
+    assert!(snapshots_installed > 0, "the scenario exercised InstallSnapshot");
+}
+
+#[test]
+fn reads_served_locally_without_read_index_are_caught_as_not_linearizable() {
+    let mut caught = Vec::new();
+    for seed in 0..4 {
+        let (report, _, _) = run(seed, KvReads::LocalWithoutReadIndex);
+        if let Verdict::NotLinearizable(violation) = &report.verdict {
+            eprintln!("seed {seed} caught:\n{violation}");
+            caught.push(seed);
+        }
+    }
+    assert!(!caught.is_empty(), "stale local reads went unnoticed on every seed");
+}
