@@ -75,7 +75,8 @@ fn parse(arguments: &[String]) -> Result<Command, String> {
 fn report(sweep: &SweepReport) -> ExitCode {
     println!(
         "ran {} seeds, {} steps, {:.1} s simulated, {} faults, {} commands, {} snapshots \
-         installed, {} reads, {} transfers, {} membership changes, in {:.2} s wall",
+         installed, {} reads, {} transfers, {} membership changes, {} KV seeds with {} \
+         operations checked for linearizability in {:.2} s, in {:.2} s wall",
         sweep.seeds,
         sweep.steps,
         sweep.simulated_ms as f64 / 1_000.0,
@@ -85,6 +86,9 @@ fn report(sweep: &SweepReport) -> ExitCode {
         sweep.reads_served,
         sweep.transfers,
         sweep.membership_changes,
+        sweep.kv_seeds,
+        sweep.kv_operations,
+        sweep.kv_check.as_secs_f64(),
         sweep.wall.as_secs_f64()
     );
     for failure in &sweep.failures {
@@ -114,7 +118,8 @@ fn replay(seed: u64, trace: bool) -> ExitCode {
             println!(
                 "seed {seed} passed: {} nodes, {} steps, {:.1} s simulated, {} faults, \
                  {} commands, {} messages, {} snapshots installed and {} taken, {} reads, \
-                 {} transfers, {} membership changes, trace hash {:016x}, in {:.2} s wall\n\
+                 {} transfers, {} membership changes, {} KV operations checked, trace hash \
+                 {:016x}, in {:.2} s wall\n\
                  features: {:?}",
                 report.nodes,
                 report.steps,
@@ -127,6 +132,7 @@ fn replay(seed: u64, trace: bool) -> ExitCode {
                 report.reads_served,
                 report.transfers,
                 report.membership_changes,
+                report.kv_operations,
                 report.trace_hash,
                 started.elapsed().as_secs_f64(),
                 report.features

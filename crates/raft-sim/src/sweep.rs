@@ -15,7 +15,11 @@
 //! - have faults ask the leader to hand leadership to a random voter;
 //! - change the membership during the chaos phase: grow from three voters to five (two spare
 //!   nodes join as learners, catch up and are promoted), shrink from five to three (two
-//!   random voters, perhaps the leader, are removed and then shut down), or grow then shrink.
+//!   random voters, perhaps the leader, are removed and then shut down), or grow then shrink;
+//! - (half the seeds) run a key-value store on every node and take its writes from KV
+//!   clients ([`crate::kv::KvWorkload`]) instead of the opaque-command client: put,
+//!   version-CAS and delete writes in sessions, and ReadIndex reads of the store, all
+//!   recorded in a history that is checked for linearizability once the cluster recovered.
 //!
 //! A seed's run then has two phases:
 //!
@@ -31,7 +35,10 @@
 //!    as a retrying client would, so a command may commit more than once); every member must
 //!    apply the whole committed log, the leader must be a voter of the committed membership,
 //!    and with a read workload a read on every member must be served within
-//!    [`RECOVERY_READ_MS_MAX`].
+//!    [`RECOVERY_READ_MS_MAX`]. With the KV workload, every write a KV client still waits on
+//!    must be answered within [`RECOVERY_COMMIT_MS_MAX`], and finally the whole client
+//!    history must be linearizable (a verdict of "not linearizable" or "unknown" fails the
+//!    seed, with the checker's explanation).
 
 mod faults;
 mod profile;
@@ -47,6 +54,7 @@ use rand::Rng;
 
 use crate::client::{ReadClient, RetryingClient};
 use crate::cluster::Cluster;
+use crate::kv::{KvWorkload, KvWorkloadConfig};
 use crate::reconfiguration::Reconfiguration;
 
 use profile::Profile;
@@ -90,8 +98,11 @@ pub struct SeedReport {
     pub simulated_ms: u64,
     /// Faults injected in the chaos phase.
     pub faults: u64,
-    /// Distinct commands the client issued (all of them were committed).
+    /// Distinct commands the client issued (all of them were committed), or with the KV
+    /// workload the writes the KV clients invoked.
     pub commands: u64,
+    /// Operations in the KV clients' history, all checked (0 without the KV workload).
+    pub kv_operations: u64,
     /// The index of the last committed entry.
     pub committed_index: u64,
     /// Messages sent.
@@ -140,6 +151,13 @@ pub struct SweepReport {
     pub transfers: u64,
     /// Membership changes accepted, over all seeds that passed.
     pub membership_changes: u64,
+    /// Seeds that ran the KV workload and passed its linearizability check.
+    pub kv_seeds: u64,
+    /// KV operations checked for linearizability, over all seeds that passed.
+    pub kv_operations: u64,
+    /// Wall-clock time spent in the linearizability checker, over all seeds that passed
+    /// (summed over threads).
+    pub kv_check: Duration,
     /// The seeds that failed, in seed order.
     pub failures: Vec<SeedFailure>,
     /// Wall-clock time of the whole sweep.
@@ -147,7 +165,10 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
-    fn add(&mut self, report: &SeedReport) {
+    fn add(&mut self, report: &SeedReport, kv_check: Duration) {
+        self.kv_seeds += u64::from(report.features.kv_workload);
+        self.kv_operations += report.kv_operations;
+        self.kv_check += kv_check;
         self.steps += report.steps;
         self.simulated_ms += report.simulated_ms;
         self.faults += report.faults;
@@ -171,24 +192,25 @@ pub fn replay_command(seed: u64) -> String {
 pub fn run_seeds(from: u64, count: u64, threads: usize) -> SweepReport {
     let started = Instant::now();
     let threads = threads.max(1) as u64;
-    let reports: Vec<Vec<Result<SeedReport, SeedFailure>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                scope.spawn(move || {
-                    (from + thread..from + count)
-                        .step_by(threads as usize)
-                        .map(run_seed_caught)
-                        .collect::<Vec<_>>()
+    let reports: Vec<Vec<Result<(SeedReport, Duration), SeedFailure>>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|thread| {
+                    scope.spawn(move || {
+                        (from + thread..from + count)
+                            .step_by(threads as usize)
+                            .map(run_seed_caught_timed)
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().map(|handle| handle.join().expect("seeds catch panics")).collect()
-    });
+                .collect();
+            handles.into_iter().map(|handle| handle.join().expect("seeds catch panics")).collect()
+        });
     let mut sweep = SweepReport::default();
     for result in reports.into_iter().flatten() {
         sweep.seeds += 1;
         match result {
-            Ok(report) => sweep.add(&report),
+            Ok((report, kv_check)) => sweep.add(&report, kv_check),
             Err(failure) => sweep.failures.push(failure),
         }
     }
@@ -203,7 +225,12 @@ pub fn run_seeds(from: u64, count: u64, threads: usize) -> SweepReport {
 ///
 /// The seed's failure, with the panic message.
 pub fn run_seed_caught(seed: u64) -> Result<SeedReport, SeedFailure> {
-    panic::catch_unwind(AssertUnwindSafe(|| run_seed(seed, false))).map_err(|payload| {
+    run_seed_caught_timed(seed).map(|(report, _)| report)
+}
+
+/// [`run_seed_caught`], with the time the linearizability check took.
+fn run_seed_caught_timed(seed: u64) -> Result<(SeedReport, Duration), SeedFailure> {
+    panic::catch_unwind(AssertUnwindSafe(|| run_seed_timed(seed, false))).map_err(|payload| {
         let message = payload
             .downcast_ref::<String>()
             .cloned()
@@ -222,7 +249,10 @@ pub fn features(seed: u64) -> Features {
 /// What drives a seed's cluster: the clients, the membership plan, and the counts of what
 /// the chaos phase did.
 pub(crate) struct Workload {
+    /// The opaque-command client; idle when `kv` is set.
     writes: RetryingClient,
+    /// The KV clients, with the KV workload.
+    kv: Option<KvWorkload>,
     reads: ReadClient,
     read_probability: f64,
     /// The membership plan under way; `None` when the membership stays as it started.
@@ -260,6 +290,33 @@ impl Workload {
     fn membership_changes(&self) -> u64 {
         self.membership_changes_done + self.plan.as_ref().map_or(0, Reconfiguration::proposed)
     }
+
+    /// One round of the writing clients (the KV clients also read): issue with probability
+    /// `issue_probability`, retry, and while `finishing` never give up.
+    fn act_on_writes(&mut self, cluster: &mut Cluster, issue_probability: f64, finishing: bool) {
+        match &mut self.kv {
+            Some(kv) if finishing => kv.finish(cluster),
+            Some(kv) => kv.act(cluster, issue_probability),
+            None => self.writes.act(cluster, issue_probability),
+        }
+    }
+
+    /// Writes not yet seen committed (or answered, with the KV workload).
+    fn writes_pending(&self) -> usize {
+        self.kv.as_ref().map_or(self.writes.pending(), KvWorkload::writes_pending)
+    }
+
+    /// Writes issued, and with the opaque-command client the first not seen committed.
+    fn describe_writes(&self) -> String {
+        match &self.kv {
+            Some(kv) => format!("KV writes {:?}", kv.counts()),
+            None => format!(
+                "{} commands issued; first pending: {:?}",
+                self.writes.issued(),
+                self.writes.first_pending()
+            ),
+        }
+    }
 }
 
 /// The most reads the read client keeps outstanding.
@@ -273,6 +330,12 @@ const READS_OUTSTANDING_MAX: usize = 8;
 /// On any safety or liveness violation, with the seed in the message.
 #[must_use]
 pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
+    run_seed_timed(seed, trace).0
+}
+
+/// [`run_seed`], with the wall-clock time its linearizability check took (kept out of the
+/// report, which a replay must reproduce exactly).
+fn run_seed_timed(seed: u64, trace: bool) -> (SeedReport, Duration) {
     let profile = Profile::random(seed);
     let config = crate::config::SimConfig { trace, ..profile.config(seed) };
     let mut cluster = Cluster::new(config);
@@ -280,6 +343,7 @@ pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
     let plan = (!targets.is_empty()).then(|| Reconfiguration::new(targets.remove(0)));
     let mut workload = Workload {
         writes: RetryingClient::new(profile.pending_max, profile.padding_bytes_max),
+        kv: profile.features.kv_workload.then(|| KvWorkload::new(KvWorkloadConfig::default())),
         reads: ReadClient::new(READS_OUTSTANDING_MAX),
         read_probability: profile.read_probability,
         plan,
@@ -293,7 +357,7 @@ pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
         // Slices of random length, so faults strike at any millisecond, not on a grid.
         let slice_ms = cluster.rng().random_range(1..2 * SLICE_MS);
         run_slice(&mut cluster, &mut workload, slice_ms);
-        workload.writes.act(&mut cluster, profile.command_probability);
+        workload.act_on_writes(&mut cluster, profile.command_probability, false);
         workload.reads.act(&mut cluster, profile.read_probability);
         if cluster.now_ms() >= profile.plan_start_ms {
             workload.act_on_plan(&mut cluster);
@@ -312,7 +376,32 @@ pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
     }
     recovery::recover(&mut cluster, &mut workload);
     cluster.check_durability();
-    report(seed, &profile, &cluster, &workload)
+    let kv_check = check_kv_history(&cluster, &workload);
+    (report(seed, &profile, &cluster, &workload), kv_check)
+}
+
+/// With the KV workload, checks the clients' whole history for linearizability, and
+/// returns how long that took.
+///
+/// # Panics
+///
+/// If the verdict is not "linearizable", with the checker's explanation and the seed.
+fn check_kv_history(cluster: &Cluster, workload: &Workload) -> Duration {
+    let Some(kv) = &workload.kv else {
+        return Duration::ZERO;
+    };
+    let started = Instant::now();
+    let report = kv.check();
+    assert!(
+        report.verdict.is_linearizable(),
+        "linearizability violation (seed {}): the KV clients' history of {} operations \
+         ({:?}) is not shown linearizable: {}",
+        cluster.config().seed,
+        report.stats.operations,
+        kv.counts(),
+        report.verdict
+    );
+    started.elapsed()
 }
 
 /// How long after a transfer the sweep waits for the target to take over before it stops
@@ -352,7 +441,8 @@ fn report(seed: u64, profile: &Profile, cluster: &Cluster, workload: &Workload) 
         steps: cluster.steps(),
         simulated_ms: cluster.now_ms(),
         faults: workload.faults,
-        commands: workload.writes.issued(),
+        commands: workload.kv.as_ref().map_or(workload.writes.issued(), |kv| kv.counts().writes),
+        kv_operations: workload.kv.as_ref().map_or(0, |kv| kv.history().len() as u64),
         committed_index: cluster.committed_index().0,
         messages: cluster.message_counts().total(),
         snapshots_installed: installed,

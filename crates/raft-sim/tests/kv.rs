@@ -9,7 +9,7 @@ use std::num::NonZeroU64;
 use kv_linearizability::{Report, Verdict};
 use raft_core::{Config, NodeId};
 use raft_sim::kv::{KvReads, KvWorkload, KvWorkloadConfig};
-use raft_sim::{Cluster, NetworkFaults, SimConfig};
+use raft_sim::{Cluster, NetworkFaults, SimConfig, sweep};
 use rand::Rng;
 
 /// Snapshot every few dozen KV commands (each is about 30 bytes), so nodes snapshot,
@@ -129,4 +129,18 @@ fn reads_served_locally_without_read_index_are_caught_as_not_linearizable() {
         }
     }
     assert!(!caught.is_empty(), "stale local reads went unnoticed on every seed");
+}
+
+#[test]
+fn sweep_seeds_with_the_kv_workload_check_their_history_and_replay_exactly() {
+    let seeds: Vec<u64> =
+        (0..40).filter(|&seed| sweep::features(seed).kv_workload).take(2).collect();
+    assert_eq!(seeds.len(), 2, "about half the seeds draw the KV workload");
+    for seed in seeds {
+        let report = sweep::run_seed(seed, false);
+        assert!(report.kv_operations > 0, "seed {seed} checked a history: {report:?}");
+        assert_eq!(sweep::run_seed(seed, false), report, "seed {seed} replays exactly");
+    }
+    let opaque = (0..40).find(|&seed| !sweep::features(seed).kv_workload).unwrap();
+    assert_eq!(sweep::run_seed(opaque, false).kv_operations, 0);
 }

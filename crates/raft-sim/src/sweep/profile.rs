@@ -13,6 +13,11 @@ use crate::config::{NetworkFaults, SimConfig};
 
 use super::{CHAOS_MS_MAX, CHAOS_MS_MIN, SLICE_MS};
 
+/// The share of seeds that run the KV workload: half, so CI's sweep checks about a thousand
+/// client histories while the other half keeps the opaque-command client, whose many
+/// outstanding commands load the cluster harder than three sequential KV clients do.
+const KV_WORKLOAD_SHARE: f64 = 0.5;
+
 /// A membership change a seed runs during its chaos phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MembershipPlan {
@@ -41,6 +46,10 @@ pub struct Features {
     pub transfers: bool,
     /// The membership change the seed runs.
     pub membership: MembershipPlan,
+    /// Whether the nodes run a key-value store and the writes come from KV clients whose
+    /// history is checked for linearizability at the end (rather than from the client of
+    /// opaque commands).
+    pub kv_workload: bool,
 }
 
 /// How a seed's cluster is configured and how hard its chaos phase hits it.
@@ -122,8 +131,9 @@ impl Profile {
             read_mode,
             transfers: rng.random_bool(0.3),
             membership,
+            kv_workload: false,
         };
-        Profile {
+        let mut profile = Profile {
             nodes,
             spare_nodes,
             node_config,
@@ -139,7 +149,11 @@ impl Profile {
             chaos_end_ms,
             targets,
             features,
-        }
+        };
+        // Drawn last, so every draw before it is what the seed drew before the KV workload
+        // existed, and the seeds that keep the opaque-command client run as they did.
+        profile.features.kv_workload = rng.random_bool(KV_WORKLOAD_SHARE);
+        profile
     }
 
     pub(super) fn config(&self, seed: u64) -> SimConfig {
@@ -148,6 +162,7 @@ impl Profile {
             node_config: self.node_config.clone(),
             network: self.network,
             disk_write_ms_max: self.disk_write_ms_max,
+            kv_store: self.features.kv_workload,
             ..SimConfig::new(self.nodes, seed)
         }
     }

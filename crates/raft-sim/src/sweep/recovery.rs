@@ -31,20 +31,19 @@ pub(super) fn recover(cluster: &mut Cluster, workload: &mut Workload) {
     );
     let deadline_ms = cluster.now_ms() + RECOVERY_COMMIT_MS_MAX;
     let mut plan_done = workload.act_on_plan(cluster);
-    while (workload.writes.pending() > 0 || !plan_done) && cluster.now_ms() < deadline_ms {
+    while (workload.writes_pending() > 0 || !plan_done) && cluster.now_ms() < deadline_ms {
         cluster.run_for(SLICE_MS);
-        workload.writes.act(cluster, 0.0);
+        workload.act_on_writes(cluster, 0.0, true);
         workload.reads.act(cluster, 0.0);
         plan_done = workload.act_on_plan(cluster);
     }
     assert!(
-        workload.writes.pending() == 0,
-        "liveness violation (seed {seed}): {} of {} commands not committed {} ms after the \
-         healed cluster elected a leader (healed at {healed_at_ms} ms); first: {:?}\n{}",
-        workload.writes.pending(),
-        workload.writes.issued(),
+        workload.writes_pending() == 0,
+        "liveness violation (seed {seed}): {} writes not committed {} ms after the healed \
+         cluster elected a leader (healed at {healed_at_ms} ms); {}\n{}",
+        workload.writes_pending(),
         RECOVERY_COMMIT_MS_MAX,
-        workload.writes.first_pending(),
+        workload.describe_writes(),
         cluster.describe()
     );
     assert!(
