@@ -147,7 +147,14 @@ pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot
     hasher.update(&meta);
     let (meta, data_len) = meta.split_at(meta_len as usize);
     let data_bytes = u64::from_le_bytes(data_len.try_into().unwrap_or_default());
-    let expected_bytes = 16 + u64::from(meta_len) + 8 + data_bytes + 4;
+    // A damaged length may be close to u64::MAX: the sum must not wrap around to the
+    // file's own size and pass for a huge snapshot.
+    let framing_bytes = 16 + u64::from(meta_len) + 8 + 4;
+    let Some(expected_bytes) = framing_bytes.checked_add(data_bytes) else {
+        return Err(corrupt(format!(
+            "its header promises {data_bytes} bytes of data, more than any file holds"
+        )));
+    };
     if file_bytes != expected_bytes {
         return Err(corrupt(format!(
             "the file has {file_bytes} bytes but its header promises {expected_bytes} \

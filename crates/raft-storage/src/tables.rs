@@ -149,6 +149,15 @@ pub(crate) fn read_all(
     let snapshot: Option<SnapshotRecord> =
         get(SNAPSHOT_KEY)?.map(|bytes| decode(path, "snapshot", &bytes)).transpose()?;
     let compacted = snapshot.as_ref().map_or(LogId::ZERO, |record| record.meta.last_log_id);
+    // Every stored index must have a successor (the log's next index): u64::MAX is damage,
+    // and refusing it here keeps `next()` from overflowing anywhere later.
+    if compacted.index == LogIndex(u64::MAX) {
+        return Err(corrupt(
+            path,
+            "snapshot",
+            format!("the snapshot ends at {compacted}, the last possible index"),
+        ));
+    }
     if first_index != compacted.index.next() {
         return Err(corrupt(
             path,
@@ -188,6 +197,9 @@ pub(crate) fn read_all(
             index: LogIndex(key),
             reason,
         };
+        if key == u64::MAX {
+            return Err(bad("an entry at the last possible index".to_string()));
+        }
         if key != expected.0 {
             return Err(bad(format!(
                 "expected index {expected} after {} (a hole or a stale entry)",

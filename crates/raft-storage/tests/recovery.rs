@@ -201,6 +201,68 @@ fn truncated_snapshot_file_is_refused() {
 }
 
 #[test]
+fn snapshot_file_whose_data_length_wraps_around_its_size_is_refused() {
+    // Found by fuzzing (fuzz/regressions/storage_files): a data length near u64::MAX made
+    // the expected file size overflow (a panic in debug builds; in release it wrapped to
+    // the file's own size and the reader tried to allocate the length).
+    let directory = tempfile::tempdir().unwrap();
+    let file = store_with_snapshot(directory.path());
+    let bytes = fs::read(&file).unwrap();
+    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let mut damaged = bytes[..16 + meta_len].to_vec();
+    damaged.extend_from_slice(&(u64::MAX - 3).to_le_bytes());
+    fs::write(&file, damaged).unwrap();
+    let error = open(directory.path()).unwrap().load_blocking().unwrap_err();
+    assert!(matches!(error, Error::CorruptSnapshot { .. }), "{error}");
+    assert!(error.to_string().contains("bytes of data"), "{error}");
+}
+
+/// Replaces the snapshot record and the first index with ones for a snapshot at `index`.
+fn rewrite_snapshot_record(path: &Path, index: u64) {
+    let meta = raft_core::SnapshotMeta {
+        last_log_id: raft_core::LogId::new(Term(1), LogIndex(index)),
+        membership: membership(),
+    };
+    let record = postcard::to_allocvec(&(meta, "snapshot-x.snap", 0_u64, 0_u32)).unwrap();
+    let database = redb::Database::open(path).unwrap();
+    let transaction = database.begin_write().unwrap();
+    {
+        let mut table = transaction.open_table(META).unwrap();
+        table.insert("snapshot", record.as_slice()).unwrap();
+        let first_index = index.wrapping_add(1).to_le_bytes();
+        table.insert("first_index", first_index.as_slice()).unwrap();
+    }
+    transaction.commit().unwrap();
+}
+
+#[test]
+fn snapshot_record_at_the_last_possible_index_is_refused() {
+    // Found by fuzzing (fuzz/regressions/storage_files): the log's first index after it
+    // overflowed.
+    let directory = tempfile::tempdir().unwrap();
+    drop(create(directory.path()));
+    rewrite_snapshot_record(&directory.path().join(DATABASE_FILE), u64::MAX);
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::CorruptRecord { record: "snapshot", .. }), "{error}");
+}
+
+#[test]
+fn entry_at_the_last_possible_index_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    drop(create(directory.path()));
+    let path = directory.path().join(DATABASE_FILE);
+    rewrite_snapshot_record(&path, u64::MAX - 1);
+    let database = redb::Database::open(&path).unwrap();
+    let transaction = database.begin_write().unwrap();
+    let last = postcard::to_allocvec(&entry(1, u64::MAX)).unwrap();
+    transaction.open_table(ENTRIES).unwrap().insert(u64::MAX, last.as_slice()).unwrap();
+    transaction.commit().unwrap();
+    drop(database);
+    let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::CorruptEntry { index: LogIndex(u64::MAX), .. }), "{error}");
+}
+
+#[test]
 fn missing_snapshot_file_is_an_error_naming_it() {
     let directory = tempfile::tempdir().unwrap();
     let file = store_with_snapshot(directory.path());
