@@ -16,8 +16,8 @@ use raft_sim::sweep::{self, SeedFailure, SweepReport};
 /// (about 40 million steps) take 11–20 s of wall time. About half the seeds run the KV
 /// workload; checking their histories (about 290,000 operations) takes under half a second
 /// of that, and their sequential KV clients load the cluster less than the opaque-command
-/// client, so the sweep costs no more than before (13.5 s of CPU, 25 s wall on a machine
-/// also running other builds at a load of 8).
+/// client, so the sweep costs no more than before (7.6 s wall on a quiet machine, 25 s
+/// while other builds kept the load at 8).
 const SEEDS: u64 = 2_000;
 
 /// The machine CI runs on has two cores.
