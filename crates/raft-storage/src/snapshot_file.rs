@@ -118,6 +118,18 @@ pub(crate) fn write(directory: &Path, snapshot: &Snapshot) -> Result<SnapshotRec
 /// Reads the snapshot `record` names from `directory`, checking its header, its length,
 /// its checksum and that it is the snapshot the record describes.
 pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot, Error> {
+    // The name comes from the database: a damaged record must not point outside the store
+    // (an absolute path or `..` would open any file, and a FIFO there would hang the load).
+    let expected = file_name(record.meta.last_log_id);
+    if record.file_name != expected {
+        return Err(Error::CorruptSnapshot {
+            path: directory.join(&expected),
+            reason: format!(
+                "the store's snapshot record names {:?}, not the file of its snapshot",
+                record.file_name
+            ),
+        });
+    }
     let path = directory.join(&record.file_name);
     let corrupt = |reason: String| Error::CorruptSnapshot { path: path.clone(), reason };
     let mut file = File::open(&path).map_err(io_error("opening the snapshot file", &path))?;

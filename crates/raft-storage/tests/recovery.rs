@@ -399,3 +399,34 @@ fn compacted_entries_are_purged_by_later_writes_and_skipped_until_then() {
     let restored = block_on(store.load()).unwrap();
     assert_eq!(restored.entries.len(), 119);
 }
+
+#[test]
+fn a_snapshot_record_naming_a_file_outside_the_store_is_refused() {
+    // Found while writing the storage fuzz target: the record's file name was joined to
+    // the directory unchecked, so `../` or an absolute path opened any file.
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = create(directory.path());
+    block_on(store.persist(None, entries(1, 1, 6))).unwrap();
+    drop(store);
+    let outside = directory.path().join("outside.snap");
+    fs::write(&outside, b"not ours").unwrap();
+    let meta = raft_core::SnapshotMeta {
+        last_log_id: raft_core::LogId::new(Term(1), LogIndex(4)),
+        membership: membership(),
+    };
+    let name = outside.to_str().unwrap();
+    let record = postcard::to_allocvec(&(meta, name, 8_u64, 0_u32)).unwrap();
+    let database = redb::Database::open(directory.path().join(DATABASE_FILE)).unwrap();
+    let transaction = database.begin_write().unwrap();
+    {
+        let mut table = transaction.open_table(META).unwrap();
+        table.insert("snapshot", record.as_slice()).unwrap();
+        table.insert("first_index", 5_u64.to_le_bytes().as_slice()).unwrap();
+    }
+    transaction.commit().unwrap();
+    drop(database);
+    let error = open(directory.path()).unwrap().load_blocking().unwrap_err();
+    assert!(matches!(error, Error::CorruptSnapshot { .. }), "{error}");
+    assert!(error.to_string().contains("outside.snap"), "{error}");
+    assert!(error.to_string().contains("not the file of its snapshot"), "never opened: {error}");
+}
