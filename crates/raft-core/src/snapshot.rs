@@ -223,7 +223,16 @@ impl Node {
         if self.role != Role::Leader {
             return;
         }
-        let total_bytes = self.snapshot.as_ref().map_or(0, |s| s.data.len() as u64);
+        // The size of the snapshot the answer is about: if the leader compacted again
+        // since, it holds only the newer one, whose size says nothing about this transfer
+        // (comparing with it once took a half-received snapshot for an installed one, and
+        // a heartbeat then committed the follower's divergent tail: sweep seed 3766).
+        let total_bytes = match &self.snapshot {
+            Some(snapshot) if snapshot.meta.last_log_id == last_log_id => {
+                snapshot.data.len() as u64
+            }
+            _ => u64::MAX,
+        };
         let Some(progress) = self.progress.get_mut(&peer) else {
             return;
         };
