@@ -134,19 +134,9 @@ pub(crate) fn link_or_create(shared: &Arc<Shared>, peer: NodeId) -> Arc<PeerLink
 async fn announce(shared: Arc<Shared>, link: Arc<PeerLink>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut addresses = link.address.subscribe();
-    let addr = tokio::select! {
-        addr = addresses.wait_for(Option::is_some) => match addr {
-            Ok(addr) => *addr,
-            Err(_) => return,
-        },
-        () = stopped(&mut shutdown) => return,
-    };
-    let Some(addr) = addr else {
+    let Some((addr, dialed)) = dial_when_known(&shared, &link, &mut addresses, &mut shutdown).await
+    else {
         return;
-    };
-    let dialed = tokio::select! {
-        dialed = dial(&shared, link.peer, addr) => dialed,
-        () = stopped(&mut shutdown) => return,
     };
     match dialed {
         Ok(connection) => {
@@ -296,6 +286,24 @@ async fn write_stream(
     }
 }
 
+/// Waits until the peer's address is known, then dials it once; `None` when the node
+/// stops first.
+async fn dial_when_known(
+    shared: &Shared,
+    link: &PeerLink,
+    addresses: &mut watch::Receiver<Option<SocketAddr>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(SocketAddr, Result<quinn::Connection, Error>)> {
+    let addr = tokio::select! {
+        addr = addresses.wait_for(Option::is_some) => (*addr.ok()?)?,
+        () = stopped(shutdown) => return None,
+    };
+    tokio::select! {
+        dialed = dial(shared, link.peer, addr) => Some((addr, dialed)),
+        () = stopped(shutdown) => None,
+    }
+}
+
 /// Dials `link.peer` and keeps a connection to it, re-dialing with backoff.
 async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
     let mut shutdown = shared.shutdown.subscribe();
@@ -304,19 +312,10 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
     let mut backoff = config.reconnect_backoff_min;
     let mut failures: u64 = 0;
     loop {
-        let addr = tokio::select! {
-            addr = addresses.wait_for(Option::is_some) => match addr {
-                Ok(addr) => *addr,
-                Err(_) => return,
-            },
-            () = stopped(&mut shutdown) => return,
-        };
-        let Some(addr) = addr else {
-            continue;
-        };
-        let dialed = tokio::select! {
-            dialed = dial(&shared, link.peer, addr) => dialed,
-            () = stopped(&mut shutdown) => return,
+        let Some((addr, dialed)) =
+            dial_when_known(&shared, &link, &mut addresses, &mut shutdown).await
+        else {
+            return;
         };
         match dialed {
             Ok(connection) => {
