@@ -103,7 +103,32 @@ impl KvStore {
         }
         let key_count = reader.u64()?;
         let session_count = reader.u64()?;
+        // Every replica runs with the same limits; a snapshot beyond them comes from a
+        // store configured otherwise (or is damaged), and restoring it would leave this
+        // store outside its own limits.
+        let limits = &self.config;
+        if session_count > limits.sessions_max {
+            return Err(reader.corrupt(format!(
+                "{session_count} sessions, over this store's sessions_max of {}; every \
+                 replica must run with the same limits",
+                limits.sessions_max
+            )));
+        }
         let (map, data_bytes) = reader.map(key_count, applied.index)?;
+        let oversized = map.iter().find(|(key, record)| {
+            key.len() as u64 > limits.key_bytes_max
+                || record.value.len() as u64 > limits.value_bytes_max
+        });
+        if let Some((key, record)) = oversized {
+            return Err(reader.corrupt(format!(
+                "a key of {} bytes with a value of {} bytes is over this store's limits \
+                 ({} and {}); every replica must run with the same limits",
+                key.len(),
+                record.value.len(),
+                limits.key_bytes_max,
+                limits.value_bytes_max
+            )));
+        }
         let sessions = reader.sessions(session_count, applied.index)?;
         reader.finish()?;
         self.map = map;

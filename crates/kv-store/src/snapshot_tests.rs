@@ -173,3 +173,20 @@ fn snapshot_for_another_index_is_refused() {
     assert!(matches!(error, Error::SnapshotMismatch { expected: 99, found: 6 }), "{error}");
     store.restore_bytes(&data, Some(LogId::new(Term(2), LogIndex(6)))).unwrap();
 }
+
+#[test]
+fn a_snapshot_beyond_this_stores_limits_is_refused_and_changes_nothing() {
+    let data = populated().snapshot_bytes().unwrap();
+    // Values of up to 9 bytes ("empty key") and 4 sessions: over limits of 4 and 2.
+    let small_values = KvConfig { value_bytes_max: 4, ..KvConfig::default() };
+    let mut store = KvStore::new(small_values).unwrap();
+    let error = store.restore_bytes(&data, None).unwrap_err();
+    assert!(error.to_string().contains("over this store's limits"), "{error}");
+    assert!(store.is_empty(), "a refused restore changes nothing");
+    let few_sessions = KvConfig { sessions_max: 2, ..KvConfig::default() };
+    let mut store = KvStore::new(few_sessions).unwrap();
+    let error = store.restore_bytes(&data, None).unwrap_err();
+    assert!(error.to_string().contains("sessions_max"), "{error}");
+    // The same snapshot restores under the limits it was made with.
+    assert!(restored(&data).is_ok());
+}
