@@ -191,7 +191,7 @@ impl KvClient {
         key: Bytes,
         consistency: Consistency,
     ) -> Result<Option<KeyValue>, Error> {
-        match self.send(Request::Get { key, consistency }).await? {
+        match self.send(&Request::Get { key, consistency }).await? {
             Response::Value { found, .. } => Ok(found),
             other => Err(self.unexpected(&other)),
         }
@@ -210,7 +210,7 @@ impl KvClient {
         consistency: Consistency,
     ) -> Result<(Vec<KeyValue>, bool), Error> {
         let request = Request::Range { prefix, limit, consistency };
-        match self.send(request).await? {
+        match self.send(&request).await? {
             Response::Range { entries, more, .. } => Ok((entries, more)),
             other => Err(self.unexpected(&other)),
         }
@@ -235,7 +235,7 @@ impl KvClient {
     ///
     /// As [`KvClient::get`].
     pub async fn members(&self) -> Result<(Vec<Member>, Option<u64>), Error> {
-        match self.send(Request::MemberList).await? {
+        match self.send(&Request::MemberList).await? {
             Response::Members { members, leader } => Ok((members, leader)),
             other => Err(self.unexpected(&other)),
         }
@@ -248,7 +248,7 @@ impl KvClient {
     ///
     /// As [`KvClient::get`].
     pub async fn admin(&self, request: Request) -> Result<(Option<u64>, u64), Error> {
-        match self.send(request).await? {
+        match self.send(&request).await? {
             Response::Done { leader, index } => Ok((leader, index)),
             other => Err(self.unexpected(&other)),
         }
@@ -312,21 +312,16 @@ impl KvClient {
         Err(Error::Timeout { after: timeout, last_problem: problem })
     }
 
-    /// Sends a read or administrative request to the leader.
-    async fn send(&self, request: Request) -> Result<Response, Error> {
-        self.send_request(&request).await
-    }
-
     /// Sends a write under a session of its own, so that its retries apply at most once.
     async fn write(&self, build: impl FnOnce(Session) -> Request) -> Result<Response, Error> {
         let session = self.take_session();
-        let result = self.send_request(&build(session)).await;
+        let result = self.send(&build(session)).await;
         self.return_session(session);
         result
     }
 
     /// Sends a request to the leader, following redirects and retrying until the timeout.
-    async fn send_request(&self, request: &Request) -> Result<Response, Error> {
+    async fn send(&self, request: &Request) -> Result<Response, Error> {
         let config = &self.inner.config;
         let first = config.endpoints.first().copied().unwrap_or(unspecified());
         let payload = encode(request)

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use kv_store::{KvConfig, KvStore, SharedKvStore};
 use raft_core::runtime::{Raft, RaftHandle, RuntimeConfig};
-use raft_core::{Config, EntryPayload, Membership, NodeId, RestoredState};
+use raft_core::{Config, Membership, Node, NodeId, RestoredState};
 use raft_net_quic::{ClientId, NetConfig, QuicNode, certs};
 use raft_storage::{RedbLogStore, StoreConfig};
 use tokio::sync::watch;
@@ -235,43 +235,37 @@ fn open_store(config: &ServerConfig) -> Result<RedbLogStore, Error> {
     let mut store = RedbLogStore::open(dir, StoreConfig::default()).map_err(storage_error)?;
     let restored = store.load_blocking().map_err(storage_error)?;
     if !config.join {
-        check_membership(dir, &restored, &config.peers)?;
+        let stored = stored_membership(config.id, restored)?;
+        check_membership(dir, &stored, &config.peers)?;
     }
     Ok(store)
 }
 
-/// The membership in force after a restart: the last membership entry in the log, else the
-/// snapshot's or the bootstrap one.
-fn latest_membership(restored: &RestoredState) -> &Membership {
-    restored
-        .entries
-        .iter()
-        .rev()
-        .find_map(|entry| match &entry.payload {
-            EntryPayload::Membership(membership) => Some(membership),
-            _ => None,
-        })
-        .unwrap_or(&restored.membership)
+/// The membership the node will start with: raft-core's own rule (the last membership
+/// entry in the log, else the snapshot's or the bootstrap one), applied to what the store
+/// restored, as the driver will apply it.
+fn stored_membership(id: NodeId, mut restored: RestoredState) -> Result<Membership, Error> {
+    restored.applied_index = restored.compacted().index;
+    let node = Node::new(Config::new(id), restored, 0)
+        .map_err(|source| Error::Raft { source: Box::new(source) })?;
+    Ok(node.membership().clone())
 }
 
 fn check_membership(
     dir: &Path,
-    restored: &RestoredState,
+    stored: &Membership,
     peers: &BTreeMap<NodeId, SocketAddr>,
 ) -> Result<(), Error> {
-    let stored = latest_membership(restored);
-    let stored_ids: Vec<u64> = stored.members().map(|id| id.0).collect();
+    let mut stored_ids: Vec<u64> = stored.members().map(|id| id.0).collect();
+    stored_ids.sort_unstable();
     let given: Vec<u64> = peers.keys().map(|id| id.0).collect();
-    let mut sorted = stored_ids.clone();
-    sorted.sort_unstable();
-    let voters: Vec<u64> = stored.voters.iter().map(|id| id.0).collect();
     // The peer list names the voters; learners may be listed too.
-    let agrees =
-        given.iter().all(|id| sorted.contains(id)) && voters.iter().all(|id| given.contains(id));
+    let agrees = given.iter().all(|id| stored_ids.contains(id))
+        && stored.voters.iter().all(|id| given.contains(&id.0));
     if agrees {
         return Ok(());
     }
-    Err(Error::MembershipMismatch { path: dir.to_path_buf(), given, stored: sorted })
+    Err(Error::MembershipMismatch { path: dir.to_path_buf(), given, stored: stored_ids })
 }
 
 /// Samples the node's state into the gauges, keeps the transport's peer addresses in step
