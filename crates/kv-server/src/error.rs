@@ -92,7 +92,7 @@ pub enum Error {
     Raft {
         /// The underlying error.
         #[source]
-        source: Box<raft_core::Error>,
+        source: Box<raft_runtime::Error>,
     },
     /// The state machine could not be set up.
     #[error("state machine: {source}")]

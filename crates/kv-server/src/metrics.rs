@@ -11,8 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use raft_core::runtime::{AppendFailure, MetricsSink, Status};
 use raft_core::{LogId, LogIndex, NodeId, Role, SoftState, Term};
+use raft_runtime::{AppendFailure, MetricsSink, Status};
 
 /// The role as a number for the `raft_role` gauge: 0 follower, 1 pre-candidate,
 /// 2 candidate, 3 leader, 4 learner.

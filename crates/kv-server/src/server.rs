@@ -13,9 +13,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use kv_store::{KvConfig, KvStore, SharedKvStore};
-use raft_core::runtime::{Raft, RaftHandle, RuntimeConfig};
 use raft_core::{Config, Membership, Node, NodeId, RestoredState};
 use raft_net_quic::{ClientId, NetConfig, QuicNode, certs};
+use raft_runtime::{Raft, RaftHandle, RuntimeConfig};
 use raft_storage::{RedbLogStore, StoreConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -247,7 +247,7 @@ fn open_store(config: &ServerConfig) -> Result<RedbLogStore, Error> {
 fn stored_membership(id: NodeId, mut restored: RestoredState) -> Result<Membership, Error> {
     restored.applied_index = restored.compacted().index;
     let node = Node::new(Config::new(id), restored, 0)
-        .map_err(|source| Error::Raft { source: Box::new(source) })?;
+        .map_err(|source| Error::Raft { source: Box::new(source.into()) })?;
     Ok(node.membership().clone())
 }
 

@@ -13,9 +13,10 @@ use kv_client::protocol::{
     WriteOutcome,
 };
 use kv_store::{Command, KvConfig, Rejection, SharedKvStore};
-use raft_core::runtime::RaftHandle;
-use raft_core::{Error as RaftError, LogIndex, MembershipChange, NodeId, Role};
+use raft_core::{Error as CoreError, LogIndex, MembershipChange, NodeId, Role};
 use raft_net_quic::{Caller, QuicNode, RequestHandler};
+use raft_runtime::Error as RaftError;
+use raft_runtime::RaftHandle;
 use tracing::{debug, info, warn};
 
 use crate::metrics::ServerMetrics;
@@ -347,7 +348,7 @@ impl Service {
         Err(ServerError::Unavailable { reason })
     }
 
-    async fn require_leader(&self) -> Result<raft_core::runtime::Status, ServerError> {
+    async fn require_leader(&self) -> Result<raft_runtime::Status, ServerError> {
         let status = self.raft.status().await.map_err(|error| self.raft_error(error))?;
         if status.role != Role::Leader {
             return Err(self.not_leader(status.leader));
@@ -363,20 +364,22 @@ impl Service {
 
     fn raft_error(&self, error: RaftError) -> ServerError {
         match error {
-            RaftError::NotLeader { leader_hint } => self.not_leader(leader_hint),
+            RaftError::Core(CoreError::NotLeader { leader_hint }) => self.not_leader(leader_hint),
             RaftError::ProposalOutcomeUnknown { .. } => {
                 ServerError::OutcomeUnknown { reason: error.to_string() }
             }
-            RaftError::TransferInProgress { .. }
+            RaftError::Core(
+                CoreError::TransferInProgress { .. }
+                | CoreError::TooManyPendingReads { .. }
+                | CoreError::MembershipChangeNotReady { .. },
+            )
             | RaftError::TooManyPendingProposals { .. }
-            | RaftError::TooManyPendingReads { .. }
-            | RaftError::MembershipChangeNotReady { .. }
             | RaftError::NodeStopped { .. } => {
                 ServerError::Unavailable { reason: error.to_string() }
             }
-            RaftError::InvalidMembershipChange { .. } | RaftError::InvalidTransferTarget { .. } => {
-                ServerError::Invalid { reason: error.to_string() }
-            }
+            RaftError::Core(
+                CoreError::InvalidMembershipChange { .. } | CoreError::InvalidTransferTarget { .. },
+            ) => ServerError::Invalid { reason: error.to_string() },
             other => ServerError::Internal { reason: other.to_string() },
         }
     }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kv_store::{Command, KvConfig, KvStore, Request, Response};
-use raft_core::runtime::StateMachine;
 use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
+use raft_runtime::StateMachine;
 
 const BATCH: u64 = 256;
 const VALUE_BYTES: usize = 256;

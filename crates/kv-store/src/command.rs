@@ -73,7 +73,7 @@ impl Request {
 /// response.
 ///
 /// Encode it with [`Command::encode`] into the payload for
-/// [`RaftHandle::propose`](raft_core::runtime::RaftHandle::propose).
+/// `raft_runtime::RaftHandle::propose`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// The client's session id, chosen at random by the client (so two clients never

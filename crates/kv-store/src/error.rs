@@ -87,13 +87,14 @@ pub enum Error {
     },
 }
 
+#[cfg(feature = "runtime")]
 impl Error {
     /// Wraps this error for the Raft driver, saying what the state machine was doing.
     #[must_use]
-    pub fn into_raft(self, operation: String) -> raft_core::Error {
-        raft_core::Error::StateMachine {
+    pub fn into_raft(self, operation: String) -> raft_runtime::Error {
+        raft_runtime::Error::StateMachine {
             operation,
-            source: raft_core::runtime::ErrorSource::new(self),
+            source: raft_runtime::ErrorSource::new(self),
         }
     }
 }

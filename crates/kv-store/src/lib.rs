@@ -22,7 +22,8 @@
 //! apply once; sessions, keys and values are bounded by [`KvConfig`]. Snapshots
 //! ([`KvStore::snapshot_bytes`]) are deterministic, versioned and checksummed.
 //!
-//! To run under the Raft driver, hand a [`SharedKvStore`] to `raft_core::runtime::Raft::new`
+//! To run under the Raft driver (the `runtime` feature implements raft-runtime's
+//! `StateMachine`), hand a [`SharedKvStore`] to `raft_runtime::Raft::new`
 //! and keep a clone to serve reads.
 //!
 //! # Example

@@ -4,15 +4,16 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use raft_core::runtime::StateMachine;
 use raft_core::{Entry, LogIndex, Snapshot};
+#[cfg(feature = "runtime")]
+use raft_runtime::StateMachine;
 
 use crate::command::Request;
 use crate::response::{KeyValue, RangeResult, Response};
 use crate::store::KvStore;
 
 /// A [`KvStore`] behind a read-write lock, cloneable: hand one clone to
-/// [`raft_core::runtime::Raft::new`] as the state machine and keep another to serve reads
+/// [`raft_runtime::Raft::new`] as the state machine and keep another to serve reads
 /// after ReadIndex.
 ///
 /// Reads take the lock shared, so they run alongside each other and alongside snapshot
@@ -70,6 +71,7 @@ impl SharedKvStore {
     }
 }
 
+#[cfg(feature = "runtime")]
 impl StateMachine for SharedKvStore {
     type Response = Response;
 
@@ -78,14 +80,14 @@ impl StateMachine for SharedKvStore {
         entries.iter().map(|entry| store.apply_entry(entry)).collect()
     }
 
-    async fn snapshot(&mut self) -> Result<Bytes, raft_core::Error> {
+    async fn snapshot(&mut self) -> Result<Bytes, raft_runtime::Error> {
         let store = self.read_guard();
         store.snapshot_bytes().map_err(|error| {
             error.into_raft(format!("building a kv-store snapshot at {}", store.applied_log_id()))
         })
     }
 
-    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_core::Error> {
+    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_runtime::Error> {
         let last_log_id = snapshot.meta.last_log_id;
         self.write_guard().restore_bytes(&snapshot.data, Some(last_log_id)).map_err(|error| {
             let bytes = snapshot.data.len();

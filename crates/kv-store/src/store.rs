@@ -5,8 +5,9 @@ use std::num::NonZeroU32;
 use std::ops::Bound;
 
 use bytes::Bytes;
-use raft_core::runtime::StateMachine;
 use raft_core::{Entry, EntryPayload, LogId, LogIndex, Snapshot};
+#[cfg(feature = "runtime")]
+use raft_runtime::StateMachine;
 use tracing::{trace, warn};
 
 use crate::command::{Command, Request};
@@ -260,6 +261,8 @@ impl KvStore {
     }
 }
 
+/// The driver's view of the store (with the `runtime` feature).
+#[cfg(feature = "runtime")]
 impl StateMachine for KvStore {
     type Response = Response;
 
@@ -267,13 +270,13 @@ impl StateMachine for KvStore {
         entries.iter().map(|entry| self.apply_entry(entry)).collect()
     }
 
-    async fn snapshot(&mut self) -> Result<Bytes, raft_core::Error> {
+    async fn snapshot(&mut self) -> Result<Bytes, raft_runtime::Error> {
         self.snapshot_bytes().map_err(|error| {
             error.into_raft(format!("building a kv-store snapshot at {}", self.applied))
         })
     }
 
-    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_core::Error> {
+    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_runtime::Error> {
         let last_log_id = snapshot.meta.last_log_id;
         self.restore_bytes(&snapshot.data, Some(last_log_id)).map_err(|error| {
             let bytes = snapshot.data.len();

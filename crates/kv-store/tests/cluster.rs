@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_store::{Command, KvConfig, KvStore, Request, Response, SharedKvStore, WriteResult};
-use raft_core::runtime::{ChannelNetwork, MemLogStore, Raft, RaftHandle, RuntimeConfig};
-use raft_core::{Config, Error, LogIndex, Membership, NodeId, Role};
+use raft_core::{Config, LogIndex, Membership, NodeId, Role};
+use raft_runtime::{ChannelNetwork, Error, MemLogStore, Raft, RaftHandle, RuntimeConfig};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_millis(10);
@@ -69,7 +69,10 @@ impl Cluster {
             let leader = self.leader_among(among).await;
             match self.handles[leader].propose(payload.clone()).await {
                 Ok(response) => return response,
-                Err(Error::NotLeader { .. } | Error::ProposalOutcomeUnknown { .. }) => {
+                Err(
+                    Error::Core(raft_core::Error::NotLeader { .. })
+                    | Error::ProposalOutcomeUnknown { .. },
+                ) => {
                     tokio::time::sleep(TICK).await;
                 }
                 Err(error) => panic!("proposal failed: {error}"),

@@ -9,8 +9,8 @@
 use bytes::Bytes;
 use kv_store::{Command, KvConfig, KvStore, Request, Response};
 use proptest::prelude::*;
-use raft_core::runtime::StateMachine;
 use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
+use raft_runtime::StateMachine;
 
 /// Small limits so that eviction and size refusals happen in short sequences.
 fn config() -> KvConfig {

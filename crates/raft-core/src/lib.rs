@@ -24,9 +24,9 @@
 //! ([`Node::transfer_leader`]); membership changes one server at a time, with learners
 //! ([`Node::propose_membership_change`]).
 //!
-//! [`runtime`] is the async driver (tokio): one task per node that owns a `Node` and does its
-//! I/O through the [`runtime::LogStore`], [`runtime::Transport`] and
-//! [`runtime::StateMachine`] traits.
+//! The crate has no async runtime and no tokio dependency. The `raft-runtime` crate is the
+//! driver (tokio): one task per node that owns a `Node` and does its I/O through its
+//! `LogStore`, `Transport` and `StateMachine` traits.
 //!
 //! # Example
 //!
@@ -69,7 +69,6 @@ mod progress;
 mod read_index;
 mod ready;
 mod replication;
-pub mod runtime;
 mod snapshot;
 mod transfer;
 mod types;

@@ -5,8 +5,8 @@
 //!            cluster CA (rcgen: certs::generate)
 //!                 │ signs node-N and client-N certificates
 //!                 v
-//!  raft_core::runtime ──Message──> PeerSender ──bounded queue──> [QUIC stream] ──> peer
-//!  raft_core::runtime <──Message── PeerTransport::recv <── bounded inbox <── peer streams
+//!  raft_runtime ──Message──> PeerSender ──bounded queue──> [QUIC stream] ──> peer
+//!  raft_runtime <──Message── PeerTransport::recv <── bounded inbox <── peer streams
 //!  RpcClient::call(bytes) ──[QUIC bi stream, ALPN raft-rpc]──> RequestHandler ──> bytes
 //! ```
 //!
@@ -37,7 +37,7 @@
 //!     QuicNode::bind(NetConfig::new("demo", NodeId(2), loopback), &ca.issue_node(NodeId(2))?.identity)?;
 //! one.set_peer(NodeId(2), two.local_addr().unwrap());
 //! two.set_peer(NodeId(1), one.local_addr().unwrap());
-//! // Hand each transport to `raft_core::runtime::Raft::new(..)`.
+//! // Hand each transport to `raft_runtime::Raft::new(..)`.
 //! one.shutdown().await;
 //! two.shutdown().await;
 //! # Ok::<(), raft_net_quic::Error>(())

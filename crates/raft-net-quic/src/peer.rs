@@ -11,8 +11,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 
-use raft_core::runtime::{Delivery, MessageSender, Transport};
 use raft_core::{Message, MessageBody, NodeId};
+use raft_runtime::{Delivery, MessageSender, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, warn};
 

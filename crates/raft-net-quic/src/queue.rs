@@ -3,8 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
-use raft_core::runtime::Delivery;
 use raft_core::{Message, MessageBody};
+use raft_runtime::Delivery;
 use tokio::sync::Notify;
 
 /// Messages waiting for a peer's connection. When full, the oldest queued heartbeat (or

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Cluster, bind, bounded, loopback, no_tweak};
-use raft_core::runtime::{Delivery, MessageSender, Transport};
 use raft_core::{LogIndex, Message, MessageBody, NodeId, Term};
 use raft_net_quic::PeerFault;
 use raft_net_quic::certs::CertificateAuthority;
+use raft_runtime::{Delivery, MessageSender, Transport};
 
 fn heartbeat(round: u64) -> Message {
     Message {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use common::{bind, bounded, loopback, wait_for_log};
-use raft_core::runtime::{MessageSender, Transport};
 use raft_core::{LogIndex, Message, MessageBody, NodeId, Term};
 use raft_net_quic::certs::{CertificateAuthority, node_name};
 use raft_net_quic::frame::encode_frame;
@@ -18,6 +17,7 @@ use raft_net_quic::tls::dialer_config;
 use raft_net_quic::{
     ALPN_PEER, Caller, ClientId, Identity, PROTOCOL_VERSION, PeerTransport, QuicNode, REFUSED,
 };
+use raft_runtime::{MessageSender, Transport};
 
 const CLUSTER: &str = "refusals";
 

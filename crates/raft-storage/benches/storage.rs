@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use raft_core::runtime::LogStore;
 use raft_core::{Entry, EntryPayload, LogId, LogIndex, Membership, NodeId, Term};
+use raft_runtime::LogStore;
 use raft_storage::{RedbLogStore, StoreConfig};
 
 const PAYLOAD_BYTES: usize = 256;

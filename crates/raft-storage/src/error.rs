@@ -174,11 +174,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps this error as raft-core's fatal [`raft_core::Error::Storage`], naming the
+    /// Wraps this error as the runtime's fatal [`raft_runtime::Error::Storage`], naming the
     /// `operation` that failed.
     #[must_use]
-    pub fn into_core(self, operation: String) -> raft_core::Error {
-        raft_core::Error::Storage { operation, source: raft_core::runtime::ErrorSource::new(self) }
+    pub fn into_runtime(self, operation: String) -> raft_runtime::Error {
+        raft_runtime::Error::Storage { operation, source: raft_runtime::ErrorSource::new(self) }
     }
 }
 

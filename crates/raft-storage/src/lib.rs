@@ -1,12 +1,12 @@
 //! `raft-storage`: a node's durable Raft state (hard state, log, snapshots) on redb.
 //!
-//! [`RedbLogStore`] implements [`raft_core::runtime::LogStore`], the trait the
-//! `raft_core::runtime` driver writes through, so a node's votes, terms and log survive
+//! [`RedbLogStore`] implements [`raft_runtime::LogStore`], the trait the
+//! `raft_runtime` driver writes through, so a node's votes, terms and log survive
 //! crashes and restarts. One directory per node holds a redb database and the current
 //! snapshot file:
 //!
 //! ```text
-//!                   persistence task (raft_core::runtime)
+//!                   persistence task (raft_runtime)
 //!     persist(hard state, entries)   store_snapshot(snapshot)   load()
 //!                 │                           │                    ^
 //!                 v                           v                    │ RestoredState
@@ -44,7 +44,7 @@
 //! # Example
 //!
 //! ```
-//! use raft_core::runtime::LogStore;
+//! use raft_runtime::LogStore;
 //! use raft_core::{Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Term};
 //! use raft_storage::{RedbLogStore, StoreConfig};
 //!

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use raft_core::runtime::LogStore;
 use raft_core::{Entry, HardState, LogId, LogIndex, Membership, RestoredState, Snapshot, Term};
+use raft_runtime::LogStore;
 use redb::{Database, Durability, ReadableDatabase};
 use tracing::{debug, info, warn};
 
@@ -40,7 +40,7 @@ impl Default for StoreConfig {
 /// A node's durable Raft state in one directory: a redb database (hard state, log entries,
 /// metadata) and the current snapshot file.
 ///
-/// Implements [`LogStore`] for the `raft_core::runtime` driver. Each `persist` is one
+/// Implements [`LogStore`] for the `raft_runtime` driver. Each `persist` is one
 /// durable redb transaction however many entries it carries (the driver merges queued
 /// writes: group commit). Work runs on tokio's blocking pool, so a fsync never stalls the
 /// runtime's worker threads (see the crate documentation).
@@ -592,31 +592,31 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 impl LogStore for RedbLogStore {
-    async fn load(&mut self) -> Result<RestoredState, raft_core::Error> {
+    async fn load(&mut self) -> Result<RestoredState, raft_runtime::Error> {
         run_blocking(&self.shared, Shared::load)
             .await
-            .map_err(|error| error.into_core(format!("loading {}", self.shared.path.display())))
+            .map_err(|error| error.into_runtime(format!("loading {}", self.shared.path.display())))
     }
 
     async fn persist(
         &mut self,
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
-    ) -> Result<(), raft_core::Error> {
+    ) -> Result<(), raft_runtime::Error> {
         let range = entries.first().zip(entries.last()).map(|(first, last)| {
             format!("persisting entries {}..={}", first.log_id.index, last.log_id.index)
         });
         run_blocking(&self.shared, move |shared| shared.persist(hard_state, entries)).await.map_err(
             |error| {
-                error.into_core(range.unwrap_or_else(|| "persisting the hard state".to_string()))
+                error.into_runtime(range.unwrap_or_else(|| "persisting the hard state".to_string()))
             },
         )
     }
 
-    async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_core::Error> {
+    async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_runtime::Error> {
         let last_log_id = snapshot.meta.last_log_id;
         run_blocking(&self.shared, move |shared| shared.store_snapshot(&snapshot).map(drop))
             .await
-            .map_err(|error| error.into_core(format!("storing the snapshot at {last_log_id}")))
+            .map_err(|error| error.into_runtime(format!("storing the snapshot at {last_log_id}")))
     }
 }

@@ -7,8 +7,8 @@ mod common;
 use common::{
     Harness, MemHarness, RedbHarness, block_on, chain, entries, entry, membership, snapshot,
 };
-use raft_core::runtime::LogStore;
 use raft_core::{HardState, LogId, LogIndex, Membership, NodeId, Term};
+use raft_runtime::LogStore;
 
 fn hard_state(term: u64, vote: Option<u64>, commit: u64) -> HardState {
     HardState { term: Term(term), voted_for: vote.map(NodeId), commit_index: LogIndex(commit) }
@@ -65,7 +65,7 @@ fn persist_refuses_a_hole_and_keeps_the_log<H: Harness>() {
     let mut harness = H::new(membership());
     block_on(harness.store().persist(None, entries(1, 1, 2))).unwrap();
     let error = block_on(harness.store().persist(None, vec![entry(1, 4)])).unwrap_err();
-    assert!(matches!(error, raft_core::Error::Storage { .. }), "{error}");
+    assert!(matches!(error, raft_runtime::Error::Storage { .. }), "{error}");
     assert!(chain(&error).contains("hole"), "{}", chain(&error));
     assert!(chain(&error).contains('4'), "{}", chain(&error));
     let restored = block_on(harness.store().load()).unwrap();

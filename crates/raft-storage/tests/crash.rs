@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::workload::{Operation, Rng, Workload};
 use common::{block_on, membership};
 use raft_core::RestoredState;
-use raft_core::runtime::{LogStore, MemLogStore};
+use raft_runtime::{LogStore, MemLogStore};
 use raft_storage::{RedbLogStore, StoreConfig};
 
 const CHILD_VARIABLE: &str = "RAFT_STORAGE_CRASH_CHILD";

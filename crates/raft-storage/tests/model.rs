@@ -7,10 +7,10 @@ mod common;
 
 use common::{block_on, entry, membership};
 use proptest::prelude::*;
-use raft_core::runtime::{LogStore, MemLogStore};
 use raft_core::{
     Entry, HardState, LogId, LogIndex, Membership, NodeId, Snapshot, SnapshotMeta, Term,
 };
+use raft_runtime::{LogStore, MemLogStore};
 use raft_storage::{RedbLogStore, StoreConfig};
 
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use common::{block_on, chain, entries, entry, membership, snapshot};
-use raft_core::runtime::LogStore;
 use raft_core::{LogIndex, Term};
+use raft_runtime::LogStore;
 use raft_storage::{DATABASE_FILE, Error, RedbLogStore, StoreConfig};
 use redb::TableDefinition;
 
@@ -185,7 +185,7 @@ fn snapshot_with_a_flipped_byte_fails_its_checksum() {
     assert!(error.to_string().contains(file.to_str().unwrap()), "{error}");
     // Through the LogStore trait, the node gets a fatal storage error with the cause.
     let error = block_on(store.load()).unwrap_err();
-    assert!(matches!(error, raft_core::Error::Storage { .. }), "{error}");
+    assert!(matches!(error, raft_runtime::Error::Storage { .. }), "{error}");
     assert!(chain(&error).contains("checksum"), "{}", chain(&error));
 }
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use raft_core::runtime::{ChannelNetwork, Raft, RuntimeConfig, StateMachine};
-use raft_core::{Config, Entry, EntryPayload, Error, Membership, NodeId, Snapshot};
+use raft_core::{Config, Entry, EntryPayload, Membership, NodeId, Snapshot};
+use raft_runtime::{ChannelNetwork, Error, Raft, RuntimeConfig, StateMachine};
 use raft_storage::{RedbLogStore, StoreConfig};
 
 /// Counts the commands it applied.
@@ -58,7 +58,9 @@ async fn run_node(directory: &std::path::Path, proposals: u64) -> u64 {
                 last = response;
                 done += 1;
             }
-            Err(Error::NotLeader { .. }) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(Error::Core(raft_core::Error::NotLeader { .. })) => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
             Err(error) => panic!("{error}"),
         }
     }

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use raft_core::runtime::{MemLogStore, Raft, RaftHandle, RuntimeConfig, StateMachine};
-use raft_core::{
-    Config, Entry, EntryPayload, Error as RaftError, Membership, NodeId, Role, Snapshot,
-};
+use raft_core::{Config, Entry, EntryPayload, Membership, NodeId, Role, Snapshot};
 use raft_net_quic::certs::CertificateAuthority;
 use raft_net_quic::{NetConfig, PeerTransport, QuicNode};
+use raft_runtime::{
+    Error as RaftError, MemLogStore, Raft, RaftHandle, RuntimeConfig, StateMachine,
+};
 
 /// The most any test may take.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,10 +7,10 @@ pub mod workload;
 use std::future::Future;
 
 use bytes::Bytes;
-use raft_core::runtime::{LogStore, MemLogStore};
 use raft_core::{
     Entry, EntryPayload, LogId, LogIndex, Membership, NodeId, Snapshot, SnapshotMeta, Term,
 };
+use raft_runtime::{LogStore, MemLogStore};
 use raft_storage::{RedbLogStore, StoreConfig};
 use tempfile::TempDir;
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio::sync::mpsc;
 
-use crate::message::Message;
-use crate::types::NodeId;
+use raft_core::Message;
+use raft_core::NodeId;
 
 /// One node's connection to its peers: it receives the messages addressed to the node and
 /// hands out [`MessageSender`]s that send to peers.
@@ -177,8 +177,8 @@ impl Transport for ChannelTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::MessageBody;
-    use crate::types::Term;
+    use raft_core::MessageBody;
+    use raft_core::Term;
 
     fn message(from: u64, to: u64) -> Message {
         Message {

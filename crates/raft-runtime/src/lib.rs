@@ -1,5 +1,11 @@
-//! The async driver (tokio): runs a [`Node`] against real storage, a real network and a
-//! real application.
+//! `raft-runtime`: the async driver (tokio) that runs a `raft_core` [`Node`] against real
+//! storage, a real network and a real application.
+//!
+//! `raft-core` is the consensus algorithm as a deterministic state machine with no I/O; this
+//! crate is where the outside world meets it. It defines the three traits the other crates
+//! implement ([`LogStore`]: `raft-storage`; [`Transport`]: `raft-net-quic`; [`StateMachine`]:
+//! `kv-store`), with in-memory versions of the first two ([`MemLogStore`],
+//! [`ChannelNetwork`]) for tests and benchmarks, and the [`MetricsSink`] it reports to.
 //!
 //! Three tasks per node, linked by bounded queues:
 //!
@@ -27,8 +33,9 @@
 //! committed entries and answers each waiting proposer with the application's response,
 //! and each linearizable read ([`RaftHandle::read_index`]) once it reached the read's index.
 //!
-//! The driver is the only code in `raft-core` that reads clocks, sleeps and spawns: time
-//! reaches the node as [`Node::tick`] calls every [`RuntimeConfig::tick`].
+//! The driver is the only code that reads clocks, sleeps and spawns for the node (`raft-core`
+//! has no tokio dependency at all): time reaches the node as [`Node::tick`] calls every
+//! [`RuntimeConfig::tick`].
 //!
 //! Storage errors are fatal: the node stops, and a failed write is never retried.
 //!
@@ -38,8 +45,8 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use raft_core::runtime::{ChannelNetwork, MemLogStore, Raft, RuntimeConfig, StateMachine};
-//! use raft_core::{Config, Entry, Error, Membership, NodeId, Snapshot};
+//! use raft_core::{Config, Entry, Membership, NodeId, Snapshot};
+//! use raft_runtime::{ChannelNetwork, Error, MemLogStore, Raft, RuntimeConfig, StateMachine};
 //!
 //! /// Counts the commands it applied.
 //! struct Counter(u64);
@@ -71,7 +78,9 @@
 //!     match handle.propose(Bytes::from_static(b"+1")).await {
 //!         Ok(response) => break response,
 //!         // Until the node has elected itself.
-//!         Err(Error::NotLeader { .. }) => tokio::task::yield_now().await,
+//!         Err(Error::Core(raft_core::Error::NotLeader { .. })) => {
+//!             tokio::task::yield_now().await
+//!         }
 //!         Err(error) => return Err(error),
 //!     }
 //! };
@@ -81,13 +90,10 @@
 //! # }).unwrap();
 //! ```
 
-// The driver is where the outside world meets the node: it must read the clock (latency
-// metrics), sleep (ticks) and spawn tasks, all of which the rest of the crate may not.
-#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
-
 mod apply;
 mod config;
 mod driver;
+mod error;
 mod handle;
 mod metrics;
 mod persist;
@@ -98,10 +104,12 @@ mod transport;
 
 use std::sync::Arc;
 
+use raft_core::{Config, Node};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 pub use config::RuntimeConfig;
+pub use error::Error;
 pub use handle::{RaftHandle, Status};
 pub use metrics::{AppendFailure, MetricsSink, NoopMetrics};
 pub use state_machine::StateMachine;
@@ -110,9 +118,6 @@ pub use transport::{
     ChannelNetwork, ChannelSender, ChannelTransport, Delivery, MessageSender, Transport,
 };
 
-use crate::config::Config;
-use crate::error::Error;
-use crate::node::Node;
 use apply::ApplyTask;
 use driver::{ApplyLink, Driver, PersistLink};
 use persist::{PersistProgress, PersistTask};
@@ -164,10 +169,11 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for either configuration; the store's [`LogStore::load`]
+    /// [`Error::InvalidConfig`] for the runtime configuration and [`Error::Core`] with
+    /// [`raft_core::Error::InvalidConfig`] for the node's; the store's [`LogStore::load`]
     /// error; the application's [`StateMachine::restore`] error; the node's errors for an
-    /// inconsistent stored state ([`Error::InvalidRestoredState`],
-    /// [`Error::LogNotContiguous`]).
+    /// inconsistent stored state ([`raft_core::Error::InvalidRestoredState`],
+    /// [`raft_core::Error::LogNotContiguous`]).
     ///
     /// # Panics
     ///

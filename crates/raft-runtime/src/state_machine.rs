@@ -4,9 +4,9 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-use crate::error::Error;
-use crate::snapshot::Snapshot;
-use crate::types::Entry;
+use crate::Error;
+use raft_core::Entry;
+use raft_core::Snapshot;
 
 /// The replicated application: it applies committed entries in log order, and can save its
 /// state as a snapshot and restore from one.

@@ -3,16 +3,16 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::Error;
 
 /// How the driver runs one node. The protocol's own settings (in ticks) are in
-/// [`crate::Config`]; this is the only place that knows milliseconds.
+/// [`raft_core::Config`]; this is the only place that knows milliseconds.
 ///
 /// `Default` is safe for production: a 100 ms tick gives the default 10-tick election
 /// timeout a 1–2 s range, and every queue is bounded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// The real time one [`crate::Node::tick`] stands for. At least 1 ms (the timer's
+    /// The real time one [`raft_core::Node::tick`] stands for. At least 1 ms (the timer's
     /// resolution).
     pub tick: Duration,
     /// Seeds the node's election-timeout randomness. The driver mixes the node's id into
@@ -105,7 +105,7 @@ impl RuntimeConfig {
 
     /// The seed for node `id`'s PRNG: `seed` with the id mixed in, so nodes sharing one
     /// configuration still draw different election timeouts.
-    pub(crate) fn seed_for(&self, id: crate::types::NodeId) -> u64 {
+    pub(crate) fn seed_for(&self, id: raft_core::NodeId) -> u64 {
         // The 64-bit golden ratio spreads consecutive ids across the whole seed space.
         self.seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
@@ -114,7 +114,7 @@ impl RuntimeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::NodeId;
+    use raft_core::NodeId;
 
     #[test]
     fn default_runtime_config_is_valid() {

@@ -11,18 +11,18 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, error, warn};
 
-use crate::error::Error;
-use crate::message::Message;
-use crate::node::Node;
-use crate::ready::Ready;
-use crate::runtime::apply::{ApplyJob, BuiltSnapshot};
-use crate::runtime::config::RuntimeConfig;
-use crate::runtime::handle::{Command, Responder, Status};
-use crate::runtime::metrics::{AppendSummary, MetricsSink, Observer};
-use crate::runtime::persist::{PersistJob, PersistProgress};
-use crate::runtime::reads::PendingReads;
-use crate::runtime::transport::{MessageSender, Transport};
-use crate::types::{Entry, LogId, Role};
+use crate::Error;
+use crate::apply::{ApplyJob, BuiltSnapshot};
+use crate::config::RuntimeConfig;
+use crate::handle::{Command, Responder, Status};
+use crate::metrics::{AppendSummary, MetricsSink, Observer};
+use crate::persist::{PersistJob, PersistProgress};
+use crate::reads::PendingReads;
+use crate::transport::{MessageSender, Transport};
+use raft_core::Message;
+use raft_core::Node;
+use raft_core::Ready;
+use raft_core::{Entry, LogId, Role};
 
 /// The node task's links to the persistence task.
 pub(crate) struct PersistLink {
@@ -251,17 +251,19 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
     fn handle_command(&mut self, command: Command<R>) -> Result<(), Stop> {
         match command {
             Command::Propose { payload, responder } => {
-                let proposed = self.check_waiters_room().and_then(|()| self.node.propose(payload));
+                let proposed = self
+                    .check_waiters_room()
+                    .and_then(|()| self.node.propose(payload).map_err(Error::from));
                 self.add_waiter(proposed, responder);
             }
             Command::ChangeMembership { change, responder } => {
-                let proposed = self
-                    .check_waiters_room()
-                    .and_then(|()| self.node.propose_membership_change(change));
+                let proposed = self.check_waiters_room().and_then(|()| {
+                    self.node.propose_membership_change(change).map_err(Error::from)
+                });
                 self.add_waiter(proposed, responder);
             }
             Command::TransferLeader { target, responder } => {
-                let _ = responder.send(self.node.transfer_leader(target));
+                let _ = responder.send(self.node.transfer_leader(target).map_err(Error::from));
             }
             Command::ReadIndex { responder } => {
                 // Two election timeouts: a leader answers within a heartbeat round trip, and
@@ -316,7 +318,8 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         while self.waiters.back().is_some_and(|waiter| waiter.log_id.index >= log_id.index) {
             if let Some(waiter) = self.waiters.pop_back() {
                 let leader_hint = self.node.leader();
-                let _ = waiter.responder.send(Err(Error::NotLeader { leader_hint }));
+                let _ =
+                    waiter.responder.send(Err(raft_core::Error::NotLeader { leader_hint }.into()));
             }
         }
         self.waiters.push_back(Waiter { log_id, responder });
@@ -455,7 +458,7 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
                 matched.push((offset, waiter.responder));
                 continue;
             } else {
-                Err(Error::NotLeader { leader_hint: self.node.leader() })
+                Err(raft_core::Error::NotLeader { leader_hint: self.node.leader() }.into())
             };
             let _ = waiter.responder.send(outcome);
         }

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::error::Error;
-use crate::message::Message;
-use crate::runtime::metrics::MetricsSink;
-use crate::runtime::storage::LogStore;
-use crate::runtime::transport::MessageSender;
-use crate::snapshot::Snapshot;
-use crate::types::{Entry, HardState, LogId, NodeId};
+use crate::Error;
+use crate::metrics::MetricsSink;
+use crate::storage::LogStore;
+use crate::transport::MessageSender;
+use raft_core::Message;
+use raft_core::Snapshot;
+use raft_core::{Entry, HardState, LogId, NodeId};
 
 /// One `Ready`'s durable work, numbered in the order the node task handed it out.
 #[derive(Debug)]
@@ -166,7 +166,7 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{EntryPayload, LogIndex, NodeId, Term};
+    use raft_core::{EntryPayload, LogIndex, NodeId, Term};
 
     fn entry(term: u64, index: u64) -> Entry {
         Entry { log_id: LogId::new(Term(term), LogIndex(index)), payload: EntryPayload::Empty }

@@ -7,10 +7,10 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::error::Error;
-use crate::membership::MembershipChange;
-use crate::runtime::reads::ReadResponder;
-use crate::types::{LogId, LogIndex, Membership, NodeId, Role, Term};
+use crate::Error;
+use crate::reads::ReadResponder;
+use raft_core::MembershipChange;
+use raft_core::{LogId, LogIndex, Membership, NodeId, Role, Term};
 
 /// Where the answer to a proposal goes: the response of the application, or why there is
 /// none.
@@ -111,9 +111,11 @@ impl<R: Send + 'static> RaftHandle<R> {
     ///
     /// # Errors
     ///
-    /// - [`Error::NotLeader`] (with the leader this node knows of): retry there. Also when
-    ///   the entry was overwritten by a newer leader's, so it certainly did not commit.
-    /// - [`Error::TransferInProgress`]: retry shortly.
+    /// The core's refusals arrive as [`Error::Core`]:
+    /// - [`raft_core::Error::NotLeader`] (with the leader this node knows of): retry there.
+    ///   Also when the entry was overwritten by a newer leader's, so it certainly did not
+    ///   commit.
+    /// - [`raft_core::Error::TransferInProgress`]: retry shortly.
     /// - [`Error::ProposalOutcomeUnknown`]: leadership was lost with the entry in flight.
     /// - [`Error::NodeStopped`]: the node stopped; an in-flight proposal's outcome is
     ///   unknown.
@@ -128,8 +130,9 @@ impl<R: Send + 'static> RaftHandle<R> {
     ///
     /// # Errors
     ///
-    /// As [`RaftHandle::propose`], and [`Error::MembershipChangeNotReady`] or
-    /// [`Error::InvalidMembershipChange`] when the change is refused.
+    /// As [`RaftHandle::propose`], and [`Error::Core`] with
+    /// [`raft_core::Error::MembershipChangeNotReady`] or
+    /// [`raft_core::Error::InvalidMembershipChange`] when the change is refused.
     pub async fn change_membership(&self, change: MembershipChange) -> Result<R, Error> {
         let (responder, response) = oneshot::channel();
         self.send(Command::ChangeMembership { change, responder }).await?;
@@ -141,7 +144,8 @@ impl<R: Send + 'static> RaftHandle<R> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotLeader`], [`Error::InvalidTransferTarget`], [`Error::NodeStopped`].
+    /// [`Error::Core`] with [`raft_core::Error::NotLeader`] or
+    /// [`raft_core::Error::InvalidTransferTarget`]; [`Error::NodeStopped`].
     pub async fn transfer_leader(&self, target: NodeId) -> Result<(), Error> {
         let (responder, response) = oneshot::channel();
         self.send(Command::TransferLeader { target, responder }).await?;
@@ -150,7 +154,7 @@ impl<R: Send + 'static> RaftHandle<R> {
 
     /// Waits until a linearizable read may be served from this node's application: the
     /// leader confirmed it was still the leader after the call began (ReadIndex, or its
-    /// lease with [`crate::ReadMode::Lease`]), and this node's application has applied
+    /// lease with [`raft_core::ReadMode::Lease`]), and this node's application has applied
     /// everything committed before that. Returns the read index; read the application's
     /// state (through whatever shared access it offers) after this returns.
     ///
@@ -158,9 +162,10 @@ impl<R: Send + 'static> RaftHandle<R> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotLeader`] when no leader is known, or leadership changed before the read
-    /// was confirmed, or no confirmation came within two election timeouts: retry (at the
-    /// hinted leader if any). [`Error::TooManyPendingReads`]; [`Error::NodeStopped`].
+    /// [`Error::Core`] with [`raft_core::Error::NotLeader`] when no leader is known, or
+    /// leadership changed before the read was confirmed, or no confirmation came within two
+    /// election timeouts: retry (at the hinted leader if any); with
+    /// [`raft_core::Error::TooManyPendingReads`]. [`Error::NodeStopped`].
     pub async fn read_index(&self) -> Result<LogIndex, Error> {
         let (responder, response) = oneshot::channel();
         self.send(Command::ReadIndex { responder }).await?;

@@ -8,14 +8,14 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::error::Error;
-use crate::runtime::handle::Responder;
-use crate::runtime::metrics::MetricsSink;
-use crate::runtime::reads::ReadResponder;
-use crate::runtime::state_machine::StateMachine;
-use crate::runtime::storage::ErrorSource;
-use crate::snapshot::Snapshot;
-use crate::types::{Entry, LogId, LogIndex, NodeId};
+use crate::Error;
+use crate::handle::Responder;
+use crate::metrics::MetricsSink;
+use crate::reads::ReadResponder;
+use crate::state_machine::StateMachine;
+use crate::storage::ErrorSource;
+use raft_core::Snapshot;
+use raft_core::{Entry, LogId, LogIndex, NodeId};
 
 /// Work for the apply task, in log order.
 pub(crate) enum ApplyJob<R> {

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use tokio::sync::oneshot;
 
-use crate::error::Error;
-use crate::message::ReadId;
-use crate::node::Node;
-use crate::ready::ReadState;
-use crate::types::{LogIndex, NodeId};
+use crate::Error;
+use raft_core::Node;
+use raft_core::ReadId;
+use raft_core::ReadState;
+use raft_core::{LogIndex, NodeId};
 
 /// Where the answer to a read goes: the read index once the application reached it.
 pub(crate) type ReadResponder = oneshot::Sender<Result<LogIndex, Error>>;
@@ -37,7 +37,7 @@ impl PendingReads {
     pub(crate) fn register(&mut self, node: &mut Node, responder: ReadResponder, expiry_tick: u64) {
         if self.waiting.len() >= self.waiting_max {
             let pending = self.waiting.len();
-            let _ = responder.send(Err(Error::TooManyPendingReads { pending }));
+            let _ = responder.send(Err(raft_core::Error::TooManyPendingReads { pending }.into()));
             return;
         }
         self.next_id += 1;
@@ -47,7 +47,7 @@ impl PendingReads {
                 self.waiting.insert(read_id, PendingRead { responder, expiry_tick });
             }
             Err(error) => {
-                let _ = responder.send(Err(error));
+                let _ = responder.send(Err(error.into()));
             }
         }
     }
@@ -61,7 +61,7 @@ impl PendingReads {
     /// its leader changes, so no confirmation will come.
     pub(crate) fn fail_all(&mut self, leader_hint: Option<NodeId>) {
         for (_, read) in std::mem::take(&mut self.waiting) {
-            let _ = read.responder.send(Err(Error::NotLeader { leader_hint }));
+            let _ = read.responder.send(Err(raft_core::Error::NotLeader { leader_hint }.into()));
         }
     }
 
@@ -76,7 +76,7 @@ impl PendingReads {
             .partition::<BTreeMap<_, _>, _>(|(_, read)| read.expiry_tick <= now_tick);
         self.waiting = kept;
         for (_, read) in expired {
-            let _ = read.responder.send(Err(Error::NotLeader { leader_hint }));
+            let _ = read.responder.send(Err(raft_core::Error::NotLeader { leader_hint }.into()));
         }
     }
 

@@ -1,5 +1,5 @@
 //! Committed proposals per second of a 3-node cluster in one process: the real driver
-//! (`raft_core::runtime`) with in-memory storage (`MemLogStore`, no artificial latency), the
+//! (`raft_runtime`) with in-memory storage (`MemLogStore`, no artificial latency), the
 //! channel network and a no-op state machine. The shape of openraft's published benchmark
 //! (in-memory log, no-op state machine, function-call network).
 //!
@@ -10,7 +10,7 @@
 //! apply). `<flavor>` is the tokio runtime: `current_thread` (the whole cluster on one core)
 //! or `multi_thread` (two workers).
 //!
-//! Run with `cargo bench -p raft-core --bench cluster`.
+//! Run with `cargo bench -p raft-runtime --bench cluster`.
 
 // A benchmark that cannot set up its cluster has nothing to measure: stopping is right. And
 // a benchmark reads the clock: the crate's ban protects the state machine, not its timing.
@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use raft_core::runtime::{
-    ChannelNetwork, MemLogStore, Raft, RaftHandle, RuntimeConfig, StateMachine,
+use raft_core::{Config, Entry, Membership, NodeId, Role, Snapshot};
+use raft_runtime::{
+    ChannelNetwork, Error, MemLogStore, Raft, RaftHandle, RuntimeConfig, StateMachine,
 };
-use raft_core::{Config, Entry, Error, Membership, NodeId, Role, Snapshot};
 use tokio::runtime::Runtime;
 
 /// Applies nothing and answers nothing.

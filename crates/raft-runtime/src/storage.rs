@@ -6,10 +6,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::error::Error;
-use crate::node::RestoredState;
-use crate::snapshot::Snapshot;
-use crate::types::{Entry, HardState, LogIndex, Membership};
+use crate::Error;
+use raft_core::RestoredState;
+use raft_core::Snapshot;
+use raft_core::{Entry, HardState, LogIndex, Membership};
 
 /// A node's durable state: its hard state, its log and its latest snapshot.
 ///
@@ -305,8 +305,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::snapshot::SnapshotMeta;
-    use crate::types::{EntryPayload, LogId, NodeId, Term};
+    use raft_core::SnapshotMeta;
+    use raft_core::{EntryPayload, LogId, NodeId, Term};
 
     fn entry(term: u64, index: u64) -> Entry {
         Entry { log_id: LogId::new(Term(term), LogIndex(index)), payload: EntryPayload::Empty }

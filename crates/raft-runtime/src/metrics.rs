@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::message::{AppendResult, Message, MessageBody};
-use crate::ready::SoftState;
-use crate::runtime::transport::Delivery;
-use crate::types::{Entry, LogId, LogIndex, NodeId, Role, Term};
+use crate::transport::Delivery;
+use raft_core::SoftState;
+use raft_core::{AppendResult, Message, MessageBody};
+use raft_core::{Entry, LogId, LogIndex, NodeId, Role, Term};
 
 /// Receives the driver's measurements. Every method has a no-op default, so a sink
 /// implements only what it records.
@@ -33,7 +33,7 @@ pub trait MetricsSink: Send + Sync + 'static {
     }
 
     /// The leader sent `peer` an append of `entries` entries, `bytes` bytes in total (as
-    /// [`crate::Entry::size_bytes`] counts them).
+    /// [`raft_core::Entry::size_bytes`] counts them).
     fn append_sent(&self, node: NodeId, peer: NodeId, entries: u64, bytes: u64) {
         let _ = (node, peer, entries, bytes);
     }
@@ -253,7 +253,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::types::EntryPayload;
+    use raft_core::EntryPayload;
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<String>>);

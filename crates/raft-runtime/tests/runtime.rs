@@ -9,11 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use raft_core::runtime::{
-    ChannelNetwork, MemLogStore, MetricsSink, Raft, RaftHandle, RuntimeConfig, StateMachine,
-};
-use raft_core::{
-    Config, Entry, EntryPayload, Error, LogIndex, Membership, NodeId, Role, Snapshot, Term,
+use raft_core::{Config, Entry, EntryPayload, LogIndex, Membership, NodeId, Role, Snapshot, Term};
+use raft_runtime::{
+    ChannelNetwork, Error, MemLogStore, MetricsSink, Raft, RaftHandle, RuntimeConfig, StateMachine,
 };
 
 /// The most any test may take.
@@ -248,7 +246,10 @@ async fn follower_proposal_is_refused_with_the_leader_hint() {
         let leader = cluster.leader().await;
         let follower = cluster.running().into_iter().find(|&id| id != leader).unwrap();
         let refused = cluster.handle(follower).propose(Bytes::from_static(b"x")).await;
-        assert_eq!(refused, Err(Error::NotLeader { leader_hint: Some(leader) }));
+        assert_eq!(
+            refused,
+            Err(Error::Core(raft_core::Error::NotLeader { leader_hint: Some(leader) }))
+        );
         assert!(cluster.nodes[&follower].application.commands().is_empty());
         cluster.shutdown().await;
     })
@@ -281,7 +282,7 @@ async fn read_on_a_cut_off_follower_fails_instead_of_hanging() {
         let follower = cluster.running().into_iter().find(|&id| id != leader).unwrap();
         cluster.network.isolate(follower, true);
         let read = cluster.handle(follower).read_index().await;
-        assert!(matches!(read, Err(Error::NotLeader { .. })), "{read:?}");
+        assert!(matches!(read, Err(Error::Core(raft_core::Error::NotLeader { .. }))), "{read:?}");
         cluster.network.isolate(follower, false);
         cluster.shutdown().await;
     })
