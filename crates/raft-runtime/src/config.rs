@@ -22,8 +22,10 @@ pub struct RuntimeConfig {
     /// The most client requests (proposals, status queries) queued for the node task before
     /// callers wait.
     pub command_queue_max: NonZeroUsize,
-    /// The most `Ready` writes queued for the persistence task before the node task waits
-    /// (backpressure from a slow disk).
+    /// The most `Ready` writes queued for the persistence task. When the disk falls this far
+    /// behind, the node task holds later writes back (merged into one) and refuses new
+    /// proposals with [`Error::TooManyPendingProposals`] until the queue frees up; it never
+    /// waits for the disk itself, so it keeps ticking, heartbeating and answering.
     pub persist_queue_max: NonZeroUsize,
     /// The most queued writes the persistence task merges into one durable write (group
     /// commit).

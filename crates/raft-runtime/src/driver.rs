@@ -32,6 +32,10 @@ pub(crate) struct PersistLink {
     pub(crate) submitted: u64,
     /// The last entry reported to `on_persisted`.
     pub(crate) reported: Option<LogId>,
+    /// Jobs the full queue could not take yet, oldest first, each a merge of consecutive
+    /// jobs (a new one starts only at a snapshot), so a stalled disk costs the node task a
+    /// few merged writes rather than its ticks: it never waits for the queue.
+    pub(crate) backlog: VecDeque<PersistJob>,
     pub(crate) task: JoinHandle<Result<(), Error>>,
 }
 
@@ -134,9 +138,15 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         drop(waiters);
         // Closing the queues lets both tasks finish what was handed to them, so a clean stop
         // loses no write the node already acknowledged.
-        drop(persist.jobs);
+        let PersistLink { jobs, mut backlog, task: persist_task, .. } = persist;
+        while let Some(job) = backlog.pop_front() {
+            if jobs.send(job).await.is_err() {
+                break;
+            }
+        }
+        drop(jobs);
         drop(apply.jobs);
-        let persisted = persist.task.await.unwrap_or(Err(Error::NodeStopped { node: id }));
+        let persisted = persist_task.await.unwrap_or(Err(Error::NodeStopped { node: id }));
         let applied = apply.task.await.unwrap_or(Err(Error::NodeStopped { node: id }));
         let result = match stop {
             Stop::Requested => Ok(()),
@@ -298,8 +308,10 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         }
     }
 
+    /// Whether a new proposal may be taken: the leader keeps a bounded number waiting, and
+    /// takes none while its disk is so far behind that the write queue is full.
     fn check_waiters_room(&self) -> Result<(), Error> {
-        if self.waiters.len() >= self.waiters_max {
+        if self.waiters.len() >= self.waiters_max || !self.persist.backlog.is_empty() {
             return Err(Error::TooManyPendingProposals { pending: self.waiters.len() });
         }
         Ok(())
@@ -340,11 +352,44 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         self.persist.progress.borrow().sequence != self.persist.submitted
     }
 
-    async fn submit(&mut self, mut job: PersistJob) -> Result<(), Stop> {
+    /// Hands a job to the persistence task, or to the backlog while the queue is full (or
+    /// older jobs wait there): the node task never waits for the disk.
+    fn submit(&mut self, mut job: PersistJob) -> Result<(), Stop> {
         self.persist.submitted += 1;
         job.sequence = self.persist.submitted;
-        // A closed queue means the persistence task failed; its result says why.
-        self.persist.jobs.send(job).await.map_err(|_| Stop::Fatal(None))
+        if let Some(last) = self.persist.backlog.back_mut() {
+            if job.snapshot.is_none() {
+                last.merge(job);
+            } else {
+                self.persist.backlog.push_back(job);
+            }
+            return Ok(());
+        }
+        match self.persist.jobs.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                warn!(sequence = job.sequence, "the write queue is full; holding writes back");
+                self.persist.backlog.push_back(job);
+                Ok(())
+            }
+            // A closed queue means the persistence task failed; its result says why.
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Stop::Fatal(None)),
+        }
+    }
+
+    /// Moves held-back jobs into the queue as it frees up, oldest first.
+    fn flush_backlog(&mut self) -> Result<(), Stop> {
+        while let Some(job) = self.persist.backlog.pop_front() {
+            match self.persist.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(job)) => {
+                    self.persist.backlog.push_front(job);
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::Fatal(None)),
+            }
+        }
+        Ok(())
     }
 
     async fn submit_apply(&mut self, job: ApplyJob<R>) -> Result<(), Stop> {
@@ -352,6 +397,9 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
     }
 
     async fn process_ready(&mut self) -> Result<(), Stop> {
+        if !self.persist.backlog.is_empty() {
+            self.flush_backlog()?;
+        }
         if self.node.has_ready() {
             let ready = self.node.ready();
             self.handle_ready(ready).await?;
@@ -388,7 +436,7 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
                 entries: entries_to_persist,
                 messages: messages_after_persist,
             };
-            self.submit(job).await?;
+            self.submit(job)?;
         } else {
             // Nothing is being written, so what these promise is already durable.
             self.send_now(messages_after_persist);
@@ -505,13 +553,7 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         let Some(snapshot) = self.node.snapshot().cloned() else {
             return Ok(());
         };
-        let job = PersistJob {
-            sequence: 0,
-            snapshot: Some(snapshot),
-            hard_state: None,
-            entries: Vec::new(),
-            messages: Vec::new(),
-        };
-        self.submit(job).await
+        let job = PersistJob { snapshot: Some(snapshot), ..PersistJob::default() };
+        self.submit(job)
     }
 }

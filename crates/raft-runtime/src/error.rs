@@ -68,9 +68,12 @@ pub enum Error {
         /// The leader this node knows of, if any.
         leader_hint: Option<NodeId>,
     },
-    /// Too many proposals are waiting to be applied on this leader; retry after some
-    /// complete.
-    #[error("{pending} proposals are already waiting to be applied (the maximum); retry later")]
+    /// This leader takes no more proposals for now: too many are waiting to be applied, or
+    /// its disk is so far behind that its write queue is full. Retry after some complete.
+    #[error(
+        "{pending} proposals are waiting to be applied and the node is at its limit (proposals \
+         or queued writes); retry later"
+    )]
     TooManyPendingProposals {
         /// How many are waiting.
         pending: usize,

@@ -212,6 +212,7 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
             progress,
             submitted: 0,
             reported: None,
+            backlog: std::collections::VecDeque::new(),
             task: tokio::spawn(persist_task.run().instrument(span.clone())),
         };
 

@@ -16,7 +16,7 @@ use raft_core::Snapshot;
 use raft_core::{Entry, HardState, LogId, NodeId};
 
 /// One `Ready`'s durable work, numbered in the order the node task handed it out.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct PersistJob {
     pub(crate) sequence: u64,
     /// Stored first (a snapshot from the leader, or our own after compaction).
@@ -36,24 +36,14 @@ pub(crate) struct PersistProgress {
     pub(crate) last_log_id: Option<LogId>,
 }
 
-/// Several consecutive jobs merged into one durable write.
-#[derive(Debug, Default)]
-struct Write {
-    sequence: u64,
-    hard_state: Option<HardState>,
-    entries: Vec<Entry>,
-    messages: Vec<Message>,
-    jobs: usize,
-}
-
-impl Write {
-    /// Adds a later job: its hard state replaces ours, and its entries overwrite ours from
-    /// their first index, exactly as two writes in a row would have left the log.
-    fn merge(&mut self, job: PersistJob) {
+impl PersistJob {
+    /// Adds a later job that has no snapshot: its hard state replaces ours, and its entries
+    /// overwrite ours from their first index, exactly as two writes in a row would have left
+    /// the log. Its messages follow ours (they promise a later write, which stays durable).
+    pub(crate) fn merge(&mut self, job: PersistJob) {
         debug_assert!(job.snapshot.is_none(), "a snapshot starts a write of its own");
         debug_assert!(job.sequence > self.sequence, "jobs arrive in order");
         self.sequence = job.sequence;
-        self.jobs += 1;
         if job.hard_state.is_some() {
             self.hard_state = job.hard_state;
         }
@@ -76,6 +66,21 @@ impl Write {
         } else {
             self.messages.extend(job.messages);
         }
+    }
+}
+
+/// Several consecutive jobs merged into one durable write.
+#[derive(Debug, Default)]
+struct Write {
+    job: PersistJob,
+    jobs: usize,
+}
+
+impl Write {
+    /// Adds a later job (see [`PersistJob::merge`]).
+    fn merge(&mut self, job: PersistJob) {
+        self.job.merge(job);
+        self.jobs += 1;
     }
 }
 
@@ -142,7 +147,7 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
     }
 
     async fn write(&mut self, write: Write) -> Result<(), Error> {
-        let Write { sequence, hard_state, entries, messages, .. } = write;
+        let PersistJob { sequence, hard_state, entries, messages, .. } = write.job;
         if let Some(last) = entries.last() {
             self.last_log_id = Some(last.log_id);
         }
@@ -194,10 +199,10 @@ mod tests {
         // A newer leader overwrote entries 3 and 4 before they were written.
         write.merge(job(3, Some(2), vec![entry(2, 3)]));
         write.merge(job(4, None, Vec::new()));
-        assert_eq!(write.sequence, 4);
+        assert_eq!(write.job.sequence, 4);
         assert_eq!(write.jobs, 4);
-        assert_eq!(write.entries, vec![entry(1, 1), entry(1, 2), entry(2, 3)]);
-        assert_eq!(write.hard_state.map(|hard_state| hard_state.term), Some(Term(2)));
+        assert_eq!(write.job.entries, vec![entry(1, 1), entry(1, 2), entry(2, 3)]);
+        assert_eq!(write.job.hard_state.map(|hard_state| hard_state.term), Some(Term(2)));
     }
 
     #[test]
@@ -205,6 +210,6 @@ mod tests {
         let mut write = Write::default();
         write.merge(job(1, None, vec![entry(1, 5), entry(1, 6)]));
         write.merge(job(2, None, vec![entry(2, 4)]));
-        assert_eq!(write.entries, vec![entry(2, 4)]);
+        assert_eq!(write.job.entries, vec![entry(2, 4)]);
     }
 }

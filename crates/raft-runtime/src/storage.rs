@@ -134,6 +134,8 @@ struct MemState {
     /// The entries after the snapshot (from index 1 without one).
     entries: Vec<Entry>,
     fail_writes: bool,
+    /// Writes wait until then (a stalled disk).
+    stalled_until: Option<tokio::time::Instant>,
     writes: u64,
 }
 
@@ -147,6 +149,7 @@ impl MemLogStore {
             snapshot: None,
             entries: Vec::new(),
             fail_writes: false,
+            stalled_until: None,
             writes: 0,
         };
         MemLogStore { state: Arc::new(Mutex::new(state)), latency: None }
@@ -161,6 +164,12 @@ impl MemLogStore {
     /// Makes every later write fail, as a dying disk would (fault injection for tests).
     pub fn fail_writes(&self) {
         self.lock().fail_writes = true;
+    }
+
+    /// Makes every write that starts in the next `duration` wait until it is over, as a
+    /// disk that stops answering for a while would (fault injection for tests).
+    pub fn stall_writes_for(&self, duration: Duration) {
+        self.lock().stalled_until = Some(tokio::time::Instant::now() + duration);
     }
 
     /// The stored hard state.
@@ -194,6 +203,10 @@ impl MemLogStore {
     }
 
     async fn wait_latency(&self) {
+        let stalled_until = self.lock().stalled_until;
+        if let Some(until) = stalled_until {
+            tokio::time::sleep_until(until).await;
+        }
         if let Some(latency) = self.latency {
             tokio::time::sleep(latency).await;
         }

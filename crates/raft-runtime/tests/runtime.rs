@@ -587,3 +587,97 @@ async fn a_requested_snapshot_compacts_the_log_below_the_threshold() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_disk_stalls_keeps_leading_and_refuses_what_it_cannot_queue() {
+    // The leader's disk stops answering for 2 s while clients keep proposing. Its write
+    // queue (2 jobs) fills at once; the node task must keep ticking and heartbeating (no
+    // election: every node stays in the same term under the same leader), refuse what it
+    // cannot queue with TooManyPendingProposals, and take proposals again afterwards.
+    bounded(async {
+        let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let membership = Membership::with_voters(ids.iter().copied());
+        let network = ChannelNetwork::new();
+        let runtime = RuntimeConfig {
+            tick: TICK,
+            seed: 7,
+            persist_queue_max: std::num::NonZeroUsize::new(2).unwrap(),
+            ..RuntimeConfig::default()
+        };
+        let mut stores = BTreeMap::new();
+        let mut handles = BTreeMap::new();
+        for &id in &ids {
+            let store = MemLogStore::new(membership.clone());
+            let transport = network.transport(id);
+            let raft = Raft::new(
+                Config::new(id),
+                runtime.clone(),
+                store.clone(),
+                transport,
+                Recording::default(),
+            );
+            handles.insert(id, raft.start().await.unwrap());
+            stores.insert(id, store);
+        }
+        let (leader, term) = loop {
+            let status = handles[&ids[0]].status().await.unwrap();
+            if let Some(leader) = status.leader {
+                let leader_status = handles[&leader].status().await.unwrap();
+                if leader_status.role == Role::Leader {
+                    break (leader, leader_status.term);
+                }
+            }
+            tokio::time::sleep(TICK).await;
+        };
+        let leader_handle = handles[&leader].clone();
+        leader_handle.propose(command("before".to_string())).await.unwrap();
+
+        let stall = Duration::from_secs(2);
+        stores[&leader].stall_writes_for(stall);
+        let stalled_until = tokio::time::Instant::now() + stall;
+        let mut proposers = Vec::new();
+        for proposer in 0..8 {
+            let handle = leader_handle.clone();
+            proposers.push(tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let mut sequence = 0;
+                while tokio::time::Instant::now() < stalled_until {
+                    sequence += 1;
+                    let proposed = handle.propose(command(format!("{proposer}-{sequence}"))).await;
+                    let refused = matches!(proposed, Err(Error::TooManyPendingProposals { .. }));
+                    outcomes.push(proposed);
+                    if refused {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                outcomes
+            }));
+        }
+        while tokio::time::Instant::now() < stalled_until {
+            for (&id, handle) in &handles {
+                let status = handle.status().await.unwrap();
+                assert_eq!(status.term, term, "node {id} left term {term} during the stall");
+                assert_eq!(status.leader, Some(leader), "node {id} lost the leader");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut refused = 0;
+        for proposer in proposers {
+            for outcome in proposer.await.unwrap() {
+                match outcome {
+                    Ok(_) => {}
+                    Err(Error::TooManyPendingProposals { .. }) => refused += 1,
+                    Err(error) => panic!("a proposal during the stall failed: {error}"),
+                }
+            }
+        }
+        assert!(refused > 0, "the full write queue refused no proposal");
+        leader_handle.propose(command("after".to_string())).await.unwrap();
+        let status = leader_handle.status().await.unwrap();
+        assert_eq!((status.role, status.term), (Role::Leader, term));
+        for handle in handles.values() {
+            handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
