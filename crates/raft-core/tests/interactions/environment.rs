@@ -97,6 +97,9 @@ pub struct Environment {
     pub level: LogLevel,
     /// Indentation for `raft-core`'s events: inside a `> ID ready` block or not.
     indent: &'static str,
+    /// A line to print before the next printed `raft-core` event: the message whose
+    /// delivery logged it, inside `stabilize` (which does not print deliveries).
+    event_header: Option<String>,
     captured: CapturedLines,
 }
 
@@ -111,6 +114,7 @@ impl Environment {
             output: String::new(),
             level: LogLevel::Warn,
             indent: "",
+            event_header: None,
             captured,
         }
     }
@@ -142,9 +146,13 @@ impl Environment {
         let lines = std::mem::take(&mut *self.captured.lock().expect("not poisoned"));
         for (level, line) in lines {
             if self.level.shows(level) {
+                if let Some(header) = self.event_header.take() {
+                    self.output.push_str(&header);
+                }
                 self.output.push_str(&format!("{}{level} {id} {line}\n", self.indent));
             }
         }
+        self.event_header = None;
         result
     }
 
@@ -187,6 +195,14 @@ impl Environment {
             self.error(&format!("{text}: {error}"));
         }
         Delivery::Stepped
+    }
+
+    /// Delivers one message like [`Environment::deliver`]; any event it logs is printed
+    /// under a `> ID receiving MESSAGE` line.
+    pub fn deliver_with_header(&mut self, message: Message) -> Delivery {
+        self.event_header =
+            Some(format!("> {} receiving {}\n", message.to, message_text(&message)));
+        self.deliver(message)
     }
 
     /// Sets the indentation of `raft-core`'s events (inside a block or not).

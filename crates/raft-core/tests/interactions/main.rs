@@ -10,7 +10,7 @@
 //! - `add-nodes N [voters=(1,2,3)] [learners=(4)] [index=K] [pre-vote=false]
 //!   [check-quorum=false] [read-mode=lease] [lease-ticks=N] [snapshot-chunk-bytes=N]`
 //! - `campaign ID`, `tick ID [COUNT]`, `tick-election ID`, `tick-heartbeat ID`,
-//!   `tick-all [COUNT]` (each round ticks every node, then stabilizes)
+//!   `tick-all [COUNT] [nodes=(1,3)]` (each round ticks every node or those, then stabilizes)
 //! - `process-ready ID...`, `deliver-msgs [ID...] [type=KIND] [drop=(ID,...)]`,
 //!   `stabilize [ID...]`
 //! - `propose ID DATA`, `read-index ID READ`, `transfer-leader from=ID to=ID`,

@@ -3,7 +3,8 @@
 //! Each round takes one `Ready` from every node that has one (in id order), then delivers
 //! every queued message in send order; a message over a cut link is printed as `dropped`.
 //! With IDs, only those nodes process `Ready`s and receive messages; messages to other
-//! nodes stay queued.
+//! nodes stay queued. Deliveries are not printed, except as the header of an event they
+//! make `raft-core` log (`log-level info`).
 
 use raft_core::{Message, NodeId};
 
@@ -36,7 +37,7 @@ pub fn stabilize_nodes(environment: &mut Environment, ids: &[NodeId]) {
         for message in deliver {
             progressed = true;
             let text = message_text(&message);
-            if let Delivery::Dropped = environment.deliver(message) {
+            if let Delivery::Dropped = environment.deliver_with_header(message) {
                 environment.print(&format!("  dropped {text}"));
             }
         }

@@ -30,11 +30,13 @@ pub fn tick_heartbeat(environment: &mut Environment, arguments: &Arguments) {
     });
 }
 
-/// `tick-all [COUNT]`: COUNT times (once by default), ticks every node, then stabilizes.
+/// `tick-all [COUNT] [nodes=(1,3)]`: COUNT times (once by default), ticks every node (or
+/// just those listed), then stabilizes the whole cluster.
 pub fn tick_all(environment: &mut Environment, arguments: &Arguments) {
+    let every_node = || environment.nodes.keys().copied().collect();
+    let ids: Vec<_> = arguments.named_nodes("nodes").unwrap_or_else(every_node);
     for _ in 0..arguments.number_or(0, 1) {
-        let ids: Vec<_> = environment.nodes.keys().copied().collect();
-        for id in ids {
+        for &id in &ids {
             environment.with_node(id, raft_core::Node::tick);
         }
         stabilize_nodes(environment, &[]);
