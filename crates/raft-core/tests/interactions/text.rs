@@ -92,6 +92,9 @@ fn body_detail(body: &MessageBody) -> String {
 /// print nothing. The caller prints the `> ID ready` header.
 pub fn ready_text(ready: &Ready) -> String {
     let mut out = String::new();
+    if ready.is_empty() {
+        out.push_str("  (an empty Ready)\n");
+    }
     let mut line = |text: String| writeln!(out, "  {text}").expect("writing to a String");
     if let Some(soft) = &ready.soft_state {
         let leader = soft.leader.map_or("none".to_string(), |leader| leader.to_string());
