@@ -84,8 +84,8 @@ const COMMANDS_MAX: usize = 64;
 /// Decodes `data` as a [`kv_store::Command`] and a [`kv_store::Response`] (each must
 /// survive re-encoding), then applies to a small [`kv_store::KvStore`]: `data` itself as
 /// one entry's payload, then every command a postcard stream of `data` decodes into,
-/// each twice (a retry must be answered exactly as the first attempt), with reads served
-/// between them. The store must then snapshot and restore to an equal store. Accepted
+/// each twice (a retry must be answered exactly as the first attempt), with reads of the
+/// command's key served between them. The store must then snapshot and restore to an equal store. Accepted
 /// when `data` is exactly one command.
 pub fn kv_command(data: &[u8]) -> bool {
     use kv_store::{Command, KvStore, Response};
@@ -120,7 +120,12 @@ pub fn kv_command(data: &[u8]) -> bool {
             break;
         };
         rest = tail;
-        let _ = store.read(&command.request);
+        if let kv_store::Write::Put { key, .. } | kv_store::Write::Delete { key, .. } =
+            &command.write
+        {
+            let _ = store.get(key);
+            let _ = store.range(key, None);
+        }
         let Ok(payload) = command.encode() else {
             break;
         };
@@ -180,9 +185,8 @@ pub fn kv_snapshot(data: &[u8]) -> bool {
     let applied = store.applied_log_id();
     if let Some(next) = applied.index.0.checked_add(1) {
         let command = kv_store::Command {
-            client_id: 1,
-            sequence: 1,
-            request: kv_store::Request::Put {
+            session: kv_store::Session { client_id: 1, sequence: 1 },
+            write: kv_store::Write::Put {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"v"),
                 expect_version: None,
@@ -567,25 +571,27 @@ fn client_request_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
     Some(())
 }
 
-/// Commands that exercise a store: creates, a compare-and-set, a delete, a retry.
+/// Commands that exercise a store: creates, a compare-and-set, a delete, a retry, and a
+/// member address set and removed.
 fn sample_commands() -> Vec<kv_store::Command> {
-    use kv_store::{Command, Request};
-    let put = |client_id, sequence, key: &'static str, expect_version| Command {
-        client_id,
-        sequence,
-        request: Request::Put { key: key.into(), value: "value".into(), expect_version },
+    use kv_store::{Command, Session, Write};
+    let command =
+        |client_id, sequence, write| Command { session: Session { client_id, sequence }, write };
+    let put = |client_id, sequence, key: &'static str, expect_version| {
+        let write = Write::Put { key: key.into(), value: "value".into(), expect_version };
+        command(client_id, sequence, write)
     };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7002));
     vec![
         put(1, 1, "a", None),
         put(2, 1, "b", Some(0)),
         put(1, 2, "a", Some(1)),
-        Command {
-            client_id: 3,
-            sequence: 1,
-            request: Request::Delete { key: "b".into(), expect_version: None },
-        },
+        command(3, 1, Write::Delete { key: "b".into(), expect_version: None }),
         put(4, 1, "c", None),
         put(4, 1, "c", None),
+        command(5, 1, Write::SetMemberAddress { node: NodeId(2), addr }),
+        command(5, 2, Write::SetMemberAddress { node: NodeId(3), addr }),
+        command(5, 3, Write::RemoveMemberAddress { node: NodeId(3) }),
     ]
 }
 
@@ -594,7 +600,8 @@ fn kv_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
     let mut stream = Vec::new();
     for (number, command) in commands.iter().enumerate() {
         let encoded = command.encode().ok()?;
-        if number < 4 {
+        // The creates, compare-and-set and delete, and the member address commands.
+        if number < 4 || number >= 6 {
             seed(seeds, "kv_command", &format!("command-{number}"), encoded.to_vec());
         }
         stream.extend_from_slice(&encoded);
