@@ -31,9 +31,10 @@ pub(crate) struct Record {
 /// order, answers each entry with a [`Response`], and serves reads ([`KvStore::get`],
 /// [`KvStore::range`]) from its current state. Besides the user's keys it holds the
 /// cluster's member address book ([`KvStore::member_addresses`]), changed only by
-/// [`Write::SetMemberAddress`] and [`Write::RemoveMemberAddress`], so no key is reserved. Applying is total and
-/// deterministic: every replica that applies the same entries from the same state reaches
-/// the same state, byte for byte in its [snapshot](KvStore::snapshot_bytes).
+/// [`Write::SetMemberAddress`] and [`Write::RemoveMemberAddress`], so no key is reserved.
+/// Applying is total and deterministic: every replica that applies the same entries from
+/// the same state reaches the same state, byte for byte in its
+/// [snapshot](KvStore::snapshot_bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvStore {
     pub(crate) config: KvConfig,
