@@ -42,7 +42,7 @@ use crate::store::{KvStore, Record};
 
 /// The first bytes of every kv-store snapshot. The `\r\n` catches text-mode mangling.
 const MAGIC: &[u8; 8] = b"KVSNAP\r\n";
-/// The format version this build writes; it also reads [`SNAPSHOT_FORMAT_VERSION_V1`].
+/// The format version this build writes; it also reads version 1 (see the module docs).
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 /// The format without the member address book, still read.
 const SNAPSHOT_FORMAT_VERSION_V1: u32 = 1;
