@@ -84,9 +84,9 @@ const COMMANDS_MAX: usize = 64;
 /// Decodes `data` as a [`kv_store::Command`] and a [`kv_store::Response`] (each must
 /// survive re-encoding), then applies to a small [`kv_store::KvStore`]: `data` itself as
 /// one entry's payload, then every command a postcard stream of `data` decodes into,
-/// each twice (a retry must be answered exactly as the first attempt), with reads served
-/// between them. The store must then snapshot and restore to an equal store. Accepted
-/// when `data` is exactly one command.
+/// each twice (a retry must be answered exactly as the first attempt), with reads of the
+/// command's key served between them. The store must then snapshot and restore to an
+/// equal store. Accepted when `data` is exactly one command.
 pub fn kv_command(data: &[u8]) -> bool {
     use kv_store::{Command, KvStore, Response};
     let command = Command::decode(data).ok();
@@ -120,7 +120,12 @@ pub fn kv_command(data: &[u8]) -> bool {
             break;
         };
         rest = tail;
-        let _ = store.read(&command.request);
+        if let kv_store::Write::Put { key, .. } | kv_store::Write::Delete { key, .. } =
+            &command.write
+        {
+            let _ = store.get(key);
+            let _ = store.range(key, None);
+        }
         let Ok(payload) = command.encode() else {
             break;
         };
@@ -180,9 +185,8 @@ pub fn kv_snapshot(data: &[u8]) -> bool {
     let applied = store.applied_log_id();
     if let Some(next) = applied.index.0.checked_add(1) {
         let command = kv_store::Command {
-            client_id: 1,
-            sequence: 1,
-            request: kv_store::Request::Put {
+            session: kv_store::Session { client_id: 1, sequence: 1 },
+            write: kv_store::Write::Put {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"v"),
                 expect_version: None,
@@ -513,20 +517,16 @@ fn seed(seeds: &mut Vec<Seed>, target: &'static str, name: &str, bytes: Vec<u8>)
 
 fn client_request_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
     use kv_client::protocol::{
-        Consistency, KeyValue, Request, Response, ServerError, Session, WriteOutcome, encode,
+        Command, Consistency, KeyValue, Request, Response, ServerError, Session, Write,
+        WriteOutcome, encode,
     };
     let session = Session { client_id: 7, sequence: 3 };
     let key = Bytes::from_static(b"key");
+    let write = |write| Request::Write(Command { session, write });
     let requests = [
-        (
-            "put",
-            Request::Put { key: key.clone(), value: "v".into(), expect_version: None, session },
-        ),
-        (
-            "cas",
-            Request::Put { key: key.clone(), value: "w".into(), expect_version: Some(2), session },
-        ),
-        ("delete", Request::Delete { key: key.clone(), expect_version: Some(0), session }),
+        ("put", write(Write::Put { key: key.clone(), value: "v".into(), expect_version: None })),
+        ("cas", write(Write::Put { key: key.clone(), value: "w".into(), expect_version: Some(2) })),
+        ("delete", write(Write::Delete { key: key.clone(), expect_version: Some(0) })),
         ("get", Request::Get { key: key.clone(), consistency: Consistency::Stale }),
         (
             "range",
@@ -537,23 +537,29 @@ fn client_request_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
             },
         ),
         ("status", Request::Status),
-        ("member-add", Request::MemberAdd { id: 4, addr: "127.0.0.1:7004".into(), learner: true }),
-        ("leader-transfer", Request::LeaderTransfer { target: Some(2) }),
+        (
+            "member-add",
+            Request::MemberAdd { id: NodeId(4), addr: "127.0.0.1:7004".into(), learner: true },
+        ),
+        ("leader-transfer", Request::LeaderTransfer { target: Some(NodeId(2)) }),
     ];
     for (name, request) in requests {
         seed(seeds, "client_request", &format!("request-{name}"), encode(&request).ok()?.to_vec());
     }
-    let found = KeyValue { key, value: "v".into(), version: 2, create_index: 3, mod_index: 9 };
+    let meta = kv_store::KeyMeta { version: 2, create_index: LogIndex(3), mod_index: LogIndex(9) };
+    let found = KeyValue { key, value: "v".into(), meta };
+    let outcome = WriteOutcome { index: LogIndex(9), version: 2, existed: true, leader: NodeId(1) };
+    let leader_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7002));
     let responses = [
-        (
-            "written",
-            Response::Written(WriteOutcome { index: 9, version: 2, existed: true, leader: 1 }),
-        ),
-        ("value", Response::Value { found: Some(found.clone()), index: 9 }),
-        ("range", Response::Range { entries: vec![found], more: true, index: 9 }),
+        ("written", Response::Written(outcome)),
+        ("value", Response::Value { found: Some(found.clone()), index: LogIndex(9) }),
+        ("range", Response::Range { entries: vec![found], more: true, index: LogIndex(9) }),
         (
             "not-leader",
-            Response::Error(ServerError::NotLeader { leader: Some(2), addr: Some("h:1".into()) }),
+            Response::Error(ServerError::NotLeader {
+                leader: Some(NodeId(2)),
+                addr: Some(leader_addr),
+            }),
         ),
     ];
     for (name, response) in responses {
@@ -567,25 +573,27 @@ fn client_request_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
     Some(())
 }
 
-/// Commands that exercise a store: creates, a compare-and-set, a delete, a retry.
+/// Commands that exercise a store: creates, a compare-and-set, a delete, a retry, and a
+/// member address set and removed.
 fn sample_commands() -> Vec<kv_store::Command> {
-    use kv_store::{Command, Request};
-    let put = |client_id, sequence, key: &'static str, expect_version| Command {
-        client_id,
-        sequence,
-        request: Request::Put { key: key.into(), value: "value".into(), expect_version },
+    use kv_store::{Command, Session, Write};
+    let command =
+        |client_id, sequence, write| Command { session: Session { client_id, sequence }, write };
+    let put = |client_id, sequence, key: &'static str, expect_version| {
+        let write = Write::Put { key: key.into(), value: "value".into(), expect_version };
+        command(client_id, sequence, write)
     };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7002));
     vec![
         put(1, 1, "a", None),
         put(2, 1, "b", Some(0)),
         put(1, 2, "a", Some(1)),
-        Command {
-            client_id: 3,
-            sequence: 1,
-            request: Request::Delete { key: "b".into(), expect_version: None },
-        },
+        command(3, 1, Write::Delete { key: "b".into(), expect_version: None }),
         put(4, 1, "c", None),
         put(4, 1, "c", None),
+        command(5, 1, Write::SetMemberAddress { node: NodeId(2), addr }),
+        command(5, 2, Write::SetMemberAddress { node: NodeId(3), addr }),
+        command(5, 3, Write::RemoveMemberAddress { node: NodeId(3) }),
     ]
 }
 
@@ -594,7 +602,8 @@ fn kv_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
     let mut stream = Vec::new();
     for (number, command) in commands.iter().enumerate() {
         let encoded = command.encode().ok()?;
-        if number < 4 {
+        // The creates, compare-and-set and delete, and the member address commands.
+        if !(4..6).contains(&number) {
             seed(seeds, "kv_command", &format!("command-{number}"), encoded.to_vec());
         }
         stream.extend_from_slice(&encoded);

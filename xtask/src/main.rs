@@ -124,10 +124,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "kv-linearizability",
             ],
         ),
-        (
-            "kv-bench",
-            &["raft-core", "raft-net-quic", "kv-store", "kv-client", "kv-linearizability"],
-        ),
+        ("kv-bench", &["raft-core", "kv-store", "kv-client", "kv-linearizability"]),
         ("raft-sim", &["raft-core", "kv-store", "raft-storage", "kv-linearizability"]),
         ("xtask", &[]),
     ];

@@ -98,7 +98,7 @@ impl Target for KvTarget {
         let consistency = if linearizable { Consistency::Linearizable } else { Consistency::Stale };
         match self.client.get(key, consistency).await {
             Ok(found) => {
-                Ok(found.map(|entry| ReadValue { value: entry.value, version: entry.version }))
+                Ok(found.map(|entry| ReadValue { value: entry.value, version: entry.meta.version }))
             }
             Err(error) => Err(error.to_string()),
         }

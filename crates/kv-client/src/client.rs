@@ -13,9 +13,10 @@ use tracing::debug;
 
 use crate::error::Error;
 use crate::protocol::{
-    Consistency, KeyValue, Member, NodeStatus, Request, Response, ServerError, Session,
-    WriteOutcome, decode, encode,
+    Command, Consistency, KeyValue, Member, NodeStatus, Request, Response, ServerError, Session,
+    Write, WriteOutcome, decode, encode,
 };
+use raft_core::{LogIndex, NodeId};
 
 /// The longest one attempt waits before the client tries again (possibly elsewhere): a
 /// commit takes milliseconds, so a second of silence means the node is stopped, paused or
@@ -160,8 +161,7 @@ impl KvClient {
         value: Bytes,
         expect_version: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
-        let build = move |session| Request::Put { key, value, expect_version, session };
-        let response = self.write(build).await?;
+        let response = self.write(Write::Put { key, value, expect_version }).await?;
         self.expect_written(response)
     }
 
@@ -176,8 +176,7 @@ impl KvClient {
         key: Bytes,
         expect_version: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
-        let build = move |session| Request::Delete { key, expect_version, session };
-        let response = self.write(build).await?;
+        let response = self.write(Write::Delete { key, expect_version }).await?;
         self.expect_written(response)
     }
 
@@ -234,7 +233,7 @@ impl KvClient {
     /// # Errors
     ///
     /// As [`KvClient::get`].
-    pub async fn members(&self) -> Result<(Vec<Member>, Option<u64>), Error> {
+    pub async fn members(&self) -> Result<(Vec<Member>, Option<NodeId>), Error> {
         match self.send(&Request::MemberList).await? {
             Response::Members { members, leader } => Ok((members, leader)),
             other => Err(self.unexpected(&other)),
@@ -247,7 +246,7 @@ impl KvClient {
     /// # Errors
     ///
     /// As [`KvClient::get`].
-    pub async fn admin(&self, request: Request) -> Result<(Option<u64>, u64), Error> {
+    pub async fn admin(&self, request: Request) -> Result<(Option<NodeId>, LogIndex), Error> {
         match self.send(&request).await? {
             Response::Done { leader, index } => Ok((leader, index)),
             other => Err(self.unexpected(&other)),
@@ -263,7 +262,7 @@ impl KvClient {
         &self,
         addr: SocketAddr,
         request: &Request,
-    ) -> Result<(Option<u64>, u64), Error> {
+    ) -> Result<(Option<NodeId>, LogIndex), Error> {
         match self.send_to(addr, request, self.inner.config.timeout).await? {
             Response::Done { leader, index } => Ok((leader, index)),
             other => Err(self.unexpected(&other)),
@@ -313,9 +312,9 @@ impl KvClient {
     }
 
     /// Sends a write under a session of its own, so that its retries apply at most once.
-    async fn write(&self, build: impl FnOnce(Session) -> Request) -> Result<Response, Error> {
+    async fn write(&self, write: Write) -> Result<Response, Error> {
         let session = self.take_session();
-        let result = self.send(&build(session)).await;
+        let result = self.send(&Request::Write(Command { session, write })).await;
         self.return_session(session);
         result
     }
@@ -338,9 +337,9 @@ impl KvClient {
                     if !config.follow_leader {
                         return Err(Error::NotLeader { node: target.to_string(), leader, addr });
                     }
-                    let named = addr.as_deref().and_then(|addr| addr.parse().ok());
-                    problem = format!("{target} is not the leader (leader {leader:?})");
-                    if let Some(named) = named.filter(|&named| named != target) {
+                    let leader_id = leader.map(|leader| leader.0);
+                    problem = format!("{target} is not the leader (leader {leader_id:?})");
+                    if let Some(named) = addr.filter(|&named| named != target) {
                         debug!(from = %target, to = %named, "following the leader");
                         target = named;
                         continue;
@@ -445,21 +444,10 @@ impl KvClient {
 
 /// Turns a final answer into the caller's result.
 fn into_result(addr: SocketAddr, response: Response) -> Result<Response, Error> {
-    let Response::Error(error) = response else {
-        return Ok(response);
-    };
-    Err(match error {
-        ServerError::NotLeader { leader, addr: leader_addr } => {
-            Error::NotLeader { node: addr.to_string(), leader, addr: leader_addr }
-        }
-        ServerError::Conflict { current_version } => Error::Conflict { current_version },
-        ServerError::TooLarge { what, bytes, max } => Error::TooLarge { what, bytes, max },
-        ServerError::Invalid { reason } => Error::Invalid { reason },
-        ServerError::SessionExpired { reason } => Error::SessionExpired { reason },
-        ServerError::Unavailable { reason }
-        | ServerError::OutcomeUnknown { reason }
-        | ServerError::Internal { reason } => Error::Server { reason },
-    })
+    match response {
+        Response::Error(error) => Err(Error::from_server(addr, error)),
+        response => Ok(response),
+    }
 }
 
 /// Sleeps for the backoff (not past the deadline) and doubles it.
@@ -505,7 +493,7 @@ mod tests {
             into_result(addr, conflict),
             Err(Error::Conflict { current_version: Some(4) })
         ));
-        let value = Response::Value { found: None, index: 3 };
+        let value = Response::Value { found: None, index: LogIndex(3) };
         assert_eq!(into_result(addr, value.clone()).unwrap(), value);
     }
 }

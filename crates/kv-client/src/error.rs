@@ -4,6 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use raft_core::NodeId;
+
+use crate::protocol::ServerError;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -18,14 +22,18 @@ pub enum Error {
         last_problem: String,
     },
     /// The node asked is not the leader, and the client was told not to follow redirects.
-    #[error("node {node} is not the leader (leader: {leader:?} at {addr:?})")]
+    #[error(
+        "node {node} is not the leader (leader: {:?} at {:?})",
+        leader.map(|leader| leader.0),
+        addr.map(|addr| addr.to_string())
+    )]
     NotLeader {
         /// The node that answered.
         node: String,
         /// The leader it named, if any.
-        leader: Option<u64>,
+        leader: Option<NodeId>,
         /// The leader's address, if known.
-        addr: Option<String>,
+        addr: Option<SocketAddr>,
     },
     /// A versioned write found another version.
     #[error("version conflict: the key's current version is {}", describe_version(*current_version))]
@@ -91,6 +99,25 @@ fn describe_version(version: Option<u64>) -> String {
 }
 
 impl Error {
+    /// The client's error for a refusal from the node at `node`: the one place where wire
+    /// errors become client errors. Unavailable, outcome unknown and internal failures all
+    /// become [`Error::Server`]; the others keep their kind.
+    #[must_use]
+    pub fn from_server(node: SocketAddr, error: ServerError) -> Error {
+        match error {
+            ServerError::NotLeader { leader, addr } => {
+                Error::NotLeader { node: node.to_string(), leader, addr }
+            }
+            ServerError::Conflict { current_version } => Error::Conflict { current_version },
+            ServerError::TooLarge { what, bytes, max } => Error::TooLarge { what, bytes, max },
+            ServerError::Invalid { reason } => Error::Invalid { reason },
+            ServerError::SessionExpired { reason } => Error::SessionExpired { reason },
+            ServerError::Unavailable { reason }
+            | ServerError::OutcomeUnknown { reason }
+            | ServerError::Internal { reason } => Error::Server { reason },
+        }
+    }
+
     /// Whether the failure says nothing about the cluster's data (the request never got an
     /// answer): a timeout.
     #[must_use]

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!   KvClient::put/get/delete/range ──Request──> [QUIC stream, mutual TLS] ──> kv-server
+//!      (a write is kv-store's Command, proposed by the server as it is)
 //!        ^   │ leader discovery: "not leader" answers name the leader and its address
 //!        │   └ retries (same session sequence: a write applies at most once)
 //!        └───────────────────────────Response──────────────────────────────┘
@@ -43,4 +44,5 @@ pub mod protocol;
 pub use client::{ClientConfig, KvClient};
 pub use error::Error;
 pub use protocol::{Consistency, KeyValue, Member, NodeStatus, WriteOutcome};
+pub use raft_core::{LogIndex, NodeId};
 pub use raft_net_quic::ClientId;

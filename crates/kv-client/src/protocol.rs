@@ -1,14 +1,27 @@
 //! The wire protocol between `kv-client` and `kv-server`: one postcard-encoded [`Request`]
 //! per QUIC stream, answered by one [`Response`].
 //!
-//! Versioned by [`PROTOCOL_VERSION`] through the transport's handshake; the enums only grow
-//! at the end, so an old client still decodes a new server's answers to old requests.
+//! The protocol speaks kv-store's vocabulary: a write is a [`kv_store::Command`] (a
+//! [`Write`] under a [`Session`]) that the server proposes as it is, a read answers with
+//! kv-store's [`KeyValue`], and nodes and indexes are raft-core's [`NodeId`], [`LogIndex`],
+//! [`Term`] and [`Role`]. [`ServerError`] is the one error vocabulary: the server turns its
+//! refusals into it here (`From` impls), and the client turns it into
+//! [`Error`](crate::Error) in one place.
+//!
+//! Versioned by [`PROTOCOL_VERSION`]; the enums only grow at the end, so an old client
+//! still decodes a new server's answers to old requests.
+
+use std::net::SocketAddr;
 
 use bytes::Bytes;
+pub use kv_store::{Command, KeyValue, Session, Write};
+use kv_store::{Rejection, Response as Applied};
+use raft_core::{LogIndex, NodeId, Role, Term};
 use serde::{Deserialize, Serialize};
 
-/// The request/response format's version.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The request/response format's version. 2: writes carry kv-store's [`Command`], and ids
+/// and indexes are typed.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Which node may answer a read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,40 +34,13 @@ pub enum Consistency {
     Stale,
 }
 
-/// A client session's position: a retried write with the same client id and sequence is
-/// applied once, and answered with the first outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Session {
-    /// The client's id, random per session.
-    pub client_id: u64,
-    /// The write's number within the session, from 1, one more per new write.
-    pub sequence: u64,
-}
-
 /// A request to a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// Writes `value` at `key`; with `expect_version`, only if the key's version is that
-    /// (0: only if the key does not exist).
-    Put {
-        /// The key.
-        key: Bytes,
-        /// The value.
-        value: Bytes,
-        /// The version the key must have for the write to happen.
-        expect_version: Option<u64>,
-        /// Exactly-once bookkeeping.
-        session: Session,
-    },
-    /// Deletes `key`; with `expect_version`, only if the key's version is that.
-    Delete {
-        /// The key.
-        key: Bytes,
-        /// The version the key must have for the delete to happen.
-        expect_version: Option<u64>,
-        /// Exactly-once bookkeeping.
-        session: Session,
-    },
+    /// A write (put, compare-and-set, delete) under its session. The server proposes
+    /// exactly this command; a retry resends it unchanged, so it applies at most once.
+    /// Member addresses change only through [`Request::MemberAdd`].
+    Write(Command),
     /// Reads one key.
     Get {
         /// The key.
@@ -79,7 +65,7 @@ pub enum Request {
     /// voter once it has caught up.
     MemberAdd {
         /// The new node's id.
-        id: u64,
+        id: NodeId,
         /// Its QUIC address, `HOST:PORT`.
         addr: String,
         /// Stop at learner.
@@ -88,12 +74,12 @@ pub enum Request {
     /// Removes node `id` (voter or learner).
     MemberRemove {
         /// The node to remove.
-        id: u64,
+        id: NodeId,
     },
     /// Hands leadership to `target`, or to the most up-to-date other voter.
     LeaderTransfer {
         /// The node to hand leadership to.
-        target: Option<u64>,
+        target: Option<NodeId>,
     },
     /// Makes the answering node snapshot its state machine and compact its log now.
     Snapshot,
@@ -104,9 +90,7 @@ impl Request {
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
-            Request::Put { expect_version: None, .. } => "put",
-            Request::Put { expect_version: Some(_), .. } => "cas",
-            Request::Delete { .. } => "delete",
+            Request::Write(command) => command.write.kind(),
             Request::Get { .. } => "get",
             Request::Range { .. } => "range",
             Request::Status => "status",
@@ -119,68 +103,102 @@ impl Request {
     }
 }
 
-/// A key with its value and version bookkeeping.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyValue {
-    /// The key.
-    pub key: Bytes,
-    /// The value.
-    pub value: Bytes,
-    /// Writes since the key was created, from 1.
-    pub version: u64,
-    /// The log index of the write that created the key.
-    pub create_index: u64,
-    /// The log index of the write that last changed it.
-    pub mod_index: u64,
-}
-
 /// What a committed write did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteOutcome {
     /// The log index the write committed at.
-    pub index: u64,
+    pub index: LogIndex,
     /// The key's version after the write (0 after a delete).
     pub version: u64,
     /// Whether the key existed before the write.
     pub existed: bool,
     /// The leader that committed it.
-    pub leader: u64,
+    pub leader: NodeId,
+}
+
+impl WriteOutcome {
+    /// What the state machine's answer to a user write means to the client: the outcome,
+    /// or the refusal ([`ServerError::Conflict`] for a failed version check).
+    ///
+    /// # Errors
+    ///
+    /// The [`ServerError`] the answer amounts to.
+    pub fn from_applied(applied: Applied, leader: NodeId) -> Result<WriteOutcome, ServerError> {
+        match applied {
+            Applied::Written(written) => Ok(WriteOutcome {
+                index: written.index,
+                version: written.version,
+                existed: written.previous.is_some(),
+                leader,
+            }),
+            Applied::Deleted(deleted) => Ok(WriteOutcome {
+                index: deleted.index,
+                version: 0,
+                existed: deleted.previous.is_some(),
+                leader,
+            }),
+            Applied::Conflict { current_version } => Err(ServerError::Conflict { current_version }),
+            Applied::Rejected(rejection) => Err(rejection.into()),
+            Applied::NoOp | Applied::MemberAddressUpdated { .. } => Err(ServerError::Internal {
+                reason: format!("a user write was answered with {applied:?}"),
+            }),
+        }
+    }
 }
 
 /// A node's state, for `kvctl status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     /// The node's id.
-    pub id: u64,
-    /// `leader`, `follower`, `candidate`, `pre_candidate` or `learner`.
-    pub role: String,
+    pub id: NodeId,
+    /// Its Raft role.
+    pub role: Role,
+    /// Whether it is a learner (it replicates but does not vote).
+    pub learner: bool,
     /// Its current term.
-    pub term: u64,
+    pub term: Term,
     /// The leader it follows, if known.
-    pub leader: Option<u64>,
+    pub leader: Option<NodeId>,
     /// The highest index it knows is committed.
-    pub commit_index: u64,
+    pub commit_index: LogIndex,
     /// The highest index its state machine applied.
-    pub applied_index: u64,
+    pub applied_index: LogIndex,
     /// Its first log index (entries before it are in the snapshot).
-    pub log_first_index: u64,
+    pub log_first_index: LogIndex,
     /// Its last log index.
-    pub log_last_index: u64,
+    pub log_last_index: LogIndex,
     /// The last index its snapshot covers (0: none).
-    pub snapshot_index: u64,
+    pub snapshot_index: LogIndex,
     /// Its snapshot's size in bytes.
     pub snapshot_bytes: u64,
     /// The number of keys it holds.
     pub keys: u64,
 }
 
+impl NodeStatus {
+    /// The role as `kvctl status` shows it: `leader`, `follower`, `candidate`,
+    /// `pre_candidate`, or `learner` for a learner whatever its role.
+    #[must_use]
+    pub fn role_name(&self) -> &'static str {
+        if self.learner {
+            return "learner";
+        }
+        match self.role {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre_candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
 /// A member of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// The node's id.
-    pub id: u64,
+    pub id: NodeId,
     /// Its QUIC address, if known.
-    pub addr: Option<String>,
+    pub addr: Option<SocketAddr>,
     /// Voter (`true`) or learner.
     pub voter: bool,
 }
@@ -196,7 +214,7 @@ pub enum Response {
         /// The key's value and versions.
         found: Option<KeyValue>,
         /// The index the read reflects.
-        index: u64,
+        index: LogIndex,
     },
     /// A range's answer.
     Range {
@@ -205,7 +223,7 @@ pub enum Response {
         /// More keys matched than `limit`.
         more: bool,
         /// The index the read reflects.
-        index: u64,
+        index: LogIndex,
     },
     /// The node's state.
     Status(NodeStatus),
@@ -214,14 +232,14 @@ pub enum Response {
         /// The voters and learners.
         members: Vec<Member>,
         /// The current leader.
-        leader: Option<u64>,
+        leader: Option<NodeId>,
     },
     /// An administrative request completed.
     Done {
         /// The leader (after a transfer: the new one).
-        leader: Option<u64>,
+        leader: Option<NodeId>,
         /// The log index it reached (membership entry, snapshot index).
-        index: u64,
+        index: LogIndex,
     },
     /// The request failed.
     Error(ServerError),
@@ -233,9 +251,9 @@ pub enum ServerError {
     /// Only the leader does this; `leader` is who the node believes leads.
     NotLeader {
         /// The leader's id, if known.
-        leader: Option<u64>,
+        leader: Option<NodeId>,
         /// The leader's address, if known.
-        addr: Option<String>,
+        addr: Option<SocketAddr>,
     },
     /// The version check failed; the key's current version (`None`: it does not exist).
     Conflict {
@@ -281,6 +299,36 @@ pub enum ServerError {
     },
 }
 
+impl From<Rejection> for ServerError {
+    /// A state machine refusal, as the client sees it.
+    fn from(rejection: Rejection) -> ServerError {
+        match rejection {
+            Rejection::KeyTooLarge { bytes, max } => {
+                ServerError::TooLarge { what: "key".to_owned(), bytes, max }
+            }
+            Rejection::ValueTooLarge { bytes, max } => {
+                ServerError::TooLarge { what: "value".to_owned(), bytes, max }
+            }
+            Rejection::StaleSequence { .. } | Rejection::SessionExpired { .. } => {
+                ServerError::SessionExpired { reason: rejection.to_string() }
+            }
+            other => ServerError::Invalid { reason: other.to_string() },
+        }
+    }
+}
+
+impl From<kv_store::Error> for ServerError {
+    /// A request the state machine's limits refuse before it is proposed, or a store
+    /// failure.
+    fn from(error: kv_store::Error) -> ServerError {
+        match error {
+            kv_store::Error::CommandRefused { source } => source.into(),
+            kv_store::Error::Encode { .. } => ServerError::Internal { reason: error.to_string() },
+            other => ServerError::Invalid { reason: other.to_string() },
+        }
+    }
+}
+
 /// Encodes a request or response with postcard.
 ///
 /// # Errors
@@ -305,19 +353,52 @@ mod tests {
 
     #[test]
     fn requests_round_trip() {
-        let request = Request::Put {
-            key: Bytes::from_static(b"k"),
-            value: Bytes::from_static(b"v"),
-            expect_version: Some(3),
+        let request = Request::Write(Command {
             session: Session { client_id: 7, sequence: 9 },
-        };
+            write: Write::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+                expect_version: Some(3),
+            },
+        });
         let bytes = encode(&request).unwrap();
         assert_eq!(decode::<Request>(&bytes).unwrap(), request);
+    }
+
+    #[test]
+    fn a_write_request_carries_the_command_s_own_encoding() {
+        let command = Command {
+            session: Session { client_id: 7, sequence: 9 },
+            write: Write::Delete { key: Bytes::from_static(b"k"), expect_version: None },
+        };
+        let request = encode(&Request::Write(command.clone())).unwrap();
+        assert_eq!(&request[1..], command.encode().unwrap().as_ref());
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode::<Request>(&[0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(decode::<Response>(&[]).is_err());
+    }
+
+    #[test]
+    fn size_refusals_name_what_was_too_large() {
+        let refusal = ServerError::from(Rejection::ValueTooLarge { bytes: 5, max: 4 });
+        let expected = ServerError::TooLarge { what: "value".to_owned(), bytes: 5, max: 4 };
+        assert_eq!(refusal, expected);
+    }
+
+    #[test]
+    fn a_conflict_is_a_refusal_and_a_put_an_outcome() {
+        let conflict = Applied::Conflict { current_version: Some(2) };
+        let refused = WriteOutcome::from_applied(conflict, NodeId(1));
+        assert_eq!(refused, Err(ServerError::Conflict { current_version: Some(2) }));
+        let written = Applied::Written(kv_store::WriteResult {
+            index: LogIndex(4),
+            version: 1,
+            previous: None,
+        });
+        let outcome = WriteOutcome::from_applied(written, NodeId(1)).unwrap();
+        assert_eq!((outcome.index, outcome.existed), (LogIndex(4), false));
     }
 }

@@ -15,8 +15,9 @@
 //! single-node cluster on 127.0.0.1:7001 with its data in `./kv-data`.
 //!
 //! The cluster's address book (where each member listens) is replicated through the log
-//! under a reserved key prefix, so members added at run time are reachable from every
-//! node, after restarts and through snapshots.
+//! as kv-store's typed `SetMemberAddress` / `RemoveMemberAddress` commands and carried in
+//! its snapshots, so members added at run time are reachable from every node, after
+//! restarts and through snapshots, and no user key is reserved.
 
 pub mod config;
 mod error;
@@ -29,4 +30,3 @@ mod service;
 pub use config::{ServerConfig, Settings};
 pub use error::Error;
 pub use server::Server;
-pub use service::PEER_ADDRESS_PREFIX;

@@ -19,12 +19,12 @@ use raft_runtime::{Raft, RaftHandle, RuntimeConfig};
 use raft_storage::{RedbLogStore, StoreConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::config::ServerConfig;
 use crate::error::Error;
 use crate::metrics::ServerMetrics;
-use crate::service::{AddressBook, PEER_ADDRESS_PREFIX, Service};
+use crate::service::{AddressBook, Service};
 
 /// How often the node's state is sampled into the gauges and the address book is synced.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
@@ -294,25 +294,10 @@ async fn sample(
                 return;
             }
         };
-        let (keys, book) = kv.with_read(|store| {
-            let keys = store.len() as u64;
-            let book = store.range(PEER_ADDRESS_PREFIX, None);
-            (keys, book)
-        });
+        let (keys, member_addresses) =
+            kv.with_read(|store| (store.len() as u64, store.member_addresses().clone()));
         metrics.observe_status(&status, keys);
-        for entry in book.entries {
-            let Some(id) = std::str::from_utf8(&entry.key[PEER_ADDRESS_PREFIX.len()..])
-                .ok()
-                .and_then(|id| id.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let Some(addr) = std::str::from_utf8(&entry.value).ok().and_then(|a| a.parse().ok())
-            else {
-                warn!(peer = id, "unreadable address in the address book");
-                continue;
-            };
-            let node = NodeId(id);
+        for (node, addr) in member_addresses {
             let mut book = addresses.write().unwrap_or_else(PoisonError::into_inner);
             if node != status.node && book.get(&node) != Some(&addr) {
                 info!(peer = %node, %addr, "learned peer address");

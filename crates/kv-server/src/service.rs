@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kv_client::protocol::{
-    self, Consistency, KeyValue, Member, NodeStatus, Request, Response, ServerError, Session,
+    self, Command, Consistency, Member, NodeStatus, Request, Response, ServerError, Session, Write,
     WriteOutcome,
 };
-use kv_store::{Command, KvConfig, Rejection, SharedKvStore};
+use kv_store::{KvConfig, SharedKvStore};
 use raft_core::{Error as CoreError, LogIndex, MembershipChange, NodeId, Role};
 use raft_net_quic::{Caller, QuicNode, RequestHandler};
 use raft_runtime::Error as RaftError;
@@ -21,16 +21,13 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::ServerMetrics;
 
-/// Keys under this prefix hold the cluster's address book (`<prefix><id>` → `HOST:PORT`),
-/// replicated through the log like any write so every node, and every snapshot, knows
-/// where members added at run time listen. Clients may not write them.
-pub const PEER_ADDRESS_PREFIX: &[u8] = b"\0raft/peer/";
-
 /// How long an administrative request waits for its effect (a transfer to complete, a
 /// snapshot to be durable).
 const ADMIN_WAIT_MAX: Duration = Duration::from_secs(5);
 
-/// Where the node's peers listen, shared between the service and the address-book sync.
+/// Where the node's peers listen, shared between the service and the address-book sync:
+/// the `--peers` list, then what the replicated member address book (kv-store's
+/// `SetMemberAddress` commands) adds.
 pub type AddressBook = Arc<RwLock<BTreeMap<NodeId, SocketAddr>>>;
 
 /// The request handler a node serves clients with.
@@ -90,13 +87,15 @@ impl Service {
             return Response::Error(ServerError::Unavailable { reason });
         }
         let result = match request {
-            Request::Put { key, value, expect_version, session } => {
-                let write = kv_store::Request::Put { key, value, expect_version };
-                self.write(write, session, false).await
+            Request::Write(command) if command.write.is_user_write() => {
+                self.write_user(command).await
             }
-            Request::Delete { key, expect_version, session } => {
-                let write = kv_store::Request::Delete { key, expect_version };
-                self.write(write, session, false).await
+            Request::Write(command) => {
+                let reason = format!(
+                    "a {} changes the cluster's address book; use member add or remove",
+                    command.write.kind()
+                );
+                Err(ServerError::Invalid { reason })
             }
             Request::Get { key, consistency } => self.get(key, consistency).await,
             Request::Range { prefix, limit, consistency } => {
@@ -112,70 +111,47 @@ impl Service {
         result.unwrap_or_else(Response::Error)
     }
 
-    /// Proposes a write and waits for it to apply. `internal` writes may use the reserved
-    /// prefix.
-    async fn write(
-        &self,
-        request: kv_store::Request,
-        session: Session,
-        internal: bool,
-    ) -> Result<Response, ServerError> {
-        if !internal && request.key().starts_with(PEER_ADDRESS_PREFIX) {
-            let reason = "keys starting with \\0raft/ are reserved for the cluster".to_owned();
-            return Err(ServerError::Invalid { reason });
-        }
-        self.kv_config.validate_request(&request).map_err(refusal)?;
-        let command = Command { client_id: session.client_id, sequence: session.sequence, request };
-        let payload = command.encode().map_err(|error| internal_error(&error))?;
-        let applied = self.raft.propose(payload).await.map_err(|error| self.raft_error(error))?;
-        let leader = self.id.0;
-        match applied {
-            kv_store::Response::Written(written) => Ok(Response::Written(WriteOutcome {
-                index: written.index.0,
-                version: written.version,
-                existed: written.previous.is_some(),
-                leader,
-            })),
-            kv_store::Response::Deleted(deleted) => Ok(Response::Written(WriteOutcome {
-                index: deleted.index.0,
-                version: 0,
-                existed: deleted.previous.is_some(),
-                leader,
-            })),
-            kv_store::Response::Conflict { current_version } => {
-                Err(ServerError::Conflict { current_version })
-            }
-            kv_store::Response::Rejected(rejection) => Err(rejected(rejection)),
-            other => {
-                Err(ServerError::Internal { reason: format!("unexpected apply result {other:?}") })
-            }
+    /// Proposes a client's put or delete, exactly as the client built it, and waits for it
+    /// to apply.
+    async fn write_user(&self, command: Command) -> Result<Response, ServerError> {
+        let applied = self.propose(&command).await?;
+        WriteOutcome::from_applied(applied, self.id).map(Response::Written)
+    }
+
+    /// Checks a command against the store's limits, proposes it and waits for it to apply.
+    async fn propose(&self, command: &Command) -> Result<kv_store::Response, ServerError> {
+        self.kv_config.validate_write(&command.write)?;
+        let payload = command.encode()?;
+        self.raft.propose(payload).await.map_err(|error| self.raft_error(error))
+    }
+
+    /// Proposes a change to the member address book under a session of its own, and
+    /// waits for it to apply.
+    async fn update_member_address(&self, write: Write) -> Result<(), ServerError> {
+        let session = Session { client_id: rand::random(), sequence: 1 };
+        match self.propose(&Command { session, write }).await? {
+            kv_store::Response::MemberAddressUpdated { .. } => Ok(()),
+            kv_store::Response::Rejected(rejection) => Err(rejection.into()),
+            other => Err(ServerError::Internal {
+                reason: format!("a member address change was answered with {other:?}"),
+            }),
         }
     }
 
     /// Waits until this node may serve a read of the given consistency.
-    async fn read_barrier(&self, consistency: Consistency) -> Result<u64, ServerError> {
+    async fn read_barrier(&self, consistency: Consistency) -> Result<LogIndex, ServerError> {
         match consistency {
             Consistency::Linearizable => {
-                let index = self.raft.read_index().await.map_err(|error| self.raft_error(error))?;
-                Ok(index.0)
+                self.raft.read_index().await.map_err(|error| self.raft_error(error))
             }
-            Consistency::Stale => Ok(self.kv.applied_index().0),
+            Consistency::Stale => Ok(self.kv.applied_index()),
         }
     }
 
     async fn get(&self, key: Bytes, consistency: Consistency) -> Result<Response, ServerError> {
-        let request = kv_store::Request::Get { key };
-        self.kv_config.validate_request(&request).map_err(refusal)?;
+        self.kv_config.validate_key(&key)?;
         let index = self.read_barrier(consistency).await?;
-        match self.kv.read(&request) {
-            kv_store::Response::Value(found) => {
-                Ok(Response::Value { found: found.map(key_value), index })
-            }
-            kv_store::Response::Rejected(rejection) => Err(rejected(rejection)),
-            other => {
-                Err(ServerError::Internal { reason: format!("unexpected read result {other:?}") })
-            }
-        }
+        Ok(Response::Value { found: self.kv.get(&key), index })
     }
 
     async fn range(
@@ -184,41 +160,27 @@ impl Service {
         limit: u32,
         consistency: Consistency,
     ) -> Result<Response, ServerError> {
-        let request = kv_store::Request::Range { prefix, limit: NonZeroU32::new(limit) };
-        self.kv_config.validate_request(&request).map_err(refusal)?;
+        self.kv_config.validate_key(&prefix)?;
         let index = self.read_barrier(consistency).await?;
-        match self.kv.read(&request) {
-            kv_store::Response::Range(range) => {
-                let entries = range
-                    .entries
-                    .into_iter()
-                    .filter(|entry| !entry.key.starts_with(PEER_ADDRESS_PREFIX))
-                    .map(key_value)
-                    .collect();
-                Ok(Response::Range { entries, more: range.more, index })
-            }
-            kv_store::Response::Rejected(rejection) => Err(rejected(rejection)),
-            other => {
-                Err(ServerError::Internal { reason: format!("unexpected read result {other:?}") })
-            }
-        }
+        let range = self.kv.range(&prefix, NonZeroU32::new(limit));
+        Ok(Response::Range { entries: range.entries, more: range.more, index })
     }
 
     async fn status(&self) -> Result<Response, ServerError> {
         let status = self.raft.status().await.map_err(|error| self.raft_error(error))?;
         let learner = status.membership.learners.contains(&status.node);
-        let role = if learner { "learner".to_owned() } else { role_name(status.role).to_owned() };
         let keys = self.kv.with_read(|store| store.len() as u64);
         Ok(Response::Status(NodeStatus {
-            id: status.node.0,
-            role,
-            term: status.term.0,
-            leader: status.leader.map(|leader| leader.0),
-            commit_index: status.commit_index.0,
-            applied_index: status.applied_index.0,
-            log_first_index: status.first_index.0,
-            log_last_index: status.last_log_id.index.0,
-            snapshot_index: status.snapshot_last_log_id.index.0,
+            id: status.node,
+            role: status.role,
+            learner,
+            term: status.term,
+            leader: status.leader,
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            log_first_index: status.first_index,
+            log_last_index: status.last_log_id.index,
+            snapshot_index: status.snapshot_last_log_id.index,
             snapshot_bytes: status.snapshot_bytes,
             keys,
         }))
@@ -228,46 +190,37 @@ impl Service {
     async fn members(&self) -> Result<Response, ServerError> {
         let status = self.require_leader().await?;
         let addresses = self.addresses.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let address = |id: &NodeId| addresses.get(id).map(ToString::to_string);
-        let voters = status.membership.voters.iter().map(|id| Member {
-            id: id.0,
-            addr: address(id),
+        let address = |id: &NodeId| addresses.get(id).copied();
+        let voters = status.membership.voters.iter().map(|&id| Member {
+            id,
+            addr: address(&id),
             voter: true,
         });
-        let learners = status.membership.learners.iter().map(|id| Member {
-            id: id.0,
-            addr: address(id),
+        let learners = status.membership.learners.iter().map(|&id| Member {
+            id,
+            addr: address(&id),
             voter: false,
         });
         let members = voters.chain(learners).collect();
-        Ok(Response::Members { members, leader: status.leader.map(|leader| leader.0) })
+        Ok(Response::Members { members, leader: status.leader })
     }
 
     /// Adds a member: records its address in the replicated address book, adds it as a
     /// learner (it catches up without voting), then promotes it to voter.
     async fn add_member(
         &self,
-        id: u64,
+        node: NodeId,
         addr: &str,
         learner: bool,
     ) -> Result<Response, ServerError> {
-        let node = NodeId(id);
-        if id == 0 {
+        if node == NodeId(0) {
             return Err(ServerError::Invalid { reason: "node ids start at 1".to_owned() });
         }
         let parsed: SocketAddr = addr.parse().map_err(|_| ServerError::Invalid {
             reason: format!("{addr:?} is not HOST:PORT with an IP address"),
         })?;
         self.require_leader().await?;
-        let mut key = PEER_ADDRESS_PREFIX.to_vec();
-        key.extend_from_slice(id.to_string().as_bytes());
-        let record = kv_store::Request::Put {
-            key: Bytes::from(key),
-            value: Bytes::from(parsed.to_string()),
-            expect_version: None,
-        };
-        let session = Session { client_id: rand::random(), sequence: 1 };
-        self.write(record, session, true).await?;
+        self.update_member_address(Write::SetMemberAddress { node, addr: parsed }).await?;
         self.quic.set_peer(node, parsed);
         self.addresses.write().unwrap_or_else(PoisonError::into_inner).insert(node, parsed);
         let status = self.raft.status().await.map_err(|error| self.raft_error(error))?;
@@ -288,27 +241,31 @@ impl Service {
                 .map_err(|error| self.raft_error(error))?;
             index = self.raft.status().await.map_err(|error| self.raft_error(error))?.commit_index;
         }
-        Ok(Response::Done { leader: Some(self.id.0), index: index.0 })
+        Ok(Response::Done { leader: Some(self.id), index })
     }
 
-    async fn remove_member(&self, id: u64) -> Result<Response, ServerError> {
+    /// Removes a member, then (best effort) its address from the replicated address book,
+    /// so the book holds only members and stays within its bound.
+    async fn remove_member(&self, node: NodeId) -> Result<Response, ServerError> {
         self.require_leader().await?;
-        info!(node = id, "removing member");
+        info!(%node, "removing member");
         self.raft
-            .change_membership(MembershipChange::Remove(NodeId(id)))
+            .change_membership(MembershipChange::Remove(node))
             .await
             .map_err(|error| self.raft_error(error))?;
         let status = self.raft.status().await.map_err(|error| self.raft_error(error))?;
-        Ok(Response::Done {
-            leader: status.leader.map(|leader| leader.0),
-            index: status.commit_index.0,
-        })
+        // A leader that removed itself no longer leads, and the next leader keeps the
+        // stale address harmlessly; the removal itself has succeeded either way.
+        if let Err(error) = self.update_member_address(Write::RemoveMemberAddress { node }).await {
+            debug!(%node, ?error, "kept a removed member's address");
+        }
+        Ok(Response::Done { leader: status.leader, index: status.commit_index })
     }
 
-    async fn transfer(&self, target: Option<u64>) -> Result<Response, ServerError> {
+    async fn transfer(&self, target: Option<NodeId>) -> Result<Response, ServerError> {
         let status = self.require_leader().await?;
         let target = match target {
-            Some(target) => NodeId(target),
+            Some(target) => target,
             None => status
                 .membership
                 .voters
@@ -324,7 +281,7 @@ impl Service {
         while Instant::now() < deadline {
             let status = self.raft.status().await.map_err(|error| self.raft_error(error))?;
             if status.leader == Some(target) {
-                return Ok(Response::Done { leader: Some(target.0), index: status.commit_index.0 });
+                return Ok(Response::Done { leader: Some(target), index: status.commit_index });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -340,7 +297,7 @@ impl Service {
             let status = self.raft.status().await.map_err(|error| self.raft_error(error))?;
             let index = status.snapshot_last_log_id.index;
             if index > before.snapshot_last_log_id.index || index >= before.applied_index {
-                return Ok(Response::Done { leader: status.leader.map(|l| l.0), index: index.0 });
+                return Ok(Response::Done { leader: status.leader, index });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -358,10 +315,13 @@ impl Service {
 
     fn not_leader(&self, leader: Option<NodeId>) -> ServerError {
         let addresses = self.addresses.read().unwrap_or_else(PoisonError::into_inner);
-        let addr = leader.and_then(|leader| addresses.get(&leader)).map(ToString::to_string);
-        ServerError::NotLeader { leader: leader.map(|leader| leader.0), addr }
+        let addr = leader.and_then(|leader| addresses.get(&leader)).copied();
+        ServerError::NotLeader { leader, addr }
     }
 
+    /// The one place a Raft error becomes a wire error (the store's refusals convert with
+    /// `From`, in kv-client's protocol module); a "not leader" names the leader's address
+    /// from this node's address book.
     fn raft_error(&self, error: RaftError) -> ServerError {
         match error {
             RaftError::Core(CoreError::NotLeader { leader_hint }) => self.not_leader(leader_hint),
@@ -382,51 +342,5 @@ impl Service {
             ) => ServerError::Invalid { reason: error.to_string() },
             other => ServerError::Internal { reason: other.to_string() },
         }
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Follower => "follower",
-        Role::PreCandidate => "pre_candidate",
-        Role::Candidate => "candidate",
-        Role::Leader => "leader",
-    }
-}
-
-fn key_value(entry: kv_store::KeyValue) -> KeyValue {
-    KeyValue {
-        key: entry.key,
-        value: entry.value,
-        version: entry.meta.version,
-        create_index: entry.meta.create_index.0,
-        mod_index: entry.meta.mod_index.0,
-    }
-}
-
-fn internal_error(error: &dyn std::error::Error) -> ServerError {
-    ServerError::Internal { reason: error.to_string() }
-}
-
-/// A request the state machine's limits refuse before it is proposed.
-fn refusal(error: kv_store::Error) -> ServerError {
-    match error {
-        kv_store::Error::CommandRefused { source } => rejected(source),
-        other => ServerError::Invalid { reason: other.to_string() },
-    }
-}
-
-fn rejected(rejection: Rejection) -> ServerError {
-    match rejection {
-        Rejection::KeyTooLarge { bytes, max } => {
-            ServerError::TooLarge { what: "key".to_owned(), bytes, max }
-        }
-        Rejection::ValueTooLarge { bytes, max } => {
-            ServerError::TooLarge { what: "value".to_owned(), bytes, max }
-        }
-        Rejection::StaleSequence { .. } | Rejection::SessionExpired { .. } => {
-            ServerError::SessionExpired { reason: rejection.to_string() }
-        }
-        other => ServerError::Invalid { reason: other.to_string() },
     }
 }

@@ -186,7 +186,7 @@ async fn run_client(client: KvClient, number: u64, recorder: Recorder, stop: Arc
         let outcome = match &call {
             Call::Read => match client.get(key_bytes, Consistency::Linearizable).await {
                 Ok(found) => {
-                    versions.insert(key, found.as_ref().map_or(0, |kv| kv.version));
+                    versions.insert(key, found.as_ref().map_or(0, |kv| kv.meta.version));
                     let value = found.map(|kv| String::from_utf8_lossy(&kv.value).parse().unwrap());
                     Some(Outcome::Read { value })
                 }

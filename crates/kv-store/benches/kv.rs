@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kv_store::{Command, KvConfig, KvStore, Request, Response};
+use kv_store::{Command, KvConfig, KvStore, Response, Session, Write};
 use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
 use raft_runtime::StateMachine;
 
@@ -26,9 +26,8 @@ const CLIENTS: u64 = 1_000;
 fn put(number: u64, value: &Bytes) -> Command {
     let nth = number - 1;
     Command {
-        client_id: nth % CLIENTS,
-        sequence: nth / CLIENTS + 1,
-        request: Request::Put {
+        session: Session { client_id: nth % CLIENTS, sequence: nth / CLIENTS + 1 },
+        write: Write::Put {
             key: Bytes::from(format!("key/{:012}", number % KEY_SPACE)),
             value: value.clone(),
             expect_version: None,

@@ -1,6 +1,6 @@
 //! The state machine's limits.
 
-use crate::command::Request;
+use crate::command::Write;
 use crate::error::Error;
 use crate::response::Rejection;
 
@@ -35,6 +35,10 @@ pub const VALUE_BYTES_MAX_LIMIT: u64 = 256 << 20;
 pub const SESSIONS_MAX_LIMIT: u64 = 10_000_000;
 /// The largest `range_entries_max` accepted.
 pub const RANGE_ENTRIES_MAX_LIMIT: u64 = 1_000_000;
+/// The most member addresses the store records. A Raft cluster has a handful of members,
+/// so 1,024 leaves room for any real cluster (and for addresses not yet removed) while
+/// bounding what a stream of `SetMemberAddress` commands can make every replica hold.
+pub const MEMBER_ADDRESSES_MAX: u64 = 1024;
 
 impl Default for KvConfig {
     fn default() -> KvConfig {
@@ -83,7 +87,7 @@ impl KvConfig {
         Ok(())
     }
 
-    /// Checks a request against the size limits, as the state machine will when applying
+    /// Checks a write against the size limits, as the state machine will when applying
     /// it. The server calls this before proposing, so that an oversized write never reaches
     /// the log; the state machine checks again, since a proposal may come from a node with
     /// another build.
@@ -92,23 +96,35 @@ impl KvConfig {
     ///
     /// [`Error::CommandRefused`] with [`Rejection::KeyTooLarge`] or
     /// [`Rejection::ValueTooLarge`].
-    pub fn validate_request(&self, request: &Request) -> Result<(), Error> {
-        match self.check_limits(request) {
+    pub fn validate_write(&self, write: &Write) -> Result<(), Error> {
+        match self.check_limits(write) {
             Some(rejection) => Err(Error::CommandRefused { source: rejection }),
             None => Ok(()),
         }
     }
 
-    /// The rejection a request's sizes earn, if any.
-    pub(crate) fn check_limits(&self, request: &Request) -> Option<Rejection> {
-        let (key, value) = match request {
-            Request::Put { key, value, .. } => (key, Some(value)),
-            Request::Delete { key, .. } | Request::Get { key } => (key, None),
-            Request::Range { prefix, .. } => (prefix, None),
+    /// Checks the key of a read (or the prefix of a range) against `key_bytes_max`, as a
+    /// write's key is checked: a key no write can create is refused, not looked up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CommandRefused`] with [`Rejection::KeyTooLarge`].
+    pub fn validate_key(&self, key: &[u8]) -> Result<(), Error> {
+        match self.check_key(key) {
+            Some(rejection) => Err(Error::CommandRefused { source: rejection }),
+            None => Ok(()),
+        }
+    }
+
+    /// The rejection a write's sizes earn, if any.
+    pub(crate) fn check_limits(&self, write: &Write) -> Option<Rejection> {
+        let (key, value) = match write {
+            Write::Put { key, value, .. } => (key, Some(value)),
+            Write::Delete { key, .. } => (key, None),
+            Write::SetMemberAddress { .. } | Write::RemoveMemberAddress { .. } => return None,
         };
-        let key_bytes = key.len() as u64;
-        if key_bytes > self.key_bytes_max {
-            return Some(Rejection::KeyTooLarge { bytes: key_bytes, max: self.key_bytes_max });
+        if let Some(rejection) = self.check_key(key) {
+            return Some(rejection);
         }
         let value_bytes = value.map_or(0, |value| value.len() as u64);
         if value_bytes > self.value_bytes_max {
@@ -118,6 +134,12 @@ impl KvConfig {
             });
         }
         None
+    }
+
+    fn check_key(&self, key: &[u8]) -> Option<Rejection> {
+        let key_bytes = key.len() as u64;
+        (key_bytes > self.key_bytes_max)
+            .then_some(Rejection::KeyTooLarge { bytes: key_bytes, max: self.key_bytes_max })
     }
 }
 
@@ -144,12 +166,12 @@ mod tests {
     #[test]
     fn oversized_value_is_refused_before_proposing() {
         let config = KvConfig { value_bytes_max: 4, ..KvConfig::default() };
-        let request = Request::Put {
+        let write = Write::Put {
             key: Bytes::from_static(b"k"),
             value: Bytes::from_static(b"12345"),
             expect_version: None,
         };
-        let error = config.validate_request(&request).unwrap_err();
+        let error = config.validate_write(&write).unwrap_err();
         assert!(matches!(
             error,
             Error::CommandRefused { source: Rejection::ValueTooLarge { bytes: 5, max: 4 } }
@@ -159,11 +181,22 @@ mod tests {
     #[test]
     fn value_at_the_limit_is_accepted() {
         let config = KvConfig { value_bytes_max: 4, key_bytes_max: 1, ..KvConfig::default() };
-        let request = Request::Put {
+        let write = Write::Put {
             key: Bytes::from_static(b"k"),
             value: Bytes::from_static(b"1234"),
             expect_version: None,
         };
-        config.validate_request(&request).unwrap();
+        config.validate_write(&write).unwrap();
+    }
+
+    #[test]
+    fn oversized_read_key_is_refused_like_a_write_key() {
+        let config = KvConfig { key_bytes_max: 2, ..KvConfig::default() };
+        let error = config.validate_key(b"abc").unwrap_err();
+        assert!(matches!(
+            error,
+            Error::CommandRefused { source: Rejection::KeyTooLarge { bytes: 3, max: 2 } }
+        ));
+        config.validate_key(b"ab").unwrap();
     }
 }

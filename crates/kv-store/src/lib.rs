@@ -1,26 +1,29 @@
 //! `kv-store`: the deterministic key-value state machine of the replicated store.
 //!
-//! Writes (`Put`, `Delete`, each optionally conditional on the key's version) travel through
-//! the Raft log as postcard-encoded [`Command`]s; [`KvStore`] applies committed entries in
-//! log order and answers each with a [`Response`]. Reads (`Get`, `Range`) never enter the
-//! log: the server confirms a ReadIndex, waits until the store has applied that index, and
-//! reads the store directly ([`KvStore::read`], [`KvStore::get`], [`KvStore::range`]).
+//! This crate owns the store's vocabulary. Writes ([`Write::Put`], [`Write::Delete`], each
+//! optionally conditional on the key's version, and the member address book's
+//! [`Write::SetMemberAddress`] and [`Write::RemoveMemberAddress`]) travel through the Raft
+//! log as postcard-encoded [`Command`]s: a [`Write`] under a client [`Session`]. The client
+//! builds the command, the wire protocol carries it as it is, and the server proposes its
+//! encoding. [`KvStore`] applies committed entries in log order and answers each with a
+//! [`Response`]. Reads never enter the log: the server confirms a ReadIndex, waits until
+//! the store has applied that index, and calls [`KvStore::get`] or [`KvStore::range`].
 //!
 //! ```text
-//!  client ──Request::Put/Delete──> server ──validate_request──> Command{client_id, sequence}
-//!                                                                  │ Command::encode
-//!                                                                  v
+//!  client ──Command{Session, Write}──> server ──validate_write──> Command::encode
+//!                                                                       v
 //!                                        RaftHandle::propose(Bytes) ── log ── committed Entry
 //!                                                                                  │
-//!                    Response (Written / Deleted / Conflict / Rejected / NoOp) <── KvStore::apply
+//!   Response (Written / Deleted / Conflict / Rejected / NoOp / ...) <── KvStore::apply_entry
 //!
-//!  client ──Request::Get/Range──> server ──read_index──> KvStore::read ──> Response::Value/Range
+//!  client ──get/range──> server ──read_index──> KvStore::get / KvStore::range ──> KeyValue
 //! ```
 //!
 //! Every key carries a version (writes since it was created, starting at 1), the index that
 //! created it and the index that last changed it. Client sessions make a retried write
-//! apply once; sessions, keys and values are bounded by [`KvConfig`]. Snapshots
-//! ([`KvStore::snapshot_bytes`]) are deterministic, versioned and checksummed.
+//! apply once; sessions, keys and values are bounded by [`KvConfig`], member addresses by
+//! [`MEMBER_ADDRESSES_MAX`]. Snapshots ([`KvStore::snapshot_bytes`]) are deterministic,
+//! versioned and checksummed, and carry the member address book.
 //!
 //! To run under the Raft driver (the `runtime` feature implements raft-runtime's
 //! `StateMachine`), hand a [`SharedKvStore`] to `raft_runtime::Raft::new`
@@ -30,14 +33,13 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use kv_store::{Command, KvConfig, KvStore, Request, Response};
+//! use kv_store::{Command, KvConfig, KvStore, Response, Session, Write};
 //! use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
 //!
 //! let mut store = KvStore::new(KvConfig::default())?;
 //! let put = Command {
-//!     client_id: 42,
-//!     sequence: 1,
-//!     request: Request::Put {
+//!     session: Session { client_id: 42, sequence: 1 },
+//!     write: Write::Put {
 //!         key: Bytes::from_static(b"greeting"),
 //!         value: Bytes::from_static(b"hello"),
 //!         expect_version: Some(0), // create only
@@ -71,10 +73,10 @@ mod shared;
 mod snapshot;
 mod store;
 
-pub use command::{Command, Request};
+pub use command::{Command, Session, Write};
 pub use config::{
-    KEY_BYTES_MAX_LIMIT, KvConfig, RANGE_ENTRIES_MAX_LIMIT, SESSIONS_MAX_LIMIT,
-    VALUE_BYTES_MAX_LIMIT,
+    KEY_BYTES_MAX_LIMIT, KvConfig, MEMBER_ADDRESSES_MAX, RANGE_ENTRIES_MAX_LIMIT,
+    SESSIONS_MAX_LIMIT, VALUE_BYTES_MAX_LIMIT,
 };
 pub use error::Error;
 pub use response::{

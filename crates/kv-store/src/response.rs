@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::command::decode_exact;
 use crate::error::Error;
 
-/// The answer to one request, or to one applied log entry.
+/// The answer to one applied log entry.
+///
+/// The variants' order is part of the snapshot format (sessions remember responses): new
+/// variants go at the end.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// A `Put` was applied.
@@ -20,18 +23,19 @@ pub enum Response {
         /// The key's version when the write applied; `None` when the key was absent.
         current_version: Option<u64>,
     },
-    /// The answer to a `Get`: the key, or `None` when absent.
-    Value(Option<KeyValue>),
-    /// The answer to a `Range`.
-    Range(RangeResult),
     /// The entry was the leader's empty entry or a membership change: nothing to apply.
     NoOp,
     /// The command was refused; it changed nothing.
     Rejected(Rejection),
+    /// A `SetMemberAddress` or `RemoveMemberAddress` was applied.
+    MemberAddressUpdated {
+        /// The log index it applied at.
+        index: LogIndex,
+    },
 }
 
 impl Response {
-    /// Encodes the response (postcard) for the client/server protocol.
+    /// Encodes the response (postcard), as a snapshot stores a session's last response.
     ///
     /// # Errors
     ///
@@ -52,7 +56,7 @@ impl Response {
     }
 }
 
-/// The result of an applied `Put`.
+/// The result of an applied [`Write::Put`](crate::Write::Put).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteResult {
     /// The log index the write applied at (the key's new `mod_index`).
@@ -64,7 +68,7 @@ pub struct WriteResult {
     pub previous: Option<KeyMeta>,
 }
 
-/// The result of an applied `Delete`.
+/// The result of an applied [`Write::Delete`](crate::Write::Delete).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteResult {
     /// The log index the delete applied at.
@@ -95,7 +99,7 @@ pub struct KeyValue {
     pub meta: KeyMeta,
 }
 
-/// The answer to a `Range`.
+/// The answer to [`KvStore::range`](crate::KvStore::range).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangeResult {
     /// The matching keys in key order, at most the limit.
@@ -133,12 +137,6 @@ pub enum Rejection {
         /// The limit.
         max: u64,
     },
-    /// A `Get` or `Range` reached the log; reads are served without it.
-    #[error("reads are not applied through the log; send them as reads")]
-    NotAWrite,
-    /// A `Put` or `Delete` was sent as a read; writes must be proposed.
-    #[error("writes must be proposed through the log")]
-    NotARead,
     /// The session has a newer write than this one: the client moved on, so this is a
     /// late duplicate and was not applied.
     #[error(
@@ -174,6 +172,15 @@ pub enum Rejection {
         index: LogIndex,
         /// The state machine's applied index.
         applied_index: LogIndex,
+    },
+    /// The member address book is full: a `SetMemberAddress` for a new node was refused.
+    #[error(
+        "the member address book already holds the maximum of {max} addresses; remove the \
+         addresses of members that left"
+    )]
+    TooManyMemberAddresses {
+        /// The limit.
+        max: u64,
     },
 }
 

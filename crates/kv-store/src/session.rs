@@ -17,7 +17,7 @@ use crate::response::{Rejection, Response};
 
 /// One client's session.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Session {
+pub(crate) struct SessionRecord {
     /// The latest write's sequence number.
     pub(crate) last_sequence: u64,
     /// The latest write's response, answered again to a retry.
@@ -39,7 +39,7 @@ pub(crate) enum SessionCheck {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Sessions {
     /// Sessions by client id.
-    by_client: BTreeMap<u64, Session>,
+    by_client: BTreeMap<u64, SessionRecord>,
     /// Client ids by the log index of their latest write: the first is evicted first. Each
     /// index holds one entry, so the keys are unique.
     by_last_index: BTreeMap<LogIndex, u64>,
@@ -52,7 +52,7 @@ impl Sessions {
     }
 
     /// The sessions in client id order.
-    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&u64, &Session)> {
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&u64, &SessionRecord)> {
         self.by_client.iter()
     }
 
@@ -89,7 +89,7 @@ impl Sessions {
         sessions_max: u64,
     ) {
         let session =
-            Session { last_sequence: sequence, last_response: response, last_index: index };
+            SessionRecord { last_sequence: sequence, last_response: response, last_index: index };
         if let Some(previous) = self.by_client.insert(client_id, session) {
             self.by_last_index.remove(&previous.last_index);
         }
@@ -121,7 +121,7 @@ impl Sessions {
     /// Inserts a session read from a snapshot; the caller checks client ids ascend.
     /// Returns false when another session already has the same last index (a corrupt
     /// snapshot).
-    pub(crate) fn insert_restored(&mut self, client_id: u64, session: Session) -> bool {
+    pub(crate) fn insert_restored(&mut self, client_id: u64, session: SessionRecord) -> bool {
         if self.by_last_index.insert(session.last_index, client_id).is_some() {
             return false;
         }

@@ -1,14 +1,15 @@
 //! A store shared between the Raft driver (which applies) and the server (which reads).
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use raft_core::{Entry, LogIndex, Snapshot};
+use raft_core::{Entry, LogIndex, NodeId, Snapshot};
 #[cfg(feature = "runtime")]
 use raft_runtime::StateMachine;
 
-use crate::command::Request;
 use crate::response::{KeyValue, RangeResult, Response};
 use crate::store::KvStore;
 
@@ -47,10 +48,10 @@ impl SharedKvStore {
         self.read_guard().range(prefix, limit)
     }
 
-    /// [`KvStore::read`] under the lock.
+    /// A copy of [`KvStore::member_addresses`], taken under the lock.
     #[must_use]
-    pub fn read(&self, request: &Request) -> Response {
-        self.read_guard().read(request)
+    pub fn member_addresses(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.read_guard().member_addresses().clone()
     }
 
     /// [`KvStore::applied_index`] under the lock.

@@ -1,14 +1,21 @@
-//! The snapshot format: the map and the sessions, streamed into one buffer.
+//! The snapshot format: the map, the sessions and the member address book, streamed into
+//! one buffer.
 //!
 //! ```text
 //! magic "KVSNAP\r\n"  format version u32 | applied term u64  applied index u64
-//! key count u64  session count u64
+//! key count u64  session count u64  member address count u64
 //! key count x   [key length u32, key, value length u32, value,
 //!                version u64, create index u64, mod index u64]      (ascending keys)
 //! session count x [client id u64, last sequence u64, last index u64,
 //!                  response length u32, response (postcard)]      (ascending client ids)
+//! member address count x [node id u64, address length u32, address (UTF-8 HOST:PORT)]
+//!                                                                  (ascending node ids)
 //! crc32 u32 of everything before it
 //! ```
+//!
+//! Version 1, written before the address book moved out of the user's keys, has no member
+//! address count or section, and its session responses use the response enum of that
+//! time; this build still restores it (with an empty address book) and writes version 2.
 //!
 //! Integers are little-endian and fixed-width, so the same state always gives the same
 //! bytes on every platform. Entries are written one at a time into a buffer sized up
@@ -18,32 +25,43 @@
 //! damaged snapshot is an [`Error`] and leaves the store as it was.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use raft_core::{LogId, LogIndex, Term};
+use raft_core::{LogId, LogIndex, NodeId, Term};
+use serde::Deserialize;
 
 use crate::command::decode_exact;
+use crate::config::MEMBER_ADDRESSES_MAX;
 use crate::error::Error;
-use crate::response::{KeyMeta, Response};
-use crate::session::{Session, Sessions};
+use crate::response::{
+    DeleteResult, KeyMeta, KeyValue, RangeResult, Rejection, Response, WriteResult,
+};
+use crate::session::{SessionRecord, Sessions};
 use crate::store::{KvStore, Record};
 
 /// The first bytes of every kv-store snapshot. The `\r\n` catches text-mode mangling.
 const MAGIC: &[u8; 8] = b"KVSNAP\r\n";
-/// The format version this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
-/// Magic, version, applied log id, key and session counts.
-const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8 + 8;
+/// The format version this build writes; it also reads version 1 (see the module docs).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+/// The format without the member address book, still read.
+const SNAPSHOT_FORMAT_VERSION_V1: u32 = 1;
+/// Magic, version, applied log id, key, session and member address counts.
+const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8 + 8 + 8;
+/// The shortest header of any version read (version 1 has no member address count).
+const HEADER_BYTES_MIN: usize = HEADER_BYTES - 8;
 /// The checksum.
 const TRAILER_BYTES: usize = 4;
 /// The fixed part of one key's record: two lengths and three u64s.
 const KEY_FIXED_BYTES: usize = 4 + 4 + 8 + 8 + 8;
 /// The fixed part of one session's record, plus a typical response.
 const SESSION_TYPICAL_BYTES: usize = 8 + 8 + 8 + 4 + 32;
+/// One member address record: node id, length, and the longest IPv6 `[addr%scope]:port`.
+const MEMBER_ADDRESS_MAX_BYTES: usize = 8 + 4 + 64;
 
 impl KvStore {
-    /// Serializes the whole state (map, sessions, applied log id) deterministically: two
-    /// stores in the same state give the same bytes.
+    /// Serializes the whole state (map, sessions, member addresses, applied log id)
+    /// deterministically: two stores in the same state give the same bytes.
     ///
     /// # Errors
     ///
@@ -54,7 +72,8 @@ impl KvStore {
             + TRAILER_BYTES
             + usize::try_from(self.data_bytes).unwrap_or(0)
             + self.map.len() * KEY_FIXED_BYTES
-            + self.sessions.len() * SESSION_TYPICAL_BYTES;
+            + self.sessions.len() * SESSION_TYPICAL_BYTES
+            + self.member_addresses.len() * MEMBER_ADDRESS_MAX_BYTES;
         let mut buffer = BytesMut::with_capacity(capacity);
         buffer.put_slice(MAGIC);
         buffer.put_u32_le(SNAPSHOT_FORMAT_VERSION);
@@ -62,6 +81,7 @@ impl KvStore {
         buffer.put_u64_le(self.applied.index.0);
         buffer.put_u64_le(self.map.len() as u64);
         buffer.put_u64_le(self.sessions.len() as u64);
+        buffer.put_u64_le(self.member_addresses.len() as u64);
         for (key, record) in &self.map {
             put_field(&mut buffer, "key", key)?;
             put_field(&mut buffer, "value", &record.value)?;
@@ -75,6 +95,10 @@ impl KvStore {
             buffer.put_u64_le(session.last_index.0);
             let response = session.last_response.encode()?;
             put_field(&mut buffer, "session response", &response)?;
+        }
+        for (node, addr) in &self.member_addresses {
+            buffer.put_u64_le(node.0);
+            put_field(&mut buffer, "member address", addr.to_string().as_bytes())?;
         }
         let checksum = crc32fast::hash(&buffer);
         buffer.put_u32_le(checksum);
@@ -91,7 +115,7 @@ impl KvStore {
     /// [`Error::UnsupportedSnapshotVersion`]; [`Error::SnapshotMismatch`] when the applied
     /// log id differs from `expected`. On error the store is unchanged.
     pub fn restore_bytes(&mut self, data: &Bytes, expected: Option<LogId>) -> Result<(), Error> {
-        let mut reader = Reader::open(data)?;
+        let (mut reader, version) = Reader::open(data)?;
         let applied = LogId::new(Term(reader.u64()?), LogIndex(reader.u64()?));
         if let Some(expected) = expected {
             if applied != expected {
@@ -103,6 +127,8 @@ impl KvStore {
         }
         let key_count = reader.u64()?;
         let session_count = reader.u64()?;
+        let member_address_count =
+            if version == SNAPSHOT_FORMAT_VERSION_V1 { 0 } else { reader.u64()? };
         // Every replica runs with the same limits; a snapshot beyond them comes from a
         // store configured otherwise (or is damaged), and restoring it would leave this
         // store outside its own limits.
@@ -112,6 +138,12 @@ impl KvStore {
                 "{session_count} sessions, over this store's sessions_max of {}; every \
                  replica must run with the same limits",
                 limits.sessions_max
+            )));
+        }
+        if member_address_count > MEMBER_ADDRESSES_MAX {
+            return Err(reader.corrupt(format!(
+                "{member_address_count} member addresses, over the maximum of \
+                 {MEMBER_ADDRESSES_MAX}"
             )));
         }
         let (map, data_bytes) = reader.map(key_count, applied.index)?;
@@ -129,10 +161,12 @@ impl KvStore {
                 limits.value_bytes_max
             )));
         }
-        let sessions = reader.sessions(session_count, applied.index)?;
+        let sessions = reader.sessions(session_count, applied.index, version)?;
+        let member_addresses = reader.member_addresses(member_address_count)?;
         reader.finish()?;
         self.map = map;
         self.sessions = sessions;
+        self.member_addresses = member_addresses;
         self.applied = applied;
         self.data_bytes = data_bytes;
         Ok(())
@@ -158,13 +192,14 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// Checks the magic, the version and the checksum, and positions after the version.
-    fn open(data: &'a Bytes) -> Result<Reader<'a>, Error> {
+    /// Checks the magic, the version and the checksum, and positions after the version;
+    /// returns the reader and the format version.
+    fn open(data: &'a Bytes) -> Result<(Reader<'a>, u32), Error> {
         let mut reader = Reader { data, offset: 0, end: data.len() };
-        if data.len() < HEADER_BYTES + TRAILER_BYTES {
+        if data.len() < HEADER_BYTES_MIN + TRAILER_BYTES {
             return Err(reader.corrupt(format!(
                 "it is shorter than the {} bytes of header and checksum",
-                HEADER_BYTES + TRAILER_BYTES
+                HEADER_BYTES_MIN + TRAILER_BYTES
             )));
         }
         if data.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
@@ -172,7 +207,7 @@ impl<'a> Reader<'a> {
         }
         reader.offset = MAGIC.len();
         let version = reader.u32()?;
-        if version != SNAPSHOT_FORMAT_VERSION {
+        if version != SNAPSHOT_FORMAT_VERSION && version != SNAPSHOT_FORMAT_VERSION_V1 {
             return Err(Error::UnsupportedSnapshotVersion {
                 found: version,
                 supported: SNAPSHOT_FORMAT_VERSION,
@@ -191,7 +226,7 @@ impl<'a> Reader<'a> {
             )));
         }
         reader.end = end;
-        Ok(reader)
+        Ok((reader, version))
     }
 
     fn corrupt(&self, reason: String) -> Error {
@@ -268,8 +303,13 @@ impl<'a> Reader<'a> {
         Ok((map, data_bytes))
     }
 
-    /// Reads `count` sessions.
-    fn sessions(&mut self, count: u64, applied_index: LogIndex) -> Result<Sessions, Error> {
+    /// Reads `count` sessions of format `version`.
+    fn sessions(
+        &mut self,
+        count: u64,
+        applied_index: LogIndex,
+        version: u32,
+    ) -> Result<Sessions, Error> {
         let mut sessions = Sessions::default();
         let mut previous_client = None;
         for _ in 0..count {
@@ -278,10 +318,9 @@ impl<'a> Reader<'a> {
             let last_sequence = self.u64()?;
             let last_index = LogIndex(self.u64()?);
             let response = self.field("session response")?;
-            let last_response: Response =
-                decode_exact(&response, "session response").map_err(|error| {
-                    self.corrupt(format!("client {client_id}'s session response: {error}"))
-                })?;
+            let last_response = decode_session_response(&response, version).map_err(|error| {
+                self.corrupt(format!("client {client_id}'s session response: {error}"))
+            })?;
             if previous_client.is_some_and(|previous| previous >= client_id) {
                 self.offset = start;
                 return Err(self.corrupt("client ids are not in strictly ascending order".into()));
@@ -294,7 +333,7 @@ impl<'a> Reader<'a> {
                      applied index {applied_index}"
                 )));
             }
-            let session = Session { last_sequence, last_response, last_index };
+            let session = SessionRecord { last_sequence, last_response, last_index };
             if !sessions.insert_restored(client_id, session) {
                 self.offset = start;
                 return Err(self.corrupt(format!("two sessions wrote at index {last_index}")));
@@ -303,13 +342,78 @@ impl<'a> Reader<'a> {
         Ok(sessions)
     }
 
+    /// Reads `count` member addresses.
+    fn member_addresses(&mut self, count: u64) -> Result<BTreeMap<NodeId, SocketAddr>, Error> {
+        let mut addresses = BTreeMap::new();
+        for _ in 0..count {
+            let start = self.offset;
+            let node = NodeId(self.u64()?);
+            let text = self.field("member address")?;
+            let addr = std::str::from_utf8(&text).ok().and_then(|text| text.parse().ok());
+            let Some(addr) = addr else {
+                self.offset = start;
+                return Err(self.corrupt(format!("node {node}'s address is not HOST:PORT")));
+            };
+            if addresses.last_key_value().is_some_and(|(&last, _)| last >= node) {
+                self.offset = start;
+                return Err(self.corrupt("node ids are not in strictly ascending order".into()));
+            }
+            addresses.insert(node, addr);
+        }
+        Ok(addresses)
+    }
+
     /// Checks that nothing is left before the checksum.
     fn finish(&self) -> Result<(), Error> {
         if self.offset != self.end {
             let extra = self.end - self.offset;
-            return Err(self.corrupt(format!("{extra} unexpected bytes after the last session")));
+            return Err(self.corrupt(format!("{extra} unexpected bytes after the last record")));
         }
         Ok(())
+    }
+}
+
+/// Decodes a session's remembered response as format `version` wrote it.
+fn decode_session_response(bytes: &[u8], version: u32) -> Result<Response, Error> {
+    if version != SNAPSHOT_FORMAT_VERSION_V1 {
+        return decode_exact(bytes, "session response");
+    }
+    let response: ResponseV1 = decode_exact(bytes, "session response")?;
+    response.into_response().ok_or_else(|| Error::Decode {
+        what: "session response",
+        bytes: bytes.len(),
+        reason: "a read's answer is not the answer to a write".to_owned(),
+    })
+}
+
+/// [`Response`] as format version 1 encoded it: it also had the answers to reads, which no
+/// session ever remembered. Only the variants' order matters to postcard. Its rejections
+/// decode as today's [`Rejection`]: a session only ever remembered the size refusals, whose
+/// positions did not change.
+#[derive(Deserialize)]
+enum ResponseV1 {
+    Written(WriteResult),
+    Deleted(DeleteResult),
+    Conflict { current_version: Option<u64> },
+    Value(#[allow(dead_code)] Option<KeyValue>),
+    Range(#[allow(dead_code)] RangeResult),
+    NoOp,
+    Rejected(Rejection),
+}
+
+impl ResponseV1 {
+    /// The same response today; `None` for a read's answer.
+    fn into_response(self) -> Option<Response> {
+        match self {
+            ResponseV1::Written(written) => Some(Response::Written(written)),
+            ResponseV1::Deleted(deleted) => Some(Response::Deleted(deleted)),
+            ResponseV1::Conflict { current_version } => {
+                Some(Response::Conflict { current_version })
+            }
+            ResponseV1::NoOp => Some(Response::NoOp),
+            ResponseV1::Rejected(rejection) => Some(Response::Rejected(rejection)),
+            ResponseV1::Value(_) | ResponseV1::Range(_) => None,
+        }
     }
 }
 

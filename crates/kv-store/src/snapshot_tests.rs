@@ -2,25 +2,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
+use raft_core::{Entry, EntryPayload, LogId, LogIndex, NodeId, Term};
 
 use super::*;
-use crate::command::{Command, Request};
+use crate::command::{Command, Session, Write};
 use crate::config::KvConfig;
 
 /// A store with keys, a deletion, a conflict and a few sessions.
 fn populated() -> KvStore {
     let mut store = KvStore::new(KvConfig::default()).unwrap();
     let requests = [
-        (1, 1, Request::Put { key: "a".into(), value: "1".into(), expect_version: None }),
-        (2, 1, Request::Put { key: "b".into(), value: "2".into(), expect_version: None }),
-        (1, 2, Request::Put { key: "a".into(), value: "3".into(), expect_version: Some(1) }),
-        (3, 1, Request::Delete { key: "b".into(), expect_version: None }),
-        (2, 2, Request::Put { key: "c".into(), value: "".into(), expect_version: Some(7) }),
-        (4, 1, Request::Put { key: "".into(), value: "empty key".into(), expect_version: None }),
+        (1, 1, Write::Put { key: "a".into(), value: "1".into(), expect_version: None }),
+        (2, 1, Write::Put { key: "b".into(), value: "2".into(), expect_version: None }),
+        (1, 2, Write::Put { key: "a".into(), value: "3".into(), expect_version: Some(1) }),
+        (3, 1, Write::Delete { key: "b".into(), expect_version: None }),
+        (2, 2, Write::Put { key: "c".into(), value: "".into(), expect_version: Some(7) }),
+        (4, 1, Write::Put { key: "".into(), value: "empty key".into(), expect_version: None }),
     ];
-    for (offset, (client_id, sequence, request)) in requests.into_iter().enumerate() {
-        let command = Command { client_id, sequence, request };
+    for (offset, (client_id, sequence, write)) in requests.into_iter().enumerate() {
+        let command = Command { session: Session { client_id, sequence }, write };
         let entry = Entry {
             log_id: LogId::new(Term(2), LogIndex(offset as u64 + 1)),
             payload: EntryPayload::Command(command.encode().unwrap()),
@@ -74,9 +74,8 @@ fn restore_replaces_everything_that_was_there() {
 fn restored_sessions_still_answer_retries() {
     let mut store = restored(&populated().snapshot_bytes().unwrap()).unwrap();
     let retry = Command {
-        client_id: 1,
-        sequence: 2,
-        request: Request::Put { key: "a".into(), value: "3".into(), expect_version: Some(1) },
+        session: Session { client_id: 1, sequence: 2 },
+        write: Write::Put { key: "a".into(), value: "3".into(), expect_version: Some(1) },
     };
     let entry = Entry {
         log_id: LogId::new(Term(2), LogIndex(7)),
@@ -122,10 +121,10 @@ fn foreign_bytes_are_refused_as_not_a_snapshot() {
 #[test]
 fn newer_format_version_is_refused_by_number() {
     let mut data = populated().snapshot_bytes().unwrap().to_vec();
-    data[8..12].copy_from_slice(&2_u32.to_le_bytes());
+    data[8..12].copy_from_slice(&3_u32.to_le_bytes());
     reseal(&mut data);
     let error = restored(&Bytes::from(data)).unwrap_err();
-    assert!(matches!(error, Error::UnsupportedSnapshotVersion { found: 2, supported: 1 }));
+    assert!(matches!(error, Error::UnsupportedSnapshotVersion { found: 3, supported: 2 }));
 }
 
 #[test]
@@ -133,9 +132,8 @@ fn keys_out_of_order_are_refused_even_with_a_valid_checksum() {
     let mut store = KvStore::new(KvConfig::default()).unwrap();
     for (index, key) in ["a", "b"].into_iter().enumerate() {
         let command = Command {
-            client_id: 1,
-            sequence: index as u64 + 1,
-            request: Request::Put { key: key.into(), value: "v".into(), expect_version: None },
+            session: Session { client_id: 1, sequence: index as u64 + 1 },
+            write: Write::Put { key: key.into(), value: "v".into(), expect_version: None },
         };
         store.apply_entry(&Entry {
             log_id: LogId::new(Term(1), LogIndex(index as u64 + 1)),
@@ -189,4 +187,80 @@ fn a_snapshot_beyond_this_stores_limits_is_refused_and_changes_nothing() {
     assert!(error.to_string().contains("sessions_max"), "{error}");
     // The same snapshot restores under the limits it was made with.
     assert!(restored(&data).is_ok());
+}
+
+/// [`populated`] plus two member addresses.
+fn with_member_addresses() -> KvStore {
+    let mut store = populated();
+    let addresses = [(2, "127.0.0.1:7002"), (3, "[::1]:7003")];
+    for (offset, (node, addr)) in addresses.into_iter().enumerate() {
+        let write = Write::SetMemberAddress { node: NodeId(node), addr: addr.parse().unwrap() };
+        let command =
+            Command { session: Session { client_id: 9, sequence: offset as u64 + 1 }, write };
+        store.apply_entry(&Entry {
+            log_id: LogId::new(Term(2), LogIndex(offset as u64 + 7)),
+            payload: EntryPayload::Command(command.encode().unwrap()),
+        });
+    }
+    assert_eq!(store.member_addresses().len(), 2);
+    store
+}
+
+#[test]
+fn member_addresses_survive_a_snapshot_byte_for_byte() {
+    let store = with_member_addresses();
+    let data = store.snapshot_bytes().unwrap();
+    let copy = restored(&data).unwrap();
+    assert_eq!(copy.member_addresses(), store.member_addresses());
+    assert_eq!(copy, store);
+    assert_eq!(copy.snapshot_bytes().unwrap(), data);
+}
+
+#[test]
+fn damage_to_the_member_addresses_is_refused() {
+    let data = with_member_addresses().snapshot_bytes().unwrap().to_vec();
+    let before = with_member_addresses();
+    for position in 0..data.len() {
+        let mut damaged = data.clone();
+        damaged[position] ^= 0x10;
+        let mut store = with_member_addresses();
+        assert!(store.restore_bytes(&Bytes::from(damaged), None).is_err(), "flip at {position}");
+        assert_eq!(store, before, "a refused restore changed the store");
+    }
+    // An address that is not HOST:PORT, behind a valid checksum.
+    let mut unparsable = data.clone();
+    let end = unparsable.len() - TRAILER_BYTES;
+    unparsable[end - 1] = b'x';
+    reseal(&mut unparsable);
+    let error = restored(&Bytes::from(unparsable)).unwrap_err();
+    assert!(
+        matches!(&error, Error::CorruptSnapshot { reason, .. } if reason.contains("HOST:PORT")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_version_1_snapshot_restores_with_an_empty_member_address_book() {
+    let store = populated();
+    let mut data = store.snapshot_bytes().unwrap().to_vec();
+    // Version 1 had no member address count: drop it, mark the version, reseal.
+    let count = HEADER_BYTES - 8..HEADER_BYTES;
+    assert_eq!(data[count.clone()], 0_u64.to_le_bytes());
+    data.drain(count);
+    data[8..12].copy_from_slice(&1_u32.to_le_bytes());
+    reseal(&mut data);
+    let copy = restored(&Bytes::from(data)).unwrap();
+    assert_eq!(copy, store);
+    assert!(copy.member_addresses().is_empty());
+}
+
+#[test]
+fn version_1_session_responses_decode_with_that_version_s_variant_order() {
+    // Version 1's Response: Written, Deleted, Conflict, Value, Range, NoOp, Rejected.
+    let rejected = decode_session_response(&[6, 1, 4, 3], SNAPSHOT_FORMAT_VERSION_V1).unwrap();
+    assert_eq!(rejected, Response::Rejected(Rejection::KeyTooLarge { bytes: 4, max: 3 }));
+    let no_op = decode_session_response(&[5], SNAPSHOT_FORMAT_VERSION_V1).unwrap();
+    assert_eq!(no_op, Response::NoOp);
+    let read = decode_session_response(&[3, 0], SNAPSHOT_FORMAT_VERSION_V1);
+    assert!(read.is_err(), "a read's answer is no session response: {read:?}");
 }

@@ -1,20 +1,22 @@
 //! The key-value state machine: the map, the sessions, and applying entries to them.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Bound;
 
 use bytes::Bytes;
-use raft_core::{Entry, EntryPayload, LogId, LogIndex, Snapshot};
+use raft_core::{Entry, EntryPayload, LogId, LogIndex, NodeId, Snapshot};
 #[cfg(feature = "runtime")]
 use raft_runtime::StateMachine;
 use tracing::{trace, warn};
 
-use crate::command::{Command, Request};
-use crate::config::KvConfig;
+use crate::command::{Command, Write};
+use crate::config::{KvConfig, MEMBER_ADDRESSES_MAX};
 use crate::error::Error;
-use crate::response::WriteResult;
-use crate::response::{DeleteResult, KeyMeta, KeyValue, RangeResult, Rejection, Response};
+use crate::response::{
+    DeleteResult, KeyMeta, KeyValue, RangeResult, Rejection, Response, WriteResult,
+};
 use crate::session::{SessionCheck, Sessions};
 
 /// A value in the map with its metadata.
@@ -28,14 +30,19 @@ pub(crate) struct Record {
 ///
 /// It applies committed writes ([`Command`]s in [`EntryPayload::Command`] entries) in log
 /// order, answers each entry with a [`Response`], and serves reads ([`KvStore::get`],
-/// [`KvStore::range`], [`KvStore::read`]) from its current state. Applying is total and
-/// deterministic: every replica that applies the same entries from the same state reaches
-/// the same state, byte for byte in its [snapshot](KvStore::snapshot_bytes).
+/// [`KvStore::range`]) from its current state. Besides the user's keys it holds the
+/// cluster's member address book ([`KvStore::member_addresses`]), changed only by
+/// [`Write::SetMemberAddress`] and [`Write::RemoveMemberAddress`], so no key is reserved.
+/// Applying is total and deterministic: every replica that applies the same entries from
+/// the same state reaches the same state, byte for byte in its
+/// [snapshot](KvStore::snapshot_bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvStore {
     pub(crate) config: KvConfig,
     pub(crate) map: BTreeMap<Bytes, Record>,
     pub(crate) sessions: Sessions,
+    /// Where each cluster member listens, as replicated through the log.
+    pub(crate) member_addresses: BTreeMap<NodeId, SocketAddr>,
     /// The last entry applied (or restored from a snapshot).
     pub(crate) applied: LogId,
     /// The total length of every key and value, to size a snapshot in one allocation.
@@ -54,6 +61,7 @@ impl KvStore {
             config,
             map: BTreeMap::new(),
             sessions: Sessions::default(),
+            member_addresses: BTreeMap::new(),
             applied: LogId::ZERO,
             data_bytes: 0,
         })
@@ -97,14 +105,20 @@ impl KvStore {
         self.sessions.len()
     }
 
-    /// Checks a request against the size limits, as applying it will. The server calls
+    /// Checks a write against the size limits, as applying it will. The server calls
     /// this before proposing a write.
     ///
     /// # Errors
     ///
     /// [`Error::CommandRefused`] with the [`Rejection`] the state machine would answer.
-    pub fn validate_request(&self, request: &Request) -> Result<(), Error> {
-        self.config.validate_request(request)
+    pub fn validate_write(&self, write: &Write) -> Result<(), Error> {
+        self.config.validate_write(write)
+    }
+
+    /// Where each cluster member listens, as recorded by [`Write::SetMemberAddress`].
+    #[must_use]
+    pub fn member_addresses(&self) -> &BTreeMap<NodeId, SocketAddr> {
+        &self.member_addresses
     }
 
     /// The key's value and metadata, or `None` when absent.
@@ -141,20 +155,6 @@ impl KvStore {
         RangeResult { entries, more: matching.next().is_some() }
     }
 
-    /// Serves a read request (`Get` or `Range`) from the current state. Writes are refused
-    /// with [`Rejection::NotARead`]; oversized keys or prefixes with the size rejection.
-    #[must_use]
-    pub fn read(&self, request: &Request) -> Response {
-        if let Some(rejection) = self.config.check_limits(request) {
-            return Response::Rejected(rejection);
-        }
-        match request {
-            Request::Get { key } => Response::Value(self.get(key)),
-            Request::Range { prefix, limit } => Response::Range(self.range(prefix, *limit)),
-            Request::Put { .. } | Request::Delete { .. } => Response::Rejected(Rejection::NotARead),
-        }
-    }
-
     /// Applies one committed entry and returns its response. Total: every entry yields a
     /// response and no input makes it panic.
     pub fn apply_entry(&mut self, entry: &Entry) -> Response {
@@ -184,16 +184,14 @@ impl KvStore {
                 });
             }
         };
-        let Command { client_id, sequence, request } = command;
-        if !request.is_write() {
-            return Response::Rejected(Rejection::NotAWrite);
-        }
+        let Command { session, write } = command;
+        let (client_id, sequence) = (session.client_id, session.sequence);
         if let SessionCheck::Answer(response) = self.sessions.check(client_id, sequence) {
             trace!(%index, client_id, sequence, "answered a repeated or stale write");
             self.sessions.touch(client_id, index);
             return response;
         }
-        let response = self.execute(index, request);
+        let response = self.execute(index, write);
         trace!(%index, client_id, sequence, "applied a write");
         let sessions_max = self.config.sessions_max;
         self.sessions.record(client_id, sequence, index, response.clone(), sessions_max);
@@ -201,17 +199,32 @@ impl KvStore {
     }
 
     /// Carries out a write whose session allows it.
-    fn execute(&mut self, index: LogIndex, request: Request) -> Response {
-        if let Some(rejection) = self.config.check_limits(&request) {
+    fn execute(&mut self, index: LogIndex, write: Write) -> Response {
+        if let Some(rejection) = self.config.check_limits(&write) {
             return Response::Rejected(rejection);
         }
-        match request {
-            Request::Put { key, value, expect_version } => {
+        match write {
+            Write::Put { key, value, expect_version } => {
                 self.put(index, key, value, expect_version)
             }
-            Request::Delete { key, expect_version } => self.delete(index, &key, expect_version),
-            Request::Get { .. } | Request::Range { .. } => Response::Rejected(Rejection::NotAWrite),
+            Write::Delete { key, expect_version } => self.delete(index, &key, expect_version),
+            Write::SetMemberAddress { node, addr } => self.set_member_address(index, node, addr),
+            Write::RemoveMemberAddress { node } => {
+                self.member_addresses.remove(&node);
+                Response::MemberAddressUpdated { index }
+            }
         }
+    }
+
+    fn set_member_address(&mut self, index: LogIndex, node: NodeId, addr: SocketAddr) -> Response {
+        let known = self.member_addresses.contains_key(&node);
+        if !known && self.member_addresses.len() as u64 >= MEMBER_ADDRESSES_MAX {
+            return Response::Rejected(Rejection::TooManyMemberAddresses {
+                max: MEMBER_ADDRESSES_MAX,
+            });
+        }
+        self.member_addresses.insert(node, addr);
+        Response::MemberAddressUpdated { index }
     }
 
     /// The conflict a conditional write meets, if any.

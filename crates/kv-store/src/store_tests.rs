@@ -1,12 +1,14 @@
 //! Applying commands: one test per behaviour of each command, sessions and limits.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 
 use bytes::Bytes;
 use raft_core::{Entry, EntryPayload, LogId, LogIndex, Membership, NodeId, Term};
 
 use super::*;
+use crate::command::Session;
 
 /// A store and the next log index to apply at.
 struct Harness {
@@ -29,15 +31,15 @@ impl Harness {
         self.store.apply_entry(&Entry { log_id, payload })
     }
 
-    fn apply(&mut self, client_id: u64, sequence: u64, request: Request) -> Response {
-        let command = Command { client_id, sequence, request };
+    fn apply(&mut self, client_id: u64, sequence: u64, write: Write) -> Response {
+        let command = Command { session: Session { client_id, sequence }, write };
         self.apply_payload(EntryPayload::Command(command.encode().unwrap()))
     }
 
     /// Applies a write from a fresh single-use session.
-    fn write(&mut self, request: Request) -> Response {
+    fn write(&mut self, write: Write) -> Response {
         let client_id = 1_000_000 + self.next_index;
-        self.apply(client_id, 1, request)
+        self.apply(client_id, 1, write)
     }
 }
 
@@ -45,12 +47,12 @@ fn bytes(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
 }
 
-fn put(key: &str, value: &str, expect_version: Option<u64>) -> Request {
-    Request::Put { key: bytes(key), value: bytes(value), expect_version }
+fn put(key: &str, value: &str, expect_version: Option<u64>) -> Write {
+    Write::Put { key: bytes(key), value: bytes(value), expect_version }
 }
 
-fn delete(key: &str, expect_version: Option<u64>) -> Request {
-    Request::Delete { key: bytes(key), expect_version }
+fn delete(key: &str, expect_version: Option<u64>) -> Write {
+    Write::Delete { key: bytes(key), expect_version }
 }
 
 fn meta(version: u64, create_index: u64, mod_index: u64) -> KeyMeta {
@@ -207,20 +209,6 @@ fn range_never_returns_more_than_the_configured_maximum() {
 }
 
 #[test]
-fn read_serves_get_and_range_and_refuses_writes() {
-    let mut harness = Harness::new();
-    harness.write(put("a", "1", None));
-    let value = harness.store.read(&Request::Get { key: bytes("a") });
-    assert!(matches!(value, Response::Value(Some(KeyValue { .. }))));
-    let missing = harness.store.read(&Request::Get { key: bytes("b") });
-    assert_eq!(missing, Response::Value(None));
-    let range = harness.store.read(&Request::Range { prefix: bytes(""), limit: None });
-    assert!(matches!(range, Response::Range(RangeResult { more: false, .. })));
-    let write = harness.store.read(&put("a", "2", None));
-    assert_eq!(write, Response::Rejected(Rejection::NotARead));
-}
-
-#[test]
 fn retried_write_applies_once_and_gets_the_original_response() {
     let mut harness = Harness::new();
     let first = harness.apply(7, 1, put("counter", "1", None));
@@ -317,7 +305,7 @@ fn oversized_value_applies_as_a_refusal() {
     let response = harness.write(put("k", "long", None));
     assert_eq!(response, Response::Rejected(Rejection::ValueTooLarge { bytes: 4, max: 3 }));
     assert!(harness.store.is_empty());
-    assert!(harness.store.validate_request(&put("k", "long", None)).is_err());
+    assert!(harness.store.validate_write(&put("k", "long", None)).is_err());
 }
 
 #[test]
@@ -341,11 +329,33 @@ fn empty_payload_applies_as_an_undecodable_refusal() {
 }
 
 #[test]
-fn read_in_the_log_applies_as_a_refusal() {
+fn member_addresses_are_set_replaced_and_removed_without_touching_user_keys() {
     let mut harness = Harness::new();
-    let response = harness.write(Request::Get { key: bytes("a") });
-    assert_eq!(response, Response::Rejected(Rejection::NotAWrite));
-    assert_eq!(harness.store.session_count(), 0);
+    let first: SocketAddr = "127.0.0.1:7004".parse().unwrap();
+    let moved: SocketAddr = "127.0.0.1:7104".parse().unwrap();
+    let set = |addr| Write::SetMemberAddress { node: NodeId(4), addr };
+    let response = harness.write(set(first));
+    assert_eq!(response, Response::MemberAddressUpdated { index: LogIndex(1) });
+    harness.write(set(moved));
+    assert_eq!(harness.store.member_addresses().get(&NodeId(4)), Some(&moved));
+    assert!(harness.store.is_empty(), "the address book holds no user keys");
+    let response = harness.write(Write::RemoveMemberAddress { node: NodeId(4) });
+    assert_eq!(response, Response::MemberAddressUpdated { index: LogIndex(3) });
+    assert!(harness.store.member_addresses().is_empty());
+}
+
+#[test]
+fn a_full_member_address_book_refuses_new_nodes_but_updates_known_ones() {
+    let mut harness = Harness::new();
+    let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    for node in 0..MEMBER_ADDRESSES_MAX {
+        harness.store.member_addresses.insert(NodeId(node), addr);
+    }
+    let response = harness.write(Write::SetMemberAddress { node: NodeId(u64::MAX), addr });
+    let refusal = Rejection::TooManyMemberAddresses { max: MEMBER_ADDRESSES_MAX };
+    assert_eq!(response, Response::Rejected(refusal));
+    let response = harness.write(Write::SetMemberAddress { node: NodeId(0), addr });
+    assert!(matches!(response, Response::MemberAddressUpdated { .. }), "{response:?}");
 }
 
 #[test]
@@ -362,7 +372,8 @@ fn empty_and_membership_entries_are_no_ops_that_advance_the_applied_index() {
 fn entry_at_or_below_the_applied_index_is_not_applied_again() {
     let mut harness = Harness::new();
     harness.write(put("a", "1", None));
-    let command = Command { client_id: 99, sequence: 1, request: put("a", "2", None) };
+    let session = Session { client_id: 99, sequence: 1 };
+    let command = Command { session, write: put("a", "2", None) };
     let entry = Entry {
         log_id: LogId::new(Term(1), LogIndex(1)),
         payload: EntryPayload::Command(command.encode().unwrap()),
@@ -375,7 +386,8 @@ fn entry_at_or_below_the_applied_index_is_not_applied_again() {
 #[test]
 fn apply_answers_every_entry_in_order() {
     let mut store = KvStore::new(KvConfig::default()).unwrap();
-    let command = Command { client_id: 1, sequence: 1, request: put("a", "1", None) };
+    let session = Session { client_id: 1, sequence: 1 };
+    let command = Command { session, write: put("a", "1", None) };
     let entries = vec![
         Entry { log_id: LogId::new(Term(1), LogIndex(1)), payload: EntryPayload::Empty },
         Entry {

@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kv_store::{Command, KvConfig, KvStore, Request, Response, SharedKvStore, WriteResult};
+use kv_store::{Command, KvConfig, KvStore, Response, Session, SharedKvStore, Write, WriteResult};
 use raft_core::{Config, LogIndex, Membership, NodeId, Role};
 use raft_runtime::{ChannelNetwork, Error, MemLogStore, Raft, RaftHandle, RuntimeConfig};
 
@@ -115,12 +115,12 @@ impl Cluster {
 }
 
 fn put(client_id: u64, sequence: u64, key: &str, value: &str, expect: Option<u64>) -> Command {
-    let request = Request::Put {
+    let write = Write::Put {
         key: Bytes::copy_from_slice(key.as_bytes()),
         value: Bytes::copy_from_slice(value.as_bytes()),
         expect_version: expect,
     };
-    Command { client_id, sequence, request }
+    Command { session: Session { client_id, sequence }, write }
 }
 
 fn written_index(response: &Response) -> LogIndex {

@@ -1,15 +1,18 @@
 //! Determinism: two replicas applying the same random entries end byte-identical, even
 //! when one of them snapshots, restores into a fresh store and carries on in the middle.
 //!
-//! The entries mix puts, deletes and compare-and-sets over a few keys, writes from a few
-//! clients with random (retried, stale, skipped) sequence numbers against a small session
-//! table, garbage payloads and empty entries, so every branch of apply runs.
+//! The entries mix puts, deletes, compare-and-sets and member address changes over a few
+//! keys and nodes, writes from a few clients with random (retried, stale, skipped) sequence
+//! numbers against a small session table, garbage payloads and empty entries, so every
+//! branch of apply runs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
-use kv_store::{Command, KvConfig, KvStore, Request, Response};
+use kv_store::{Command, KvConfig, KvStore, Response, Session, Write};
 use proptest::prelude::*;
-use raft_core::{Entry, EntryPayload, LogId, LogIndex, Term};
+use raft_core::{Entry, EntryPayload, LogId, LogIndex, NodeId, Term};
 use raft_runtime::StateMachine;
 
 /// Small limits so that eviction and size refusals happen in short sequences.
@@ -17,24 +20,27 @@ fn config() -> KvConfig {
     KvConfig { sessions_max: 3, value_bytes_max: 6, ..KvConfig::default() }
 }
 
-fn request() -> impl Strategy<Value = Request> {
+fn write() -> impl Strategy<Value = Write> {
     let key = (0_u8..6).prop_map(|key| Bytes::from(format!("k{key}")));
     let value = proptest::collection::vec(any::<u8>(), 0..8).prop_map(Bytes::from);
     let expect = proptest::option::of(0_u64..4);
     prop_oneof![
-        (key.clone(), value, expect.clone()).prop_map(|(key, value, expect_version)| {
-            Request::Put { key, value, expect_version }
-        }),
+        (key.clone(), value, expect.clone())
+            .prop_map(|(key, value, expect_version)| { Write::Put { key, value, expect_version } }),
         (key.clone(), expect)
-            .prop_map(|(key, expect_version)| Request::Delete { key, expect_version }),
-        key.prop_map(|key| Request::Get { key }),
+            .prop_map(|(key, expect_version)| Write::Delete { key, expect_version }),
+        (1_u64..4, 7000_u16..7003).prop_map(|(node, port)| Write::SetMemberAddress {
+            node: NodeId(node),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }),
+        (1_u64..4).prop_map(|node| Write::RemoveMemberAddress { node: NodeId(node) }),
     ]
 }
 
 fn payload() -> impl Strategy<Value = EntryPayload> {
     prop_oneof![
-        8 => (0_u64..5, 1_u64..6, request()).prop_map(|(client_id, sequence, request)| {
-            let command = Command { client_id, sequence, request };
+        8 => (0_u64..5, 1_u64..6, write()).prop_map(|(client_id, sequence, write)| {
+            let command = Command { session: Session { client_id, sequence }, write };
             EntryPayload::Command(command.encode().unwrap())
         }),
         1 => proptest::collection::vec(any::<u8>(), 0..12)

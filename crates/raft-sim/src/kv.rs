@@ -10,7 +10,7 @@
 //! [`History`]; [`KvWorkload::check`] then runs the `kv-linearizability` checker on it.
 //!
 //! ```text
-//!   client ──Command{client_id, sequence}──> random node ──> leader ──> log ──> KvStore
+//!   client ──Command{Session, Write}──> random node ──> leader ──> log ──> KvStore
 //!      │ retried with the same sequence until answered              first answer │
 //!      │ read(key) ──> ReadIndex ──> served once applied ≥ read index ──> value   │
 //!      └──────── invoke / complete (simulated ms) ──> History ──> check ◄────────┘
@@ -27,7 +27,7 @@ use bytes::Bytes;
 use kv_linearizability::{
     Budget, Call, CasResult, ClientId, Expect, History, OpId, Outcome, Report, check,
 };
-use kv_store::{Command, KeyValue, Rejection, Request, Response};
+use kv_store::{Command, KeyValue, Rejection, Response, Session, Write};
 use raft_core::{NodeId, ReadId};
 use rand::Rng;
 
@@ -274,33 +274,29 @@ impl KvWorkload {
         let known_version = self.clients[position].versions.get(&key).copied().unwrap_or(0);
         // Mostly the version last seen, sometimes the next one, so some sets are stale.
         let expect_version = known_version + u64::from(cluster.rng().random_bool(0.2));
-        let (call, request) = match cluster.rng().random_range(0..20) {
+        let (call, write) = match cluster.rng().random_range(0..20) {
             0..8 => (
                 Call::Write { value },
-                Request::Put {
-                    key: key_bytes(key),
-                    value: value_bytes(value),
-                    expect_version: None,
-                },
+                Write::Put { key: key_bytes(key), value: value_bytes(value), expect_version: None },
             ),
             8..14 => (
                 Call::Cas { expect: Expect::Version(expect_version), new: Some(value) },
-                Request::Put {
+                Write::Put {
                     key: key_bytes(key),
                     value: value_bytes(value),
                     expect_version: Some(expect_version),
                 },
             ),
-            14..17 => (Call::Delete, Request::Delete { key: key_bytes(key), expect_version: None }),
+            14..17 => (Call::Delete, Write::Delete { key: key_bytes(key), expect_version: None }),
             _ => (
                 Call::Cas { expect: Expect::Version(expect_version), new: None },
-                Request::Delete { key: key_bytes(key), expect_version: Some(expect_version) },
+                Write::Delete { key: key_bytes(key), expect_version: Some(expect_version) },
             ),
         };
         let client = &mut self.clients[position];
         let sequence = client.next_sequence;
         client.next_sequence += 1;
-        let command = Command { client_id: client.id, sequence, request }
+        let command = Command { session: Session { client_id: client.id, sequence }, write }
             .encode()
             .expect("a simulated command encodes");
         let now_ms = cluster.now_ms();

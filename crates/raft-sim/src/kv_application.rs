@@ -90,7 +90,9 @@ impl KvRecord {
         let command = Command::decode(payload).unwrap_or_else(|error| {
             panic!("entry {} is not a kv-store command (seed {seed}): {error}", entry.log_id)
         });
-        if let MapEntry::Vacant(vacant) = self.writes.entry((command.client_id, command.sequence)) {
+        if let MapEntry::Vacant(vacant) =
+            self.writes.entry((command.session.client_id, command.session.sequence))
+        {
             vacant.insert(WriteAnswer { response, applied_at_ms: now_ms });
         }
     }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use kv_client::protocol::Request;
-use kv_client::{ClientConfig, ClientId, Consistency, Error, KvClient, NodeStatus};
+use kv_client::{
+    ClientConfig, ClientId, Consistency, Error, KvClient, LogIndex, NodeId, NodeStatus,
+};
 use serde_json::{Value, json};
 
 /// Exit code: a timeout, or no node reachable.
@@ -245,9 +247,10 @@ async fn execute(client: &KvClient, cli: &Cli) -> Result<Outcome, Failure> {
                 return Err(Failure { code: EXIT_NOT_FOUND, json });
             };
             let value = String::from_utf8_lossy(&found.value).into_owned();
+            let meta = found.meta;
             let json = json!({
-                "key": key, "value": value, "version": found.version,
-                "create_index": found.create_index, "mod_index": found.mod_index,
+                "key": key, "value": value, "version": meta.version,
+                "create_index": meta.create_index, "mod_index": meta.mod_index,
             });
             Ok(Outcome { text: value, json })
         }
@@ -261,8 +264,9 @@ async fn execute(client: &KvClient, cli: &Cli) -> Result<Outcome, Failure> {
             for entry in &entries {
                 let key = String::from_utf8_lossy(&entry.key).into_owned();
                 let value = String::from_utf8_lossy(&entry.value).into_owned();
-                lines.push(format!("{key}={value} (version {})", entry.version));
-                items.push(json!({"key": key, "value": value, "version": entry.version}));
+                let version = entry.meta.version;
+                lines.push(format!("{key}={value} (version {version})"));
+                items.push(json!({"key": key, "value": value, "version": version}));
             }
             if more {
                 lines.push(format!("... more than {limit} keys"));
@@ -276,7 +280,7 @@ async fn execute(client: &KvClient, cli: &Cli) -> Result<Outcome, Failure> {
             let mut items = Vec::new();
             for member in &members {
                 let role = if member.voter { "voter" } else { "learner" };
-                let addr = member.addr.clone().unwrap_or_else(|| "?".to_owned());
+                let addr = member.addr.map_or_else(|| "?".to_owned(), |addr| addr.to_string());
                 let mark = if Some(member.id) == leader { " (leader)" } else { "" };
                 lines.push(format!("{} {role} {addr}{mark}", member.id));
                 items.push(json!({"id": member.id, "role": role, "addr": member.addr}));
@@ -287,14 +291,16 @@ async fn execute(client: &KvClient, cli: &Cli) -> Result<Outcome, Failure> {
             })
         }
         Command::Member(MemberCommand::Add { id, addr, learner }) => {
-            let request = Request::MemberAdd { id: *id, addr: addr.clone(), learner: *learner };
+            let request =
+                Request::MemberAdd { id: NodeId(*id), addr: addr.clone(), learner: *learner };
             admin(client.admin(request).await)
         }
         Command::Member(MemberCommand::Remove { id }) => {
-            admin(client.admin(Request::MemberRemove { id: *id }).await)
+            admin(client.admin(Request::MemberRemove { id: NodeId(*id) }).await)
         }
         Command::Leader(LeaderCommand::Transfer { id }) => {
-            admin(client.admin(Request::LeaderTransfer { target: *id }).await)
+            let request = Request::LeaderTransfer { target: id.map(NodeId) };
+            admin(client.admin(request).await)
         }
         Command::Snapshot => {
             let mut lines = Vec::new();
@@ -337,7 +343,7 @@ async fn put(
     Ok(Outcome { text, json })
 }
 
-fn admin(result: Result<(Option<u64>, u64), Error>) -> Result<Outcome, Failure> {
+fn admin(result: Result<(Option<NodeId>, LogIndex), Error>) -> Result<Outcome, Failure> {
     let (leader, index) = result.map_err(|error| failure(&error))?;
     let leader_text = leader.map_or_else(|| "none".to_owned(), |leader| leader.to_string());
     Ok(Outcome {
@@ -368,7 +374,7 @@ async fn status(client: &KvClient, endpoints: &[SocketAddr]) -> Result<Outcome, 
                 reachable += 1;
                 rows.push(status_row(endpoint, &status));
                 items.push(json!({
-                    "endpoint": endpoint.to_string(), "id": status.id, "role": status.role,
+                    "endpoint": endpoint.to_string(), "id": status.id, "role": status.role_name(),
                     "term": status.term, "leader": status.leader,
                     "commit_index": status.commit_index, "applied_index": status.applied_index,
                     "log_first_index": status.log_first_index, "log_last_index": status.log_last_index,
@@ -393,14 +399,15 @@ fn status_row(endpoint: SocketAddr, status: &NodeStatus) -> String {
     format!(
         "{:<22} {:>3} {:<13} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:>12}",
         endpoint.to_string(),
-        status.id,
-        status.role,
-        status.term,
-        status.commit_index,
-        status.applied_index,
-        status.log_first_index,
-        status.log_last_index,
-        status.snapshot_index,
+        // The bare numbers: the typed ids' Display ignores the column widths.
+        status.id.0,
+        status.role_name(),
+        status.term.0,
+        status.commit_index.0,
+        status.applied_index.0,
+        status.log_first_index.0,
+        status.log_last_index.0,
+        status.snapshot_index.0,
         status.snapshot_bytes
     )
 }
