@@ -15,33 +15,13 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::metrics::{Samples, http_get};
+pub use crate::system::System;
 
 /// How long a launched cluster may take to serve and elect a leader.
 const READY_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// How long a node gets to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The system under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum System {
-    /// Our store: `kv-server` processes, reached with `kv-client`.
-    Kv,
-    /// etcd, reached with `etcd-client`.
-    Etcd,
-}
-
-impl System {
-    /// The name used in reports and folder names.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            System::Kv => "kv",
-            System::Etcd => "etcd",
-        }
-    }
-}
 
 /// Where one node listens.
 #[derive(Clone, Debug)]

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cluster::{NodeEndpoint, System};
+use crate::cluster::NodeEndpoint;
 use crate::metrics::{Samples, http_get, quantile_between};
+use crate::system::System;
 
 /// How long one scrape may take: a paused node must not hold up the second's row.
 const SCRAPE_TIMEOUT: Duration = Duration::from_millis(400);
