@@ -11,6 +11,7 @@ use plotters::style::FontStyle;
 
 use crate::error::Error;
 use crate::scrape::NodeSample;
+use crate::system::NodeRole;
 use crate::workload::Row;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/`), embedded so that drawing text needs
@@ -469,6 +470,21 @@ const ROLE_STYLES: [(&str, RGBColor); 6] = [
     ("down / no answer", RGBColor(80, 80, 80)),
 ];
 
+/// The slot in [`ROLE_STYLES`] of a node that did not answer (or named no known role).
+const ROLE_STYLE_DOWN: usize = 5;
+
+/// The slot in [`ROLE_STYLES`] of a node that answered with `role`.
+fn role_style(role: Option<NodeRole>) -> usize {
+    match role {
+        Some(NodeRole::Follower) => 0,
+        Some(NodeRole::PreCandidate) => 1,
+        Some(NodeRole::Candidate) => 2,
+        Some(NodeRole::Leader) => 3,
+        Some(NodeRole::Learner) => 4,
+        None => ROLE_STYLE_DOWN,
+    }
+}
+
 struct Roles<'a>(TimeData<'a>);
 
 impl Chart for Roles<'_> {
@@ -499,10 +515,7 @@ impl Chart for Roles<'_> {
         let mut start = 0.0;
         for row in data.rows {
             for (slot, node) in row.nodes.iter().enumerate() {
-                let style = match node.role {
-                    Some(role) if node.up => usize::from(role).min(4),
-                    _ => 5,
-                };
+                let style = if node.up { role_style(node.role) } else { ROLE_STYLE_DOWN };
                 let y = slot as f64 + 1.0;
                 chart.draw_series(std::iter::once(Rectangle::new(
                     [(start, y - 0.35), (row.t_s, y + 0.35)],
@@ -647,7 +660,7 @@ mod tests {
                 let down = (8..12).contains(&second);
                 let node = |slot: u64| NodeSample {
                     up: !(down && slot == 1),
-                    role: Some(if slot == 0 { 3 } else { 0 }),
+                    role: Some(if slot == 0 { NodeRole::Leader } else { NodeRole::Follower }),
                     term: Some(1),
                     log_first_index: Some(second / 5 * 1000),
                     log_last_index: Some(second * 400),

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::metrics::{Samples, http_get};
+use crate::system::NodeRole;
 pub use crate::system::System;
 
 /// How long a launched cluster may take to serve and elect a leader.
@@ -361,11 +362,7 @@ impl Cluster {
                 continue;
             };
             let samples = Samples::parse(&body);
-            let leads = match self.system {
-                System::Kv => samples.get("raft_role") == Some(3.0),
-                System::Etcd => samples.get("etcd_server_is_leader") == Some(1.0),
-            };
-            if leads {
+            if self.system.node_role(&samples) == Some(NodeRole::Leader) {
                 return Some(endpoint.id);
             }
         }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::charts::{FaultMark, TIME_CHARTS};
 use crate::error::Error;
+use crate::system::NodeRole;
 use crate::workload::{Percentiles, Row, Verification};
 
 /// One node's end-of-run figures.
@@ -29,8 +30,8 @@ pub struct NodeSummary {
     pub term: Option<u64>,
     /// Last log index at its last answer.
     pub log_last_index: Option<u64>,
-    /// Role at its last answer (3 = leader).
-    pub role: Option<u8>,
+    /// Role at its last answer (in JSON its code: 3 = leader).
+    pub role: Option<NodeRole>,
     /// Seconds in which it did not answer its metrics.
     pub down_s: u64,
     /// Highest per-second persistence p99 seen, in ms.
@@ -190,7 +191,7 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
                 text,
                 ",{},{},{},{},{},{},{},{},{},{}",
                 u8::from(node.up),
-                cell(node.role),
+                cell(node.role.map(NodeRole::code)),
                 cell(node.term),
                 cell(node.log_first_index),
                 cell(node.log_last_index),
