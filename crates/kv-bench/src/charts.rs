@@ -8,9 +8,11 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::Error;
 use crate::scrape::NodeSample;
+use crate::system::NodeRole;
 use crate::workload::Row;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/`), embedded so that drawing text needs
@@ -469,68 +471,116 @@ const ROLE_STYLES: [(&str, RGBColor); 6] = [
     ("down / no answer", RGBColor(80, 80, 80)),
 ];
 
+/// The slot in [`ROLE_STYLES`] of a node that did not answer (or named no known role).
+const ROLE_STYLE_DOWN: usize = 5;
+
+/// The slot in [`ROLE_STYLES`] of a node that answered with `role`.
+fn role_style(role: Option<NodeRole>) -> usize {
+    match role {
+        Some(NodeRole::Follower) => 0,
+        Some(NodeRole::PreCandidate) => 1,
+        Some(NodeRole::Candidate) => 2,
+        Some(NodeRole::Leader) => 3,
+        Some(NodeRole::Learner) => 4,
+        None => ROLE_STYLE_DOWN,
+    }
+}
+
+/// Half the height of a node's role bar, in rows: the rest of the row separates the bars.
+const ROLE_BAR_HALF_HEIGHT: f64 = 0.35;
+
+/// The height of the strip under the roles chart that holds its legend, in pixels.
+const ROLE_LEGEND_HEIGHT_PIXELS: u32 = 40;
+
+/// One node's row on the roles chart.
+#[derive(Clone, Debug, PartialEq)]
+struct RoleRow {
+    /// `node <id>`, drawn left of the row.
+    label: String,
+    /// The y of the row's centre, where its bar and its label sit.
+    center: f64,
+}
+
+/// Where the roles chart draws: one row per node, from the bottom up, and no other row.
+#[derive(Clone, Debug, PartialEq)]
+struct RoleRows {
+    /// The lowest y on the chart: the bottom of the first row.
+    y_low: f64,
+    /// The highest y on the chart: the top of the last row.
+    y_high: f64,
+    /// Every node's row, in the order of the node ids.
+    rows: Vec<RoleRow>,
+}
+
+/// The roles chart's rows for `node_ids`: row `slot` spans `slot..slot + 1`, so the y range
+/// holds exactly one row per node (at least one row, so the chart stays drawable).
+fn role_rows(node_ids: &[u64]) -> RoleRows {
+    let rows: Vec<RoleRow> = node_ids
+        .iter()
+        .enumerate()
+        .map(|(slot, id)| RoleRow { label: format!("node {id}"), center: slot as f64 + 0.5 })
+        .collect();
+    RoleRows { y_low: 0.0, y_high: rows.len().max(1) as f64, rows }
+}
+
 struct Roles<'a>(TimeData<'a>);
 
 impl Chart for Roles<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let data = self.0;
-        let nodes = data.node_ids.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(root)
+        let layout = role_rows(data.node_ids);
+        let height = root.dim_in_pixel().1;
+        let (upper, legend) =
+            root.split_vertically(height.saturating_sub(ROLE_LEGEND_HEIGHT_PIXELS));
+        let mut chart = ChartBuilder::on(&upper)
             .caption(format!("{}: role of each node over time", data.system), ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(80)
-            .build_cartesian_2d(0f64..x_max(data.rows), 0f64..nodes + 2.0)?;
-        let ids = data.node_ids.to_vec();
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_labels(ids.len() + 2)
-            .y_label_formatter(&move |y: &f64| {
-                let slot = y.round() as usize;
-                if (y - y.round()).abs() < 0.01 && slot >= 1 && slot <= ids.len() {
-                    format!("node {}", ids[slot - 1])
-                } else {
-                    String::new()
-                }
-            })
-            .disable_y_mesh()
-            .draw()?;
+            .build_cartesian_2d(0f64..x_max(data.rows), layout.y_low..layout.y_high)?;
+        // The mesh would label "nice" numbers, not the rows' centres: the rows are labelled
+        // below, one label each.
+        chart.configure_mesh().x_desc("seconds").y_labels(0).disable_y_mesh().draw()?;
+        let origin = upper.get_base_pixel();
+        let label_style = TextStyle::from(("sans-serif", 14).into_font())
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        for row in &layout.rows {
+            let (x, y) = chart.backend_coord(&(0.0, row.center));
+            let at = (x - origin.0 - 8, y - origin.1);
+            upper.draw(&Text::new(row.label.clone(), at, label_style.clone()))?;
+        }
         let mut start = 0.0;
         for row in data.rows {
-            for (slot, node) in row.nodes.iter().enumerate() {
-                let style = match node.role {
-                    Some(role) if node.up => usize::from(role).min(4),
-                    _ => 5,
-                };
-                let y = slot as f64 + 1.0;
+            for (node, place) in row.nodes.iter().zip(&layout.rows) {
+                let style = if node.up { role_style(node.role) } else { ROLE_STYLE_DOWN };
+                let (low, high) =
+                    (place.center - ROLE_BAR_HALF_HEIGHT, place.center + ROLE_BAR_HALF_HEIGHT);
                 chart.draw_series(std::iter::once(Rectangle::new(
-                    [(start, y - 0.35), (row.t_s, y + 0.35)],
+                    [(start, low), (row.t_s, high)],
                     ROLE_STYLES[style].1.filled(),
                 )))?;
             }
             start = row.t_s;
         }
-        for (name, color) in ROLE_STYLES {
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, -1.0), (0.0, -1.0)],
-                    color.filled(),
-                )))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
-                });
-        }
-        draw_faults(&mut chart, data.faults, 0.0, nodes + 1.9)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        draw_faults(&mut chart, data.faults, layout.y_low, layout.y_high)?;
+        draw_role_legend(&legend)
     }
+}
+
+/// The role colours in one line, in a strip of their own so that no node row gives way.
+fn draw_role_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    let (width, height) = area.dim_in_pixel();
+    let slots = ROLE_STYLES.len() as i32;
+    let slot_width = i32::try_from(width).unwrap_or(i32::MAX) / slots;
+    let middle = i32::try_from(height / 2).unwrap_or(0);
+    let text_style =
+        TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (slot, (name, color)) in (0..slots).zip(ROLE_STYLES) {
+        let left = slot * slot_width + 30;
+        area.draw(&Rectangle::new([(left, middle - 6), (left + 18, middle + 6)], color.filled()))?;
+        area.draw(&Text::new(name, (left + 26, middle), text_style.clone()))?;
+    }
+    Ok(())
 }
 
 /// The two systems' headline numbers for the comparison chart.
@@ -647,7 +697,7 @@ mod tests {
                 let down = (8..12).contains(&second);
                 let node = |slot: u64| NodeSample {
                     up: !(down && slot == 1),
-                    role: Some(if slot == 0 { 3 } else { 0 }),
+                    role: Some(if slot == 0 { NodeRole::Leader } else { NodeRole::Follower }),
                     term: Some(1),
                     log_first_index: Some(second / 5 * 1000),
                     log_last_index: Some(second * 400),
@@ -692,6 +742,40 @@ mod tests {
         }
         let svg = std::fs::read_to_string(dir.path().join("roles.svg")).unwrap();
         assert!(svg.contains("restart 2"), "fault labels are drawn");
+    }
+
+    #[test]
+    fn each_node_has_one_labelled_role_row_and_no_row_is_empty() {
+        for node_ids in [vec![1], vec![1, 2, 3], vec![4, 5, 6, 7, 8]] {
+            let layout = role_rows(&node_ids);
+            let labels: Vec<&str> = layout.rows.iter().map(|row| row.label.as_str()).collect();
+            let expected: Vec<String> = node_ids.iter().map(|id| format!("node {id}")).collect();
+            assert_eq!(labels, expected, "one label per node, in order");
+            for (slot, row) in layout.rows.iter().enumerate() {
+                assert_eq!(row.center, layout.y_low + slot as f64 + 0.5, "row {slot} centred");
+            }
+            let height = layout.y_high - layout.y_low;
+            assert_eq!(height, node_ids.len() as f64, "the y range holds the rows and no more");
+        }
+    }
+
+    #[test]
+    fn the_roles_chart_draws_every_node_label_and_the_legend() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = rows();
+        let faults = [FaultMark { t_s: 8.0, label: "kill 2".into(), resumed: None }];
+        let data = TimeData { rows: &rows, node_ids: &[1, 2, 3], faults: &faults, system: "kv" };
+        save(&Roles(data), dir.path(), "roles").unwrap();
+        assert!(dir.path().join("roles.png").metadata().unwrap().len() > 1000);
+        let svg = std::fs::read_to_string(dir.path().join("roles.svg")).unwrap();
+        for id in [1, 2, 3] {
+            // The SVG backend writes each text on a line of its own.
+            let label = format!("\nnode {id}\n");
+            assert_eq!(svg.matches(&label).count(), 1, "node {id} labelled once");
+        }
+        for (name, _) in ROLE_STYLES {
+            assert!(svg.contains(&format!("\n{name}\n")), "legend names {name}");
+        }
     }
 
     #[test]

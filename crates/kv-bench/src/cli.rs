@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::cluster::{System, find_program};
+use crate::cluster::find_program;
 use crate::error::Error;
 use crate::parse::{parse_clients, parse_duration, parse_faults, parse_size};
 use crate::report;
 use crate::run::{RunConfig, run_compare, run_one};
+use crate::system::System;
 use crate::workload::WorkloadConfig;
 
 /// Load-test harness: launches a cluster of `kv-server` (or `etcd`) processes on loopback,
@@ -60,11 +61,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// `kv` (ours) or `etcd`.
-    #[arg(long, default_value = "kv")]
-    pub system: String,
+    #[arg(long, value_enum, default_value_t = System::Kv)]
+    pub system: System,
     /// Also run this system with the same parameters and compare (`etcd`).
-    #[arg(long)]
-    pub compare: Option<String>,
+    #[arg(long, value_enum)]
+    pub compare: Option<System>,
     /// Target an already running cluster: its client addresses, comma-separated.
     #[arg(long)]
     pub endpoints: Option<String>,
@@ -83,14 +84,6 @@ pub struct Args {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
-}
-
-fn parse_system(text: &str) -> Result<System, Error> {
-    match text {
-        "kv" | "ours" => Ok(System::Kv),
-        "etcd" => Ok(System::Etcd),
-        _ => Err(Error::invalid("system", text, "expected kv or etcd")),
-    }
 }
 
 fn parse_addrs(what: &'static str, text: &str) -> Result<Vec<SocketAddr>, Error> {
@@ -155,8 +148,7 @@ fn build_server(hint: &str) -> Result<PathBuf, Error> {
 /// Invalid arguments and every run error.
 pub async fn execute(args: Args) -> Result<(), Error> {
     let counts = parse_clients(&args.clients)?;
-    let system = parse_system(&args.system)?;
-    let compare = args.compare.as_deref().map(parse_system).transpose()?;
+    let (system, compare) = (args.system, args.compare);
     if compare.is_some() && args.endpoints.is_some() {
         return Err(Error::invalid("--compare", "", "comparisons launch both clusters"));
     }

@@ -15,33 +15,14 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::metrics::{Samples, http_get};
+use crate::system::NodeRole;
+pub use crate::system::System;
 
 /// How long a launched cluster may take to serve and elect a leader.
 const READY_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// How long a node gets to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The system under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum System {
-    /// Our store: `kv-server` processes, reached with `kv-client`.
-    Kv,
-    /// etcd, reached with `etcd-client`.
-    Etcd,
-}
-
-impl System {
-    /// The name used in reports and folder names.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            System::Kv => "kv",
-            System::Etcd => "etcd",
-        }
-    }
-}
 
 /// Where one node listens.
 #[derive(Clone, Debug)]
@@ -381,11 +362,7 @@ impl Cluster {
                 continue;
             };
             let samples = Samples::parse(&body);
-            let leads = match self.system {
-                System::Kv => samples.get("raft_role") == Some(3.0),
-                System::Etcd => samples.get("etcd_server_is_leader") == Some(1.0),
-            };
-            if leads {
+            if self.system.node_role(&samples) == Some(NodeRole::Leader) {
                 return Some(endpoint.id);
             }
         }

@@ -31,6 +31,7 @@ pub mod parse;
 pub mod report;
 pub mod run;
 pub mod scrape;
+pub mod system;
 pub mod target;
 pub mod workload;
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::charts::{FaultMark, TIME_CHARTS};
 use crate::error::Error;
+use crate::system::NodeRole;
 use crate::workload::{Percentiles, Row, Verification};
 
 /// One node's end-of-run figures.
@@ -29,8 +30,8 @@ pub struct NodeSummary {
     pub term: Option<u64>,
     /// Last log index at its last answer.
     pub log_last_index: Option<u64>,
-    /// Role at its last answer (3 = leader).
-    pub role: Option<u8>,
+    /// Role at its last answer (in JSON its code: 3 = leader).
+    pub role: Option<NodeRole>,
     /// Seconds in which it did not answer its metrics.
     pub down_s: u64,
     /// Highest per-second persistence p99 seen, in ms.
@@ -190,7 +191,7 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
                 text,
                 ",{},{},{},{},{},{},{},{},{},{}",
                 u8::from(node.up),
-                cell(node.role),
+                cell(node.role.map(NodeRole::code)),
                 cell(node.term),
                 cell(node.log_first_index),
                 cell(node.log_last_index),
@@ -250,26 +251,58 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// The page of one run; [`fill_template`] fills its `{{name}}` placeholders.
+const REPORT_TEMPLATE: &str = include_str!("templates/report.html");
+
+/// The page comparing two runs; [`fill_template`] fills its `{{name}}` placeholders.
+const COMPARISON_TEMPLATE: &str = include_str!("templates/comparison.html");
+
+/// `template` with each `{{name}}` replaced by the value `values` gives for `name`, in one
+/// pass, so a value that itself contains `{{...}}` is never expanded. A placeholder without
+/// a value stays as it is (the tests check that every template placeholder gets one).
+fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
+    let mut filled = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        let (before, from_open) = rest.split_at(open);
+        filled.push_str(before);
+        let Some(close) = from_open.find("}}") else {
+            rest = from_open;
+            break;
+        };
+        let name = &from_open[2..close];
+        match values.iter().find(|(key, _)| *key == name) {
+            Some((_, value)) => filled.push_str(value),
+            None => filled.push_str(&from_open[..close + 2]),
+        }
+        rest = &from_open[close + 2..];
+    }
+    filled.push_str(rest);
+    filled
+}
+
+/// Table rows of `(name, value)` pairs, the values escaped.
+fn table_rows(pairs: &[(&str, String)]) -> String {
+    let mut rows = String::new();
+    for (name, value) in pairs {
+        let _ = write!(rows, "<tr><th>{name}</th><td>{}</td></tr>", escape(value));
+    }
+    rows
+}
+
+/// A section with a heading and a list, or nothing when there are no items.
+fn list_section(heading: &str, items: impl Iterator<Item = String>) -> String {
+    let items: String = items.map(|item| format!("<li>{item}</li>")).collect();
+    if items.is_empty() { String::new() } else { format!("<h2>{heading}</h2><ul>{items}</ul>") }
+}
+
 /// Writes `report.html`: parameters, results, per-node table, faults and every chart.
 ///
 /// # Errors
 ///
 /// [`Error::Io`].
 pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Error> {
-    let mut html = String::new();
-    let _ = write!(
-        html,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>kv-bench: {system}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;\
-         padding:4px 10px;text-align:right}}th{{background:#eee}}img{{max-width:100%;\
-         border:1px solid #ddd;margin:0.5em 0}}code{{background:#f4f4f4;padding:2px}}\
-         </style></head><body><h1>kv-bench: {system}</h1><p><code>{command}</code></p>",
-        system = escape(&summary.system),
-        command = escape(command)
-    );
-    html.push_str("<h2>Parameters</h2><table>");
-    let parameters = [
+    let parameters = table_rows(&[
         ("system", summary.system.clone()),
         ("connection model", summary.connection_model.clone()),
         ("clients", summary.clients.to_string()),
@@ -283,13 +316,9 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
         ("OCC", summary.occ.to_string()),
         ("consistency", summary.consistency.clone()),
         ("seed", summary.seed.to_string()),
-    ];
-    for (name, value) in parameters {
-        let _ = write!(html, "<tr><th>{name}</th><td>{}</td></tr>", escape(&value));
-    }
-    html.push_str("</table><h2>Results</h2><table>");
+    ]);
     let latency = summary.latency_ms;
-    let results = [
+    let results = table_rows(&[
         ("operations", summary.ops.to_string()),
         ("operations/s", format!("{:.0}", summary.ops_per_sec)),
         ("errors", summary.errors.to_string()),
@@ -308,18 +337,11 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
                 summary.verified, summary.missing, summary.verification.read_errors
             ),
         ),
-    ];
-    for (name, value) in results {
-        let _ = write!(html, "<tr><th>{name}</th><td>{}</td></tr>", escape(&value));
-    }
-    html.push_str(
-        "</table><h2>Nodes</h2><table><tr><th>node</th><th>start index</th>\
-         <th>max start index</th><th>snapshot bytes</th><th>elections</th><th>term</th>\
-         <th>last index</th><th>seconds down</th><th>max persist p99 (ms)</th></tr>",
-    );
+    ]);
+    let mut nodes = String::new();
     for node in &summary.nodes {
-        let _ = write!(
-            html,
+        let _ = writeln!(
+            nodes,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td></tr>",
             node.id,
@@ -333,34 +355,34 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
             cell_ms(node.persist_p99_ms_max),
         );
     }
-    html.push_str("</table>");
-    if !summary.faults.is_empty() {
-        html.push_str("<h2>Faults</h2><ul>");
-        for fault in &summary.faults {
-            let _ = write!(html, "<li>{:.1} s: {}</li>", fault.t_s, escape(&fault.label));
-        }
-        html.push_str("</ul>");
-    }
-    if !summary.error_samples.is_empty() {
-        html.push_str("<h2>Error samples</h2><ul>");
-        for error in &summary.error_samples {
-            let _ = write!(html, "<li><code>{}</code></li>", escape(error));
-        }
-        html.push_str("</ul>");
-    }
-    html.push_str("<h2>Charts</h2>");
+    let faults = list_section(
+        "Faults",
+        summary.faults.iter().map(|fault| format!("{:.1} s: {}", fault.t_s, escape(&fault.label))),
+    );
+    let error_samples = list_section(
+        "Error samples",
+        summary.error_samples.iter().map(|error| format!("<code>{}</code>", escape(error))),
+    );
+    let mut charts = String::new();
     for (stem, title) in TIME_CHARTS {
-        let _ = write!(
-            html,
+        let _ = writeln!(
+            charts,
             "<h3>{title}</h3><img src=\"{stem}.svg\" alt=\"{title}\">\
              <p><a href=\"{stem}.png\">PNG</a> · <a href=\"{stem}.svg\">SVG</a></p>"
         );
     }
-    html.push_str(
-        "<h2>Files</h2><p><a href=\"summary.json\">summary.json</a> · \
-         <a href=\"timeseries.csv\">timeseries.csv</a> · \
-         <a href=\"latency-percentiles.txt\">latency percentiles</a> · \
-         <a href=\"latency.hdr\">latency.hdr</a></p></body></html>\n",
+    let html = fill_template(
+        REPORT_TEMPLATE,
+        &[
+            ("system", &escape(&summary.system)),
+            ("command", &escape(command)),
+            ("parameters", &parameters),
+            ("results", &results),
+            ("nodes", &nodes),
+            ("faults", &faults),
+            ("error_samples", &error_samples),
+            ("charts", &charts),
+        ],
     );
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
@@ -457,41 +479,25 @@ pub fn write_comparison_html(
     comparison: &Comparison,
     command: &str,
 ) -> Result<(), Error> {
-    let mut html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>kv-bench: kv vs etcd\
-         </title><style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;\
-         text-align:right}}th{{background:#eee}}img{{max-width:100%}}</style></head><body>\
-         <h1>kv vs etcd</h1><p><code>{}</code></p><table><tr><th></th><th>kv</th>\
-         <th>etcd</th><th>ratio kv/etcd</th></tr>",
-        escape(command)
-    );
     let (ours, etcd) = (&comparison.ours, &comparison.etcd);
-    let _ = write!(
-        html,
-        "<tr><th>ops/s</th><td>{:.0}</td><td>{:.0}</td><td>{:.2}</td></tr>\
-         <tr><th>p50 ms</th><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>\
-         <tr><th>p99 ms</th><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>\
-         <tr><th>errors</th><td>{}</td><td>{}</td><td></td></tr>\
-         <tr><th>connection</th><td>{}</td><td>{}</td><td></td></tr></table>",
-        ours.ops_per_sec,
-        etcd.ops_per_sec,
-        comparison.ops_per_sec_ratio,
-        ours.latency_ms.p50,
-        etcd.latency_ms.p50,
-        comparison.p50_ratio,
-        ours.latency_ms.p99,
-        etcd.latency_ms.p99,
-        comparison.p99_ratio,
-        ours.errors,
-        etcd.errors,
-        escape(&ours.connection_model),
-        escape(&etcd.connection_model),
-    );
-    html.push_str(
-        "<img src=\"comparison.svg\" alt=\"comparison\"><p><a href=\"kv/report.html\">kv \
-         report</a> · <a href=\"etcd/report.html\">etcd report</a> · \
-         <a href=\"comparison.json\">comparison.json</a></p></body></html>\n",
+    let html = fill_template(
+        COMPARISON_TEMPLATE,
+        &[
+            ("command", &escape(command)),
+            ("ours_ops_per_sec", &format!("{:.0}", ours.ops_per_sec)),
+            ("etcd_ops_per_sec", &format!("{:.0}", etcd.ops_per_sec)),
+            ("ops_per_sec_ratio", &format!("{:.2}", comparison.ops_per_sec_ratio)),
+            ("ours_p50_ms", &format!("{:.2}", ours.latency_ms.p50)),
+            ("etcd_p50_ms", &format!("{:.2}", etcd.latency_ms.p50)),
+            ("p50_ratio", &format!("{:.2}", comparison.p50_ratio)),
+            ("ours_p99_ms", &format!("{:.2}", ours.latency_ms.p99)),
+            ("etcd_p99_ms", &format!("{:.2}", etcd.latency_ms.p99)),
+            ("p99_ratio", &format!("{:.2}", comparison.p99_ratio)),
+            ("ours_errors", &ours.errors.to_string()),
+            ("etcd_errors", &etcd.errors.to_string()),
+            ("ours_connection", &escape(&ours.connection_model)),
+            ("etcd_connection", &escape(&etcd.connection_model)),
+        ],
     );
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
@@ -516,4 +522,74 @@ pub fn timestamp() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(system: &str) -> Summary {
+        Summary {
+            system: system.to_owned(),
+            connection_model: "one <shared> client".to_owned(),
+            clients: 4,
+            read_ratio: 0.5,
+            value_size: 256,
+            keys: 500,
+            duration_s: 3.0,
+            warmup_s: 1.0,
+            occ: false,
+            consistency: "linearizable".to_owned(),
+            node_count: 3,
+            snapshot_size_bytes: 65_536,
+            seed: 1,
+            ops: 1200,
+            ops_per_sec: 400.0,
+            errors: 2,
+            conflicts: 0,
+            latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
+            read_latency_ms: Percentiles::default(),
+            write_latency_ms: Percentiles::default(),
+            verified: 480,
+            missing: 0,
+            verification: Verification::default(),
+            nodes: vec![NodeSummary { id: 1, down_s: 2, ..NodeSummary::default() }],
+            faults: vec![FaultMark { t_s: 1.5, label: "kill 2".to_owned(), resumed: None }],
+            error_samples: vec!["timed out {{command}}".to_owned()],
+        }
+    }
+
+    #[test]
+    fn placeholders_are_filled_once_and_unknown_ones_stay() {
+        let filled = fill_template("a {{x}} b {{y}} c {{z}", &[("x", "{{y}}"), ("y", "1")]);
+        assert_eq!(filled, "a {{y}} b 1 c {{z}");
+        assert_eq!(fill_template("{{missing}}!", &[]), "{{missing}}!");
+    }
+
+    #[test]
+    fn the_run_page_fills_every_placeholder_and_escapes_values() {
+        let dir = tempfile::tempdir().unwrap();
+        write_html(dir.path(), &summary("kv"), "kv-bench --clients <4>").unwrap();
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(html.contains("<title>kv-bench: kv</title>"));
+        assert!(html.contains("<code>kv-bench --clients &lt;4&gt;</code>"));
+        assert!(html.contains("<tr><th>connection model</th><td>one &lt;shared&gt; client</td>"));
+        assert!(html.contains("<li>1.5 s: kill 2</li>"));
+        assert!(html.contains("<li><code>timed out {{command}}</code></li>"), "values stay");
+        assert!(html.contains("<img src=\"roles.svg\" alt=\"Role of each node\">"));
+        assert_eq!(html.matches("{{").count(), 1, "only the error sample's braces remain");
+    }
+
+    #[test]
+    fn the_comparison_page_fills_every_placeholder() {
+        let dir = tempfile::tempdir().unwrap();
+        let comparison = Comparison::new(summary("kv"), summary("etcd"));
+        write_comparison_html(dir.path(), &comparison, "kv-bench --compare etcd").unwrap();
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(html.contains("<td>400</td><td>400</td>"));
+        assert!(html.contains("<td>1.00</td>"));
+        assert!(html.contains("<td>one &lt;shared&gt; client</td>"));
+        assert!(!html.contains("{{"), "every placeholder is filled");
+    }
 }

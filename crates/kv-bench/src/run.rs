@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, warn};
 
 use crate::charts::{self, CompareBars, FaultMark, Resumed, TimeData};
-use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint, System};
+use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint};
 use crate::error::Error;
 use crate::metrics::{Samples, http_get};
 use crate::parse::{Fault, FaultAction, FaultNode};
@@ -18,6 +18,7 @@ use crate::parse::{Fault, FaultAction, FaultNode};
 const RESUME_WAIT: Duration = Duration::from_secs(15);
 use crate::report::{self, Comparison, Summary};
 use crate::scrape::Scraper;
+use crate::system::System;
 use crate::target::{EtcdTarget, KvTarget, Target};
 use crate::workload::{self, Outcome, Percentiles, WorkloadConfig};
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cluster::{NodeEndpoint, System};
+use crate::cluster::NodeEndpoint;
 use crate::metrics::{Samples, http_get, quantile_between};
+use crate::system::{NodeRole, System};
 
 /// How long one scrape may take: a paused node must not hold up the second's row.
 const SCRAPE_TIMEOUT: Duration = Duration::from_millis(400);
@@ -17,8 +18,8 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_millis(400);
 pub struct NodeSample {
     /// The node answered.
     pub up: bool,
-    /// 0 follower, 1 pre-candidate, 2 candidate, 3 leader, 4 learner.
-    pub role: Option<u8>,
+    /// The node's role (etcd: leader or follower).
+    pub role: Option<NodeRole>,
     /// The node's term (not exported by etcd).
     pub term: Option<u64>,
     /// First index in the log (ours only): the snapshot index + 1 after a compaction.
@@ -39,7 +40,6 @@ pub struct NodeSample {
 
 /// The metric names of one system.
 struct MetricNames {
-    role_leader: &'static str,
     term: Option<&'static str>,
     log_first: Option<&'static str>,
     log_last: &'static str,
@@ -50,7 +50,6 @@ struct MetricNames {
 }
 
 const KV_NAMES: MetricNames = MetricNames {
-    role_leader: "raft_role",
     term: Some("raft_term"),
     log_first: Some("raft_log_first_index"),
     log_last: "raft_log_last_index",
@@ -61,7 +60,6 @@ const KV_NAMES: MetricNames = MetricNames {
 };
 
 const ETCD_NAMES: MetricNames = MetricNames {
-    role_leader: "etcd_server_is_leader",
     term: None,
     log_first: None,
     log_last: "etcd_server_proposals_committed_total",
@@ -121,11 +119,7 @@ impl Scraper {
             let buckets = scraped.buckets(names.persist);
             let before = std::mem::replace(&mut self.previous[slot], buckets.clone());
             let whole = |name: &str| scraped.get(name).map(|value| value.max(0.0) as u64);
-            let role = scraped.get(names.role_leader).map(|value| match self.system {
-                System::Kv => value as u8,
-                System::Etcd if value >= 1.0 => 3,
-                System::Etcd => 0,
-            });
+            let role = self.system.node_role(&scraped);
             samples.push(NodeSample {
                 up: true,
                 role,

@@ -49,11 +49,14 @@ mod config;
 mod error;
 mod fault;
 pub mod frame;
+mod handler;
 mod handshake;
+mod link;
 mod node;
 mod peer;
 mod queue;
 mod rpc;
+mod shared;
 pub mod tls;
 
 pub use certs::{ClientId, Identity};
@@ -61,8 +64,9 @@ pub use config::NetConfig;
 pub use error::Error;
 #[cfg(feature = "fault-injection")]
 pub use fault::{FaultInjector, PeerFault};
+pub use handler::RequestHandler;
 pub use handshake::{Caller, Hello, PROTOCOL_VERSION, REFUSED};
 pub use node::QuicNode;
 pub use peer::{PeerSender, PeerTransport};
-pub use rpc::{REQUEST_FAILED, RequestHandler, RpcClient, RpcClientConfig};
+pub use rpc::{REQUEST_FAILED, RpcClient, RpcClientConfig};
 pub use tls::{ALPN_PEER, ALPN_RPC};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use raft_core::{Message, NodeId};
+use raft_core::NodeId;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, info_span, warn};
 
@@ -13,41 +13,12 @@ use crate::certs::Identity;
 use crate::config::NetConfig;
 use crate::error::Error;
 use crate::fault::FaultInjector;
+use crate::handler::{ErasedHandler, RequestHandler};
 use crate::handshake::{Caller, Hello, PROTOCOL_VERSION, REFUSED};
-use crate::peer::{self, PeerLink, PeerTransport};
-use crate::rpc::{self, ErasedHandler, RequestHandler};
+use crate::peer::{self, PeerTransport};
+use crate::rpc;
+use crate::shared::{Shared, stopped};
 use crate::tls::{self, ALPN_PEER, ALPN_RPC, Timings};
-
-/// What the endpoint's tasks share.
-pub(crate) struct Shared {
-    pub(crate) config: NetConfig,
-    pub(crate) endpoint: quinn::Endpoint,
-    pub(crate) peer_client_config: quinn::ClientConfig,
-    pub(crate) hello: Hello,
-    pub(crate) links: RwLock<HashMap<NodeId, Arc<PeerLink>>>,
-    pub(crate) inbox: mpsc::Sender<Message>,
-    pub(crate) handler: RwLock<Option<Arc<dyn ErasedHandler>>>,
-    pub(crate) shutdown: watch::Sender<bool>,
-    pub(crate) faults: FaultInjector,
-    pub(crate) span: tracing::Span,
-}
-
-impl Shared {
-    pub(crate) fn is_shut_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    pub(crate) fn link(&self, peer: NodeId) -> Option<Arc<PeerLink>> {
-        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
-        links.get(&peer).cloned()
-    }
-}
-
-/// Resolves when `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // An error means the sender is gone: the endpoint is gone too.
-    let _ = shutdown.wait_for(|&stopped| stopped).await;
-}
 
 /// A node's QUIC endpoint: the peer transport's connections and the client listener.
 ///

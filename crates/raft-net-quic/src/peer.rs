@@ -20,82 +20,13 @@ use crate::certs::node_name;
 use crate::error::Error;
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::handshake::{self, Caller, Protocol};
-use crate::node::{Shared, stopped};
-use crate::queue::OutboundQueue;
+use crate::link::{PeerLink, StreamKind};
+use crate::shared::{Shared, stopped};
 
 /// The stream-stop code for a malformed frame.
 const MALFORMED: quinn::VarInt = quinn::VarInt::from_u32(0x4d46);
-/// The close code of a connection superseded by a newer one with the same peer.
-const REPLACED: quinn::VarInt = quinn::VarInt::from_u32(0x5250);
 /// The most bytes taken from a stream at once: bounds each read, not the frame.
 const READ_CHUNK_BYTES: usize = 64 << 10;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StreamKind {
-    Messages,
-    Snapshots,
-}
-
-impl StreamKind {
-    fn name(self) -> &'static str {
-        match self {
-            StreamKind::Messages => "messages",
-            StreamKind::Snapshots => "snapshots",
-        }
-    }
-
-    /// Higher goes first: heartbeats and appends before snapshot chunks.
-    fn priority(self) -> i32 {
-        match self {
-            StreamKind::Messages => 1,
-            StreamKind::Snapshots => 0,
-        }
-    }
-}
-
-/// Everything about one peer: its address, its outgoing queues and the current connection.
-#[derive(Debug)]
-pub(crate) struct PeerLink {
-    peer: NodeId,
-    address: watch::Sender<Option<SocketAddr>>,
-    messages: OutboundQueue,
-    snapshots: OutboundQueue,
-    connection: watch::Sender<Option<quinn::Connection>>,
-}
-
-impl PeerLink {
-    pub(crate) fn set_address(&self, addr: SocketAddr) {
-        self.address.send_replace(Some(addr));
-    }
-
-    fn queue(&self, kind: StreamKind) -> &OutboundQueue {
-        match kind {
-            StreamKind::Messages => &self.messages,
-            StreamKind::Snapshots => &self.snapshots,
-        }
-    }
-
-    /// Makes `connection` the one to send on, closing the one it replaces.
-    fn install(&self, connection: quinn::Connection) {
-        let id = connection.stable_id();
-        if let Some(old) = self.connection.send_replace(Some(connection)) {
-            if old.stable_id() != id {
-                old.close(REPLACED, b"replaced by a newer connection");
-            }
-        }
-    }
-
-    /// Forgets `connection` if it is still the current one.
-    fn uninstall(&self, connection: &quinn::Connection) {
-        self.connection.send_if_modified(|current| {
-            let same = current.as_ref().is_some_and(|c| c.stable_id() == connection.stable_id());
-            if same {
-                *current = None;
-            }
-            same
-        });
-    }
-}
 
 /// The link to `peer`, created (with its writer tasks, and its dialer if this node dials)
 /// on first use.
@@ -104,13 +35,11 @@ pub(crate) fn link_or_create(shared: &Arc<Shared>, peer: NodeId) -> Arc<PeerLink
     if let Some(link) = links.get(&peer) {
         return Arc::clone(link);
     }
-    let link = Arc::new(PeerLink {
+    let link = Arc::new(PeerLink::new(
         peer,
-        address: watch::Sender::new(None),
-        messages: OutboundQueue::new(shared.config.peer_queue_max.get()),
-        snapshots: OutboundQueue::new(shared.config.snapshot_queue_max.get()),
-        connection: watch::Sender::new(None),
-    });
+        shared.config.peer_queue_max.get(),
+        shared.config.snapshot_queue_max.get(),
+    ));
     links.insert(peer, Arc::clone(&link));
     drop(links);
     for kind in [StreamKind::Messages, StreamKind::Snapshots] {

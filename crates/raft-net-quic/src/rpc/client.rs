@@ -1,126 +1,18 @@
-//! Request/response for clients on the node's endpoint (ALPN `raft-rpc`): each request is
-//! one bidirectional stream carrying one request frame and one response frame, so many
-//! requests run concurrently on a connection without ids or head-of-line blocking.
-//!
-//! The payloads are opaque bytes; the KV crates put their own encoding on top.
+//! The client's side of the request/response protocol: one connection to one node, one
+//! bidirectional stream per call.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use raft_core::NodeId;
-use tracing::{Instrument, debug, warn};
 
+use super::{REQUEST_FRAME, RESPONSE_FRAME};
 use crate::certs::{ANY_NODE_NAME, Identity, node_name};
 use crate::error::Error;
 use crate::frame::{FRAME_BYTES_MAX_DEFAULT, encode_frame, read_one};
-use crate::handshake::{self, Caller, Hello, PROTOCOL_VERSION, Protocol, REFUSED};
-use crate::node::{Shared, stopped};
+use crate::handshake::{self, Caller, Hello, PROTOCOL_VERSION};
 use crate::tls::{self, ALPN_RPC, Timings};
-
-/// The stream-reset code for a request that could not be served (malformed request,
-/// response too large).
-pub const REQUEST_FAILED: quinn::VarInt = quinn::VarInt::from_u32(0x0052_464c);
-
-/// Serves client requests on a node.
-pub trait RequestHandler: Send + Sync + 'static {
-    /// Answers one request from `caller` (authenticated by its certificate).
-    ///
-    /// # Correctness
-    ///
-    /// Runs concurrently with other requests, each on its own task; it must bound its own
-    /// waiting (the client gives up at its timeout).
-    fn handle(&self, caller: Caller, request: Bytes) -> impl Future<Output = Bytes> + Send;
-}
-
-type BoxedResponse = Pin<Box<dyn Future<Output = Bytes> + Send>>;
-
-/// A [`RequestHandler`] behind a pointer.
-pub(crate) trait ErasedHandler: Send + Sync {
-    fn call(self: Arc<Self>, caller: Caller, request: Bytes) -> BoxedResponse;
-}
-
-impl<H: RequestHandler> ErasedHandler for H {
-    fn call(self: Arc<Self>, caller: Caller, request: Bytes) -> BoxedResponse {
-        Box::pin(async move { self.handle(caller, request).await })
-    }
-}
-
-/// Serves one client connection until it closes.
-pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
-    let remote = connection.remote_address();
-    let handler = shared.handler.read().unwrap_or_else(PoisonError::into_inner).clone();
-    let Some(handler) = handler else {
-        warn!(%remote, "connection refused: this node serves no client requests");
-        connection.close(REFUSED, b"this node serves no client requests");
-        return;
-    };
-    let timeout = shared.config.handshake_timeout;
-    let caller = match handshake::accept(&connection, Protocol::Rpc, &shared.hello, timeout).await {
-        Ok(caller) => caller,
-        Err(Error::HandshakeRefused { .. }) => return,
-        Err(error) => {
-            warn!(%remote, %error, "client handshake failed");
-            return;
-        }
-    };
-    connection.set_max_concurrent_uni_streams(0_u32.into());
-    debug!(%caller, %remote, "client connected");
-    let max = shared.config.frame_bytes_max;
-    let mut shutdown = shared.shutdown.subscribe();
-    loop {
-        let accepted = tokio::select! {
-            accepted = connection.accept_bi() => accepted,
-            () = stopped(&mut shutdown) => return,
-        };
-        match accepted {
-            Ok((send, recv)) => {
-                let task = serve_request(Arc::clone(&handler), caller, remote, send, recv, max);
-                tokio::spawn(task.instrument(shared.span.clone()));
-            }
-            Err(error) => {
-                debug!(%caller, %remote, %error, "client connection closed");
-                return;
-            }
-        }
-    }
-}
-
-async fn serve_request(
-    handler: Arc<dyn ErasedHandler>,
-    caller: Caller,
-    remote: SocketAddr,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    max: u32,
-) {
-    let request: Bytes = match read_one(&mut recv, remote, "request", max).await {
-        Ok(request) => request,
-        Err(error) => {
-            warn!(%caller, %remote, %error, "request refused: malformed frame");
-            let _ = recv.stop(REQUEST_FAILED);
-            let _ = send.reset(REQUEST_FAILED);
-            return;
-        }
-    };
-    let response = handler.call(caller, request).await;
-    let frame = match encode_frame(&response, "response", max) {
-        Ok(frame) => frame,
-        Err(error) => {
-            warn!(%caller, %remote, %error, "request failed: cannot frame the response");
-            let _ = send.reset(REQUEST_FAILED);
-            return;
-        }
-    };
-    if let Err(error) = send.write_chunk(frame).await {
-        debug!(%caller, %remote, %error, "response not delivered");
-        return;
-    }
-    let _ = send.finish();
-}
 
 /// How a client connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,7 +113,7 @@ impl RpcClient {
     /// or oversized response); [`Error::FrameTooLarge`] for a request above the maximum.
     pub async fn call(&self, request: Bytes, timeout: Duration) -> Result<Bytes, Error> {
         let addr = self.connection.remote_address();
-        let frame = encode_frame(&request, "request", self.frame_bytes_max)?;
+        let frame = encode_frame(&request, REQUEST_FRAME, self.frame_bytes_max)?;
         let exchange = async {
             let (mut send, mut recv) = self
                 .connection
@@ -230,7 +122,7 @@ impl RpcClient {
                 .map_err(|source| Error::Connection { addr, source })?;
             send.write_chunk(frame).await.map_err(|source| Error::Write { addr, source })?;
             let _ = send.finish();
-            read_one::<Bytes>(&mut recv, addr, "response", self.frame_bytes_max).await
+            read_one::<Bytes>(&mut recv, addr, RESPONSE_FRAME, self.frame_bytes_max).await
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| Error::Timeout {
             what: "request",

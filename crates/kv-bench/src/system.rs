@@ -1,0 +1,131 @@
+//! The system under test: ours (`kv-server`) or etcd, as the command line names it, and
+//! the role a node of either reports in its metrics.
+
+use serde::{Serialize, Serializer};
+
+use crate::metrics::Samples;
+
+/// The system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    /// Our store: `kv-server` processes, reached with `kv-client`.
+    #[value(alias = "ours")]
+    Kv,
+    /// etcd, reached with `etcd-client`.
+    Etcd,
+}
+
+impl System {
+    /// The name used in reports and folder names.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Kv => "kv",
+            System::Etcd => "etcd",
+        }
+    }
+
+    /// The role a node reports in its metrics, decoded once for every later use: ours
+    /// exports its role in `raft_role`, etcd only whether it leads (`etcd_server_is_leader`),
+    /// so an etcd node is a leader or a follower. `None` when the metric is missing or holds
+    /// a value the system does not export.
+    #[must_use]
+    pub fn node_role(self, samples: &Samples) -> Option<NodeRole> {
+        match self {
+            System::Kv => samples.get("raft_role").and_then(NodeRole::from_code),
+            System::Etcd => samples
+                .get("etcd_server_is_leader")
+                .map(|leads| if leads >= 1.0 { NodeRole::Leader } else { NodeRole::Follower }),
+        }
+    }
+}
+
+/// A node's Raft role at one scrape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asks for pre-votes before starting an election.
+    PreCandidate,
+    /// Runs an election.
+    Candidate,
+    /// Leads the cluster.
+    Leader,
+    /// Receives the log without voting.
+    Learner,
+}
+
+impl NodeRole {
+    /// The number `kv-server` exports in its `raft_role` gauge, which `timeseries.csv` and
+    /// `summary.json` also show: 0 follower, 1 pre-candidate, 2 candidate, 3 leader,
+    /// 4 learner.
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            NodeRole::Follower => 0,
+            NodeRole::PreCandidate => 1,
+            NodeRole::Candidate => 2,
+            NodeRole::Leader => 3,
+            NodeRole::Learner => 4,
+        }
+    }
+
+    /// The role a `raft_role` gauge value stands for (see [`NodeRole::code`]); `None` for a
+    /// value `kv-server` does not export.
+    #[must_use]
+    pub fn from_code(value: f64) -> Option<NodeRole> {
+        // The gauge holds whole numbers; `as` drops any fraction, as the scraper always did.
+        match value as u8 {
+            0 => Some(NodeRole::Follower),
+            1 => Some(NodeRole::PreCandidate),
+            2 => Some(NodeRole::Candidate),
+            3 => Some(NodeRole::Leader),
+            4 => Some(NodeRole::Learner),
+            _ => None,
+        }
+    }
+}
+
+/// Written as its [`NodeRole::code`], so `summary.json` keeps its numeric `role` field.
+impl Serialize for NodeRole {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    #[test]
+    fn command_line_names_match_report_names() {
+        for system in System::value_variants() {
+            let parsed = System::from_str(system.name(), false).unwrap();
+            assert_eq!(parsed, *system);
+        }
+        assert_eq!(System::from_str("ours", false).unwrap(), System::Kv);
+        assert!(System::from_str("redis", false).is_err());
+    }
+
+    #[test]
+    fn every_role_code_decodes_to_its_role() {
+        for code in 0..=4_u8 {
+            let role = NodeRole::from_code(f64::from(code)).unwrap();
+            assert_eq!(role.code(), code);
+        }
+        assert_eq!(NodeRole::from_code(5.0), None);
+    }
+
+    #[test]
+    fn each_system_reads_the_role_from_its_own_metric() {
+        let ours = Samples::parse("raft_role 3\netcd_server_is_leader 0\n");
+        assert_eq!(System::Kv.node_role(&ours), Some(NodeRole::Leader));
+        assert_eq!(System::Etcd.node_role(&ours), Some(NodeRole::Follower));
+        let etcd = Samples::parse("etcd_server_is_leader 1\n");
+        assert_eq!(System::Etcd.node_role(&etcd), Some(NodeRole::Leader));
+        assert_eq!(System::Kv.node_role(&etcd), None);
+    }
+}

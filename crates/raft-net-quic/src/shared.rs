@@ -1,0 +1,48 @@
+//! The state a node's endpoint tasks share: the peer links, the inbox, the request handler
+//! and the shutdown switch.
+//!
+//! It lives apart from [`crate::node`], which creates it, so the peer and request
+//! protocols that read it need not import the node module that starts them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use raft_core::{Message, NodeId};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::NetConfig;
+use crate::fault::FaultInjector;
+use crate::handler::ErasedHandler;
+use crate::handshake::Hello;
+use crate::link::PeerLink;
+
+/// What the endpoint's tasks share.
+pub(crate) struct Shared {
+    pub(crate) config: NetConfig,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) peer_client_config: quinn::ClientConfig,
+    pub(crate) hello: Hello,
+    pub(crate) links: RwLock<HashMap<NodeId, Arc<PeerLink>>>,
+    pub(crate) inbox: mpsc::Sender<Message>,
+    pub(crate) handler: RwLock<Option<Arc<dyn ErasedHandler>>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) faults: FaultInjector,
+    pub(crate) span: tracing::Span,
+}
+
+impl Shared {
+    pub(crate) fn is_shut_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub(crate) fn link(&self, peer: NodeId) -> Option<Arc<PeerLink>> {
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+        links.get(&peer).cloned()
+    }
+}
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: the endpoint is gone too.
+    let _ = shutdown.wait_for(|&stopped| stopped).await;
+}
