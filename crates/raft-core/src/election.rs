@@ -5,15 +5,8 @@ use tracing::{debug, info};
 
 use crate::message::MessageBody;
 use crate::node::Node;
+use crate::quorum::{Vote, VoteResult, Votes};
 use crate::types::{LogId, NodeId, Role, Term};
-
-/// The outcome of counting the votes of one (pre-)campaign.
-#[derive(Debug, PartialEq, Eq)]
-enum Tally {
-    Won,
-    Lost,
-    Pending,
-}
 
 impl Node {
     /// A follower's or candidate's tick: start a (pre-)campaign when the timeout expires.
@@ -52,7 +45,7 @@ impl Node {
             };
             self.send_in_term(peer, next_term, body);
         }
-        if self.tally() == Tally::Won {
+        if self.tally() == VoteResult::Won {
             self.become_candidate(false);
         }
     }
@@ -74,32 +67,17 @@ impl Node {
                 MessageBody::VoteRequest { pre_vote: false, last_log_id, leadership_transfer };
             self.send(peer, body);
         }
-        if self.tally() == Tally::Won {
+        if self.tally() == VoteResult::Won {
             self.become_leader();
         }
     }
 
     fn start_tally(&mut self) {
-        self.votes.clear();
-        self.votes.insert(self.config.id, true);
+        self.votes = Votes::new(self.config.id);
     }
 
-    fn tally(&self) -> Tally {
-        let quorum = self.membership.quorum();
-        let voters = &self.membership.voters;
-        let counted = |granted: bool| {
-            self.votes
-                .iter()
-                .filter(|&(voter, &vote)| vote == granted && voters.contains(voter))
-                .count()
-        };
-        if counted(true) >= quorum {
-            Tally::Won
-        } else if counted(false) >= quorum {
-            Tally::Lost
-        } else {
-            Tally::Pending
-        }
+    fn tally(&self) -> VoteResult {
+        self.votes.tally(&self.membership)
     }
 
     /// Answers a (pre-)vote request whose term is not below ours (the term was handled by
@@ -150,15 +128,15 @@ impl Node {
         if !counts {
             return;
         }
-        self.votes.insert(voter, granted);
+        self.votes.record(voter, Vote::from_granted(granted));
         match (self.tally(), self.role) {
-            (Tally::Won, Role::PreCandidate) => self.become_candidate(false),
-            (Tally::Won, _) => self.become_leader(),
-            (Tally::Lost, _) => {
+            (VoteResult::Won, Role::PreCandidate) => self.become_candidate(false),
+            (VoteResult::Won, _) => self.become_leader(),
+            (VoteResult::Lost, _) => {
                 let term = self.term;
                 self.become_follower(term, None);
             }
-            (Tally::Pending, _) => {}
+            (VoteResult::Pending, _) => {}
         }
     }
 }

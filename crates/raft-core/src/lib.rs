@@ -66,6 +66,7 @@ mod membership;
 mod message;
 mod node;
 mod progress;
+mod quorum;
 mod read_index;
 mod ready;
 mod replication;

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
+use crate::quorum::{self, Votes};
 use crate::read_index::ReadTracker;
 use crate::ready::{ReadState, Ready, SoftState};
 use crate::snapshot::{IncomingSnapshot, Snapshot};
@@ -132,7 +133,7 @@ pub struct Node {
     pub(crate) election_timeout_ticks: u64,
     pub(crate) heartbeat_elapsed_ticks: u64,
     /// Votes received in the current (pre-)campaign.
-    pub(crate) votes: BTreeMap<NodeId, bool>,
+    pub(crate) votes: Votes,
     /// The leader's view of each other voter.
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// The leader has entries or a commit index to send at the next `ready()`.
@@ -174,6 +175,7 @@ impl Node {
         let log =
             RaftLog::restored(compacted, restored.entries, commit_index, restored.applied_index);
         let soft_state = SoftState { role: Role::Follower, term: hard_state.term, leader: None };
+        let id = config.id;
         let mut node = Node {
             election_timeout_ticks: config.election_ticks,
             config,
@@ -188,7 +190,7 @@ impl Node {
             leader: None,
             election_elapsed_ticks: 0,
             heartbeat_elapsed_ticks: 0,
-            votes: BTreeMap::new(),
+            votes: Votes::new(id),
             progress: BTreeMap::new(),
             replication_pending: false,
             messages_now: Vec::new(),
@@ -479,16 +481,9 @@ impl Node {
         peer: impl Fn(&Progress) -> Option<T>,
     ) -> Option<T> {
         let id = self.config.id;
-        let mut values: Vec<T> = self
-            .membership
-            .voters
-            .iter()
-            .filter_map(|&voter| {
-                if voter == id { Some(own) } else { self.progress.get(&voter).and_then(&peer) }
-            })
-            .collect();
-        values.sort_unstable_by(|a, b| b.cmp(a));
-        values.get(self.membership.quorum() - 1).copied()
+        quorum::quorum_value(&self.membership, |voter| {
+            if voter == id { Some(own) } else { self.progress.get(&voter).and_then(&peer) }
+        })
     }
 
     /// The voters other than this node: whom to ask for votes.
@@ -529,7 +524,6 @@ impl Node {
         }
         self.role = Role::Follower;
         self.leader = leader;
-        self.votes.clear();
         self.progress.clear();
         self.replication_pending = false;
         // Unconfirmed reads are dropped: their callers time out and retry at the new leader.
@@ -545,7 +539,6 @@ impl Node {
         info!(node = %self.config.id, term = %self.term, "became leader");
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
-        self.votes.clear();
         self.reads.clear();
         self.transfer = None;
         self.election_elapsed_ticks = 0;
@@ -648,6 +641,6 @@ impl Node {
     /// On a leader, the highest index known to match on `peer`.
     #[must_use]
     pub fn match_index(&self, peer: NodeId) -> Option<LogIndex> {
-        self.progress.get(&peer).map(|progress| progress.match_index)
+        self.progress.get(&peer).map(Progress::match_index)
     }
 }

@@ -164,7 +164,7 @@ impl Node {
 
     /// The highest heartbeat round a majority (the leader included) has answered.
     fn quorum_round(&self) -> u64 {
-        self.quorum_value(self.reads.round, |p| Some(p.round_acked)).unwrap_or(0)
+        self.quorum_value(self.reads.round, |p| Some(p.round_acked())).unwrap_or(0)
     }
 
     /// Hands out every read whose round a majority answered and whose index is known.
@@ -199,7 +199,7 @@ impl Node {
             return false;
         }
         let now = self.reads.leader_ticks;
-        let sent_tick = |p: &Progress| self.reads.sent_tick(p.round_acked);
+        let sent_tick = |p: &Progress| self.reads.sent_tick(p.round_acked());
         let Some(lease_start) = self.quorum_value(now, sent_tick) else {
             return false;
         };

@@ -5,7 +5,8 @@ use tracing::{debug, error, info};
 
 use crate::message::{AppendResult, ConflictHint, MessageBody};
 use crate::node::Node;
-use crate::progress::ReplicationState;
+use crate::progress::Progress;
+use crate::quorum;
 use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, Role};
 
 impl Node {
@@ -24,7 +25,7 @@ impl Node {
                 return;
             }
             for progress in self.progress.values_mut() {
-                progress.recent_active = false;
+                progress.clear_recently_active();
             }
         }
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_ticks {
@@ -35,15 +36,9 @@ impl Node {
 
     fn quorum_recently_active(&self) -> bool {
         let id = self.config.id;
-        let active = self
-            .membership
-            .voters
-            .iter()
-            .filter(|&&voter| {
-                voter == id || self.progress.get(&voter).is_some_and(|p| p.recent_active)
-            })
-            .count();
-        active >= self.membership.quorum()
+        quorum::has_quorum(&self.membership, |voter| {
+            voter == id || self.progress.get(&voter).is_some_and(Progress::is_recently_active)
+        })
     }
 
     /// Sends every follower a heartbeat of a new round, which also confirms waiting reads.
@@ -53,7 +48,7 @@ impl Node {
         let heartbeats: Vec<(NodeId, LogIndex)> = self
             .progress
             .iter()
-            .map(|(&peer, progress)| (peer, commit_index.min(progress.match_index)))
+            .map(|(&peer, progress)| (peer, commit_index.min(progress.match_index())))
             .collect();
         for (peer, commit_index) in heartbeats {
             self.send(peer, MessageBody::Heartbeat { commit_index, round });
@@ -91,9 +86,8 @@ impl Node {
         if progress.is_paused(inflight_max) {
             return false;
         }
-        let next_index = progress.next_index;
-        let sending_snapshot = matches!(progress.state, ReplicationState::Snapshot { .. });
-        if sending_snapshot || next_index <= self.log.compacted().index {
+        let next_index = progress.next_index();
+        if progress.is_sending_snapshot() || next_index <= self.log.compacted().index {
             return self.send_snapshot_chunk(peer);
         }
         let Some(prev_index) = next_index.prev() else {
@@ -106,14 +100,13 @@ impl Node {
             return false;
         };
         let entries = self.log.entries_from(next_index, bytes_max);
-        let commit_news = progress.commit_sent < commit_index;
+        let commit_news = progress.has_commit_news(commit_index);
         let probing = progress.is_probing();
         if entries.is_empty() && !commit_news && !send_empty && !probing {
             return false;
         }
         let more = !entries.is_empty() && !probing;
-        progress.on_append_sent(entries.last().map(|entry| entry.log_id.index));
-        progress.commit_sent = commit_index;
+        progress.on_append_sent(entries.last().map(|entry| entry.log_id.index), commit_index);
         let prev_log_id = LogId::new(prev_term, prev_index);
         let body = MessageBody::AppendRequest { prev_log_id, entries, leader_commit: commit_index };
         self.send(peer, body);
@@ -128,7 +121,7 @@ impl Node {
         let Some(progress) = self.progress.get_mut(&peer) else {
             return;
         };
-        progress.recent_active = true;
+        progress.mark_recently_active();
         match result {
             AppendResult::Success { match_index } => {
                 if match_index > self.log.last_index() {
@@ -143,21 +136,13 @@ impl Node {
                 }
             }
             AppendResult::Reject { rejected_index, hint } => {
-                let stale = match &progress.state {
-                    ReplicationState::Replicate { .. } => rejected_index <= progress.match_index,
-                    ReplicationState::Probe { .. } => {
-                        progress.next_index.prev() != Some(rejected_index)
-                    }
-                    ReplicationState::Snapshot { .. } => true,
-                };
-                if stale {
+                if progress.is_stale_rejection(rejected_index) {
                     return;
                 }
                 let next_index = self.next_index_after_reject(rejected_index, hint);
                 debug!(%peer, %rejected_index, %next_index, "append rejected; probing");
                 if let Some(progress) = self.progress.get_mut(&peer) {
-                    let next_index = next_index.max(progress.match_index.next());
-                    progress.become_probe(next_index);
+                    progress.on_rejected(next_index);
                 }
                 self.send_append(peer, false);
             }
@@ -191,10 +176,9 @@ impl Node {
         let Some(progress) = self.progress.get_mut(&peer) else {
             return;
         };
-        progress.recent_active = true;
-        progress.on_heartbeat_response(inflight_max);
-        progress.round_acked = progress.round_acked.max(round);
-        let behind = progress.match_index < last_index;
+        progress.mark_recently_active();
+        progress.on_heartbeat_response(inflight_max, round);
+        let behind = progress.match_index() < last_index;
         self.confirm_reads();
         if behind {
             // The follower may have lost appends; an append (empty if need be) makes it say
@@ -209,7 +193,7 @@ impl Node {
         assert_eq!(self.role, Role::Leader, "only a leader counts replicas");
         // The leader counts itself only once its own write is durable.
         let own = self.log.persisted_index();
-        let Some(quorum_index) = self.quorum_value(own, |p| Some(p.match_index)) else {
+        let Some(quorum_index) = self.quorum_value(own, |p| Some(p.match_index())) else {
             return;
         };
         if self.log.term_at(quorum_index) != Some(self.term) {

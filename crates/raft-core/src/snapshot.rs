@@ -15,7 +15,6 @@ use tracing::{debug, info};
 use crate::error::Error;
 use crate::message::MessageBody;
 use crate::node::Node;
-use crate::progress::ReplicationState;
 use crate::types::{EntryPayload, LogId, LogIndex, Membership, NodeId, Role};
 
 /// What a snapshot covers.
@@ -127,14 +126,8 @@ impl Node {
             return false;
         };
         let last_log_id = snapshot.meta.last_log_id;
-        let offset = match progress.state {
-            ReplicationState::Snapshot { last_log_id: sending, offset, paused } => {
-                if paused && sending == last_log_id {
-                    return false;
-                }
-                if sending == last_log_id { offset } else { 0 }
-            }
-            ReplicationState::Probe { .. } | ReplicationState::Replicate { .. } => 0,
+        let Some(offset) = progress.snapshot_chunk_offset(last_log_id) else {
+            return false;
         };
         let total_bytes = snapshot.data.len() as u64;
         let start = usize::try_from(offset.min(total_bytes)).unwrap_or(usize::MAX);
@@ -142,7 +135,7 @@ impl Node {
             .unwrap_or(usize::MAX);
         let data = snapshot.data.slice(start..end);
         let meta = snapshot.meta.clone();
-        progress.state = ReplicationState::Snapshot { last_log_id, offset, paused: true };
+        progress.on_snapshot_chunk_sent(last_log_id, offset);
         debug!(%peer, %last_log_id, offset, bytes = data.len(), "sending snapshot chunk");
         self.send(peer, MessageBody::InstallSnapshot { meta, offset, total_bytes, data });
         false
@@ -236,11 +229,8 @@ impl Node {
         let Some(progress) = self.progress.get_mut(&peer) else {
             return;
         };
-        progress.recent_active = true;
-        let ReplicationState::Snapshot { last_log_id: sending, .. } = progress.state else {
-            return;
-        };
-        if sending != last_log_id {
+        progress.mark_recently_active();
+        if progress.snapshot_being_sent() != Some(last_log_id) {
             return;
         }
         if received_bytes >= total_bytes {
@@ -249,8 +239,7 @@ impl Node {
             self.maybe_commit();
             self.replication_pending = true;
         } else {
-            progress.state =
-                ReplicationState::Snapshot { last_log_id, offset: received_bytes, paused: false };
+            progress.on_snapshot_chunk_acked(last_log_id, received_bytes);
             self.send_snapshot_chunk(peer);
         }
     }

@@ -62,7 +62,7 @@ impl Node {
         }
         let last_index = self.log.last_index();
         let caught_up =
-            self.progress.get(&transfer.target).is_some_and(|p| p.match_index == last_index);
+            self.progress.get(&transfer.target).is_some_and(|p| p.match_index() == last_index);
         if caught_up {
             self.send(transfer.target, MessageBody::TimeoutNow);
             // The target may win inside this leader's lease, whenever TimeoutNow arrives.
