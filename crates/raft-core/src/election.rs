@@ -6,6 +6,7 @@ use tracing::{debug, info};
 use crate::message::MessageBody;
 use crate::node::Node;
 use crate::quorum::{Vote, VoteResult, Votes};
+use crate::role::RoleState;
 use crate::types::{LogId, NodeId, Role, Term};
 
 impl Node {
@@ -31,10 +32,8 @@ impl Node {
     /// term, so a node that cannot win (partitioned, or behind) does not disturb the cluster.
     fn become_pre_candidate(&mut self) {
         info!(node = %self.config.id, term = %self.term, "became pre-candidate");
-        self.role = Role::PreCandidate;
-        self.leader = None;
+        self.role = RoleState::PreCandidate(Votes::new(self.config.id));
         self.reset_election_timeout();
-        self.start_tally();
         let next_term = self.term.next();
         let last_log_id = self.log.last_log_id();
         for peer in self.voting_peers() {
@@ -56,11 +55,9 @@ impl Node {
     pub(crate) fn become_candidate(&mut self, leadership_transfer: bool) {
         self.term = self.term.next();
         self.voted_for = Some(self.config.id);
-        self.role = Role::Candidate;
-        self.leader = None;
+        self.role = RoleState::Candidate(Votes::new(self.config.id));
         info!(node = %self.config.id, term = %self.term, "became candidate");
         self.reset_election_timeout();
-        self.start_tally();
         let last_log_id = self.log.last_log_id();
         for peer in self.voting_peers() {
             let body =
@@ -72,12 +69,14 @@ impl Node {
         }
     }
 
-    fn start_tally(&mut self) {
-        self.votes = Votes::new(self.config.id);
-    }
-
+    /// Counts the votes of the campaign under way (`Pending` when there is none).
     fn tally(&self) -> VoteResult {
-        self.votes.tally(&self.membership)
+        match &self.role {
+            RoleState::PreCandidate(votes) | RoleState::Candidate(votes) => {
+                votes.tally(&self.membership)
+            }
+            RoleState::Follower { .. } | RoleState::Leader(_) => VoteResult::Pending,
+        }
     }
 
     /// Answers a (pre-)vote request whose term is not below ours (the term was handled by
@@ -95,7 +94,8 @@ impl Node {
             // unless we still follow a live leader (checked in `step`).
             candidate_term > self.term || self.voted_for == Some(candidate)
         } else {
-            self.voted_for == Some(candidate) || (self.voted_for.is_none() && self.leader.is_none())
+            self.voted_for == Some(candidate)
+                || (self.voted_for.is_none() && self.leader().is_none())
         };
         // The candidate's own configuration decides whose votes count, not ours: ours may be
         // stale (the entry that added the candidate has not reached us yet), and refusing
@@ -120,16 +120,13 @@ impl Node {
 
     /// Counts a vote of the current (pre-)campaign.
     pub(crate) fn handle_vote_response(&mut self, voter: NodeId, pre_vote: bool, granted: bool) {
-        let counts = match self.role {
-            Role::PreCandidate => pre_vote,
-            Role::Candidate => !pre_vote,
-            Role::Follower | Role::Leader => false,
+        let votes = match &mut self.role {
+            RoleState::PreCandidate(votes) if pre_vote => votes,
+            RoleState::Candidate(votes) if !pre_vote => votes,
+            _ => return,
         };
-        if !counts {
-            return;
-        }
-        self.votes.record(voter, Vote::from_granted(granted));
-        match (self.tally(), self.role) {
+        votes.record(voter, Vote::from_granted(granted));
+        match (self.tally(), self.role()) {
             (VoteResult::Won, Role::PreCandidate) => self.become_candidate(false),
             (VoteResult::Won, _) => self.become_leader(),
             (VoteResult::Lost, _) => {

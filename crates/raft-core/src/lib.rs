@@ -70,6 +70,7 @@ mod quorum;
 mod read_index;
 mod ready;
 mod replication;
+mod role;
 pub mod runtime;
 mod snapshot;
 mod transfer;

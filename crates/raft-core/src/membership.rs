@@ -17,7 +17,7 @@ use tracing::info;
 use crate::error::Error;
 use crate::node::Node;
 use crate::progress::Progress;
-use crate::types::{EntryPayload, LogId, Membership, NodeId, Role};
+use crate::types::{EntryPayload, LogId, Membership, NodeId};
 
 /// One step of a membership change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,12 +90,7 @@ impl Node {
     /// while a previous change is uncommitted or the leader has not yet committed an entry
     /// of its term; [`Error::InvalidMembershipChange`] for a change that is not allowed.
     pub fn propose_membership_change(&mut self, change: MembershipChange) -> Result<LogId, Error> {
-        if self.role != Role::Leader {
-            return Err(Error::NotLeader { leader_hint: self.leader });
-        }
-        if let Some(transfer) = self.transfer {
-            return Err(Error::TransferInProgress { target: transfer.target });
-        }
+        self.check_accepts_proposals()?;
         let commit_index = self.log.commit_index();
         if self.membership_index > commit_index {
             return Err(Error::MembershipChangeNotReady {
@@ -147,7 +142,7 @@ impl Node {
         );
         self.membership = membership;
         self.membership_index = index;
-        if self.role == Role::Leader {
+        if self.is_leader() {
             self.sync_progress_with_membership();
         }
     }
@@ -156,9 +151,12 @@ impl Node {
     fn sync_progress_with_membership(&mut self) {
         let next_index = self.log.last_index().next();
         let members = self.replication_peers();
-        self.progress.retain(|peer, _| members.contains(peer));
+        let Some(leader) = self.leader_state_mut() else {
+            return;
+        };
+        leader.progress.retain(|peer, _| members.contains(peer));
         for member in members {
-            self.progress.entry(member).or_insert_with(|| Progress::new(next_index));
+            leader.progress.entry(member).or_insert_with(|| Progress::new(next_index));
         }
     }
 
@@ -166,8 +164,7 @@ impl Node {
     /// keeps replicating without counting itself (dissertation §4.2.2).
     pub(crate) fn step_down_if_removed(&mut self) {
         let removed = !self.membership.is_voter(self.config.id);
-        if self.role == Role::Leader && removed && self.membership_index <= self.log.commit_index()
-        {
+        if self.is_leader() && removed && self.membership_index <= self.log.commit_index() {
             info!(node = %self.config.id, term = %self.term, "stepping down: removed from voters");
             let term = self.term;
             self.become_follower(term, None);

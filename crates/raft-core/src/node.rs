@@ -1,8 +1,6 @@
 //! The node: its state, its inputs (`tick`, `step`, `propose`, `on_persisted`) and its
 //! output (`ready`). The protocol itself lives in `election.rs` and `replication.rs`.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -13,11 +11,10 @@ use crate::error::Error;
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
-use crate::quorum::{self, Votes};
-use crate::read_index::ReadTracker;
+use crate::quorum;
 use crate::ready::{ReadState, Ready, SoftState};
+use crate::role::{LeaderState, RoleState};
 use crate::snapshot::{IncomingSnapshot, Snapshot};
-use crate::transfer::Transfer;
 use crate::types::{
     Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Role, Term,
 };
@@ -124,28 +121,20 @@ pub struct Node {
     pub(crate) term: Term,
     pub(crate) voted_for: Option<NodeId>,
     pub(crate) log: RaftLog,
-    pub(crate) role: Role,
-    pub(crate) leader: Option<NodeId>,
+    /// The role, with the state that exists only in it.
+    pub(crate) role: RoleState,
     /// Ticks since the last election timeout reset (followers, candidates) or since the last
     /// CheckQuorum round (leaders).
     pub(crate) election_elapsed_ticks: u64,
     /// This term's randomized election timeout, in `[election_ticks, 2 * election_ticks)`.
     pub(crate) election_timeout_ticks: u64,
-    pub(crate) heartbeat_elapsed_ticks: u64,
-    /// Votes received in the current (pre-)campaign.
-    pub(crate) votes: Votes,
-    /// The leader's view of each other voter.
-    pub(crate) progress: BTreeMap<NodeId, Progress>,
-    /// The leader has entries or a commit index to send at the next `ready()`.
-    pub(crate) replication_pending: bool,
+    /// The last heartbeat round this node sent as leader. Rounds are numbered across all
+    /// its terms, so a round number never repeats in its messages.
+    pub(crate) heartbeat_round: u64,
     pub(crate) messages_now: Vec<Message>,
     pub(crate) messages_after_persist: Vec<Message>,
-    /// The leader's reads waiting for confirmation, and its heartbeat rounds.
-    pub(crate) reads: ReadTracker,
     /// Confirmed reads for the next `Ready`.
     pub(crate) read_states: Vec<ReadState>,
-    /// The leadership transfer under way, if any.
-    pub(crate) transfer: Option<Transfer>,
     /// The latest snapshot, sent to followers behind the compacted prefix.
     pub(crate) snapshot: Option<Snapshot>,
     /// A snapshot being received from the leader.
@@ -175,7 +164,6 @@ impl Node {
         let log =
             RaftLog::restored(compacted, restored.entries, commit_index, restored.applied_index);
         let soft_state = SoftState { role: Role::Follower, term: hard_state.term, leader: None };
-        let id = config.id;
         let mut node = Node {
             election_timeout_ticks: config.election_ticks,
             config,
@@ -186,18 +174,12 @@ impl Node {
             term: hard_state.term,
             voted_for: hard_state.voted_for,
             log,
-            role: Role::Follower,
-            leader: None,
+            role: RoleState::Follower { leader: None },
             election_elapsed_ticks: 0,
-            heartbeat_elapsed_ticks: 0,
-            votes: Votes::new(id),
-            progress: BTreeMap::new(),
-            replication_pending: false,
+            heartbeat_round: 0,
             messages_now: Vec::new(),
             messages_after_persist: Vec::new(),
-            reads: ReadTracker::default(),
             read_states: Vec::new(),
-            transfer: None,
             snapshot: restored.snapshot,
             incoming_snapshot: None,
             snapshot_to_install: None,
@@ -213,8 +195,10 @@ impl Node {
     /// an election timeout, leaders toward the next heartbeat and CheckQuorum round.
     pub fn tick(&mut self) {
         match self.role {
-            Role::Leader => self.tick_leader(),
-            Role::Follower | Role::PreCandidate | Role::Candidate => self.tick_election(),
+            RoleState::Leader(_) => self.tick_leader(),
+            RoleState::Follower { .. } | RoleState::PreCandidate(_) | RoleState::Candidate(_) => {
+                self.tick_election();
+            }
         }
     }
 
@@ -340,20 +324,32 @@ impl Node {
     /// [`Error::NotLeader`] with the leader this node knows of, when it is not the leader;
     /// [`Error::TransferInProgress`] while leadership is being handed over.
     pub fn propose(&mut self, payload: Bytes) -> Result<LogId, Error> {
-        if self.role != Role::Leader {
-            return Err(Error::NotLeader { leader_hint: self.leader });
-        }
-        if let Some(transfer) = self.transfer {
+        self.check_accepts_proposals()?;
+        Ok(self.append_own_entry(EntryPayload::Command(payload)))
+    }
+
+    /// Whether this node takes proposals now: it leads and is not handing over leadership.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLeader`] or [`Error::TransferInProgress`], as for [`Node::propose`].
+    pub(crate) fn check_accepts_proposals(&self) -> Result<(), Error> {
+        let RoleState::Leader(leader) = &self.role else {
+            return Err(Error::NotLeader { leader_hint: self.leader() });
+        };
+        if let Some(transfer) = leader.transfer {
             return Err(Error::TransferInProgress { target: transfer.target });
         }
-        Ok(self.append_own_entry(EntryPayload::Command(payload)))
+        Ok(())
     }
 
     pub(crate) fn append_own_entry(&mut self, payload: EntryPayload) -> LogId {
         let log_id = LogId::new(self.term, self.log.last_index().next());
         let changes_membership = matches!(payload, EntryPayload::Membership(_));
         self.log.append(Entry { log_id, payload });
-        self.replication_pending = true;
+        if let Some(leader) = self.leader_state_mut() {
+            leader.replication_pending = true;
+        }
         if changes_membership {
             self.refresh_membership();
         }
@@ -369,7 +365,9 @@ impl Node {
             || self.log.has_committed_to_apply()
             || !self.read_states.is_empty()
             || self.snapshot_to_install.is_some()
-            || (self.role == Role::Leader && (self.replication_pending || self.reads.round_needed))
+            || self
+                .leader_state()
+                .is_some_and(|leader| leader.replication_pending || leader.reads.round_needed)
             || self.hard_state_to_hand_out(false).is_some()
             || self.soft_state() != self.soft_state_handed_out
     }
@@ -377,11 +375,13 @@ impl Node {
     /// Hands out the work accumulated since the last call. See [`Ready`] for what the driver
     /// must do with it, and in which order.
     pub fn ready(&mut self) -> Ready {
-        if self.role == Role::Leader && self.replication_pending {
-            self.replication_pending = false;
+        let replication_pending = self
+            .leader_state_mut()
+            .is_some_and(|leader| std::mem::take(&mut leader.replication_pending));
+        if replication_pending {
             self.broadcast_append();
         }
-        if self.role == Role::Leader && self.reads.round_needed {
+        if self.leader_state().is_some_and(|leader| leader.reads.round_needed) {
             self.broadcast_heartbeat();
         }
         let entries_to_persist = self.log.take_unpersisted();
@@ -409,7 +409,7 @@ impl Node {
     /// Reports that every entry up to `last` (and the hard state handed out with it) is
     /// durable. Acknowledgements for entries since overwritten are ignored.
     pub fn on_persisted(&mut self, last: LogId) {
-        if self.log.on_persisted(last) && self.role == Role::Leader {
+        if self.log.on_persisted(last) && self.is_leader() {
             self.maybe_commit();
         }
     }
@@ -441,7 +441,7 @@ impl Node {
     }
 
     fn soft_state(&self) -> SoftState {
-        SoftState { role: self.role, term: self.term, leader: self.leader }
+        SoftState { role: self.role(), term: self.term, leader: self.leader() }
     }
 
     /// Queues a message in the current term.
@@ -481,8 +481,13 @@ impl Node {
         peer: impl Fn(&Progress) -> Option<T>,
     ) -> Option<T> {
         let id = self.config.id;
+        let progress = self.leader_state().map(|leader| &leader.progress);
         quorum::quorum_value(&self.membership, |voter| {
-            if voter == id { Some(own) } else { self.progress.get(&voter).and_then(&peer) }
+            if voter == id {
+                Some(own)
+            } else {
+                progress.and_then(|progress| progress.get(&voter)).and_then(&peer)
+            }
         })
     }
 
@@ -508,7 +513,7 @@ impl Node {
     /// which is what makes a lease trustworthy).
     pub(crate) fn in_leader_lease(&self) -> bool {
         self.config.check_quorum
-            && self.leader.is_some()
+            && self.leader().is_some()
             && self.election_elapsed_ticks < self.config.election_ticks
     }
 
@@ -519,36 +524,28 @@ impl Node {
             self.term = term;
             self.voted_for = None;
         }
-        if self.role != Role::Follower || self.leader != leader {
+        if self.role() != Role::Follower || self.leader() != leader {
             info!(node = %self.config.id, %term, leader = ?leader, "became follower");
         }
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.progress.clear();
-        self.replication_pending = false;
-        // Unconfirmed reads are dropped: their callers time out and retry at the new leader.
-        self.reads.clear();
-        self.transfer = None;
+        // A leader's state goes with its role: unconfirmed reads are dropped (their callers
+        // time out and retry at the new leader), and so is a transfer under way.
+        self.role = RoleState::Follower { leader };
         self.reset_election_timeout();
     }
 
     /// Becomes leader of the current term after winning its election.
     pub(crate) fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        assert_eq!(self.role(), Role::Candidate, "only a candidate becomes leader");
         assert_eq!(self.voted_for, Some(self.config.id), "a leader voted for itself");
         info!(node = %self.config.id, term = %self.term, "became leader");
-        self.role = Role::Leader;
-        self.leader = Some(self.config.id);
-        self.reads.clear();
-        self.transfer = None;
         self.election_elapsed_ticks = 0;
-        self.heartbeat_elapsed_ticks = 0;
         let next_index = self.log.last_index().next();
-        self.progress = self
+        let progress = self
             .replication_peers()
             .into_iter()
             .map(|peer| (peer, Progress::new(next_index)))
             .collect();
+        self.role = RoleState::Leader(LeaderState::new(progress));
         // An entry of the new term lets the leader commit everything before it (§5.4.2).
         self.append_own_entry(EntryPayload::Empty);
         self.maybe_commit();
@@ -569,7 +566,32 @@ impl Node {
     /// The node's current role.
     #[must_use]
     pub fn role(&self) -> Role {
-        self.role
+        self.role.role()
+    }
+
+    /// Whether this node leads the current term.
+    pub(crate) fn is_leader(&self) -> bool {
+        matches!(self.role, RoleState::Leader(_))
+    }
+
+    /// The leader's state, on a leader.
+    pub(crate) fn leader_state(&self) -> Option<&LeaderState> {
+        match &self.role {
+            RoleState::Leader(leader) => Some(leader),
+            RoleState::Follower { .. } | RoleState::PreCandidate(_) | RoleState::Candidate(_) => {
+                None
+            }
+        }
+    }
+
+    /// The leader's state, on a leader, for changing.
+    pub(crate) fn leader_state_mut(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            RoleState::Leader(leader) => Some(leader),
+            RoleState::Follower { .. } | RoleState::PreCandidate(_) | RoleState::Candidate(_) => {
+                None
+            }
+        }
     }
 
     /// The node's current term.
@@ -581,7 +603,11 @@ impl Node {
     /// The leader of the current term this node knows of.
     #[must_use]
     pub fn leader(&self) -> Option<NodeId> {
-        self.leader
+        match self.role {
+            RoleState::Follower { leader } => leader,
+            RoleState::PreCandidate(_) | RoleState::Candidate(_) => None,
+            RoleState::Leader(_) => Some(self.config.id),
+        }
     }
 
     /// The candidate this node voted for in the current term.
@@ -641,6 +667,6 @@ impl Node {
     /// On a leader, the highest index known to match on `peer`.
     #[must_use]
     pub fn match_index(&self, peer: NodeId) -> Option<LogIndex> {
-        self.progress.get(&peer).map(Progress::match_index)
+        self.leader_state()?.progress.get(&peer).map(Progress::match_index)
     }
 }

@@ -43,12 +43,10 @@ pub(crate) struct PendingRead {
     round: u64,
 }
 
-/// The leader's read bookkeeping.
+/// The leader's read bookkeeping, for one term of leadership.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ReadTracker {
-    /// The last heartbeat round sent.
-    pub(crate) round: u64,
-    /// Reads registered since `round` was sent: a new round must go out.
+    /// Reads registered since the last round was sent: a new round must go out.
     pub(crate) round_needed: bool,
     pending: VecDeque<PendingRead>,
     /// The leader's tick count when each recent round was sent (for leases).
@@ -62,23 +60,38 @@ pub(crate) struct ReadTracker {
 }
 
 impl ReadTracker {
-    pub(crate) fn clear(&mut self) {
-        self.pending.clear();
+    /// Records that heartbeat round `round` was sent now: it confirms every read waiting.
+    pub(crate) fn on_round_sent(&mut self, round: u64) {
         self.round_needed = false;
-        self.round_sent_ticks.clear();
-        self.leader_ticks = 0;
-        self.lease_revoked = false;
-    }
-
-    /// Starts a new heartbeat round and returns its number.
-    pub(crate) fn next_round(&mut self) -> u64 {
-        self.round += 1;
-        self.round_needed = false;
-        self.round_sent_ticks.push_back((self.round, self.leader_ticks));
+        self.round_sent_ticks.push_back((round, self.leader_ticks));
         while self.round_sent_ticks.len() > ROUND_TICKS_KEPT {
             self.round_sent_ticks.pop_front();
         }
-        self.round
+    }
+
+    /// Queues a read until a heartbeat round confirms it; a new round must go out.
+    fn register(&mut self, read: PendingRead) {
+        self.pending.push_back(read);
+        self.round_needed = true;
+    }
+
+    /// Gives reads registered before the first commit of the term their read index.
+    fn on_first_commit(&mut self, commit_index: LogIndex) {
+        for read in self.pending.iter_mut().filter(|read| read.read_index.is_none()) {
+            read.read_index = Some(commit_index);
+        }
+    }
+
+    /// Takes the oldest read if `confirmed_round` confirms it and its index is known.
+    fn pop_confirmed(&mut self, confirmed_round: u64) -> Option<(NodeId, ReadId, LogIndex)> {
+        let read = self.pending.front()?;
+        let read_index = read.read_index?;
+        if read.round > confirmed_round {
+            return None;
+        }
+        let confirmed = (read.requester, read.read_id, read_index);
+        self.pending.pop_front();
+        Some(confirmed)
     }
 
     fn sent_tick(&self, round: u64) -> Option<u64> {
@@ -98,7 +111,7 @@ impl Node {
     /// [`Error::NotLeader`] when no leader is known; [`Error::TooManyPendingReads`] when the
     /// leader's queue of unconfirmed reads is full.
     pub fn read_index(&mut self, read_id: ReadId) -> Result<(), Error> {
-        match (self.role, self.leader) {
+        match (self.role(), self.leader()) {
             (Role::Leader, _) => self.register_read(read_id, self.config.id),
             (_, Some(leader)) => {
                 self.send(leader, MessageBody::ReadIndexRequest { read_id });
@@ -109,7 +122,7 @@ impl Node {
     }
 
     pub(crate) fn handle_read_index_request(&mut self, requester: NodeId, read_id: ReadId) {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             debug!(%requester, "read index request to a non-leader; dropped");
             return;
         }
@@ -123,7 +136,10 @@ impl Node {
     }
 
     fn register_read(&mut self, read_id: ReadId, requester: NodeId) -> Result<(), Error> {
-        let pending = self.reads.pending.len();
+        let Some(leader) = self.leader_state() else {
+            return Err(Error::NotLeader { leader_hint: self.leader() });
+        };
+        let pending = leader.reads.pending.len();
         if pending >= PENDING_READS_MAX {
             return Err(Error::TooManyPendingReads { pending });
         }
@@ -134,13 +150,10 @@ impl Node {
                 return Ok(());
             }
         }
-        self.reads.pending.push_back(PendingRead {
-            read_id,
-            requester,
-            read_index,
-            round: self.reads.round + 1,
-        });
-        self.reads.round_needed = true;
+        let round = self.heartbeat_round + 1;
+        if let Some(leader) = self.leader_state_mut() {
+            leader.reads.register(PendingRead { read_id, requester, read_index, round });
+        }
         self.confirm_reads();
         Ok(())
     }
@@ -156,29 +169,23 @@ impl Node {
             return;
         }
         let commit_index = self.log.commit_index();
-        for read in self.reads.pending.iter_mut().filter(|read| read.read_index.is_none()) {
-            read.read_index = Some(commit_index);
+        if let Some(leader) = self.leader_state_mut() {
+            leader.reads.on_first_commit(commit_index);
         }
         self.confirm_reads();
     }
 
     /// The highest heartbeat round a majority (the leader included) has answered.
     fn quorum_round(&self) -> u64 {
-        self.quorum_value(self.reads.round, |p| Some(p.round_acked())).unwrap_or(0)
+        self.quorum_value(self.heartbeat_round, |p| Some(p.round_acked())).unwrap_or(0)
     }
 
     /// Hands out every read whose round a majority answered and whose index is known.
     pub(crate) fn confirm_reads(&mut self) {
         let confirmed_round = self.quorum_round();
-        while let Some(read) = self.reads.pending.front() {
-            let Some(read_index) = read.read_index else {
-                break;
-            };
-            if read.round > confirmed_round {
-                break;
-            }
-            let (requester, read_id) = (read.requester, read.read_id);
-            self.reads.pending.pop_front();
+        while let Some((requester, read_id, read_index)) =
+            self.leader_state_mut().and_then(|leader| leader.reads.pop_confirmed(confirmed_round))
+        {
             self.deliver_read(requester, read_id, read_index);
         }
     }
@@ -195,11 +202,14 @@ impl Node {
     /// leadership transfer (which lets a follower campaign inside the lease) is under way,
     /// and no TimeoutNow went out this term (its target may still win, however late).
     fn lease_is_valid(&self) -> bool {
-        if self.transfer.is_some() || self.reads.lease_revoked {
+        let Some(leader) = self.leader_state() else {
+            return false;
+        };
+        if leader.transfer.is_some() || leader.reads.lease_revoked {
             return false;
         }
-        let now = self.reads.leader_ticks;
-        let sent_tick = |p: &Progress| self.reads.sent_tick(p.round_acked());
+        let now = leader.reads.leader_ticks;
+        let sent_tick = |p: &Progress| leader.reads.sent_tick(p.round_acked());
         let Some(lease_start) = self.quorum_value(now, sent_tick) else {
             return false;
         };

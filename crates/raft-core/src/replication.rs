@@ -7,14 +7,18 @@ use crate::message::{AppendResult, ConflictHint, MessageBody};
 use crate::node::Node;
 use crate::progress::Progress;
 use crate::quorum;
-use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, Role};
+use crate::role::RoleState;
+use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId};
 
 impl Node {
     /// A leader's tick: heartbeats, and the CheckQuorum round every election timeout.
     pub(crate) fn tick_leader(&mut self) {
-        self.heartbeat_elapsed_ticks += 1;
         self.election_elapsed_ticks += 1;
-        self.reads.leader_ticks += 1;
+        let Some(leader) = self.leader_state_mut() else {
+            return;
+        };
+        leader.heartbeat_elapsed_ticks += 1;
+        leader.reads.leader_ticks += 1;
         self.tick_transfer();
         if self.election_elapsed_ticks >= self.config.election_ticks {
             self.election_elapsed_ticks = 0;
@@ -24,30 +28,41 @@ impl Node {
                 self.become_follower(term, None);
                 return;
             }
-            for progress in self.progress.values_mut() {
-                progress.clear_recently_active();
+            if let Some(leader) = self.leader_state_mut() {
+                leader.progress.values_mut().for_each(Progress::clear_recently_active);
             }
         }
-        if self.heartbeat_elapsed_ticks >= self.config.heartbeat_ticks {
-            self.heartbeat_elapsed_ticks = 0;
+        let heartbeat_ticks = self.config.heartbeat_ticks;
+        let heartbeat_due = self.leader_state_mut().is_some_and(|leader| {
+            let due = leader.heartbeat_elapsed_ticks >= heartbeat_ticks;
+            if due {
+                leader.heartbeat_elapsed_ticks = 0;
+            }
+            due
+        });
+        if heartbeat_due {
             self.broadcast_heartbeat();
         }
     }
 
     fn quorum_recently_active(&self) -> bool {
         let id = self.config.id;
+        let Some(leader) = self.leader_state() else {
+            return false;
+        };
         quorum::has_quorum(&self.membership, |voter| {
-            voter == id || self.progress.get(&voter).is_some_and(Progress::is_recently_active)
+            voter == id || leader.progress.get(&voter).is_some_and(Progress::is_recently_active)
         })
     }
 
     /// Sends every follower a heartbeat of a new round, which also confirms waiting reads.
     pub(crate) fn broadcast_heartbeat(&mut self) {
-        let round = self.reads.next_round();
+        let round = self.next_heartbeat_round();
         let commit_index = self.log.commit_index();
         let heartbeats: Vec<(NodeId, LogIndex)> = self
-            .progress
-            .iter()
+            .leader_state()
+            .into_iter()
+            .flat_map(|leader| &leader.progress)
             .map(|(&peer, progress)| (peer, commit_index.min(progress.match_index())))
             .collect();
         for (peer, commit_index) in heartbeats {
@@ -57,9 +72,23 @@ impl Node {
         self.confirm_reads();
     }
 
+    /// Starts a new heartbeat round and returns its number.
+    fn next_heartbeat_round(&mut self) -> u64 {
+        self.heartbeat_round += 1;
+        let round = self.heartbeat_round;
+        if let Some(leader) = self.leader_state_mut() {
+            leader.reads.on_round_sent(round);
+        }
+        round
+    }
+
     /// Sends each follower what it is missing, within its flow-control window.
     pub(crate) fn broadcast_append(&mut self) {
-        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        let peers: Vec<NodeId> = self
+            .leader_state()
+            .into_iter()
+            .flat_map(|leader| leader.progress.keys().copied())
+            .collect();
         for peer in peers {
             self.send_append(peer, false);
         }
@@ -80,7 +109,10 @@ impl Node {
         let commit_index = self.log.commit_index();
         let bytes_max = self.config.append_bytes_max.get();
         let inflight_max = self.config.inflight_appends_max.get();
-        let Some(progress) = self.progress.get_mut(&peer) else {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return false;
+        };
+        let Some(progress) = leader.progress.get_mut(&peer) else {
             return false;
         };
         if progress.is_paused(inflight_max) {
@@ -115,10 +147,10 @@ impl Node {
 
     /// A leader's handling of an answer to an append.
     pub(crate) fn handle_append_response(&mut self, peer: NodeId, result: AppendResult) {
-        if self.role != Role::Leader {
+        let RoleState::Leader(leader) = &mut self.role else {
             return;
-        }
-        let Some(progress) = self.progress.get_mut(&peer) else {
+        };
+        let Some(progress) = leader.progress.get_mut(&peer) else {
             return;
         };
         progress.mark_recently_active();
@@ -132,7 +164,7 @@ impl Node {
                 if progress.on_match(match_index) {
                     self.maybe_commit();
                     self.maybe_send_timeout_now();
-                    self.replication_pending = true;
+                    self.mark_replication_pending();
                 }
             }
             AppendResult::Reject { rejected_index, hint } => {
@@ -141,7 +173,8 @@ impl Node {
                 }
                 let next_index = self.next_index_after_reject(rejected_index, hint);
                 debug!(%peer, %rejected_index, %next_index, "append rejected; probing");
-                if let Some(progress) = self.progress.get_mut(&peer) {
+                let leader = self.leader_state_mut();
+                if let Some(progress) = leader.and_then(|leader| leader.progress.get_mut(&peer)) {
                     progress.on_rejected(next_index);
                 }
                 self.send_append(peer, false);
@@ -168,12 +201,12 @@ impl Node {
     }
 
     pub(crate) fn handle_heartbeat_response(&mut self, peer: NodeId, round: u64) {
-        if self.role != Role::Leader {
-            return;
-        }
         let last_index = self.log.last_index();
         let inflight_max = self.config.inflight_appends_max.get();
-        let Some(progress) = self.progress.get_mut(&peer) else {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&peer) else {
             return;
         };
         progress.mark_recently_active();
@@ -190,7 +223,7 @@ impl Node {
     /// Commits the highest index a majority stores durably, if it is of the current term
     /// (Raft paper §5.4.2, Figure 8: older entries commit only beneath a current one).
     pub(crate) fn maybe_commit(&mut self) {
-        assert_eq!(self.role, Role::Leader, "only a leader counts replicas");
+        assert!(self.is_leader(), "only a leader counts replicas");
         // The leader counts itself only once its own write is durable.
         let own = self.log.persisted_index();
         let Some(quorum_index) = self.quorum_value(own, |p| Some(p.match_index())) else {
@@ -201,7 +234,7 @@ impl Node {
         }
         if self.log.commit_to(quorum_index) {
             debug!(commit_index = %quorum_index, "advanced commit index");
-            self.replication_pending = true;
+            self.mark_replication_pending();
             self.on_commit_for_reads();
             self.step_down_if_removed();
         }
@@ -215,7 +248,7 @@ impl Node {
         entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             error!(%leader, term = %self.term, "append from another leader of our term; ignored");
             return;
         }
@@ -276,7 +309,7 @@ impl Node {
     }
 
     pub(crate) fn handle_heartbeat(&mut self, leader: NodeId, commit_index: LogIndex, round: u64) {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             error!(%leader, term = %self.term, "heartbeat from another leader of our term");
             return;
         }
@@ -286,9 +319,19 @@ impl Node {
         self.send(leader, MessageBody::HeartbeatResponse { round });
     }
 
+    /// Asks for entries or a commit index to go to the followers at the next `ready()`
+    /// (nothing on a node that is not, or no longer, the leader).
+    pub(crate) fn mark_replication_pending(&mut self) {
+        if let Some(leader) = self.leader_state_mut() {
+            leader.replication_pending = true;
+        }
+    }
+
     /// Recognises `leader` as the leader of the current term.
     pub(crate) fn follow(&mut self, leader: NodeId) {
-        if self.role != Role::Follower || self.leader != Some(leader) {
+        let following =
+            matches!(self.role, RoleState::Follower { leader: known } if known == Some(leader));
+        if !following {
             let term = self.term;
             self.become_follower(term, Some(leader));
         } else {

@@ -15,7 +15,8 @@ use tracing::{debug, info};
 use crate::error::Error;
 use crate::message::MessageBody;
 use crate::node::Node;
-use crate::types::{EntryPayload, LogId, LogIndex, Membership, NodeId, Role};
+use crate::role::RoleState;
+use crate::types::{EntryPayload, LogId, LogIndex, Membership, NodeId};
 
 /// What a snapshot covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +122,10 @@ impl Node {
     /// send now) always: chunks go one at a time.
     pub(crate) fn send_snapshot_chunk(&mut self, peer: NodeId) -> bool {
         let chunk_bytes = self.config.snapshot_chunk_bytes.get();
-        let (Some(snapshot), Some(progress)) = (&self.snapshot, self.progress.get_mut(&peer))
+        let RoleState::Leader(leader) = &mut self.role else {
+            return false;
+        };
+        let (Some(snapshot), Some(progress)) = (&self.snapshot, leader.progress.get_mut(&peer))
         else {
             return false;
         };
@@ -150,7 +154,7 @@ impl Node {
         total_bytes: u64,
         data: Bytes,
     ) {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             return;
         }
         self.follow(leader);
@@ -213,9 +217,6 @@ impl Node {
         last_log_id: LogId,
         received_bytes: u64,
     ) {
-        if self.role != Role::Leader {
-            return;
-        }
         // The size of the snapshot the answer is about: if the leader compacted again
         // since, it holds only the newer one, whose size says nothing about this transfer
         // (comparing with it once took a half-received snapshot for an installed one, and
@@ -226,7 +227,10 @@ impl Node {
             }
             _ => u64::MAX,
         };
-        let Some(progress) = self.progress.get_mut(&peer) else {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&peer) else {
             return;
         };
         progress.mark_recently_active();
@@ -237,7 +241,7 @@ impl Node {
             info!(%peer, %last_log_id, "follower installed the snapshot");
             progress.on_snapshot_installed(last_log_id.index);
             self.maybe_commit();
-            self.replication_pending = true;
+            self.mark_replication_pending();
         } else {
             progress.on_snapshot_chunk_acked(last_log_id, received_bytes);
             self.send_snapshot_chunk(peer);
