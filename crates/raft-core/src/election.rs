@@ -3,7 +3,7 @@
 
 use tracing::{debug, info};
 
-use crate::message::MessageBody;
+use crate::message::{Campaign, MessageBody};
 use crate::node::Node;
 use crate::quorum::{Vote, VoteResult, Votes};
 use crate::role::RoleState;
@@ -24,7 +24,7 @@ impl Node {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate(false);
+            self.become_candidate(Campaign::Election);
         }
     }
 
@@ -37,22 +37,20 @@ impl Node {
         let next_term = self.term.next();
         let last_log_id = self.log.last_log_id();
         for peer in self.voting_peers() {
-            let body = MessageBody::VoteRequest {
-                pre_vote: true,
-                last_log_id,
-                leadership_transfer: false,
-            };
+            let body = MessageBody::VoteRequest { campaign: Campaign::PreVote, last_log_id };
             self.send_in_term(peer, next_term, body);
         }
         if self.tally() == VoteResult::Won {
-            self.become_candidate(false);
+            self.become_candidate(Campaign::Election);
         }
     }
 
     /// Starts an election in a new term, voting for ourselves. The vote requests wait for
     /// the new term and vote to be durable (they are `messages_after_persist`).
-    /// `leadership_transfer`: the leader asked us to (voters then ignore their lease).
-    pub(crate) fn become_candidate(&mut self, leadership_transfer: bool) {
+    /// `campaign` is [`Campaign::Election`], or [`Campaign::Transfer`] when the leader asked
+    /// us to (voters then ignore their lease).
+    pub(crate) fn become_candidate(&mut self, campaign: Campaign) {
+        debug_assert!(!campaign.is_pre_vote(), "a pre-vote takes no term of its own");
         self.term = self.term.next();
         self.voted_for = Some(self.config.id);
         self.role = RoleState::Candidate(Votes::new(self.config.id));
@@ -60,9 +58,7 @@ impl Node {
         self.reset_election_timeout();
         let last_log_id = self.log.last_log_id();
         for peer in self.voting_peers() {
-            let body =
-                MessageBody::VoteRequest { pre_vote: false, last_log_id, leadership_transfer };
-            self.send(peer, body);
+            self.send(peer, MessageBody::VoteRequest { campaign, last_log_id });
         }
         if self.tally() == VoteResult::Won {
             self.become_leader();
@@ -85,10 +81,11 @@ impl Node {
         &mut self,
         candidate: NodeId,
         candidate_term: Term,
-        pre_vote: bool,
+        campaign: Campaign,
         candidate_last: LogId,
     ) {
         let log_ok = self.log.is_up_to_date(candidate_last);
+        let pre_vote = campaign.is_pre_vote();
         let can_vote = if pre_vote {
             // A pre-vote promises nothing: grant it to any later term whose log is current,
             // unless we still follow a live leader (checked in `step`).
@@ -114,20 +111,25 @@ impl Node {
             self.reset_election_timeout();
         }
         let response_term = if granted { candidate_term } else { self.term };
-        let body = MessageBody::VoteResponse { pre_vote, granted };
+        let body = MessageBody::VoteResponse { campaign, granted };
         self.send_in_term(candidate, response_term, body);
     }
 
     /// Counts a vote of the current (pre-)campaign.
-    pub(crate) fn handle_vote_response(&mut self, voter: NodeId, pre_vote: bool, granted: bool) {
+    pub(crate) fn handle_vote_response(
+        &mut self,
+        voter: NodeId,
+        campaign: Campaign,
+        granted: bool,
+    ) {
         let votes = match &mut self.role {
-            RoleState::PreCandidate(votes) if pre_vote => votes,
-            RoleState::Candidate(votes) if !pre_vote => votes,
+            RoleState::PreCandidate(votes) if campaign.is_pre_vote() => votes,
+            RoleState::Candidate(votes) if !campaign.is_pre_vote() => votes,
             _ => return,
         };
         votes.record(voter, Vote::from_granted(granted));
         match (self.tally(), self.role()) {
-            (VoteResult::Won, Role::PreCandidate) => self.become_candidate(false),
+            (VoteResult::Won, Role::PreCandidate) => self.become_candidate(Campaign::Election),
             (VoteResult::Won, _) => self.become_leader(),
             (VoteResult::Lost, _) => {
                 let term = self.term;

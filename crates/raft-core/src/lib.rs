@@ -79,7 +79,7 @@ mod types;
 pub use config::{Config, ReadMode};
 pub use error::Error;
 pub use membership::MembershipChange;
-pub use message::{AppendResult, ConflictHint, Message, MessageBody, ReadId};
+pub use message::{AppendResult, Campaign, ConflictHint, Message, MessageBody, ReadId};
 pub use node::{Node, RestoredState};
 pub use ready::{ReadState, Ready, SoftState};
 pub use snapshot::{Snapshot, SnapshotMeta};

@@ -9,7 +9,7 @@ use tracing::{debug, info};
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::RaftLog;
-use crate::message::{Message, MessageBody};
+use crate::message::{Campaign, Message, MessageBody};
 use crate::progress::Progress;
 use crate::quorum;
 use crate::ready::{ReadState, Ready, SoftState};
@@ -234,18 +234,18 @@ impl Node {
     /// message of the current term.
     fn step_higher_term(&mut self, message: &Message) -> bool {
         match message.body {
-            MessageBody::VoteRequest { pre_vote, leadership_transfer, .. } => {
-                if self.in_leader_lease() && !leadership_transfer {
+            MessageBody::VoteRequest { campaign, .. } => {
+                if self.in_leader_lease() && campaign != Campaign::Transfer {
                     // A node that heard from a live leader recently ignores candidates, so a
                     // node that cannot hear the leader does not depose it (§4.2.3).
                     debug!(from = %message.from, "ignored vote request inside leader lease");
                     return false;
                 }
-                if !pre_vote {
+                if !campaign.is_pre_vote() {
                     self.become_follower(message.term, None);
                 }
             }
-            MessageBody::VoteResponse { pre_vote: true, granted: true } => {}
+            MessageBody::VoteResponse { campaign: Campaign::PreVote, granted: true } => {}
             MessageBody::AppendRequest { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. } => {
@@ -271,11 +271,10 @@ impl Node {
             | MessageBody::InstallSnapshot { .. } => {
                 self.send(message.from, MessageBody::HeartbeatResponse { round: 0 });
             }
-            MessageBody::VoteRequest { pre_vote: true, .. } => {
-                self.send(
-                    message.from,
-                    MessageBody::VoteResponse { pre_vote: true, granted: false },
-                );
+            MessageBody::VoteRequest { campaign: Campaign::PreVote, .. } => {
+                let body =
+                    MessageBody::VoteResponse { campaign: Campaign::PreVote, granted: false };
+                self.send(message.from, body);
             }
             _ => debug!(from = %message.from, term = %message.term, "dropped stale message"),
         }
@@ -284,11 +283,11 @@ impl Node {
     fn step_current_term(&mut self, message: Message) {
         let from = message.from;
         match message.body {
-            MessageBody::VoteRequest { pre_vote, last_log_id, .. } => {
-                self.handle_vote_request(from, message.term, pre_vote, last_log_id);
+            MessageBody::VoteRequest { campaign, last_log_id } => {
+                self.handle_vote_request(from, message.term, campaign, last_log_id);
             }
-            MessageBody::VoteResponse { pre_vote, granted } => {
-                self.handle_vote_response(from, pre_vote, granted);
+            MessageBody::VoteResponse { campaign, granted } => {
+                self.handle_vote_response(from, campaign, granted);
             }
             MessageBody::AppendRequest { prev_log_id, entries, leader_commit } => {
                 self.handle_append_request(from, prev_log_id, entries, leader_commit);
@@ -368,7 +367,7 @@ impl Node {
             || self
                 .leader_state()
                 .is_some_and(|leader| leader.replication_pending || leader.reads.round_needed)
-            || self.hard_state_to_hand_out(false).is_some()
+            || self.hard_state_to_hand_out(&[]).is_some()
             || self.soft_state() != self.soft_state_handed_out
     }
 
@@ -385,7 +384,7 @@ impl Node {
             self.broadcast_heartbeat();
         }
         let entries_to_persist = self.log.take_unpersisted();
-        let hard_state = self.hard_state_to_hand_out(!entries_to_persist.is_empty());
+        let hard_state = self.hard_state_to_hand_out(&entries_to_persist);
         if let Some(hard_state) = hard_state {
             self.hard_state_handed_out = hard_state;
         }
@@ -410,7 +409,7 @@ impl Node {
     /// durable. Acknowledgements for entries since overwritten are ignored.
     pub fn on_persisted(&mut self, last: LogId) {
         if self.log.on_persisted(last) && self.is_leader() {
-            self.maybe_commit();
+            self.advance_commit_index();
         }
     }
 
@@ -421,15 +420,15 @@ impl Node {
     }
 
     /// The hard state a `Ready` must persist, if any: always when the term or vote changed;
-    /// when only the commit index did, just when entries are written anyway (it is a hint,
-    /// not worth a write of its own).
-    fn hard_state_to_hand_out(&self, with_entries: bool) -> Option<HardState> {
+    /// when only the commit index did, just when `entries_to_persist` are written anyway (it
+    /// is a hint, not worth a write of its own).
+    fn hard_state_to_hand_out(&self, entries_to_persist: &[Entry]) -> Option<HardState> {
         let current = self.current_hard_state();
         let handed_out = self.hard_state_handed_out;
         let vote_changed =
             current.term != handed_out.term || current.voted_for != handed_out.voted_for;
         let commit_changed = current.commit_index != handed_out.commit_index;
-        (vote_changed || (commit_changed && with_entries)).then_some(current)
+        (vote_changed || (commit_changed && !entries_to_persist.is_empty())).then_some(current)
     }
 
     fn current_hard_state(&self) -> HardState {
@@ -461,8 +460,8 @@ impl Node {
             body,
             MessageBody::AppendRequest { .. }
                 | MessageBody::Heartbeat { .. }
-                | MessageBody::VoteRequest { pre_vote: true, .. }
-                | MessageBody::VoteResponse { pre_vote: true, .. }
+                | MessageBody::VoteRequest { campaign: Campaign::PreVote, .. }
+                | MessageBody::VoteResponse { campaign: Campaign::PreVote, .. }
         );
         let message = Message { from: self.config.id, to, term, body };
         if sends_now {
@@ -548,7 +547,7 @@ impl Node {
         self.role = RoleState::Leader(LeaderState::new(progress));
         // An entry of the new term lets the leader commit everything before it (§5.4.2).
         self.append_own_entry(EntryPayload::Empty);
-        self.maybe_commit();
+        self.advance_commit_index();
     }
 
     /// This node's id.

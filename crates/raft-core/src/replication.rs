@@ -10,6 +10,15 @@ use crate::quorum;
 use crate::role::RoleState;
 use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId};
 
+/// What to send a follower when it has no entries or commit index to learn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IfNothingNew {
+    /// Send nothing (a probing follower still gets its probe).
+    Skip,
+    /// Send an empty append, so a follower that lost appends says where it stands.
+    SendEmpty,
+}
+
 impl Node {
     /// A leader's tick: heartbeats, and the CheckQuorum round every election timeout.
     pub(crate) fn tick_leader(&mut self) {
@@ -90,22 +99,22 @@ impl Node {
             .flat_map(|leader| leader.progress.keys().copied())
             .collect();
         for peer in peers {
-            self.send_append(peer, false);
+            self.send_append(peer, IfNothingNew::Skip);
         }
     }
 
     /// Sends `peer` what it is missing: one probe when probing, otherwise batches until its
-    /// pipelining window is full. `send_empty` asks for an append even with nothing new (to
-    /// make a follower that lost appends reveal where it stands).
-    fn send_append(&mut self, peer: NodeId, send_empty: bool) {
-        let mut send_empty = send_empty;
-        while self.send_one_append(peer, send_empty) {
-            send_empty = false;
+    /// pipelining window is full. `if_nothing_new` says whether the first append goes even
+    /// with nothing new (to make a follower that lost appends reveal where it stands).
+    fn send_append(&mut self, peer: NodeId, if_nothing_new: IfNothingNew) {
+        let mut if_nothing_new = if_nothing_new;
+        while self.send_one_append(peer, if_nothing_new) {
+            if_nothing_new = IfNothingNew::Skip;
         }
     }
 
     /// Sends `peer` one append if its window allows. Returns whether another may follow.
-    fn send_one_append(&mut self, peer: NodeId, send_empty: bool) -> bool {
+    fn send_one_append(&mut self, peer: NodeId, if_nothing_new: IfNothingNew) -> bool {
         let commit_index = self.log.commit_index();
         let bytes_max = self.config.append_bytes_max.get();
         let inflight_max = self.config.inflight_appends_max.get();
@@ -134,6 +143,7 @@ impl Node {
         let entries = self.log.entries_from(next_index, bytes_max);
         let commit_news = progress.has_commit_news(commit_index);
         let probing = progress.is_probing();
+        let send_empty = if_nothing_new == IfNothingNew::SendEmpty;
         if entries.is_empty() && !commit_news && !send_empty && !probing {
             return false;
         }
@@ -162,8 +172,8 @@ impl Node {
                 }
                 progress.resume();
                 if progress.on_match(match_index) {
-                    self.maybe_commit();
-                    self.maybe_send_timeout_now();
+                    self.advance_commit_index();
+                    self.send_timeout_now_if_caught_up();
                     self.mark_replication_pending();
                 }
             }
@@ -177,7 +187,7 @@ impl Node {
                 if let Some(progress) = leader.and_then(|leader| leader.progress.get_mut(&peer)) {
                     progress.on_rejected(next_index);
                 }
-                self.send_append(peer, false);
+                self.send_append(peer, IfNothingNew::Skip);
             }
         }
     }
@@ -216,13 +226,13 @@ impl Node {
         if behind {
             // The follower may have lost appends; an append (empty if need be) makes it say
             // where it stands.
-            self.send_append(peer, true);
+            self.send_append(peer, IfNothingNew::SendEmpty);
         }
     }
 
     /// Commits the highest index a majority stores durably, if it is of the current term
     /// (Raft paper §5.4.2, Figure 8: older entries commit only beneath a current one).
-    pub(crate) fn maybe_commit(&mut self) {
+    pub(crate) fn advance_commit_index(&mut self) {
         assert!(self.is_leader(), "only a leader counts replicas");
         // The leader counts itself only once its own write is durable.
         let own = self.log.persisted_index();

@@ -240,7 +240,7 @@ impl Node {
         if received_bytes >= total_bytes {
             info!(%peer, %last_log_id, "follower installed the snapshot");
             progress.on_snapshot_installed(last_log_id.index);
-            self.maybe_commit();
+            self.advance_commit_index();
             self.mark_replication_pending();
         } else {
             progress.on_snapshot_chunk_acked(last_log_id, received_bytes);

@@ -5,7 +5,7 @@
 use tracing::info;
 
 use crate::error::Error;
-use crate::message::MessageBody;
+use crate::message::{Campaign, MessageBody};
 use crate::node::Node;
 use crate::role::RoleState;
 use crate::types::NodeId;
@@ -43,7 +43,7 @@ impl Node {
         if let Some(leader) = self.leader_state_mut() {
             leader.transfer = Some(Transfer { target, elapsed_ticks: 0, timeout_now_sent: false });
         }
-        self.maybe_send_timeout_now();
+        self.send_timeout_now_if_caught_up();
         // If the target is behind, replication catches it up and the ack calls back here.
         self.mark_replication_pending();
         Ok(())
@@ -56,7 +56,7 @@ impl Node {
     }
 
     /// Sends TimeoutNow once the target's log matches ours.
-    pub(crate) fn maybe_send_timeout_now(&mut self) {
+    pub(crate) fn send_timeout_now_if_caught_up(&mut self) {
         let last_index = self.log.last_index();
         let RoleState::Leader(leader) = &mut self.role else {
             return;
@@ -98,6 +98,6 @@ impl Node {
             return;
         }
         info!(node = %self.config.id, %leader, "campaigning on the leader's request");
-        self.become_candidate(true);
+        self.become_candidate(Campaign::Transfer);
     }
 }
