@@ -10,36 +10,15 @@
 //! A configuration takes effect on each node as soon as its entry is in the log; if a
 //! newer leader removes the entry, the node falls back to the previous configuration.
 
-use std::fmt;
-
 use tracing::info;
 
-use crate::error::Error;
+use crate::error::{Error, MembershipChangeProblem, MembershipChangeWait};
 use crate::node::Node;
 use crate::progress::Progress;
-use crate::types::{EntryPayload, LogId, Membership, NodeId};
-
-/// One step of a membership change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MembershipChange {
-    /// Adds a non-voting member that receives the log (to catch a new node up before it
-    /// votes, so the cluster's availability does not hinge on a node with an empty log).
-    AddLearner(NodeId),
-    /// Adds a voter, or promotes a learner to voter.
-    AddVoter(NodeId),
-    /// Removes a voter or learner.
-    Remove(NodeId),
-}
-
-impl fmt::Display for MembershipChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MembershipChange::AddLearner(id) => write!(f, "add learner {id}"),
-            MembershipChange::AddVoter(id) => write!(f, "add voter {id}"),
-            MembershipChange::Remove(id) => write!(f, "remove {id}"),
-        }
-    }
-}
+use crate::types::{EntryPayload, LogId, Membership};
+// The type lives in `types` (so `error` can name it without importing this module); the
+// runtime still imports it from here until it moves to its own crate.
+pub(crate) use crate::types::MembershipChange;
 
 impl MembershipChange {
     /// The membership after this change, which differs from `current` by at most one voter.
@@ -48,31 +27,30 @@ impl MembershipChange {
     ///
     /// [`Error::InvalidMembershipChange`] when the change is a no-op or would leave no voter.
     pub fn apply_to(self, current: &Membership) -> Result<Membership, Error> {
-        let invalid =
-            |reason| Err(Error::InvalidMembershipChange { change: self.to_string(), reason });
+        let invalid = |reason| Err(Error::InvalidMembershipChange { change: self, reason });
         let mut next = current.clone();
         match self {
             MembershipChange::AddLearner(id) => {
                 if current.contains(id) {
-                    return invalid("it is already a member");
+                    return invalid(MembershipChangeProblem::AlreadyMember);
                 }
                 next.learners.insert(id);
             }
             MembershipChange::AddVoter(id) => {
                 if current.is_voter(id) {
-                    return invalid("it is already a voter");
+                    return invalid(MembershipChangeProblem::AlreadyVoter);
                 }
                 next.learners.remove(&id);
                 next.voters.insert(id);
             }
             MembershipChange::Remove(id) => {
                 if !current.contains(id) {
-                    return invalid("it is not a member");
+                    return invalid(MembershipChangeProblem::NotMember);
                 }
                 next.learners.remove(&id);
                 next.voters.remove(&id);
                 if next.voters.is_empty() {
-                    return invalid("it would leave no voter");
+                    return invalid(MembershipChangeProblem::NoVoterLeft);
                 }
             }
         }
@@ -94,15 +72,15 @@ impl Node {
         let commit_index = self.log.commit_index();
         if self.membership_index > commit_index {
             return Err(Error::MembershipChangeNotReady {
-                reason: format!(
-                    "the previous change at index {} is not committed yet (commit index {})",
-                    self.membership_index, commit_index
-                ),
+                reason: MembershipChangeWait::PreviousChangeUncommitted {
+                    membership_index: self.membership_index,
+                    commit_index,
+                },
             });
         }
         if !self.committed_in_current_term() {
             return Err(Error::MembershipChangeNotReady {
-                reason: format!("the leader has not committed an entry of term {} yet", self.term),
+                reason: MembershipChangeWait::NoCommitInTerm { term: self.term },
             });
         }
         let next = change.apply_to(&self.membership)?;
@@ -175,6 +153,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::NodeId;
 
     #[test]
     fn a_change_moves_at_most_one_voter() {

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use tracing::{debug, info};
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, RestoredStateProblem as Problem};
 use crate::log::RaftLog;
 use crate::message::{Campaign, Message, MessageBody};
 use crate::progress::Progress;
@@ -69,35 +69,32 @@ impl RestoredState {
             }
             previous = entry.log_id;
         }
-        let invalid = |reason: String| Err(Error::InvalidRestoredState { reason });
+        let invalid = |reason| Err(Error::InvalidRestoredState { reason });
         if previous.term > self.hard_state.term {
-            return invalid(format!(
-                "last entry {previous} has a term above the persisted term {}",
-                self.hard_state.term
-            ));
+            let hard_state_term = self.hard_state.term;
+            return invalid(Problem::EntryTermAboveHardState { last: previous, hard_state_term });
         }
         if self.hard_state.commit_index > previous.index {
-            return invalid(format!(
-                "commit index {} is past the last entry {previous}",
-                self.hard_state.commit_index
-            ));
+            let commit_index = self.hard_state.commit_index;
+            return invalid(Problem::CommitIndexPastLog { commit_index, last: previous });
         }
         if self.applied_index > previous.index || self.applied_index < compacted.index {
-            return invalid(format!(
-                "applied index {} is outside the log [{}, {}]",
-                self.applied_index, compacted.index, previous.index
-            ));
+            return invalid(Problem::AppliedIndexOutsideLog {
+                applied_index: self.applied_index,
+                compacted_index: compacted.index,
+                last_index: previous.index,
+            });
         }
         if let Some(snapshot) = &self.snapshot {
             if snapshot.meta.membership != self.membership {
-                return invalid(format!(
-                    "the snapshot's membership {:?} differs from the restored membership {:?}",
-                    snapshot.meta.membership, self.membership
-                ));
+                return invalid(Problem::SnapshotMembershipDiffers {
+                    snapshot: snapshot.meta.membership.clone(),
+                    restored: self.membership.clone(),
+                });
             }
         }
-        if let Some(both) = self.membership.voters.intersection(&self.membership.learners).next() {
-            return invalid(format!("node {both} is both a voter and a learner"));
+        if let Some(&node) = self.membership.voters.intersection(&self.membership.learners).next() {
+            return invalid(Problem::VoterAndLearner { node });
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use crate::error::Error;
+use crate::error::{Error, SnapshotProblem};
 use crate::message::MessageBody;
 use crate::node::Node;
 use crate::role::RoleState;
@@ -62,19 +62,13 @@ impl Node {
         let applied_index = self.log.applied_index();
         let compacted = self.log.compacted().index;
         if last_included > applied_index || last_included <= compacted {
-            return Err(Error::SnapshotNotApplicable {
-                last_included,
-                reason: format!(
-                    "it must be applied (applied index {applied_index}) and past the current \
-                     snapshot (index {compacted})"
-                ),
-            });
+            let reason =
+                SnapshotProblem::OutsideAppliedLog { applied_index, compacted_index: compacted };
+            return Err(Error::SnapshotNotApplicable { last_included, reason });
         }
         let Some(term) = self.log.term_at(last_included) else {
-            return Err(Error::SnapshotNotApplicable {
-                last_included,
-                reason: "the entry is not in the log".to_string(),
-            });
+            let reason = SnapshotProblem::EntryNotInLog;
+            return Err(Error::SnapshotNotApplicable { last_included, reason });
         };
         let meta = SnapshotMeta {
             last_log_id: LogId::new(term, last_included),

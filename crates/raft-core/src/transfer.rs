@@ -4,7 +4,7 @@
 
 use tracing::info;
 
-use crate::error::Error;
+use crate::error::{Error, TransferTargetProblem};
 use crate::message::{Campaign, MessageBody};
 use crate::node::Node;
 use crate::role::RoleState;
@@ -34,10 +34,12 @@ impl Node {
             return Err(Error::NotLeader { leader_hint: self.leader() });
         }
         if target == self.config.id {
-            return Err(Error::InvalidTransferTarget { target, reason: "it is already leader" });
+            let reason = TransferTargetProblem::AlreadyLeader;
+            return Err(Error::InvalidTransferTarget { target, reason });
         }
         if !self.membership.is_voter(target) {
-            return Err(Error::InvalidTransferTarget { target, reason: "it is not a voter" });
+            let reason = TransferTargetProblem::NotVoter;
+            return Err(Error::InvalidTransferTarget { target, reason });
         }
         info!(node = %self.config.id, %target, term = %self.term, "transferring leadership");
         if let Some(leader) = self.leader_state_mut() {
