@@ -59,7 +59,6 @@
 //! ```
 
 mod config;
-mod election;
 mod error;
 mod log;
 mod membership;
@@ -67,13 +66,11 @@ mod message;
 mod node;
 mod progress;
 mod quorum;
-mod read_index;
+mod reads;
 mod ready;
-mod replication;
 mod role;
 pub mod runtime;
 mod snapshot;
-mod transfer;
 mod types;
 
 pub use config::{Config, ReadMode};

@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::progress::Progress;
 use crate::quorum::Votes;
-use crate::read_index::ReadTracker;
-use crate::transfer::Transfer;
+use crate::reads::ReadTracker;
 use crate::types::{NodeId, Role};
 
 /// A node's role and its role-only state.
@@ -67,4 +66,14 @@ impl LeaderState {
             heartbeat_elapsed_ticks: 0,
         }
     }
+}
+
+/// A leadership transfer under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Transfer {
+    pub(crate) target: NodeId,
+    /// Leader ticks since the transfer began.
+    pub(crate) elapsed_ticks: u64,
+    /// TimeoutNow was sent.
+    pub(crate) timeout_now_sent: bool,
 }

@@ -3,8 +3,9 @@
 
 use tracing::{debug, error, info};
 
+use super::Node;
 use crate::message::{AppendResult, ConflictHint, MessageBody};
-use crate::node::Node;
+
 use crate::progress::Progress;
 use crate::quorum;
 use crate::role::RoleState;

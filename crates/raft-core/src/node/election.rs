@@ -3,8 +3,9 @@
 
 use tracing::{debug, info};
 
+use super::Node;
 use crate::message::{Campaign, MessageBody};
-use crate::node::Node;
+
 use crate::quorum::{Vote, VoteResult, Votes};
 use crate::role::RoleState;
 use crate::types::{LogId, NodeId, Role, Term};

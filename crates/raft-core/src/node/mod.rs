@@ -1,5 +1,14 @@
 //! The node: its state, its inputs (`tick`, `step`, `propose`, `on_persisted`) and its
-//! output (`ready`). The protocol itself lives in `election.rs` and `replication.rs`.
+//! output (`ready`). The protocol itself lives in the submodules, one per feature, each
+//! adding methods to [`Node`]. The types they share live outside `node`, in modules that
+//! hold no `impl Node`, so no module imports from one that imports it back.
+
+mod election;
+mod membership;
+mod read_index;
+mod replication;
+mod snapshot;
+mod transfer;
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};

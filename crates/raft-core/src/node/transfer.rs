@@ -4,21 +4,11 @@
 
 use tracing::info;
 
+use super::Node;
 use crate::error::{Error, TransferTargetProblem};
 use crate::message::{Campaign, MessageBody};
-use crate::node::Node;
-use crate::role::RoleState;
+use crate::role::{RoleState, Transfer};
 use crate::types::NodeId;
-
-/// A leadership transfer under way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Transfer {
-    pub(crate) target: NodeId,
-    /// Leader ticks since the transfer began.
-    pub(crate) elapsed_ticks: u64,
-    /// TimeoutNow was sent.
-    pub(crate) timeout_now_sent: bool,
-}
 
 impl Node {
     /// Hands leadership to `target`. Until the target wins (this node then becomes its
