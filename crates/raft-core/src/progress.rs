@@ -249,10 +249,25 @@ impl Progress {
     }
 
     /// The follower holds `received_bytes` of the snapshot ending at `last_log_id` but not
-    /// all of it: the next chunk goes from there.
-    pub(crate) fn on_snapshot_chunk_acked(&mut self, last_log_id: LogId, received_bytes: u64) {
+    /// all of it. Returns whether the next chunk may go at once: only when the answer shows
+    /// progress past the chunk last sent. An answer at or below it is a duplicate, a stale
+    /// answer, or a lost chunk: the offset moves back to what the follower holds, but the
+    /// chunk waits for the next heartbeat answer. Sending on every such answer let duplicated
+    /// answers multiply the chunks in flight without bound (a message storm, sweep seed 5378).
+    pub(crate) fn on_snapshot_chunk_acked(
+        &mut self,
+        last_log_id: LogId,
+        received_bytes: u64,
+    ) -> bool {
+        let advanced = match self.state {
+            ReplicationState::Snapshot { last_log_id: sending, offset, .. } => {
+                sending != last_log_id || received_bytes > offset
+            }
+            ReplicationState::Probe { .. } | ReplicationState::Replicate { .. } => true,
+        };
         self.state =
-            ReplicationState::Snapshot { last_log_id, offset: received_bytes, paused: false };
+            ReplicationState::Snapshot { last_log_id, offset: received_bytes, paused: !advanced };
+        advanced
     }
 }
 

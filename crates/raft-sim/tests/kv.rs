@@ -159,3 +159,17 @@ fn a_heartbeat_never_commits_a_followers_divergent_tail() {
         }
     }
 }
+
+/// A seed the sweep found once commit-only appends stopped going to followers with entries
+/// in flight (`cargo run --release -p raft-sim -- --seeds 10000 --from 2000`): a snapshot in
+/// 1-byte chunks over a duplicating network. Every answer to a chunk, duplicates and stale
+/// ones included, made the leader send another chunk, so duplicated answers multiplied the
+/// chunks in flight until the run hit the message-storm limit. Fixed in raft-core's
+/// `Progress::on_snapshot_chunk_acked`: only an answer past the chunk last sent sends the
+/// next at once; others wait for a heartbeat answer.
+#[test]
+fn duplicated_snapshot_answers_do_not_multiply_the_chunks_in_flight() {
+    if let Err(failure) = sweep::run_seed_caught(5_378) {
+        panic!("seed 5378: {}", failure.message);
+    }
+}

@@ -211,8 +211,9 @@ impl Node {
             self.advance_commit_index();
             self.mark_replication_pending();
         } else {
-            progress.on_snapshot_chunk_acked(last_log_id, received_bytes);
-            self.send_snapshot_chunk(peer);
+            if progress.on_snapshot_chunk_acked(last_log_id, received_bytes) {
+                self.send_snapshot_chunk(peer);
+            }
         }
     }
 }
