@@ -109,6 +109,12 @@ impl Progress {
         }
     }
 
+    /// Whether appends with entries are on their way to the follower, unacknowledged: their
+    /// answers will bring the leader back to it, so a commit index can wait to ride along.
+    pub(crate) fn has_entries_in_flight(&self) -> bool {
+        matches!(&self.state, ReplicationState::Replicate { inflight } if !inflight.is_empty())
+    }
+
     /// Whether the leader does not yet know where the follower's log matches.
     pub(crate) fn is_probing(&self) -> bool {
         matches!(self.state, ReplicationState::Probe { .. })

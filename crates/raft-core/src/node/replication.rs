@@ -145,8 +145,13 @@ impl Node {
         let commit_news = progress.has_commit_news(commit_index);
         let probing = progress.is_probing();
         let send_empty = if_nothing_new == IfNothingNew::SendEmpty;
-        if entries.is_empty() && !commit_news && !send_empty && !probing {
-            return false;
+        if entries.is_empty() && !send_empty && !probing {
+            // A commit index alone is not worth a message (and its answer) while entries are
+            // in flight: it rides on the next append, or on the append sent when their
+            // answers arrive (or on a heartbeat).
+            if !commit_news || progress.has_entries_in_flight() {
+                return false;
+            }
         }
         let more = !entries.is_empty() && !probing;
         progress.on_append_sent(entries.last().map(|entry| entry.log_id.index), commit_index);
