@@ -194,26 +194,42 @@ async fn write_stream(
     // Only fails on a stream already closed, which the next write reports.
     let _ = stream.set_priority(kind.priority());
     let queue = link.queue(kind);
+    let mut frames = Vec::with_capacity(PEER_WRITE_BATCH_MAX);
     loop {
-        let message = tokio::select! {
+        let first = tokio::select! {
             message = queue.pop() => message,
             source = connection.closed() => return Err(Error::Connection { addr, source }),
         };
-        let delay = shared.faults.delay(link.peer);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let frame = match encode_frame(&message, "message", shared.config.frame_bytes_max) {
-            Ok(frame) => frame,
-            Err(error) => {
-                let kind = message.body.kind();
-                warn!(peer = %link.peer, kind, %error, "message dropped: cannot frame it");
-                continue;
+        // Everything already queued goes in the same write: one stream write (and one wake
+        // of the connection) per burst rather than per message.
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            let delay = shared.faults.delay(link.peer);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
-        };
-        stream.write_chunk(frame).await.map_err(|source| Error::Write { addr, source })?;
+            match encode_frame(&message, "message", shared.config.frame_bytes_max) {
+                Ok(frame) => frames.push(frame),
+                Err(error) => {
+                    let kind = message.body.kind();
+                    warn!(peer = %link.peer, kind, %error, "message dropped: cannot frame it");
+                }
+            }
+            if frames.len() < PEER_WRITE_BATCH_MAX {
+                next = queue.try_pop();
+            }
+        }
+        stream
+            .write_all_chunks(&mut frames)
+            .await
+            .map_err(|source| Error::Write { addr, source })?;
+        frames.clear();
     }
 }
+
+/// The most messages one stream write carries: enough to cover a burst of appends and
+/// acknowledgements, small enough that a snapshot chunk's write does not grow unbounded.
+const PEER_WRITE_BATCH_MAX: usize = 64;
 
 /// Waits until the peer's address is known, then dials it once; `None` when the node
 /// stops first.
