@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -84,7 +85,7 @@ impl Server {
         raft_config.heartbeat_ticks = config.heartbeat_ticks();
         raft_config.lease_ticks = raft_config.election_ticks.saturating_sub(1).max(1);
         if let Some(threshold) = config.snapshot_threshold {
-            raft_config.snapshot_log_bytes = Some(threshold);
+            raft_config.snapshot_log_bytes = Some(jittered_threshold(threshold, config.id));
         }
         let runtime =
             RuntimeConfig { tick: config.tick(), seed: rand::random(), ..RuntimeConfig::default() };
@@ -336,5 +337,38 @@ async fn serve_health(State(health): State<Health>) -> impl IntoResponse {
     match health.failed.borrow().clone() {
         None => (StatusCode::OK, "ok\n".to_owned()),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {reason}\n")),
+    }
+}
+
+/// The log size at which node `id` snapshots: the configured threshold plus up to a quarter
+/// more, spread by node id. Nodes that share a threshold and receive the same log would
+/// otherwise all snapshot at the same instant, and the cluster's throughput would dip at
+/// once on every node rather than on one at a time.
+fn jittered_threshold(threshold: NonZeroU64, id: NodeId) -> NonZeroU64 {
+    // The 64-bit golden ratio spreads consecutive ids over the whole range.
+    let spread = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56; // 0..=255
+    let extra =
+        u64::try_from(u128::from(threshold.get()) * u128::from(spread) / 1024).unwrap_or(u64::MAX);
+    threshold.saturating_add(extra)
+}
+
+#[cfg(test)]
+mod jitter_tests {
+    use super::*;
+
+    #[test]
+    fn nodes_snapshot_at_different_sizes_within_a_quarter_above_the_threshold() {
+        let threshold = NonZeroU64::new(4 << 20).unwrap();
+        let sizes: Vec<u64> =
+            (1..=5).map(|id| jittered_threshold(threshold, NodeId(id)).get()).collect();
+        for &size in &sizes {
+            assert!(size >= threshold.get() && size < threshold.get() + threshold.get() / 4);
+        }
+        let mut distinct = sizes.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), sizes.len(), "{sizes:?}");
+        let one = NonZeroU64::new(1).unwrap();
+        assert_eq!(jittered_threshold(one, NodeId(3)), one, "rounding never goes below");
     }
 }
