@@ -160,7 +160,7 @@ async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Err
             })?;
             let target = KvTarget::new(addrs, &certs)?;
             let model = "one shared KvClient for all workers: one QUIC connection per node, \
-                         requests multiplexed as streams, sent to the leader"
+                         requests multiplexed on one stream per connection, sent to the leader"
                 .to_owned();
             let result = drive_target(config, cluster, target.clone(), model).await;
             target.close().await;
