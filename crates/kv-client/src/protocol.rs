@@ -19,6 +19,16 @@ use kv_store::{Rejection, Response as Applied};
 use raft_core::{LogIndex, NodeId, Role, Term};
 use serde::{Deserialize, Serialize};
 
+/// A client id for a session starting now: [`Session::client_id_at`] with the wall clock
+/// and random bits, so that it lies above every session the store evicted before.
+#[must_use]
+pub fn new_session_client_id() -> u64 {
+    let unix_seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    Session::client_id_at(unix_seconds, rand::random())
+}
+
 /// The request/response format's version. 2: writes carry kv-store's [`Command`], and ids
 /// and indexes are typed.
 pub const PROTOCOL_VERSION: u32 = 2;

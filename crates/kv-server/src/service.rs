@@ -128,7 +128,7 @@ impl Service {
     /// Proposes a change to the member address book under a session of its own, and
     /// waits for it to apply.
     async fn update_member_address(&self, write: Write) -> Result<(), ServerError> {
-        let session = Session { client_id: rand::random(), sequence: 1 };
+        let session = Session { client_id: protocol::new_session_client_id(), sequence: 1 };
         match self.propose(&Command { session, write }).await? {
             kv_store::Response::MemberAddressUpdated { .. } => Ok(()),
             kv_store::Response::Rejected(rejection) => Err(rejection.into()),

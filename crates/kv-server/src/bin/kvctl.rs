@@ -1,7 +1,8 @@
 //! `kvctl`: the command-line client of the replicated key-value store.
 //!
 //! Exit codes: 0 success; 1 any other error (bad usage included); 2 timeout or no node
-//! reachable; 3 not leader (only with `--no-follow`); 4 version conflict; 5 key not found.
+//! reachable; 3 not leader (only with `--no-follow`); 4 version conflict; 5 key not found;
+//! 6 outcome unknown (the write's session expired: read to find out whether it applied).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,11 +25,13 @@ const EXIT_NOT_LEADER: u8 = 3;
 const EXIT_CONFLICT: u8 = 4;
 /// Exit code: the key does not exist.
 const EXIT_NOT_FOUND: u8 = 5;
+/// Exit code: a write's outcome is unknown (its session expired).
+const EXIT_OUTCOME_UNKNOWN: u8 = 6;
 
 /// The command-line client of the replicated key-value store.
 ///
 /// Exit codes: 0 success, 1 other errors, 2 timeout or unreachable, 3 not leader (with
-/// --no-follow), 4 version conflict, 5 key not found.
+/// --no-follow), 4 version conflict, 5 key not found, 6 outcome unknown (session expired).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -441,10 +444,26 @@ fn failure(error: &Error) -> Failure {
             json!({"error": "too_large", "what": what, "bytes": bytes, "max": max, "message": message}),
         ),
         Error::Invalid { .. } => (1, json!({"error": "invalid", "message": message})),
+        Error::SessionExpired { .. } => {
+            (EXIT_OUTCOME_UNKNOWN, json!({"error": "session_expired", "message": message}))
+        }
         Error::Identity { .. } | Error::Config { .. } => {
             (1, json!({"error": "config", "message": message}))
         }
         _ => (1, json!({"error": "failed", "message": message})),
     };
     Failure { code, json }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_session_is_an_unknown_outcome_with_exit_code_6() {
+        let error = Error::SessionExpired { reason: "client 7 has no session".to_owned() };
+        let failure = failure(&error);
+        assert_eq!(failure.code, EXIT_OUTCOME_UNKNOWN);
+        assert_eq!(failure.json["error"], "session_expired");
+    }
 }
