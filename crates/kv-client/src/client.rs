@@ -314,7 +314,11 @@ impl KvClient {
     /// Sends a write under a session of its own, so that its retries apply at most once.
     async fn write(&self, write: Write) -> Result<Response, Error> {
         let session = self.take_session();
-        let result = self.send(&Request::Write(Command { session, write })).await;
+        // Retries resend the same bytes, so each carries the whole timeout: the node's
+        // deadline for a retry may pass after this client gave up, never before.
+        let timeout_ms = u32::try_from(self.inner.config.timeout.as_millis()).unwrap_or(u32::MAX);
+        let command = Command { session, write };
+        let result = self.send(&Request::WriteWithin { command, timeout_ms }).await;
         // An expired session refuses every later write too: start a new one instead.
         if !matches!(result, Err(Error::SessionExpired { .. })) {
             self.return_session(session);

@@ -93,6 +93,16 @@ pub enum Request {
     },
     /// Makes the answering node snapshot its state machine and compact its log now.
     Snapshot,
+    /// A [`Request::Write`] the client waits for at most `timeout_ms` milliseconds from
+    /// when the node receives it: once that passed the node no longer proposes it (the
+    /// client gave up, and a late proposal would only add work and an entry nobody reads).
+    /// A write already proposed still commits or not as Raft decides.
+    WriteWithin {
+        /// The write under its session, as for [`Request::Write`].
+        command: Command,
+        /// How long the client waits for the answer, in milliseconds.
+        timeout_ms: u32,
+    },
 }
 
 impl Request {
@@ -100,7 +110,7 @@ impl Request {
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
-            Request::Write(command) => command.write.kind(),
+            Request::Write(command) | Request::WriteWithin { command, .. } => command.write.kind(),
             Request::Get { .. } => "get",
             Request::Range { .. } => "range",
             Request::Status => "status",

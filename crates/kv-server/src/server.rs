@@ -23,9 +23,14 @@ use tracing::{error, info};
 
 use crate::config::ServerConfig;
 use crate::error::Error;
+use crate::in_flight::InFlightWrites;
 use crate::metrics::ServerMetrics;
 use crate::service::{AddressBook, Service};
 
+/// The most user writes a node tracks in flight to attach retries to them (more propose
+/// untracked): far above the writes a healthy node has pending, small enough (a few
+/// hundred KiB) to keep.
+const IN_FLIGHT_WRITES_MAX: usize = 4096;
 /// How often the node's state is sampled into the gauges and the address book is synced.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -105,6 +110,7 @@ impl Server {
             quic: Arc::clone(&quic),
             metrics: Arc::clone(&metrics),
             stopping: Arc::clone(&stopping),
+            in_flight: Arc::new(InFlightWrites::new(IN_FLIGHT_WRITES_MAX)),
         };
         quic.serve_requests(service);
 

@@ -19,6 +19,7 @@ use raft_runtime::Error as RaftError;
 use raft_runtime::RaftHandle;
 use tracing::{debug, info, warn};
 
+use crate::in_flight::SharedInFlightWrites;
 use crate::metrics::ServerMetrics;
 
 /// How long an administrative request waits for its effect (a transfer to complete, a
@@ -41,6 +42,8 @@ pub struct Service {
     pub(crate) quic: Arc<QuicNode>,
     pub(crate) metrics: Arc<ServerMetrics>,
     pub(crate) stopping: Arc<AtomicBool>,
+    /// User writes being proposed, so a retry joins its original.
+    pub(crate) in_flight: SharedInFlightWrites,
 }
 
 impl RequestHandler for Service {
@@ -49,7 +52,7 @@ impl RequestHandler for Service {
         let (command, response) = match protocol::decode::<Request>(&request) {
             Ok(request) => {
                 debug!(%caller, kind = request.kind(), "request");
-                (request.kind(), self.serve(request).await)
+                (request.kind(), self.serve(request, started).await)
             }
             Err(error) => {
                 warn!(%caller, %error, bytes = request.len(), "undecodable request");
@@ -81,16 +84,20 @@ fn error_kind(error: &ServerError) -> &'static str {
 }
 
 impl Service {
-    async fn serve(&self, request: Request) -> Response {
+    async fn serve(&self, request: Request, received: Instant) -> Response {
         if self.stopping.load(Ordering::Relaxed) {
             let reason = "the node is shutting down".to_owned();
             return Response::Error(ServerError::Unavailable { reason });
         }
         let result = match request {
             Request::Write(command) if command.write.is_user_write() => {
-                self.write_user(command).await
+                self.write_user(command, None).await
             }
-            Request::Write(command) => {
+            Request::WriteWithin { command, timeout_ms } if command.write.is_user_write() => {
+                let deadline = received + Duration::from_millis(u64::from(timeout_ms));
+                self.write_user(command, Some(deadline)).await
+            }
+            Request::Write(command) | Request::WriteWithin { command, .. } => {
                 let reason = format!(
                     "a {} changes the cluster's address book; use member add or remove",
                     command.write.kind()
@@ -112,10 +119,40 @@ impl Service {
     }
 
     /// Proposes a client's put or delete, exactly as the client built it, and waits for it
-    /// to apply.
-    async fn write_user(&self, command: Command) -> Result<Response, ServerError> {
-        let applied = self.propose(&command).await?;
+    /// to apply. A retry of a write still in flight here waits for the original instead of
+    /// proposing it again. Past `deadline` (the client gave up) the write is not proposed.
+    async fn write_user(
+        &self,
+        command: Command,
+        deadline: Option<Instant>,
+    ) -> Result<Response, ServerError> {
+        self.kv_config.validate_write(&command.write)?;
+        let proposal = self.propose_before(&command, deadline);
+        let applied = self.in_flight.run_once(command.session, proposal).await?;
         WriteOutcome::from_applied(applied, self.id).map(Response::Written)
+    }
+
+    /// Proposes a command unless `deadline` passed, and waits for it to apply, at most
+    /// until `deadline`.
+    async fn propose_before(
+        &self,
+        command: &Command,
+        deadline: Option<Instant>,
+    ) -> Result<kv_store::Response, ServerError> {
+        let Some(deadline) = deadline else {
+            return self.propose(command).await;
+        };
+        if Instant::now() >= deadline {
+            debug!(client_id = command.session.client_id, "dropped a write past its deadline");
+            let reason = "the client's deadline passed before the write was proposed".to_owned();
+            return Err(ServerError::Unavailable { reason });
+        }
+        // Dropping the proposal while it waits to reach the Raft task drops it unproposed.
+        let deadline = tokio::time::Instant::from_std(deadline);
+        tokio::time::timeout_at(deadline, self.propose(command)).await.unwrap_or_else(|_| {
+            let reason = "the client's deadline passed with the write in flight".to_owned();
+            Err(ServerError::OutcomeUnknown { reason })
+        })
     }
 
     /// Checks a command against the store's limits, proposes it and waits for it to apply.
