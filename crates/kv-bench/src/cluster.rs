@@ -47,6 +47,11 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
+    /// The running process's id.
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn start(&mut self) -> Result<(), Error> {
         let log = OpenOptions::new()
             .create(true)
@@ -404,6 +409,13 @@ impl Cluster {
     #[must_use]
     pub fn launched(&self) -> bool {
         !self.processes.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    /// The process ids of the launched nodes now running (empty for an external cluster).
+    #[must_use]
+    pub fn server_pids(&self) -> Vec<u32> {
+        let processes = self.processes.lock().unwrap_or_else(PoisonError::into_inner);
+        processes.iter().filter_map(NodeProcess::pid).collect()
     }
 
     /// Stops every launched node: SIGTERM, then SIGKILL for those that linger.

@@ -25,6 +25,7 @@
 pub mod charts;
 pub mod cli;
 pub mod cluster;
+pub mod cpu;
 mod error;
 pub mod metrics;
 pub mod parse;

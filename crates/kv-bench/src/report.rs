@@ -75,6 +75,12 @@ pub struct Summary {
     pub errors: u64,
     /// OCC conflicts.
     pub conflicts: u64,
+    /// CPU time (user + system) all server processes spent in the measured window, per
+    /// measured operation, in µs; `None` for a cluster the harness did not launch.
+    pub server_cpu_us_per_op: Option<f64>,
+    /// CPU time the load generator (this process) spent in the measured window, per
+    /// measured operation, in µs.
+    pub client_cpu_us_per_op: Option<f64>,
     /// Latency of all measured operations.
     pub latency_ms: Percentiles,
     /// Latency of reads.
@@ -139,6 +145,12 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
 
 fn cell<T: ToString>(value: Option<T>) -> String {
     value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+/// CPU per operation in µs, or "n/a" when it was not measured (a cluster the harness did
+/// not launch).
+fn cpu_cell(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |micros| format!("{micros:.1}"))
 }
 
 fn cell_ms(value: Option<f64>) -> String {
@@ -324,6 +336,11 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
         ("errors", summary.errors.to_string()),
         ("conflicts", summary.conflicts.to_string()),
         (
+            "server CPU per operation (µs, all server processes)",
+            cpu_cell(summary.server_cpu_us_per_op),
+        ),
+        ("load generator CPU per operation (µs)", cpu_cell(summary.client_cpu_us_per_op)),
+        (
             "latency p50 / p90 / p99 / p99.9 / max (ms)",
             format!(
                 "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
@@ -417,6 +434,12 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     );
     let _ = writeln!(
         text,
+        "   CPU per op: servers {} µs  load generator {} µs",
+        cpu_cell(summary.server_cpu_us_per_op),
+        cpu_cell(summary.client_cpu_us_per_op)
+    );
+    let _ = writeln!(
+        text,
         "   acknowledged keys: {} verified, {} missing, {} unreadable",
         summary.verified, summary.missing, summary.verification.read_errors
     );
@@ -452,6 +475,10 @@ pub struct Comparison {
     pub p99_ratio: f64,
     /// p50 ours / etcd.
     pub p50_ratio: f64,
+    /// p99.9 ours / etcd.
+    pub p999_ratio: f64,
+    /// Server CPU per operation ours / etcd (below 1: ours spends less).
+    pub server_cpu_ratio: Option<f64>,
 }
 
 impl Comparison {
@@ -463,6 +490,11 @@ impl Comparison {
             ops_per_sec_ratio: ratio(ours.ops_per_sec, etcd.ops_per_sec),
             p99_ratio: ratio(ours.latency_ms.p99, etcd.latency_ms.p99),
             p50_ratio: ratio(ours.latency_ms.p50, etcd.latency_ms.p50),
+            p999_ratio: ratio(ours.latency_ms.p999, etcd.latency_ms.p999),
+            server_cpu_ratio: ours
+                .server_cpu_us_per_op
+                .zip(etcd.server_cpu_us_per_op)
+                .map(|(ours, etcd)| ratio(ours, etcd)),
             ours,
             etcd,
         }
@@ -493,6 +525,17 @@ pub fn write_comparison_html(
             ("ours_p99_ms", &format!("{:.2}", ours.latency_ms.p99)),
             ("etcd_p99_ms", &format!("{:.2}", etcd.latency_ms.p99)),
             ("p99_ratio", &format!("{:.2}", comparison.p99_ratio)),
+            ("ours_p999_ms", &format!("{:.2}", ours.latency_ms.p999)),
+            ("etcd_p999_ms", &format!("{:.2}", etcd.latency_ms.p999)),
+            ("p999_ratio", &format!("{:.2}", comparison.p999_ratio)),
+            ("ours_server_cpu", &cpu_cell(ours.server_cpu_us_per_op)),
+            ("etcd_server_cpu", &cpu_cell(etcd.server_cpu_us_per_op)),
+            (
+                "server_cpu_ratio",
+                &comparison.server_cpu_ratio.map_or_else(String::new, |r| format!("{r:.2}")),
+            ),
+            ("ours_client_cpu", &cpu_cell(ours.client_cpu_us_per_op)),
+            ("etcd_client_cpu", &cpu_cell(etcd.client_cpu_us_per_op)),
             ("ours_errors", &ours.errors.to_string()),
             ("etcd_errors", &etcd.errors.to_string()),
             ("ours_connection", &escape(&ours.connection_model)),
@@ -547,6 +590,8 @@ mod tests {
             ops_per_sec: 400.0,
             errors: 2,
             conflicts: 0,
+            server_cpu_us_per_op: Some(150.0),
+            client_cpu_us_per_op: Some(40.0),
             latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
             read_latency_ms: Percentiles::default(),
             write_latency_ms: Percentiles::default(),
@@ -578,7 +623,18 @@ mod tests {
         assert!(html.contains("<li>1.5 s: kill 2</li>"));
         assert!(html.contains("<li><code>timed out {{command}}</code></li>"), "values stay");
         assert!(html.contains("<img src=\"roles.svg\" alt=\"Role of each node\">"));
+        assert!(html.contains("<td>150.0</td>"), "server CPU per operation");
+        assert!(html.contains("<td>40.0</td>"), "load generator CPU per operation");
         assert_eq!(html.matches("{{").count(), 1, "only the error sample's braces remain");
+    }
+
+    #[test]
+    fn the_text_summary_gives_cpu_per_operation_or_says_it_was_not_measured() {
+        let text = text_summary(&summary("kv"), Path::new("out"));
+        assert!(text.contains("CPU per op: servers 150.0 µs  load generator 40.0 µs"), "{text}");
+        let external = Summary { server_cpu_us_per_op: None, ..summary("kv") };
+        let text = text_summary(&external, Path::new("out"));
+        assert!(text.contains("servers n/a µs"), "{text}");
     }
 
     #[test]
@@ -590,6 +646,8 @@ mod tests {
         assert!(html.contains("<td>400</td><td>400</td>"));
         assert!(html.contains("<td>1.00</td>"));
         assert!(html.contains("<td>one &lt;shared&gt; client</td>"));
+        assert!(html.contains("<th>server CPU µs/op</th><td>150.0</td><td>150.0</td>"));
+        assert_eq!(comparison.server_cpu_ratio, Some(1.0));
         assert!(!html.contains("{{"), "every placeholder is filled");
     }
 }

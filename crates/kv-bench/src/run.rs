@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::charts::{self, CompareBars, FaultMark, Resumed, TimeData};
 use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint};
+use crate::cpu;
 use crate::error::Error;
 use crate::metrics::{Samples, http_get};
 use crate::parse::{Fault, FaultAction, FaultNode};
@@ -105,6 +106,8 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         },
         errors: outcome.errors,
         conflicts: outcome.conflicts,
+        server_cpu_us_per_op: cpu::per_op(outcome.server_cpu_micros, outcome.ops),
+        client_cpu_us_per_op: cpu::per_op(outcome.client_cpu_micros, outcome.ops),
         latency_ms: Percentiles::of(&outcome.all),
         read_latency_ms: Percentiles::of(&outcome.reads),
         write_latency_ms: Percentiles::of(&outcome.writes),
@@ -218,7 +221,11 @@ async fn drive_target<T: Target>(
             row.ops, row.latency_ms.p99, row.errors
         ));
     });
-    let outcome = workload::run(target.clone(), &config.workload, scraper, started, on_row).await;
+    let pids_of = Arc::clone(cluster);
+    let server_pids: workload::ServerPids = Box::new(move || pids_of.server_pids());
+    let outcome =
+        workload::run(target.clone(), &config.workload, scraper, started, on_row, server_pids)
+            .await;
     progress.finish_and_clear();
     let faults = marks.lock().unwrap_or_else(PoisonError::into_inner).clone();
     info!(keys = outcome.acks.iter().flatten().count(), "verifying acknowledged writes");

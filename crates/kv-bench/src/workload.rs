@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::cpu::{CpuSample, own_cpu_micros};
 use crate::scrape::{NodeSample, Scraper};
 use crate::target::{PutResult, Target};
 
@@ -134,6 +135,11 @@ pub struct Outcome {
     pub acks: Vec<Option<Ack>>,
     /// A few distinct error messages.
     pub error_samples: Vec<String>,
+    /// CPU the server processes spent in the measured window, in µs (`None` when the harness
+    /// did not launch them, so it knows no process ids).
+    pub server_cpu_micros: Option<u64>,
+    /// CPU this process (the load generator) spent in the measured window, in µs.
+    pub client_cpu_micros: Option<u64>,
 }
 
 /// What happened in the current second; the sampler swaps it out.
@@ -232,13 +238,30 @@ fn make_value(worker: usize, sequence: u64, size: usize) -> Bytes {
 /// Called once a second with the row just closed, for the progress display.
 pub type OnRow = Box<dyn FnMut(&Row) + Send>;
 
-/// Runs the workload for warmup + duration, scraping the nodes every second.
+/// The server processes' ids, asked again at every sample (a restarted node has a new one).
+pub type ServerPids = Box<dyn Fn() -> Vec<u32> + Send>;
+
+/// CPU readings at one moment: the servers' and this process's.
+struct CpuReading {
+    servers: CpuSample,
+    client: Option<u64>,
+}
+
+impl CpuReading {
+    fn now(server_pids: &ServerPids) -> CpuReading {
+        CpuReading { servers: CpuSample::read(&server_pids()), client: own_cpu_micros() }
+    }
+}
+
+/// Runs the workload for warmup + duration, scraping the nodes every second, and reads the
+/// CPU time of `server_pids` and of this process at the start and end of the measured window.
 pub async fn run<T: Target>(
     target: T,
     config: &WorkloadConfig,
     mut scraper: Scraper,
     started: Instant,
     mut on_row: OnRow,
+    server_pids: ServerPids,
 ) -> Outcome {
     let keys = usize::try_from(config.keys.max(1)).unwrap_or(usize::MAX);
     let shared = Arc::new(Shared {
@@ -266,7 +289,11 @@ pub async fn run<T: Target>(
         measured_s: 0.0,
         acks: Vec::new(),
         error_samples: Vec::new(),
+        server_cpu_micros: None,
+        client_cpu_micros: None,
     };
+    // The measured window starts after the last warmup second (or now, without a warmup).
+    let mut window_start = CpuReading::now(&server_pids);
     let mut last = started;
     let mut tick = 1u32;
     loop {
@@ -278,6 +305,9 @@ pub async fn run<T: Target>(
         };
         let now = Instant::now();
         let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
+        if warmup {
+            window_start = CpuReading::now(&server_pids);
+        }
         let nodes = scraper.scrape().await;
         if !warmup {
             let _ = outcome.all.add(&interval.all);
@@ -301,6 +331,14 @@ pub async fn run<T: Target>(
         on_row(&row);
         outcome.rows.push(row);
         if due >= started + total {
+            let window_end = CpuReading::now(&server_pids);
+            if !window_end.servers.micros.is_empty() {
+                outcome.server_cpu_micros = Some(window_end.servers.since(&window_start.servers));
+            }
+            outcome.client_cpu_micros = window_end
+                .client
+                .zip(window_start.client)
+                .map(|(end, start)| end.saturating_sub(start));
             break;
         }
         tick += 1;

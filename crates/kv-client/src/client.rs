@@ -103,7 +103,10 @@ pub struct KvClient {
 #[derive(Debug)]
 struct Inner {
     config: ClientConfig,
-    connections: tokio::sync::Mutex<HashMap<SocketAddr, RpcClient>>,
+    /// One connection per node, each multiplexing every request to it.
+    connections: Mutex<HashMap<SocketAddr, RpcClient>>,
+    /// Held while connecting, so concurrent requests to a new node share one connection.
+    connecting: tokio::sync::Mutex<()>,
     /// The address that last answered as leader, tried first.
     leader: Mutex<Option<SocketAddr>>,
     /// Sessions not in use by a write; each is used by one write at a time.
@@ -126,7 +129,8 @@ impl KvClient {
         Ok(KvClient {
             inner: Arc::new(Inner {
                 config,
-                connections: tokio::sync::Mutex::new(HashMap::new()),
+                connections: Mutex::new(HashMap::new()),
+                connecting: tokio::sync::Mutex::new(()),
                 leader: Mutex::new(None),
                 sessions: Mutex::new(Vec::new()),
             }),
@@ -271,7 +275,12 @@ impl KvClient {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        for (_, connection) in self.inner.connections.lock().await.drain() {
+        let connections: Vec<RpcClient> = {
+            let mut connections =
+                self.inner.connections.lock().unwrap_or_else(PoisonError::into_inner);
+            connections.drain().map(|(_, connection)| connection).collect()
+        };
+        for connection in connections {
             connection.close();
         }
     }
@@ -384,20 +393,34 @@ impl KvClient {
     ) -> Result<Response, String> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let limit = remaining.min(ATTEMPT_TIMEOUT_MAX);
-        let exchange = async {
-            let connection = self.connection(addr).await?;
-            let bytes = connection.call(payload, limit).await.map_err(|error| error.to_string())?;
-            decode::<Response>(&bytes).map_err(|error| format!("undecodable answer: {error}"))
+        let attempt_deadline = Instant::now() + limit;
+        let connection = match self.cached_connection(addr) {
+            Some(connection) => connection,
+            // Connecting has its own limits (the handshake timeout); the call below has its
+            // deadline swept by the connection's reader, so a request costs no timer.
+            None => tokio::time::timeout(limit, self.connect(addr))
+                .await
+                .unwrap_or_else(|_| Err(format!("{addr} did not answer within {limit:?}")))?,
         };
-        tokio::time::timeout(limit, exchange)
-            .await
-            .unwrap_or_else(|_| Err(format!("{addr} did not answer within {limit:?}")))
+        let left = attempt_deadline.saturating_duration_since(Instant::now());
+        let bytes = connection.call(payload, left).await.map_err(|error| match error {
+            raft_net_quic::Error::Timeout { .. } => {
+                format!("{addr} did not answer within {limit:?}")
+            }
+            other => other.to_string(),
+        })?;
+        decode::<Response>(&bytes).map_err(|error| format!("undecodable answer: {error}"))
     }
 
-    async fn connection(&self, addr: SocketAddr) -> Result<RpcClient, String> {
-        let mut connections = self.inner.connections.lock().await;
-        if let Some(connection) = connections.get(&addr) {
-            return Ok(connection.clone());
+    fn cached_connection(&self, addr: SocketAddr) -> Option<RpcClient> {
+        let connections = self.inner.connections.lock().unwrap_or_else(PoisonError::into_inner);
+        connections.get(&addr).cloned()
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<RpcClient, String> {
+        let _connecting = self.inner.connecting.lock().await;
+        if let Some(connection) = self.cached_connection(addr) {
+            return Ok(connection);
         }
         let config = &self.inner.config;
         let mut rpc_config =
@@ -407,12 +430,18 @@ impl KvClient {
         let connection = RpcClient::connect(&rpc_config, &config.identity, addr, None)
             .await
             .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+        let mut connections = self.inner.connections.lock().unwrap_or_else(PoisonError::into_inner);
         connections.insert(addr, connection.clone());
         Ok(connection)
     }
 
     async fn forget(&self, addr: SocketAddr) {
-        if let Some(connection) = self.inner.connections.lock().await.remove(&addr) {
+        let removed = {
+            let mut connections =
+                self.inner.connections.lock().unwrap_or_else(PoisonError::into_inner);
+            connections.remove(&addr)
+        };
+        if let Some(connection) = removed {
             connection.close();
         }
     }

@@ -68,6 +68,8 @@ mod command;
 mod config;
 mod error;
 mod response;
+#[cfg(feature = "runtime")]
+mod runtime;
 mod session;
 mod shared;
 mod snapshot;

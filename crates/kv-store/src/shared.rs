@@ -3,14 +3,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use bytes::Bytes;
-use raft_core::{Entry, LogIndex, NodeId, Snapshot};
-#[cfg(feature = "runtime")]
-use raft_runtime::StateMachine;
+use raft_core::{LogIndex, NodeId};
 
-use crate::response::{KeyValue, RangeResult, Response};
+use crate::response::{KeyValue, RangeResult};
 use crate::store::KvStore;
 
 /// A [`KvStore`] behind a read-write lock, cloneable: hand one clone to
@@ -63,38 +60,12 @@ impl SharedKvStore {
     // Nothing panics while holding the lock (the store's code has no panics), so a
     // poisoned lock can only come from a bug elsewhere; the state is still whole, since
     // every mutation completes before the guard drops.
-    fn read_guard(&self) -> RwLockReadGuard<'_, KvStore> {
+    pub(crate) fn read_guard(&self) -> RwLockReadGuard<'_, KvStore> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_guard(&self) -> RwLockWriteGuard<'_, KvStore> {
+    #[cfg(feature = "runtime")]
+    pub(crate) fn write_guard(&self) -> std::sync::RwLockWriteGuard<'_, KvStore> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-#[cfg(feature = "runtime")]
-impl StateMachine for SharedKvStore {
-    type Response = Response;
-
-    fn apply(&mut self, entries: &[Entry]) -> Vec<Response> {
-        let mut store = self.write_guard();
-        entries.iter().map(|entry| store.apply_entry(entry)).collect()
-    }
-
-    async fn snapshot(&mut self) -> Result<Bytes, raft_runtime::Error> {
-        let store = self.read_guard();
-        store.snapshot_bytes().map_err(|error| {
-            error.into_raft(format!("building a kv-store snapshot at {}", store.applied_log_id()))
-        })
-    }
-
-    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_runtime::Error> {
-        let last_log_id = snapshot.meta.last_log_id;
-        self.write_guard().restore_bytes(&snapshot.data, Some(last_log_id)).map_err(|error| {
-            let bytes = snapshot.data.len();
-            error.into_raft(format!(
-                "restoring a kv-store snapshot of {bytes} bytes at {last_log_id}"
-            ))
-        })
     }
 }

@@ -6,9 +6,7 @@ use std::num::NonZeroU32;
 use std::ops::Bound;
 
 use bytes::Bytes;
-use raft_core::{Entry, EntryPayload, LogId, LogIndex, NodeId, Snapshot};
-#[cfg(feature = "runtime")]
-use raft_runtime::StateMachine;
+use raft_core::{Entry, EntryPayload, LogId, LogIndex, NodeId};
 use tracing::{trace, warn};
 
 use crate::command::{Command, Write};
@@ -271,32 +269,6 @@ impl KvStore {
             self.data_bytes = self.data_bytes.saturating_sub(bytes);
         }
         Response::Deleted(DeleteResult { index, previous })
-    }
-}
-
-/// The driver's view of the store (with the `runtime` feature).
-#[cfg(feature = "runtime")]
-impl StateMachine for KvStore {
-    type Response = Response;
-
-    fn apply(&mut self, entries: &[Entry]) -> Vec<Response> {
-        entries.iter().map(|entry| self.apply_entry(entry)).collect()
-    }
-
-    async fn snapshot(&mut self) -> Result<Bytes, raft_runtime::Error> {
-        self.snapshot_bytes().map_err(|error| {
-            error.into_raft(format!("building a kv-store snapshot at {}", self.applied))
-        })
-    }
-
-    async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_runtime::Error> {
-        let last_log_id = snapshot.meta.last_log_id;
-        self.restore_bytes(&snapshot.data, Some(last_log_id)).map_err(|error| {
-            let bytes = snapshot.data.len();
-            error.into_raft(format!(
-                "restoring a kv-store snapshot of {bytes} bytes at {last_log_id}"
-            ))
-        })
     }
 }
 

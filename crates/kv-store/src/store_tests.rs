@@ -384,6 +384,7 @@ fn entry_at_or_below_the_applied_index_is_not_applied_again() {
     assert_eq!(harness.store.get(b"a").unwrap().value, bytes("1"));
 }
 
+#[cfg(feature = "runtime")]
 #[test]
 fn apply_answers_every_entry_in_order() {
     let mut store = KvStore::new(KvConfig::default()).unwrap();
@@ -400,7 +401,7 @@ fn apply_answers_every_entry_in_order() {
             payload: EntryPayload::Command(Bytes::from_static(b"junk")),
         },
     ];
-    let responses = StateMachine::apply(&mut store, &entries);
+    let responses = raft_runtime::StateMachine::apply(&mut store, &entries);
     assert_eq!(responses.len(), 3);
     assert_eq!(responses[0], Response::NoOp);
     assert!(matches!(responses[1], Response::Written(_)));

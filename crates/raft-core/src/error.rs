@@ -1,6 +1,6 @@
 //! The crate's error type.
 
-use crate::types::{LogId, LogIndex, NodeId};
+use crate::types::{LogId, LogIndex, Membership, MembershipChange, NodeId, Term};
 
 /// Everything `raft-core` can refuse or fail with.
 ///
@@ -25,7 +25,7 @@ pub enum Error {
     #[error("invalid restored state: {reason}")]
     InvalidRestoredState {
         /// What is inconsistent, with the values involved.
-        reason: String,
+        reason: RestoredStateProblem,
     },
     /// A restored log has a hole or goes backwards.
     #[error("restored log is not contiguous: entry {found} follows index {previous}")]
@@ -53,7 +53,7 @@ pub enum Error {
         /// The requested node.
         target: NodeId,
         /// Why it cannot.
-        reason: &'static str,
+        reason: TransferTargetProblem,
     },
     /// Too many reads are waiting for confirmation; retry after some complete.
     #[error("{pending} reads are already waiting for confirmation (the maximum); retry later")]
@@ -65,23 +65,23 @@ pub enum Error {
     #[error("membership change refused: {reason}")]
     MembershipChangeNotReady {
         /// Why, with the values involved.
-        reason: String,
+        reason: MembershipChangeWait,
     },
     /// A membership change is not allowed at all.
     #[error("invalid membership change {change}: {reason}")]
     InvalidMembershipChange {
         /// The requested change.
-        change: String,
+        change: MembershipChange,
         /// The rule it breaks.
-        reason: &'static str,
+        reason: MembershipChangeProblem,
     },
     /// A snapshot cannot replace the log prefix it names.
     #[error("cannot compact the log to index {last_included}: {reason}")]
     SnapshotNotApplicable {
         /// The snapshot's last included index.
-        last_included: crate::types::LogIndex,
+        last_included: LogIndex,
         /// Why not.
-        reason: String,
+        reason: SnapshotProblem,
     },
     /// A message was addressed to another node.
     #[error("message for node {to} delivered to node {this}")]
@@ -91,4 +91,125 @@ pub enum Error {
         /// This node.
         this: NodeId,
     },
+}
+
+/// Why a restored state is inconsistent ([`Error::InvalidRestoredState`]).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RestoredStateProblem {
+    /// The last entry's term is above the persisted term.
+    #[error("last entry {last} has a term above the persisted term {hard_state_term}")]
+    EntryTermAboveHardState {
+        /// The last entry.
+        last: LogId,
+        /// The persisted term.
+        hard_state_term: Term,
+    },
+    /// The persisted commit index is past the last entry.
+    #[error("commit index {commit_index} is past the last entry {last}")]
+    CommitIndexPastLog {
+        /// The persisted commit index.
+        commit_index: LogIndex,
+        /// The last entry.
+        last: LogId,
+    },
+    /// The applied index is before the snapshot or after the last entry.
+    #[error("applied index {applied_index} is outside the log [{compacted_index}, {last_index}]")]
+    AppliedIndexOutsideLog {
+        /// The restored applied index.
+        applied_index: LogIndex,
+        /// The snapshot's last index (0 without one).
+        compacted_index: LogIndex,
+        /// The last entry's index.
+        last_index: LogIndex,
+    },
+    /// The snapshot's membership is not the restored membership.
+    #[error(
+        "the snapshot's membership {snapshot:?} differs from the restored membership {restored:?}"
+    )]
+    SnapshotMembershipDiffers {
+        /// The snapshot's membership.
+        snapshot: Membership,
+        /// The restored membership.
+        restored: Membership,
+    },
+    /// A node is both a voter and a learner.
+    #[error("node {node} is both a voter and a learner")]
+    VoterAndLearner {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+/// Why a leadership transfer target cannot take over ([`Error::InvalidTransferTarget`]).
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransferTargetProblem {
+    /// The target is this node, which already leads.
+    #[error("it is already leader")]
+    AlreadyLeader,
+    /// The target is not a voter, so it could not win an election.
+    #[error("it is not a voter")]
+    NotVoter,
+}
+
+/// What a membership change must wait for ([`Error::MembershipChangeNotReady`]).
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembershipChangeWait {
+    /// The previous change is not committed yet: one change at a time.
+    #[error(
+        "the previous change at index {membership_index} is not committed yet \
+         (commit index {commit_index})"
+    )]
+    PreviousChangeUncommitted {
+        /// The index of the previous change's entry.
+        membership_index: LogIndex,
+        /// The leader's commit index.
+        commit_index: LogIndex,
+    },
+    /// The leader has not committed an entry of its own term yet.
+    #[error("the leader has not committed an entry of term {term} yet")]
+    NoCommitInTerm {
+        /// The leader's term.
+        term: Term,
+    },
+}
+
+/// Why a membership change is not allowed ([`Error::InvalidMembershipChange`]).
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembershipChangeProblem {
+    /// The learner to add is already a member.
+    #[error("it is already a member")]
+    AlreadyMember,
+    /// The voter to add is already a voter.
+    #[error("it is already a voter")]
+    AlreadyVoter,
+    /// The node to remove is not a member.
+    #[error("it is not a member")]
+    NotMember,
+    /// Removing the node would leave no voter.
+    #[error("it would leave no voter")]
+    NoVoterLeft,
+}
+
+/// Why the log cannot be compacted to a snapshot ([`Error::SnapshotNotApplicable`]).
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotProblem {
+    /// The index is not applied yet, or not past the current snapshot.
+    #[error(
+        "it must be applied (applied index {applied_index}) and past the current snapshot \
+         (index {compacted_index})"
+    )]
+    OutsideAppliedLog {
+        /// The highest applied index.
+        applied_index: LogIndex,
+        /// The current snapshot's last index.
+        compacted_index: LogIndex,
+    },
+    /// The entry at the index is not in the log.
+    #[error("the entry is not in the log")]
+    EntryNotInLog,
 }

@@ -59,25 +59,29 @@
 //! ```
 
 mod config;
-mod election;
 mod error;
 mod log;
 mod membership;
 mod message;
 mod node;
 mod progress;
-mod read_index;
+mod quorum;
+mod reads;
 mod ready;
-mod replication;
+mod role;
 mod snapshot;
-mod transfer;
 mod types;
 
 pub use config::{Config, ReadMode};
-pub use error::Error;
-pub use membership::MembershipChange;
-pub use message::{AppendResult, ConflictHint, Message, MessageBody, ReadId};
+pub use error::{
+    Error, MembershipChangeProblem, MembershipChangeWait, RestoredStateProblem, SnapshotProblem,
+    TransferTargetProblem,
+};
+pub use message::{AppendResult, Campaign, ConflictHint, Message, MessageBody, ReadId};
 pub use node::{Node, RestoredState};
 pub use ready::{ReadState, Ready, SoftState};
 pub use snapshot::{Snapshot, SnapshotMeta};
-pub use types::{Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Role, Term};
+pub use types::{
+    Entry, EntryPayload, HardState, LogId, LogIndex, Membership, MembershipChange, NodeId, Role,
+    Term,
+};

@@ -1,45 +1,9 @@
-//! Membership changes, one server at a time (Raft dissertation §4.1–4.3).
-//!
-//! Adding or removing a single voter keeps every majority of the old configuration
-//! overlapping every majority of the new one, so no joint phase is needed. Two rules keep
-//! it safe: a change starts only after the previous one committed, and only after the
-//! leader committed an entry of its own term (the fix to the bug reported on raft-dev in
-//! 2015: without it, a change from a previous term that never committed can be overridden
-//! by a conflicting one, and two disjoint majorities can form).
-//!
-//! A configuration takes effect on each node as soon as its entry is in the log; if a
-//! newer leader removes the entry, the node falls back to the previous configuration.
+//! The rule for one membership change (add a learner, add a voter, remove a member); see
+//! `node/membership.rs` for how a leader proposes it and when it takes effect.
 
-use std::fmt;
-
-use tracing::info;
-
-use crate::error::Error;
-use crate::node::Node;
-use crate::progress::Progress;
-use crate::types::{EntryPayload, LogId, Membership, NodeId, Role};
-
-/// One step of a membership change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MembershipChange {
-    /// Adds a non-voting member that receives the log (to catch a new node up before it
-    /// votes, so the cluster's availability does not hinge on a node with an empty log).
-    AddLearner(NodeId),
-    /// Adds a voter, or promotes a learner to voter.
-    AddVoter(NodeId),
-    /// Removes a voter or learner.
-    Remove(NodeId),
-}
-
-impl fmt::Display for MembershipChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MembershipChange::AddLearner(id) => write!(f, "add learner {id}"),
-            MembershipChange::AddVoter(id) => write!(f, "add voter {id}"),
-            MembershipChange::Remove(id) => write!(f, "remove {id}"),
-        }
-    }
-}
+use crate::error::{Error, MembershipChangeProblem};
+// `MembershipChange` lives in `types`, so `error` can name it without importing this module.
+use crate::types::{Membership, MembershipChange};
 
 impl MembershipChange {
     /// The membership after this change, which differs from `current` by at most one voter.
@@ -48,31 +12,30 @@ impl MembershipChange {
     ///
     /// [`Error::InvalidMembershipChange`] when the change is a no-op or would leave no voter.
     pub fn apply_to(self, current: &Membership) -> Result<Membership, Error> {
-        let invalid =
-            |reason| Err(Error::InvalidMembershipChange { change: self.to_string(), reason });
+        let invalid = |reason| Err(Error::InvalidMembershipChange { change: self, reason });
         let mut next = current.clone();
         match self {
             MembershipChange::AddLearner(id) => {
                 if current.contains(id) {
-                    return invalid("it is already a member");
+                    return invalid(MembershipChangeProblem::AlreadyMember);
                 }
                 next.learners.insert(id);
             }
             MembershipChange::AddVoter(id) => {
                 if current.is_voter(id) {
-                    return invalid("it is already a voter");
+                    return invalid(MembershipChangeProblem::AlreadyVoter);
                 }
                 next.learners.remove(&id);
                 next.voters.insert(id);
             }
             MembershipChange::Remove(id) => {
                 if !current.contains(id) {
-                    return invalid("it is not a member");
+                    return invalid(MembershipChangeProblem::NotMember);
                 }
                 next.learners.remove(&id);
                 next.voters.remove(&id);
                 if next.voters.is_empty() {
-                    return invalid("it would leave no voter");
+                    return invalid(MembershipChangeProblem::NoVoterLeft);
                 }
             }
         }
@@ -80,104 +43,10 @@ impl MembershipChange {
     }
 }
 
-impl Node {
-    /// Proposes a membership change. It takes effect on the leader at once and on each
-    /// follower when the entry reaches its log; it is done when the returned entry commits.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotLeader`]; [`Error::TransferInProgress`]; [`Error::MembershipChangeNotReady`]
-    /// while a previous change is uncommitted or the leader has not yet committed an entry
-    /// of its term; [`Error::InvalidMembershipChange`] for a change that is not allowed.
-    pub fn propose_membership_change(&mut self, change: MembershipChange) -> Result<LogId, Error> {
-        if self.role != Role::Leader {
-            return Err(Error::NotLeader { leader_hint: self.leader });
-        }
-        if let Some(transfer) = self.transfer {
-            return Err(Error::TransferInProgress { target: transfer.target });
-        }
-        let commit_index = self.log.commit_index();
-        if self.membership_index > commit_index {
-            return Err(Error::MembershipChangeNotReady {
-                reason: format!(
-                    "the previous change at index {} is not committed yet (commit index {})",
-                    self.membership_index, commit_index
-                ),
-            });
-        }
-        if !self.committed_in_current_term() {
-            return Err(Error::MembershipChangeNotReady {
-                reason: format!("the leader has not committed an entry of term {} yet", self.term),
-            });
-        }
-        let next = change.apply_to(&self.membership)?;
-        info!(node = %self.config.id, %change, term = %self.term, "proposing membership change");
-        Ok(self.append_own_entry(EntryPayload::Membership(next)))
-    }
-
-    /// The index of the entry that set the membership in force.
-    #[must_use]
-    pub fn membership_index(&self) -> crate::types::LogIndex {
-        self.membership_index
-    }
-
-    /// Recomputes the membership in force from the log: the last membership entry, else the
-    /// membership at the compacted boundary. Called after appending a membership entry and
-    /// after truncating the log.
-    pub(crate) fn refresh_membership(&mut self) {
-        let latest = self.log.entries().iter().rev().find_map(|entry| match &entry.payload {
-            EntryPayload::Membership(membership) => Some((entry.log_id.index, membership)),
-            EntryPayload::Empty | EntryPayload::Command(_) => None,
-        });
-        let (index, membership) = match latest {
-            Some((index, membership)) => (index, membership.clone()),
-            None => {
-                (self.log.first_index().prev().unwrap_or_default(), self.base_membership.clone())
-            }
-        };
-        if index == self.membership_index && membership == self.membership {
-            return;
-        }
-        info!(
-            node = %self.config.id,
-            %index,
-            voters = ?membership.voters,
-            learners = ?membership.learners,
-            "membership in force changed"
-        );
-        self.membership = membership;
-        self.membership_index = index;
-        if self.role == Role::Leader {
-            self.sync_progress_with_membership();
-        }
-    }
-
-    /// Gives the leader a progress entry for every member and none for former members.
-    fn sync_progress_with_membership(&mut self) {
-        let next_index = self.log.last_index().next();
-        let members = self.replication_peers();
-        self.progress.retain(|peer, _| members.contains(peer));
-        for member in members {
-            self.progress.entry(member).or_insert_with(|| Progress::new(next_index));
-        }
-    }
-
-    /// A leader removed from the voters steps down once its removal commits; until then it
-    /// keeps replicating without counting itself (dissertation §4.2.2).
-    pub(crate) fn step_down_if_removed(&mut self) {
-        let removed = !self.membership.is_voter(self.config.id);
-        if self.role == Role::Leader && removed && self.membership_index <= self.log.commit_index()
-        {
-            info!(node = %self.config.id, term = %self.term, "stepping down: removed from voters");
-            let term = self.term;
-            self.become_follower(term, None);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::NodeId;
 
     #[test]
     fn a_change_moves_at_most_one_voter() {

@@ -23,20 +23,17 @@ pub struct Message {
 /// The content of a [`Message`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageBody {
-    /// RequestVote, or a PreVote probe when `pre_vote` is set.
+    /// RequestVote, or a PreVote probe, as `campaign` says.
     VoteRequest {
-        /// Whether this is a pre-vote: it changes no term and records no vote.
-        pre_vote: bool,
+        /// Which kind of campaign asks.
+        campaign: Campaign,
         /// The candidate's last log entry, to check it is at least as up to date (§5.4.1).
         last_log_id: LogId,
-        /// The candidate campaigns because the leader handed over leadership (TimeoutNow):
-        /// voters answer even while they still follow that leader (dissertation §3.10).
-        leadership_transfer: bool,
     },
     /// The answer to a [`MessageBody::VoteRequest`].
     VoteResponse {
-        /// Whether this answers a pre-vote.
-        pre_vote: bool,
+        /// The campaign of the request answered.
+        campaign: Campaign,
         /// Whether the vote was granted.
         granted: bool,
     },
@@ -107,6 +104,28 @@ pub enum MessageBody {
     },
 }
 
+/// Why a node asks for votes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Campaign {
+    /// A PreVote probe (dissertation §9.6): asks whether the voters would vote for the
+    /// sender in the next term, changing no term and recording no vote, so a node that
+    /// cannot win (partitioned, or behind) does not disturb the cluster.
+    PreVote,
+    /// An election after an election timeout, in a new term of the candidate's own.
+    Election,
+    /// An election the leader asked for (TimeoutNow, leadership transfer): voters answer
+    /// even while they still follow that leader (dissertation §3.10).
+    Transfer,
+}
+
+impl Campaign {
+    /// Whether this is a pre-vote, which changes no durable state.
+    #[must_use]
+    pub fn is_pre_vote(self) -> bool {
+        self == Campaign::PreVote
+    }
+}
+
 /// The caller's name for one linearizable read, echoed in its [`crate::ReadState`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ReadId(pub u64);
@@ -151,10 +170,14 @@ impl MessageBody {
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
-            MessageBody::VoteRequest { pre_vote: true, .. } => "pre_vote_request",
-            MessageBody::VoteRequest { pre_vote: false, .. } => "vote_request",
-            MessageBody::VoteResponse { pre_vote: true, .. } => "pre_vote_response",
-            MessageBody::VoteResponse { pre_vote: false, .. } => "vote_response",
+            MessageBody::VoteRequest { campaign: Campaign::PreVote, .. } => "pre_vote_request",
+            MessageBody::VoteRequest {
+                campaign: Campaign::Election | Campaign::Transfer, ..
+            } => "vote_request",
+            MessageBody::VoteResponse { campaign: Campaign::PreVote, .. } => "pre_vote_response",
+            MessageBody::VoteResponse {
+                campaign: Campaign::Election | Campaign::Transfer, ..
+            } => "vote_response",
             MessageBody::AppendRequest { .. } => "append_request",
             MessageBody::AppendResponse { .. } => "append_response",
             MessageBody::Heartbeat { .. } => "heartbeat",

@@ -6,7 +6,7 @@ use crate::types::{LogId, LogIndex};
 
 /// How the leader is sending to one follower.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ReplicationState {
+enum ReplicationState {
     /// The leader does not know where the follower's log matches: one append at a time,
     /// waiting for its answer (or the next heartbeat response) before sending another.
     Probe {
@@ -32,19 +32,23 @@ pub(crate) enum ReplicationState {
 }
 
 /// The leader's view of one follower.
+///
+/// The leader changes it only through the methods below, one per event (an append sent, an
+/// answer received), as etcd's `tracker/progress.go` does, so the flow-control rules live in
+/// one place.
 #[derive(Clone, Debug)]
 pub(crate) struct Progress {
     /// The highest index known to match the leader's log, durably on the follower.
-    pub(crate) match_index: LogIndex,
+    match_index: LogIndex,
     /// The next index to send.
-    pub(crate) next_index: LogIndex,
-    pub(crate) state: ReplicationState,
+    next_index: LogIndex,
+    state: ReplicationState,
     /// Heard from the follower since the last CheckQuorum round.
-    pub(crate) recent_active: bool,
+    recent_active: bool,
     /// The commit index last sent to the follower, so a commit advance is propagated once.
-    pub(crate) commit_sent: LogIndex,
+    commit_sent: LogIndex,
     /// The latest heartbeat round the follower answered (confirms reads and leases).
-    pub(crate) round_acked: u64,
+    round_acked: u64,
 }
 
 impl Progress {
@@ -60,6 +64,41 @@ impl Progress {
         }
     }
 
+    /// The highest index known to match the leader's log, durably on the follower.
+    pub(crate) fn match_index(&self) -> LogIndex {
+        self.match_index
+    }
+
+    /// The next index to send.
+    pub(crate) fn next_index(&self) -> LogIndex {
+        self.next_index
+    }
+
+    /// The latest heartbeat round the follower answered.
+    pub(crate) fn round_acked(&self) -> u64 {
+        self.round_acked
+    }
+
+    /// Whether the follower was heard from since the last CheckQuorum round.
+    pub(crate) fn is_recently_active(&self) -> bool {
+        self.recent_active
+    }
+
+    /// Whether `commit_index` is news to the follower (it was not sent yet).
+    pub(crate) fn has_commit_news(&self, commit_index: LogIndex) -> bool {
+        self.commit_sent < commit_index
+    }
+
+    /// The follower was heard from: it counts toward the next CheckQuorum round.
+    pub(crate) fn mark_recently_active(&mut self) {
+        self.recent_active = true;
+    }
+
+    /// A new CheckQuorum round starts: the follower must be heard from again.
+    pub(crate) fn clear_recently_active(&mut self) {
+        self.recent_active = false;
+    }
+
     /// Whether another append may be sent now.
     pub(crate) fn is_paused(&self, inflight_max: u64) -> bool {
         match &self.state {
@@ -70,8 +109,22 @@ impl Progress {
         }
     }
 
+    /// Whether the leader does not yet know where the follower's log matches.
     pub(crate) fn is_probing(&self) -> bool {
         matches!(self.state, ReplicationState::Probe { .. })
+    }
+
+    /// Whether the follower is being sent a snapshot.
+    pub(crate) fn is_sending_snapshot(&self) -> bool {
+        matches!(self.state, ReplicationState::Snapshot { .. })
+    }
+
+    /// The last entry of the snapshot being sent, if one is.
+    pub(crate) fn snapshot_being_sent(&self) -> Option<LogId> {
+        match self.state {
+            ReplicationState::Snapshot { last_log_id, .. } => Some(last_log_id),
+            ReplicationState::Probe { .. } | ReplicationState::Replicate { .. } => None,
+        }
     }
 
     /// Lets a probing leader send again (an answer arrived).
@@ -83,8 +136,10 @@ impl Progress {
 
     /// The follower answered a heartbeat: it is alive. A probe may go again, and a full
     /// pipeline frees its oldest slot, so that if every append in flight was lost the next
-    /// append still goes out and the follower's rejection reveals the gap.
-    pub(crate) fn on_heartbeat_response(&mut self, inflight_max: u64) {
+    /// append still goes out and the follower's rejection reveals the gap. `round` is the
+    /// heartbeat round answered.
+    pub(crate) fn on_heartbeat_response(&mut self, inflight_max: u64, round: u64) {
+        self.round_acked = self.round_acked.max(round);
         match &mut self.state {
             ReplicationState::Probe { paused } | ReplicationState::Snapshot { paused, .. } => {
                 *paused = false;
@@ -97,8 +152,10 @@ impl Progress {
         }
     }
 
-    /// Records that an append ending at `last_index` was sent (`None`: no entries).
-    pub(crate) fn on_append_sent(&mut self, last_index: Option<LogIndex>) {
+    /// Records that an append ending at `last_index` (`None`: no entries) and carrying
+    /// `commit_index` was sent.
+    pub(crate) fn on_append_sent(&mut self, last_index: Option<LogIndex>, commit_index: LogIndex) {
+        self.commit_sent = commit_index;
         match &mut self.state {
             ReplicationState::Probe { paused } => *paused = true,
             ReplicationState::Replicate { inflight } => {
@@ -147,11 +204,55 @@ impl Progress {
         true
     }
 
-    /// Falls back to probing from `next_index` after a rejection.
-    pub(crate) fn become_probe(&mut self, next_index: LogIndex) {
+    /// Whether a rejection of an append whose `prev_log_id.index` was `rejected_index` is
+    /// stale: it answers an append sent before the leader learned more.
+    pub(crate) fn is_stale_rejection(&self, rejected_index: LogIndex) -> bool {
+        match &self.state {
+            ReplicationState::Replicate { .. } => rejected_index <= self.match_index,
+            ReplicationState::Probe { .. } => self.next_index.prev() != Some(rejected_index),
+            ReplicationState::Snapshot { .. } => true,
+        }
+    }
+
+    /// Falls back to probing after a rejection, from `next_index` but never at or below
+    /// the known match.
+    pub(crate) fn on_rejected(&mut self, next_index: LogIndex) {
+        let next_index = next_index.max(self.match_index.next());
+        self.become_probe(next_index);
+    }
+
+    /// Falls back to probing from `next_index`.
+    fn become_probe(&mut self, next_index: LogIndex) {
         assert!(next_index > self.match_index, "a follower is never probed below its match");
         self.next_index = next_index;
         self.state = ReplicationState::Probe { paused: false };
+    }
+
+    /// Where to send the next chunk of the snapshot ending at `last_log_id` from, or `None`
+    /// while a chunk of it is outstanding. A different snapshot starts from the beginning.
+    pub(crate) fn snapshot_chunk_offset(&self, last_log_id: LogId) -> Option<u64> {
+        match self.state {
+            ReplicationState::Snapshot { last_log_id: sending, offset, paused } => {
+                if paused && sending == last_log_id {
+                    return None;
+                }
+                Some(if sending == last_log_id { offset } else { 0 })
+            }
+            ReplicationState::Probe { .. } | ReplicationState::Replicate { .. } => Some(0),
+        }
+    }
+
+    /// Records that the chunk at `offset` of the snapshot ending at `last_log_id` was sent:
+    /// no other goes until it is answered.
+    pub(crate) fn on_snapshot_chunk_sent(&mut self, last_log_id: LogId, offset: u64) {
+        self.state = ReplicationState::Snapshot { last_log_id, offset, paused: true };
+    }
+
+    /// The follower holds `received_bytes` of the snapshot ending at `last_log_id` but not
+    /// all of it: the next chunk goes from there.
+    pub(crate) fn on_snapshot_chunk_acked(&mut self, last_log_id: LogId, received_bytes: u64) {
+        self.state =
+            ReplicationState::Snapshot { last_log_id, offset: received_bytes, paused: false };
     }
 }
 
@@ -163,7 +264,7 @@ mod tests {
     fn probe_pauses_after_one_append_until_resumed() {
         let mut progress = Progress::new(LogIndex(5));
         assert!(!progress.is_paused(4));
-        progress.on_append_sent(Some(LogIndex(5)));
+        progress.on_append_sent(Some(LogIndex(5)), LogIndex::ZERO);
         assert!(progress.is_paused(4));
         assert_eq!(progress.next_index, LogIndex(5), "probing does not advance next_index");
         progress.resume();
@@ -174,9 +275,9 @@ mod tests {
     fn heartbeat_response_unblocks_a_full_pipeline() {
         let mut progress = Progress::new(LogIndex(1));
         progress.on_match(LogIndex(1));
-        progress.on_append_sent(Some(LogIndex(2)));
+        progress.on_append_sent(Some(LogIndex(2)), LogIndex::ZERO);
         assert!(progress.is_paused(1));
-        progress.on_heartbeat_response(1);
+        progress.on_heartbeat_response(1, 1);
         assert!(!progress.is_paused(1), "lost appends must not stall the follower forever");
     }
 
@@ -185,8 +286,8 @@ mod tests {
         let mut progress = Progress::new(LogIndex(5));
         assert!(progress.on_match(LogIndex(5)));
         assert!(!progress.is_probing());
-        progress.on_append_sent(Some(LogIndex(6)));
-        progress.on_append_sent(Some(LogIndex(8)));
+        progress.on_append_sent(Some(LogIndex(6)), LogIndex::ZERO);
+        progress.on_append_sent(Some(LogIndex(8)), LogIndex::ZERO);
         assert_eq!(progress.next_index, LogIndex(9));
         assert!(progress.is_paused(2), "window of two is full");
         assert!(progress.on_match(LogIndex(6)));

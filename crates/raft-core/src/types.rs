@@ -209,6 +209,28 @@ impl Membership {
     }
 }
 
+/// One step of a membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Adds a non-voting member that receives the log (to catch a new node up before it
+    /// votes, so the cluster's availability does not hinge on a node with an empty log).
+    AddLearner(NodeId),
+    /// Adds a voter, or promotes a learner to voter.
+    AddVoter(NodeId),
+    /// Removes a voter or learner.
+    Remove(NodeId),
+}
+
+impl fmt::Display for MembershipChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MembershipChange::AddLearner(id) => write!(f, "add learner {id}"),
+            MembershipChange::AddVoter(id) => write!(f, "add voter {id}"),
+            MembershipChange::Remove(id) => write!(f, "remove {id}"),
+        }
+    }
+}
+
 /// A node's role in its current term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Cluster, state_with_log};
-use raft_core::{LogId, LogIndex, Message, MessageBody, NodeId, Role, Term};
+use raft_core::{Campaign, LogId, LogIndex, Message, MessageBody, NodeId, Role, Term};
 
 fn vote_request(from: u64, to: u64, term: u64, last: (u64, u64), pre_vote: bool) -> Message {
     Message {
@@ -14,9 +14,8 @@ fn vote_request(from: u64, to: u64, term: u64, last: (u64, u64), pre_vote: bool)
         to: NodeId(to),
         term: Term(term),
         body: MessageBody::VoteRequest {
-            pre_vote,
+            campaign: if pre_vote { Campaign::PreVote } else { Campaign::Election },
             last_log_id: LogId::new(Term(last.0), LogIndex(last.1)),
-            leadership_transfer: false,
         },
     }
 }

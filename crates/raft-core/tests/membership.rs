@@ -161,9 +161,8 @@ fn a_voter_with_a_stale_configuration_votes_for_a_candidate_it_does_not_know() {
         to: NodeId(2),
         term: Term(3),
         body: MessageBody::VoteRequest {
-            pre_vote: false,
+            campaign: raft_core::Campaign::Election,
             last_log_id: raft_core::LogId::new(Term(2), raft_core::LogIndex(9)),
-            leadership_transfer: false,
         },
     };
     voter.step(request).unwrap();

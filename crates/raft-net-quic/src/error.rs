@@ -91,6 +91,27 @@ pub enum Error {
         /// quinn's error.
         source: quinn::ConnectionError,
     },
+    /// The connection closed (or its request stream ended) with the request unanswered;
+    /// whether the node acted on it is unknown.
+    #[error("the connection to {addr} closed before the request was answered")]
+    ConnectionClosed {
+        /// The remote address.
+        addr: SocketAddr,
+    },
+    /// The node took the request but could not send its response (larger than the frame
+    /// maximum).
+    #[error("{addr} could not send the response to a request (larger than the frame maximum)")]
+    RequestFailed {
+        /// The remote address.
+        addr: SocketAddr,
+    },
+    /// A request/response frame carries a tag this side does not know: the stream's framing
+    /// is broken (a buggy or hostile peer), so the stream is closed.
+    #[error("request/response frame with unknown tag {tag}")]
+    RpcFrameTag {
+        /// The tag found.
+        tag: u8,
+    },
     /// The remote side refused our handshake, or we refused theirs.
     #[error("handshake with {addr} refused: {reason}")]
     HandshakeRefused {

@@ -18,7 +18,7 @@ use crate::frame::{encode_frame, read_one};
 use crate::tls::certificate_names;
 
 /// The wire protocol's version; a node refuses a different one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The close code of a refused handshake; the close reason says why.
 pub const REFUSED: VarInt = VarInt::from_u32(0x52_46);

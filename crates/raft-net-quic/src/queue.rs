@@ -71,7 +71,7 @@ impl OutboundQueue {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use raft_core::{LogIndex, NodeId, Term};
+    use raft_core::{Campaign, LogIndex, NodeId, Term};
 
     fn heartbeat(round: u64) -> Message {
         Message {
@@ -84,7 +84,7 @@ mod tests {
 
     fn vote() -> Message {
         Message {
-            body: MessageBody::VoteResponse { pre_vote: false, granted: true },
+            body: MessageBody::VoteResponse { campaign: Campaign::Election, granted: true },
             ..heartbeat(0)
         }
     }

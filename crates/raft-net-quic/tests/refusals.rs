@@ -182,9 +182,11 @@ async fn node_of_another_cluster_or_version_is_refused_naming_both_values() {
         let (endpoint, connection) = dial(&node, pair.addr(), ALPN_PEER, NodeId(2)).await;
         let future = hello(CLUSTER, PROTOCOL_VERSION + 98, Caller::Node(NodeId(3)));
         let reason = say_hello(&connection.unwrap(), &future).await.expect("refused");
-        assert!(reason.contains("ours 1, theirs 99"), "{reason}");
+        let (ours, theirs) = (PROTOCOL_VERSION, PROTOCOL_VERSION + 98);
+        assert!(reason.contains(&format!("ours {ours}, theirs {theirs}")), "{reason}");
         let line = wait_for_log(&["protocol version differs", &local(&endpoint)]).await;
-        assert!(line.contains("ours=1") && line.contains("theirs=99"), "{line}");
+        let both = line.contains(&format!("ours={ours}"));
+        assert!(both && line.contains(&format!("theirs={theirs}")), "{line}");
         pair.assert_serving().await;
         pair.shutdown().await;
     })

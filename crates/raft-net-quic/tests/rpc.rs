@@ -177,3 +177,55 @@ async fn request_above_the_nodes_maximum_is_refused_and_the_node_serves_on() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_call_does_not_hold_back_a_later_fast_one_on_the_shared_stream() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
+        let addr = node.local_addr().unwrap();
+        let client =
+            RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+        let slow_client = client.clone();
+        let slow = tokio::spawn(async move {
+            slow_client.call(Bytes::from_static(b"sleep"), Duration::from_secs(10)).await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        let fast = client.call(Bytes::from_static(b"x"), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(fast, Bytes::from_static(b"client 1: x"));
+        assert!(started.elapsed() < Duration::from_secs(1), "the fast call waited behind");
+        assert!(!slow.is_finished(), "the slow call cannot be done yet");
+        let slow = slow.await.unwrap().unwrap();
+        assert_eq!(slow, Bytes::from_static(b"client 1: sleep"));
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_when_the_connection_closes_fail_at_once() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let node = serving_node(&ca);
+        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
+        let addr = node.local_addr().unwrap();
+        let client =
+            RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+        let waiting = client.clone();
+        let pending = tokio::spawn(async move {
+            waiting.call(Bytes::from_static(b"sleep"), Duration::from_secs(20)).await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        client.close();
+        let outcome = pending.await.unwrap();
+        assert!(matches!(outcome, Err(Error::ConnectionClosed { .. })), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(1), "the call waited for its deadline");
+        let after = client.call(Bytes::from_static(b"x"), Duration::from_secs(1)).await;
+        assert!(matches!(after, Err(Error::ConnectionClosed { .. })), "{after:?}");
+        node.shutdown().await;
+    })
+    .await;
+}

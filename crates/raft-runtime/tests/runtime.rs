@@ -635,40 +635,30 @@ async fn a_leader_whose_disk_stalls_keeps_leading_and_refuses_what_it_cannot_que
         let stall = Duration::from_secs(2);
         stores[&leader].stall_writes_for(stall);
         let stalled_until = tokio::time::Instant::now() + stall;
-        let mut proposers = Vec::new();
-        for proposer in 0..8 {
-            let handle = leader_handle.clone();
-            proposers.push(tokio::spawn(async move {
-                let mut outcomes = Vec::new();
-                let mut sequence = 0;
-                while tokio::time::Instant::now() < stalled_until {
-                    sequence += 1;
-                    let proposed = handle.propose(command(format!("{proposer}-{sequence}"))).await;
-                    let refused = matches!(proposed, Err(Error::TooManyPendingProposals { .. }));
-                    outcomes.push(proposed);
-                    if refused {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-                outcomes
-            }));
-        }
+        // A proposal every 10 ms, each in a Ready (and so a write) of its own, none waiting
+        // for the previous: the queue fills within a few of them.
+        let mut proposals = Vec::new();
+        let mut sequence = 0;
         while tokio::time::Instant::now() < stalled_until {
-            for (&id, handle) in &handles {
-                let status = handle.status().await.unwrap();
-                assert_eq!(status.term, term, "node {id} left term {term} during the stall");
-                assert_eq!(status.leader, Some(leader), "node {id} lost the leader");
+            sequence += 1;
+            let handle = leader_handle.clone();
+            let payload = command(format!("during-{sequence}"));
+            proposals.push(tokio::spawn(async move { handle.propose(payload).await }));
+            if sequence % 5 == 0 {
+                for (&id, handle) in &handles {
+                    let status = handle.status().await.unwrap();
+                    assert_eq!(status.term, term, "node {id} left term {term} during the stall");
+                    assert_eq!(status.leader, Some(leader), "node {id} lost the leader");
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let mut refused = 0;
-        for proposer in proposers {
-            for outcome in proposer.await.unwrap() {
-                match outcome {
-                    Ok(_) => {}
-                    Err(Error::TooManyPendingProposals { .. }) => refused += 1,
-                    Err(error) => panic!("a proposal during the stall failed: {error}"),
-                }
+        for proposal in proposals {
+            match proposal.await.unwrap() {
+                Ok(_) => {}
+                Err(Error::TooManyPendingProposals { .. }) => refused += 1,
+                Err(error) => panic!("a proposal during the stall failed: {error}"),
             }
         }
         assert!(refused > 0, "the full write queue refused no proposal");

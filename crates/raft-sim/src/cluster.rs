@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 
 use raft_core::{
-    AppendResult, Config, Entry, LogIndex, Membership, Message, MessageBody, Node, NodeId,
-    ReadState, RestoredState, Role, Term,
+    AppendResult, Campaign, Config, Entry, LogIndex, Membership, Message, MessageBody, Node,
+    NodeId, ReadState, RestoredState, Role, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -345,7 +345,10 @@ impl Cluster {
         let voted = write.messages_after_persist.iter().find_map(|message| {
             let granted = matches!(
                 message.body,
-                MessageBody::VoteResponse { pre_vote: false, granted: true }
+                MessageBody::VoteResponse {
+                    campaign: Campaign::Election | Campaign::Transfer,
+                    granted: true,
+                }
             );
             granted.then_some(message.to)
         });
@@ -412,7 +415,10 @@ impl Cluster {
             MessageBody::AppendResponse { result: AppendResult::Success { match_index } } => {
                 store.last_log_id().index >= match_index
             }
-            MessageBody::VoteResponse { pre_vote: false, granted: true } => {
+            MessageBody::VoteResponse {
+                campaign: Campaign::Election | Campaign::Transfer,
+                granted: true,
+            } => {
                 let durable = store.hard_state();
                 durable.term > message.term
                     || (durable.term == message.term && durable.voted_for == Some(message.to))

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use raft_core::MessageBody;
+use raft_core::{Campaign, MessageBody};
 use raft_sim::{Cluster, NetworkFaults, SimConfig};
 
 /// Crashes the leader over and over; every node that grants a vote is rebooted within a
@@ -34,7 +34,10 @@ fn reboot_voters_during_elections(seed: u64) {
             for message in cluster.take_recorded_messages() {
                 let granted = matches!(
                     message.body,
-                    MessageBody::VoteResponse { pre_vote: false, granted: true }
+                    MessageBody::VoteResponse {
+                        campaign: Campaign::Election | Campaign::Transfer,
+                        granted: true,
+                    }
                 );
                 if granted && cluster.is_up(message.from) {
                     cluster.restart(message.from);

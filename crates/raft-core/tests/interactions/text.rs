@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use raft_core::{AppendResult, Entry, EntryPayload, Membership, Message, MessageBody, NodeId};
+use raft_core::{
+    AppendResult, Campaign, Entry, EntryPayload, Membership, Message, MessageBody, NodeId,
+};
 use raft_core::{Ready, Snapshot};
 
 /// `(1,2,3)`: a set of node ids.
@@ -53,8 +55,8 @@ pub fn message_text(message: &Message) -> String {
 /// The fields of a message body worth reading, with a leading space (or nothing).
 fn body_detail(body: &MessageBody) -> String {
     match body {
-        MessageBody::VoteRequest { last_log_id, leadership_transfer, .. } => {
-            let transfer = if *leadership_transfer { " transfer" } else { "" };
+        MessageBody::VoteRequest { last_log_id, campaign, .. } => {
+            let transfer = if *campaign == Campaign::Transfer { " transfer" } else { "" };
             format!(" last={last_log_id}{transfer}")
         }
         MessageBody::VoteResponse { granted, .. } => format!(" granted={granted}"),

@@ -1,16 +1,27 @@
 //! The client's side of the request/response protocol: one connection to one node, one
-//! bidirectional stream per call.
+//! long-lived stream on it that multiplexes every call.
+//!
+//! Two tasks per connection. The writer takes every call queued and writes their frames in
+//! one write; the reader matches replies to calls by id and fails calls whose deadline
+//! passed, sweeping them on one timer. A call costs a frame, a queue slot and a oneshot: no
+//! stream, task or timer of its own.
 
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use raft_core::NodeId;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{REQUEST_FRAME, RESPONSE_FRAME};
+use super::{Frame, FrameReader, TAG_CALL, TAG_DONE, TAG_FAILED, header};
 use crate::certs::{ANY_NODE_NAME, Identity, node_name};
 use crate::error::Error;
-use crate::frame::{FRAME_BYTES_MAX_DEFAULT, encode_frame, read_one};
+use crate::frame::FRAME_BYTES_MAX_DEFAULT;
 use crate::handshake::{self, Caller, Hello, PROTOCOL_VERSION};
 use crate::tls::{self, ALPN_RPC, Timings};
 
@@ -49,18 +60,65 @@ impl RpcClientConfig {
     }
 }
 
-/// A client's connection to one node. Clones share the connection; calls run concurrently.
+/// The most calls queued for the writer; a caller beyond it waits for room (up to its
+/// deadline). Far above any client's concurrency.
+const CALLS_QUEUED_MAX: usize = 4096;
+
+/// The most request frames the writer puts in one write.
+const WRITE_BATCH_MAX: usize = 256;
+
+/// How often the reader fails calls whose deadline passed: a late answer to a timed-out
+/// call costs at most this much extra waiting.
+const DEADLINE_SWEEP_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A client's connection to one node. Clones share the connection; calls run concurrently,
+/// multiplexed on one stream.
 #[derive(Clone, Debug)]
 pub struct RpcClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     endpoint: quinn::Endpoint,
     connection: quinn::Connection,
+    addr: SocketAddr,
     server: NodeId,
     frame_bytes_max: u32,
+    next_id: AtomicU64,
+    calls: mpsc::Sender<Call>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A call on its way to the writer: its frame's header and the request as it is.
+#[derive(Debug)]
+struct Call {
+    header: Bytes,
+    request: Bytes,
+    waiting: Waiting,
+}
+
+/// A call the reader waits to answer.
+#[derive(Debug)]
+struct Waiting {
+    id: u64,
+    deadline: Instant,
+    timeout: Duration,
+    reply: oneshot::Sender<Result<Bytes, Error>>,
 }
 
 impl RpcClient {
-    /// Connects to the node at `addr`. With `node` given, the node's certificate must name
-    /// it; without, any node certificate of the cluster is accepted.
+    /// Connects to the node at `addr` and opens the stream calls share. With `node` given,
+    /// the node's certificate must name it; without, any node certificate of the cluster is
+    /// accepted.
     ///
     /// # Errors
     ///
@@ -95,45 +153,202 @@ impl RpcClient {
             caller: config.caller,
         };
         let server = handshake::dial(&connection, &hello, node, timeout).await?;
-        Ok(RpcClient { endpoint, connection, server, frame_bytes_max: config.frame_bytes_max })
+        let (send, recv) =
+            connection.open_bi().await.map_err(|source| Error::Connection { addr, source })?;
+        let (calls, queued) = mpsc::channel(CALLS_QUEUED_MAX);
+        let (registrations, registered) = mpsc::channel(CALLS_QUEUED_MAX);
+        let max = config.frame_bytes_max;
+        let tasks = [
+            tokio::spawn(write_calls(send, queued, registrations)),
+            tokio::spawn(read_replies(recv, registered, addr, max)),
+        ];
+        let inner = Inner {
+            endpoint,
+            connection,
+            addr,
+            server,
+            frame_bytes_max: max,
+            next_id: AtomicU64::new(0),
+            calls,
+            tasks,
+        };
+        Ok(RpcClient { inner: Arc::new(inner) })
     }
 
     /// The node this client is connected to.
     #[must_use]
     pub fn server(&self) -> NodeId {
-        self.server
+        self.inner.server
     }
 
     /// Sends `request` and waits at most `timeout` for the response.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`]; [`Error::Connection`], [`Error::Write`] or [`Error::Read`] when
-    /// the connection or the request's stream failed (the node reset it: malformed request
-    /// or oversized response); [`Error::FrameTooLarge`] for a request above the maximum.
+    /// [`Error::Timeout`]; [`Error::ConnectionClosed`] when the connection ended first (the
+    /// request may or may not have been acted on); [`Error::RequestFailed`] when the node
+    /// could not send the response; [`Error::FrameTooLarge`] for a request above the
+    /// maximum.
     pub async fn call(&self, request: Bytes, timeout: Duration) -> Result<Bytes, Error> {
-        let addr = self.connection.remote_address();
-        let frame = encode_frame(&request, REQUEST_FRAME, self.frame_bytes_max)?;
-        let exchange = async {
-            let (mut send, mut recv) = self
-                .connection
-                .open_bi()
-                .await
-                .map_err(|source| Error::Connection { addr, source })?;
-            send.write_chunk(frame).await.map_err(|source| Error::Write { addr, source })?;
-            let _ = send.finish();
-            read_one::<Bytes>(&mut recv, addr, RESPONSE_FRAME, self.frame_bytes_max).await
-        };
-        tokio::time::timeout(timeout, exchange).await.map_err(|_| Error::Timeout {
-            what: "request",
-            addr,
-            after: timeout,
-        })?
+        let inner = &self.inner;
+        let max = inner.frame_bytes_max;
+        let length = u32::try_from(request.len())
+            .ok()
+            .filter(|&length| length <= max)
+            .ok_or(Error::FrameTooLarge { length: request.len() as u64, max })?;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        let header = header(id, TAG_CALL, length);
+        let call = Call { header, request, waiting: Waiting { id, deadline, timeout, reply } };
+        let closed = || Error::ConnectionClosed { addr: inner.addr };
+        match inner.calls.try_send(call) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(call)) => {
+                let timed_out =
+                    Error::Timeout { what: "request", addr: inner.addr, after: timeout };
+                tokio::time::timeout_at(deadline, inner.calls.send(call))
+                    .await
+                    .map_err(|_| timed_out)?
+                    .map_err(|_| closed())?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(closed()),
+        }
+        answer.await.unwrap_or_else(|_| Err(closed()))
     }
 
     /// Closes the connection; pending calls fail.
     pub fn close(&self) {
-        self.connection.close(quinn::VarInt::from_u32(0), b"client closed");
-        self.endpoint.close(quinn::VarInt::from_u32(0), b"client closed");
+        self.inner.connection.close(quinn::VarInt::from_u32(0), b"client closed");
+        self.inner.endpoint.close(quinn::VarInt::from_u32(0), b"client closed");
     }
+}
+
+/// The writer: hands each call to the reader, then writes every queued frame in one write.
+async fn write_calls(
+    mut send: quinn::SendStream,
+    mut calls: mpsc::Receiver<Call>,
+    registrations: mpsc::Sender<Waiting>,
+) {
+    let mut frames = Vec::with_capacity(2 * WRITE_BATCH_MAX);
+    while let Some(first) = calls.recv().await {
+        let mut next = Some(first);
+        while let Some(call) = next.take() {
+            // Registered before it is written, so its reply always finds it.
+            if registrations.send(call.waiting).await.is_err() {
+                return;
+            }
+            frames.push(call.header);
+            if !call.request.is_empty() {
+                frames.push(call.request);
+            }
+            if frames.len() < 2 * WRITE_BATCH_MAX {
+                next = calls.try_recv().ok();
+            }
+        }
+        if send.write_all_chunks(&mut frames).await.is_err() {
+            return;
+        }
+        frames.clear();
+    }
+    let _ = send.finish();
+}
+
+/// The calls the reader waits to answer, and their deadlines in order.
+#[derive(Default)]
+struct Pending {
+    calls: HashMap<u64, Waiting>,
+    deadlines: BTreeSet<(Instant, u64)>,
+}
+
+impl Pending {
+    fn insert(&mut self, waiting: Waiting) {
+        self.deadlines.insert((waiting.deadline, waiting.id));
+        self.calls.insert(waiting.id, waiting);
+    }
+
+    fn answer(&mut self, id: u64, result: Result<Bytes, Error>) -> bool {
+        let Some(waiting) = self.calls.remove(&id) else {
+            return false;
+        };
+        self.deadlines.remove(&(waiting.deadline, id));
+        // The caller may have given up and dropped its end: nothing to do then.
+        let _ = waiting.reply.send(result);
+        true
+    }
+
+    fn expire(&mut self, now: Instant, addr: SocketAddr) {
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                return;
+            }
+            self.deadlines.pop_first();
+            if let Some(waiting) = self.calls.remove(&id) {
+                let after = waiting.timeout;
+                let _ = waiting.reply.send(Err(Error::Timeout { what: "request", addr, after }));
+            }
+        }
+    }
+}
+
+/// The reader: matches replies to calls by id and fails calls past their deadline. When the
+/// stream ends, every call still waiting learns the connection closed (its sender drops).
+async fn read_replies(
+    mut recv: quinn::RecvStream,
+    mut registered: mpsc::Receiver<Waiting>,
+    addr: SocketAddr,
+    max: u32,
+) {
+    let mut pending = Pending::default();
+    let mut reader = FrameReader::new(max);
+    let mut sweep = tokio::time::interval(DEADLINE_SWEEP_INTERVAL);
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            Some(waiting) = registered.recv() => pending.insert(waiting),
+            chunk = recv.read_chunk(usize::MAX, true) => match chunk {
+                Ok(Some(chunk)) => {
+                    reader.push(&chunk.bytes);
+                    if deliver(&mut reader, &mut pending, &mut registered, addr).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) | Err(_) => return,
+            },
+            _ = sweep.tick(), if !pending.deadlines.is_empty() => {
+                pending.expire(Instant::now(), addr);
+            }
+        }
+    }
+}
+
+/// Answers every call whose reply frame has arrived whole.
+fn deliver(
+    reader: &mut FrameReader,
+    pending: &mut Pending,
+    registered: &mut mpsc::Receiver<Waiting>,
+    addr: SocketAddr,
+) -> Result<(), Error> {
+    while let Some(frame) = reader.next(&[TAG_DONE, TAG_FAILED])? {
+        let (id, result) = match frame {
+            Frame::Whole { id, tag: TAG_DONE, body } => (id, Ok(body)),
+            Frame::Whole { id, .. } => (id, Err(Error::RequestFailed { addr })),
+            Frame::Oversized { id, length } => {
+                let max = reader.max;
+                (id, Err(Error::FrameTooLarge { length: u64::from(length), max }))
+            }
+        };
+        if pending.calls.contains_key(&id) {
+            pending.answer(id, result);
+            continue;
+        }
+        // Its registration may still be queued behind others.
+        while let Ok(waiting) = registered.try_recv() {
+            pending.insert(waiting);
+        }
+        // Unknown even then: a call that timed out and was swept. Its answer is dropped.
+        pending.answer(id, result);
+    }
+    Ok(())
 }

@@ -3,17 +3,32 @@
 
 use tracing::{debug, error, info};
 
+use super::Node;
 use crate::message::{AppendResult, ConflictHint, MessageBody};
-use crate::node::Node;
-use crate::progress::ReplicationState;
-use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId, Role};
+
+use crate::progress::Progress;
+use crate::quorum;
+use crate::role::RoleState;
+use crate::types::{Entry, EntryPayload, LogId, LogIndex, NodeId};
+
+/// What to send a follower when it has no entries or commit index to learn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IfNothingNew {
+    /// Send nothing (a probing follower still gets its probe).
+    Skip,
+    /// Send an empty append, so a follower that lost appends says where it stands.
+    SendEmpty,
+}
 
 impl Node {
     /// A leader's tick: heartbeats, and the CheckQuorum round every election timeout.
     pub(crate) fn tick_leader(&mut self) {
-        self.heartbeat_elapsed_ticks += 1;
         self.election_elapsed_ticks += 1;
-        self.reads.leader_ticks += 1;
+        let Some(leader) = self.leader_state_mut() else {
+            return;
+        };
+        leader.heartbeat_elapsed_ticks += 1;
+        leader.reads.leader_ticks += 1;
         self.tick_transfer();
         if self.election_elapsed_ticks >= self.config.election_ticks {
             self.election_elapsed_ticks = 0;
@@ -23,37 +38,42 @@ impl Node {
                 self.become_follower(term, None);
                 return;
             }
-            for progress in self.progress.values_mut() {
-                progress.recent_active = false;
+            if let Some(leader) = self.leader_state_mut() {
+                leader.progress.values_mut().for_each(Progress::clear_recently_active);
             }
         }
-        if self.heartbeat_elapsed_ticks >= self.config.heartbeat_ticks {
-            self.heartbeat_elapsed_ticks = 0;
+        let heartbeat_ticks = self.config.heartbeat_ticks;
+        let heartbeat_due = self.leader_state_mut().is_some_and(|leader| {
+            let due = leader.heartbeat_elapsed_ticks >= heartbeat_ticks;
+            if due {
+                leader.heartbeat_elapsed_ticks = 0;
+            }
+            due
+        });
+        if heartbeat_due {
             self.broadcast_heartbeat();
         }
     }
 
     fn quorum_recently_active(&self) -> bool {
         let id = self.config.id;
-        let active = self
-            .membership
-            .voters
-            .iter()
-            .filter(|&&voter| {
-                voter == id || self.progress.get(&voter).is_some_and(|p| p.recent_active)
-            })
-            .count();
-        active >= self.membership.quorum()
+        let Some(leader) = self.leader_state() else {
+            return false;
+        };
+        quorum::has_quorum(&self.membership, |voter| {
+            voter == id || leader.progress.get(&voter).is_some_and(Progress::is_recently_active)
+        })
     }
 
     /// Sends every follower a heartbeat of a new round, which also confirms waiting reads.
     pub(crate) fn broadcast_heartbeat(&mut self) {
-        let round = self.reads.next_round();
+        let round = self.next_heartbeat_round();
         let commit_index = self.log.commit_index();
         let heartbeats: Vec<(NodeId, LogIndex)> = self
-            .progress
-            .iter()
-            .map(|(&peer, progress)| (peer, commit_index.min(progress.match_index)))
+            .leader_state()
+            .into_iter()
+            .flat_map(|leader| &leader.progress)
+            .map(|(&peer, progress)| (peer, commit_index.min(progress.match_index())))
             .collect();
         for (peer, commit_index) in heartbeats {
             self.send(peer, MessageBody::Heartbeat { commit_index, round });
@@ -62,38 +82,54 @@ impl Node {
         self.confirm_reads();
     }
 
+    /// Starts a new heartbeat round and returns its number.
+    fn next_heartbeat_round(&mut self) -> u64 {
+        self.heartbeat_round += 1;
+        let round = self.heartbeat_round;
+        if let Some(leader) = self.leader_state_mut() {
+            leader.reads.on_round_sent(round);
+        }
+        round
+    }
+
     /// Sends each follower what it is missing, within its flow-control window.
     pub(crate) fn broadcast_append(&mut self) {
-        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        let peers: Vec<NodeId> = self
+            .leader_state()
+            .into_iter()
+            .flat_map(|leader| leader.progress.keys().copied())
+            .collect();
         for peer in peers {
-            self.send_append(peer, false);
+            self.send_append(peer, IfNothingNew::Skip);
         }
     }
 
     /// Sends `peer` what it is missing: one probe when probing, otherwise batches until its
-    /// pipelining window is full. `send_empty` asks for an append even with nothing new (to
-    /// make a follower that lost appends reveal where it stands).
-    fn send_append(&mut self, peer: NodeId, send_empty: bool) {
-        let mut send_empty = send_empty;
-        while self.send_one_append(peer, send_empty) {
-            send_empty = false;
+    /// pipelining window is full. `if_nothing_new` says whether the first append goes even
+    /// with nothing new (to make a follower that lost appends reveal where it stands).
+    fn send_append(&mut self, peer: NodeId, if_nothing_new: IfNothingNew) {
+        let mut if_nothing_new = if_nothing_new;
+        while self.send_one_append(peer, if_nothing_new) {
+            if_nothing_new = IfNothingNew::Skip;
         }
     }
 
     /// Sends `peer` one append if its window allows. Returns whether another may follow.
-    fn send_one_append(&mut self, peer: NodeId, send_empty: bool) -> bool {
+    fn send_one_append(&mut self, peer: NodeId, if_nothing_new: IfNothingNew) -> bool {
         let commit_index = self.log.commit_index();
         let bytes_max = self.config.append_bytes_max.get();
         let inflight_max = self.config.inflight_appends_max.get();
-        let Some(progress) = self.progress.get_mut(&peer) else {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return false;
+        };
+        let Some(progress) = leader.progress.get_mut(&peer) else {
             return false;
         };
         if progress.is_paused(inflight_max) {
             return false;
         }
-        let next_index = progress.next_index;
-        let sending_snapshot = matches!(progress.state, ReplicationState::Snapshot { .. });
-        if sending_snapshot || next_index <= self.log.compacted().index {
+        let next_index = progress.next_index();
+        if progress.is_sending_snapshot() || next_index <= self.log.compacted().index {
             return self.send_snapshot_chunk(peer);
         }
         let Some(prev_index) = next_index.prev() else {
@@ -106,14 +142,14 @@ impl Node {
             return false;
         };
         let entries = self.log.entries_from(next_index, bytes_max);
-        let commit_news = progress.commit_sent < commit_index;
+        let commit_news = progress.has_commit_news(commit_index);
         let probing = progress.is_probing();
+        let send_empty = if_nothing_new == IfNothingNew::SendEmpty;
         if entries.is_empty() && !commit_news && !send_empty && !probing {
             return false;
         }
         let more = !entries.is_empty() && !probing;
-        progress.on_append_sent(entries.last().map(|entry| entry.log_id.index));
-        progress.commit_sent = commit_index;
+        progress.on_append_sent(entries.last().map(|entry| entry.log_id.index), commit_index);
         let prev_log_id = LogId::new(prev_term, prev_index);
         let body = MessageBody::AppendRequest { prev_log_id, entries, leader_commit: commit_index };
         self.send(peer, body);
@@ -122,13 +158,13 @@ impl Node {
 
     /// A leader's handling of an answer to an append.
     pub(crate) fn handle_append_response(&mut self, peer: NodeId, result: AppendResult) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let Some(progress) = self.progress.get_mut(&peer) else {
+        let RoleState::Leader(leader) = &mut self.role else {
             return;
         };
-        progress.recent_active = true;
+        let Some(progress) = leader.progress.get_mut(&peer) else {
+            return;
+        };
+        progress.mark_recently_active();
         match result {
             AppendResult::Success { match_index } => {
                 if match_index > self.log.last_index() {
@@ -137,29 +173,22 @@ impl Node {
                 }
                 progress.resume();
                 if progress.on_match(match_index) {
-                    self.maybe_commit();
-                    self.maybe_send_timeout_now();
-                    self.replication_pending = true;
+                    self.advance_commit_index();
+                    self.send_timeout_now_if_caught_up();
+                    self.mark_replication_pending();
                 }
             }
             AppendResult::Reject { rejected_index, hint } => {
-                let stale = match &progress.state {
-                    ReplicationState::Replicate { .. } => rejected_index <= progress.match_index,
-                    ReplicationState::Probe { .. } => {
-                        progress.next_index.prev() != Some(rejected_index)
-                    }
-                    ReplicationState::Snapshot { .. } => true,
-                };
-                if stale {
+                if progress.is_stale_rejection(rejected_index) {
                     return;
                 }
                 let next_index = self.next_index_after_reject(rejected_index, hint);
                 debug!(%peer, %rejected_index, %next_index, "append rejected; probing");
-                if let Some(progress) = self.progress.get_mut(&peer) {
-                    let next_index = next_index.max(progress.match_index.next());
-                    progress.become_probe(next_index);
+                let leader = self.leader_state_mut();
+                if let Some(progress) = leader.and_then(|leader| leader.progress.get_mut(&peer)) {
+                    progress.on_rejected(next_index);
                 }
-                self.send_append(peer, false);
+                self.send_append(peer, IfNothingNew::Skip);
             }
         }
     }
@@ -183,33 +212,32 @@ impl Node {
     }
 
     pub(crate) fn handle_heartbeat_response(&mut self, peer: NodeId, round: u64) {
-        if self.role != Role::Leader {
-            return;
-        }
         let last_index = self.log.last_index();
         let inflight_max = self.config.inflight_appends_max.get();
-        let Some(progress) = self.progress.get_mut(&peer) else {
+        let RoleState::Leader(leader) = &mut self.role else {
             return;
         };
-        progress.recent_active = true;
-        progress.on_heartbeat_response(inflight_max);
-        progress.round_acked = progress.round_acked.max(round);
-        let behind = progress.match_index < last_index;
+        let Some(progress) = leader.progress.get_mut(&peer) else {
+            return;
+        };
+        progress.mark_recently_active();
+        progress.on_heartbeat_response(inflight_max, round);
+        let behind = progress.match_index() < last_index;
         self.confirm_reads();
         if behind {
             // The follower may have lost appends; an append (empty if need be) makes it say
             // where it stands.
-            self.send_append(peer, true);
+            self.send_append(peer, IfNothingNew::SendEmpty);
         }
     }
 
     /// Commits the highest index a majority stores durably, if it is of the current term
     /// (Raft paper §5.4.2, Figure 8: older entries commit only beneath a current one).
-    pub(crate) fn maybe_commit(&mut self) {
-        assert_eq!(self.role, Role::Leader, "only a leader counts replicas");
+    pub(crate) fn advance_commit_index(&mut self) {
+        assert!(self.is_leader(), "only a leader counts replicas");
         // The leader counts itself only once its own write is durable.
         let own = self.log.persisted_index();
-        let Some(quorum_index) = self.quorum_value(own, |p| Some(p.match_index)) else {
+        let Some(quorum_index) = self.quorum_value(own, |p| Some(p.match_index())) else {
             return;
         };
         if self.log.term_at(quorum_index) != Some(self.term) {
@@ -217,7 +245,7 @@ impl Node {
         }
         if self.log.commit_to(quorum_index) {
             debug!(commit_index = %quorum_index, "advanced commit index");
-            self.replication_pending = true;
+            self.mark_replication_pending();
             self.on_commit_for_reads();
             self.step_down_if_removed();
         }
@@ -231,7 +259,7 @@ impl Node {
         entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             error!(%leader, term = %self.term, "append from another leader of our term; ignored");
             return;
         }
@@ -292,7 +320,7 @@ impl Node {
     }
 
     pub(crate) fn handle_heartbeat(&mut self, leader: NodeId, commit_index: LogIndex, round: u64) {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             error!(%leader, term = %self.term, "heartbeat from another leader of our term");
             return;
         }
@@ -302,9 +330,19 @@ impl Node {
         self.send(leader, MessageBody::HeartbeatResponse { round });
     }
 
+    /// Asks for entries or a commit index to go to the followers at the next `ready()`
+    /// (nothing on a node that is not, or no longer, the leader).
+    pub(crate) fn mark_replication_pending(&mut self) {
+        if let Some(leader) = self.leader_state_mut() {
+            leader.replication_pending = true;
+        }
+    }
+
     /// Recognises `leader` as the leader of the current term.
     pub(crate) fn follow(&mut self, leader: NodeId) {
-        if self.role != Role::Follower || self.leader != Some(leader) {
+        let following =
+            matches!(self.role, RoleState::Follower { leader: known } if known == Some(leader));
+        if !following {
             let term = self.term;
             self.become_follower(term, Some(leader));
         } else {

@@ -3,17 +3,12 @@
 
 use tracing::{debug, info};
 
-use crate::message::MessageBody;
-use crate::node::Node;
-use crate::types::{LogId, NodeId, Role, Term};
+use super::Node;
+use crate::message::{Campaign, MessageBody};
 
-/// The outcome of counting the votes of one (pre-)campaign.
-#[derive(Debug, PartialEq, Eq)]
-enum Tally {
-    Won,
-    Lost,
-    Pending,
-}
+use crate::quorum::{Vote, VoteResult, Votes};
+use crate::role::RoleState;
+use crate::types::{LogId, NodeId, Role, Term};
 
 impl Node {
     /// A follower's or candidate's tick: start a (pre-)campaign when the timeout expires.
@@ -30,7 +25,7 @@ impl Node {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate(false);
+            self.become_candidate(Campaign::Election);
         }
     }
 
@@ -38,67 +33,46 @@ impl Node {
     /// term, so a node that cannot win (partitioned, or behind) does not disturb the cluster.
     fn become_pre_candidate(&mut self) {
         info!(node = %self.config.id, term = %self.term, "became pre-candidate");
-        self.role = Role::PreCandidate;
-        self.leader = None;
+        self.role = RoleState::PreCandidate(Votes::new(self.config.id));
         self.reset_election_timeout();
-        self.start_tally();
         let next_term = self.term.next();
         let last_log_id = self.log.last_log_id();
         for peer in self.voting_peers() {
-            let body = MessageBody::VoteRequest {
-                pre_vote: true,
-                last_log_id,
-                leadership_transfer: false,
-            };
+            let body = MessageBody::VoteRequest { campaign: Campaign::PreVote, last_log_id };
             self.send_in_term(peer, next_term, body);
         }
-        if self.tally() == Tally::Won {
-            self.become_candidate(false);
+        if self.tally() == VoteResult::Won {
+            self.become_candidate(Campaign::Election);
         }
     }
 
     /// Starts an election in a new term, voting for ourselves. The vote requests wait for
     /// the new term and vote to be durable (they are `messages_after_persist`).
-    /// `leadership_transfer`: the leader asked us to (voters then ignore their lease).
-    pub(crate) fn become_candidate(&mut self, leadership_transfer: bool) {
+    /// `campaign` is [`Campaign::Election`], or [`Campaign::Transfer`] when the leader asked
+    /// us to (voters then ignore their lease).
+    pub(crate) fn become_candidate(&mut self, campaign: Campaign) {
+        debug_assert!(!campaign.is_pre_vote(), "a pre-vote takes no term of its own");
         self.term = self.term.next();
         self.voted_for = Some(self.config.id);
-        self.role = Role::Candidate;
-        self.leader = None;
+        self.role = RoleState::Candidate(Votes::new(self.config.id));
         info!(node = %self.config.id, term = %self.term, "became candidate");
         self.reset_election_timeout();
-        self.start_tally();
         let last_log_id = self.log.last_log_id();
         for peer in self.voting_peers() {
-            let body =
-                MessageBody::VoteRequest { pre_vote: false, last_log_id, leadership_transfer };
-            self.send(peer, body);
+            self.send(peer, MessageBody::VoteRequest { campaign, last_log_id });
         }
-        if self.tally() == Tally::Won {
+        if self.tally() == VoteResult::Won {
             self.become_leader();
         }
     }
 
-    fn start_tally(&mut self) {
-        self.votes.clear();
-        self.votes.insert(self.config.id, true);
-    }
-
-    fn tally(&self) -> Tally {
-        let quorum = self.membership.quorum();
-        let voters = &self.membership.voters;
-        let counted = |granted: bool| {
-            self.votes
-                .iter()
-                .filter(|&(voter, &vote)| vote == granted && voters.contains(voter))
-                .count()
-        };
-        if counted(true) >= quorum {
-            Tally::Won
-        } else if counted(false) >= quorum {
-            Tally::Lost
-        } else {
-            Tally::Pending
+    /// Counts the votes of the campaign under way (`Pending` when there is none).
+    fn tally(&self) -> VoteResult {
+        match &self.role {
+            RoleState::PreCandidate(votes) | RoleState::Candidate(votes) => {
+                votes.tally(&self.membership)
+            }
+            RoleState::Follower { .. } | RoleState::Leader(_) => VoteResult::Pending,
         }
     }
 
@@ -108,16 +82,18 @@ impl Node {
         &mut self,
         candidate: NodeId,
         candidate_term: Term,
-        pre_vote: bool,
+        campaign: Campaign,
         candidate_last: LogId,
     ) {
         let log_ok = self.log.is_up_to_date(candidate_last);
+        let pre_vote = campaign.is_pre_vote();
         let can_vote = if pre_vote {
             // A pre-vote promises nothing: grant it to any later term whose log is current,
             // unless we still follow a live leader (checked in `step`).
             candidate_term > self.term || self.voted_for == Some(candidate)
         } else {
-            self.voted_for == Some(candidate) || (self.voted_for.is_none() && self.leader.is_none())
+            self.voted_for == Some(candidate)
+                || (self.voted_for.is_none() && self.leader().is_none())
         };
         // The candidate's own configuration decides whose votes count, not ours: ours may be
         // stale (the entry that added the candidate has not reached us yet), and refusing
@@ -136,29 +112,31 @@ impl Node {
             self.reset_election_timeout();
         }
         let response_term = if granted { candidate_term } else { self.term };
-        let body = MessageBody::VoteResponse { pre_vote, granted };
+        let body = MessageBody::VoteResponse { campaign, granted };
         self.send_in_term(candidate, response_term, body);
     }
 
     /// Counts a vote of the current (pre-)campaign.
-    pub(crate) fn handle_vote_response(&mut self, voter: NodeId, pre_vote: bool, granted: bool) {
-        let counts = match self.role {
-            Role::PreCandidate => pre_vote,
-            Role::Candidate => !pre_vote,
-            Role::Follower | Role::Leader => false,
+    pub(crate) fn handle_vote_response(
+        &mut self,
+        voter: NodeId,
+        campaign: Campaign,
+        granted: bool,
+    ) {
+        let votes = match &mut self.role {
+            RoleState::PreCandidate(votes) if campaign.is_pre_vote() => votes,
+            RoleState::Candidate(votes) if !campaign.is_pre_vote() => votes,
+            _ => return,
         };
-        if !counts {
-            return;
-        }
-        self.votes.insert(voter, granted);
-        match (self.tally(), self.role) {
-            (Tally::Won, Role::PreCandidate) => self.become_candidate(false),
-            (Tally::Won, _) => self.become_leader(),
-            (Tally::Lost, _) => {
+        votes.record(voter, Vote::from_granted(granted));
+        match (self.tally(), self.role()) {
+            (VoteResult::Won, Role::PreCandidate) => self.become_candidate(Campaign::Election),
+            (VoteResult::Won, _) => self.become_leader(),
+            (VoteResult::Lost, _) => {
                 let term = self.term;
                 self.become_follower(term, None);
             }
-            (Tally::Pending, _) => {}
+            (VoteResult::Pending, _) => {}
         }
     }
 }

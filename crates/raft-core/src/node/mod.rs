@@ -1,7 +1,14 @@
 //! The node: its state, its inputs (`tick`, `step`, `propose`, `on_persisted`) and its
-//! output (`ready`). The protocol itself lives in `election.rs` and `replication.rs`.
+//! output (`ready`). The protocol itself lives in the submodules, one per feature, each
+//! adding methods to [`Node`]. The types they share live outside `node`, in modules that
+//! hold no `impl Node`, so no module imports from one that imports it back.
 
-use std::collections::BTreeMap;
+mod election;
+mod membership;
+mod read_index;
+mod replication;
+mod snapshot;
+mod transfer;
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
@@ -9,14 +16,14 @@ use rand_chacha::ChaCha8Rng;
 use tracing::{debug, info};
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, RestoredStateProblem as Problem};
 use crate::log::RaftLog;
-use crate::message::{Message, MessageBody};
+use crate::message::{Campaign, Message, MessageBody};
 use crate::progress::Progress;
-use crate::read_index::ReadTracker;
+use crate::quorum;
 use crate::ready::{ReadState, Ready, SoftState};
+use crate::role::{LeaderState, RoleState};
 use crate::snapshot::{IncomingSnapshot, Snapshot};
-use crate::transfer::Transfer;
 use crate::types::{
     Entry, EntryPayload, HardState, LogId, LogIndex, Membership, NodeId, Role, Term,
 };
@@ -71,35 +78,32 @@ impl RestoredState {
             }
             previous = entry.log_id;
         }
-        let invalid = |reason: String| Err(Error::InvalidRestoredState { reason });
+        let invalid = |reason| Err(Error::InvalidRestoredState { reason });
         if previous.term > self.hard_state.term {
-            return invalid(format!(
-                "last entry {previous} has a term above the persisted term {}",
-                self.hard_state.term
-            ));
+            let hard_state_term = self.hard_state.term;
+            return invalid(Problem::EntryTermAboveHardState { last: previous, hard_state_term });
         }
         if self.hard_state.commit_index > previous.index {
-            return invalid(format!(
-                "commit index {} is past the last entry {previous}",
-                self.hard_state.commit_index
-            ));
+            let commit_index = self.hard_state.commit_index;
+            return invalid(Problem::CommitIndexPastLog { commit_index, last: previous });
         }
         if self.applied_index > previous.index || self.applied_index < compacted.index {
-            return invalid(format!(
-                "applied index {} is outside the log [{}, {}]",
-                self.applied_index, compacted.index, previous.index
-            ));
+            return invalid(Problem::AppliedIndexOutsideLog {
+                applied_index: self.applied_index,
+                compacted_index: compacted.index,
+                last_index: previous.index,
+            });
         }
         if let Some(snapshot) = &self.snapshot {
             if snapshot.meta.membership != self.membership {
-                return invalid(format!(
-                    "the snapshot's membership {:?} differs from the restored membership {:?}",
-                    snapshot.meta.membership, self.membership
-                ));
+                return invalid(Problem::SnapshotMembershipDiffers {
+                    snapshot: snapshot.meta.membership.clone(),
+                    restored: self.membership.clone(),
+                });
             }
         }
-        if let Some(both) = self.membership.voters.intersection(&self.membership.learners).next() {
-            return invalid(format!("node {both} is both a voter and a learner"));
+        if let Some(&node) = self.membership.voters.intersection(&self.membership.learners).next() {
+            return invalid(Problem::VoterAndLearner { node });
         }
         Ok(())
     }
@@ -123,28 +127,20 @@ pub struct Node {
     pub(crate) term: Term,
     pub(crate) voted_for: Option<NodeId>,
     pub(crate) log: RaftLog,
-    pub(crate) role: Role,
-    pub(crate) leader: Option<NodeId>,
+    /// The role, with the state that exists only in it.
+    pub(crate) role: RoleState,
     /// Ticks since the last election timeout reset (followers, candidates) or since the last
     /// CheckQuorum round (leaders).
     pub(crate) election_elapsed_ticks: u64,
     /// This term's randomized election timeout, in `[election_ticks, 2 * election_ticks)`.
     pub(crate) election_timeout_ticks: u64,
-    pub(crate) heartbeat_elapsed_ticks: u64,
-    /// Votes received in the current (pre-)campaign.
-    pub(crate) votes: BTreeMap<NodeId, bool>,
-    /// The leader's view of each other voter.
-    pub(crate) progress: BTreeMap<NodeId, Progress>,
-    /// The leader has entries or a commit index to send at the next `ready()`.
-    pub(crate) replication_pending: bool,
+    /// The last heartbeat round this node sent as leader. Rounds are numbered across all
+    /// its terms, so a round number never repeats in its messages.
+    pub(crate) heartbeat_round: u64,
     pub(crate) messages_now: Vec<Message>,
     pub(crate) messages_after_persist: Vec<Message>,
-    /// The leader's reads waiting for confirmation, and its heartbeat rounds.
-    pub(crate) reads: ReadTracker,
     /// Confirmed reads for the next `Ready`.
     pub(crate) read_states: Vec<ReadState>,
-    /// The leadership transfer under way, if any.
-    pub(crate) transfer: Option<Transfer>,
     /// The latest snapshot, sent to followers behind the compacted prefix.
     pub(crate) snapshot: Option<Snapshot>,
     /// A snapshot being received from the leader.
@@ -184,18 +180,12 @@ impl Node {
             term: hard_state.term,
             voted_for: hard_state.voted_for,
             log,
-            role: Role::Follower,
-            leader: None,
+            role: RoleState::Follower { leader: None },
             election_elapsed_ticks: 0,
-            heartbeat_elapsed_ticks: 0,
-            votes: BTreeMap::new(),
-            progress: BTreeMap::new(),
-            replication_pending: false,
+            heartbeat_round: 0,
             messages_now: Vec::new(),
             messages_after_persist: Vec::new(),
-            reads: ReadTracker::default(),
             read_states: Vec::new(),
-            transfer: None,
             snapshot: restored.snapshot,
             incoming_snapshot: None,
             snapshot_to_install: None,
@@ -211,8 +201,10 @@ impl Node {
     /// an election timeout, leaders toward the next heartbeat and CheckQuorum round.
     pub fn tick(&mut self) {
         match self.role {
-            Role::Leader => self.tick_leader(),
-            Role::Follower | Role::PreCandidate | Role::Candidate => self.tick_election(),
+            RoleState::Leader(_) => self.tick_leader(),
+            RoleState::Follower { .. } | RoleState::PreCandidate(_) | RoleState::Candidate(_) => {
+                self.tick_election();
+            }
         }
     }
 
@@ -248,18 +240,18 @@ impl Node {
     /// message of the current term.
     fn step_higher_term(&mut self, message: &Message) -> bool {
         match message.body {
-            MessageBody::VoteRequest { pre_vote, leadership_transfer, .. } => {
-                if self.in_leader_lease() && !leadership_transfer {
+            MessageBody::VoteRequest { campaign, .. } => {
+                if self.in_leader_lease() && campaign != Campaign::Transfer {
                     // A node that heard from a live leader recently ignores candidates, so a
                     // node that cannot hear the leader does not depose it (§4.2.3).
                     debug!(from = %message.from, "ignored vote request inside leader lease");
                     return false;
                 }
-                if !pre_vote {
+                if !campaign.is_pre_vote() {
                     self.become_follower(message.term, None);
                 }
             }
-            MessageBody::VoteResponse { pre_vote: true, granted: true } => {}
+            MessageBody::VoteResponse { campaign: Campaign::PreVote, granted: true } => {}
             MessageBody::AppendRequest { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. } => {
@@ -285,11 +277,10 @@ impl Node {
             | MessageBody::InstallSnapshot { .. } => {
                 self.send(message.from, MessageBody::HeartbeatResponse { round: 0 });
             }
-            MessageBody::VoteRequest { pre_vote: true, .. } => {
-                self.send(
-                    message.from,
-                    MessageBody::VoteResponse { pre_vote: true, granted: false },
-                );
+            MessageBody::VoteRequest { campaign: Campaign::PreVote, .. } => {
+                let body =
+                    MessageBody::VoteResponse { campaign: Campaign::PreVote, granted: false };
+                self.send(message.from, body);
             }
             _ => debug!(from = %message.from, term = %message.term, "dropped stale message"),
         }
@@ -298,11 +289,11 @@ impl Node {
     fn step_current_term(&mut self, message: Message) {
         let from = message.from;
         match message.body {
-            MessageBody::VoteRequest { pre_vote, last_log_id, .. } => {
-                self.handle_vote_request(from, message.term, pre_vote, last_log_id);
+            MessageBody::VoteRequest { campaign, last_log_id } => {
+                self.handle_vote_request(from, message.term, campaign, last_log_id);
             }
-            MessageBody::VoteResponse { pre_vote, granted } => {
-                self.handle_vote_response(from, pre_vote, granted);
+            MessageBody::VoteResponse { campaign, granted } => {
+                self.handle_vote_response(from, campaign, granted);
             }
             MessageBody::AppendRequest { prev_log_id, entries, leader_commit } => {
                 self.handle_append_request(from, prev_log_id, entries, leader_commit);
@@ -338,20 +329,32 @@ impl Node {
     /// [`Error::NotLeader`] with the leader this node knows of, when it is not the leader;
     /// [`Error::TransferInProgress`] while leadership is being handed over.
     pub fn propose(&mut self, payload: Bytes) -> Result<LogId, Error> {
-        if self.role != Role::Leader {
-            return Err(Error::NotLeader { leader_hint: self.leader });
-        }
-        if let Some(transfer) = self.transfer {
+        self.check_accepts_proposals()?;
+        Ok(self.append_own_entry(EntryPayload::Command(payload)))
+    }
+
+    /// Whether this node takes proposals now: it leads and is not handing over leadership.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLeader`] or [`Error::TransferInProgress`], as for [`Node::propose`].
+    pub(crate) fn check_accepts_proposals(&self) -> Result<(), Error> {
+        let RoleState::Leader(leader) = &self.role else {
+            return Err(Error::NotLeader { leader_hint: self.leader() });
+        };
+        if let Some(transfer) = leader.transfer {
             return Err(Error::TransferInProgress { target: transfer.target });
         }
-        Ok(self.append_own_entry(EntryPayload::Command(payload)))
+        Ok(())
     }
 
     pub(crate) fn append_own_entry(&mut self, payload: EntryPayload) -> LogId {
         let log_id = LogId::new(self.term, self.log.last_index().next());
         let changes_membership = matches!(payload, EntryPayload::Membership(_));
         self.log.append(Entry { log_id, payload });
-        self.replication_pending = true;
+        if let Some(leader) = self.leader_state_mut() {
+            leader.replication_pending = true;
+        }
         if changes_membership {
             self.refresh_membership();
         }
@@ -367,23 +370,27 @@ impl Node {
             || self.log.has_committed_to_apply()
             || !self.read_states.is_empty()
             || self.snapshot_to_install.is_some()
-            || (self.role == Role::Leader && (self.replication_pending || self.reads.round_needed))
-            || self.hard_state_to_hand_out(false).is_some()
+            || self
+                .leader_state()
+                .is_some_and(|leader| leader.replication_pending || leader.reads.round_needed)
+            || self.hard_state_to_hand_out(&[]).is_some()
             || self.soft_state() != self.soft_state_handed_out
     }
 
     /// Hands out the work accumulated since the last call. See [`Ready`] for what the driver
     /// must do with it, and in which order.
     pub fn ready(&mut self) -> Ready {
-        if self.role == Role::Leader && self.replication_pending {
-            self.replication_pending = false;
+        let replication_pending = self
+            .leader_state_mut()
+            .is_some_and(|leader| std::mem::take(&mut leader.replication_pending));
+        if replication_pending {
             self.broadcast_append();
         }
-        if self.role == Role::Leader && self.reads.round_needed {
+        if self.leader_state().is_some_and(|leader| leader.reads.round_needed) {
             self.broadcast_heartbeat();
         }
         let entries_to_persist = self.log.take_unpersisted();
-        let hard_state = self.hard_state_to_hand_out(!entries_to_persist.is_empty());
+        let hard_state = self.hard_state_to_hand_out(&entries_to_persist);
         if let Some(hard_state) = hard_state {
             self.hard_state_handed_out = hard_state;
         }
@@ -407,8 +414,8 @@ impl Node {
     /// Reports that every entry up to `last` (and the hard state handed out with it) is
     /// durable. Acknowledgements for entries since overwritten are ignored.
     pub fn on_persisted(&mut self, last: LogId) {
-        if self.log.on_persisted(last) && self.role == Role::Leader {
-            self.maybe_commit();
+        if self.log.on_persisted(last) && self.is_leader() {
+            self.advance_commit_index();
         }
     }
 
@@ -419,15 +426,15 @@ impl Node {
     }
 
     /// The hard state a `Ready` must persist, if any: always when the term or vote changed;
-    /// when only the commit index did, just when entries are written anyway (it is a hint,
-    /// not worth a write of its own).
-    fn hard_state_to_hand_out(&self, with_entries: bool) -> Option<HardState> {
+    /// when only the commit index did, just when `entries_to_persist` are written anyway (it
+    /// is a hint, not worth a write of its own).
+    fn hard_state_to_hand_out(&self, entries_to_persist: &[Entry]) -> Option<HardState> {
         let current = self.current_hard_state();
         let handed_out = self.hard_state_handed_out;
         let vote_changed =
             current.term != handed_out.term || current.voted_for != handed_out.voted_for;
         let commit_changed = current.commit_index != handed_out.commit_index;
-        (vote_changed || (commit_changed && with_entries)).then_some(current)
+        (vote_changed || (commit_changed && !entries_to_persist.is_empty())).then_some(current)
     }
 
     fn current_hard_state(&self) -> HardState {
@@ -439,7 +446,7 @@ impl Node {
     }
 
     fn soft_state(&self) -> SoftState {
-        SoftState { role: self.role, term: self.term, leader: self.leader }
+        SoftState { role: self.role(), term: self.term, leader: self.leader() }
     }
 
     /// Queues a message in the current term.
@@ -459,8 +466,8 @@ impl Node {
             body,
             MessageBody::AppendRequest { .. }
                 | MessageBody::Heartbeat { .. }
-                | MessageBody::VoteRequest { pre_vote: true, .. }
-                | MessageBody::VoteResponse { pre_vote: true, .. }
+                | MessageBody::VoteRequest { campaign: Campaign::PreVote, .. }
+                | MessageBody::VoteResponse { campaign: Campaign::PreVote, .. }
         );
         let message = Message { from: self.config.id, to, term, body };
         if sends_now {
@@ -479,16 +486,14 @@ impl Node {
         peer: impl Fn(&Progress) -> Option<T>,
     ) -> Option<T> {
         let id = self.config.id;
-        let mut values: Vec<T> = self
-            .membership
-            .voters
-            .iter()
-            .filter_map(|&voter| {
-                if voter == id { Some(own) } else { self.progress.get(&voter).and_then(&peer) }
-            })
-            .collect();
-        values.sort_unstable_by(|a, b| b.cmp(a));
-        values.get(self.membership.quorum() - 1).copied()
+        let progress = self.leader_state().map(|leader| &leader.progress);
+        quorum::quorum_value(&self.membership, |voter| {
+            if voter == id {
+                Some(own)
+            } else {
+                progress.and_then(|progress| progress.get(&voter)).and_then(&peer)
+            }
+        })
     }
 
     /// The voters other than this node: whom to ask for votes.
@@ -513,7 +518,7 @@ impl Node {
     /// which is what makes a lease trustworthy).
     pub(crate) fn in_leader_lease(&self) -> bool {
         self.config.check_quorum
-            && self.leader.is_some()
+            && self.leader().is_some()
             && self.election_elapsed_ticks < self.config.election_ticks
     }
 
@@ -524,41 +529,31 @@ impl Node {
             self.term = term;
             self.voted_for = None;
         }
-        if self.role != Role::Follower || self.leader != leader {
+        if self.role() != Role::Follower || self.leader() != leader {
             info!(node = %self.config.id, %term, leader = ?leader, "became follower");
         }
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.votes.clear();
-        self.progress.clear();
-        self.replication_pending = false;
-        // Unconfirmed reads are dropped: their callers time out and retry at the new leader.
-        self.reads.clear();
-        self.transfer = None;
+        // A leader's state goes with its role: unconfirmed reads are dropped (their callers
+        // time out and retry at the new leader), and so is a transfer under way.
+        self.role = RoleState::Follower { leader };
         self.reset_election_timeout();
     }
 
     /// Becomes leader of the current term after winning its election.
     pub(crate) fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        assert_eq!(self.role(), Role::Candidate, "only a candidate becomes leader");
         assert_eq!(self.voted_for, Some(self.config.id), "a leader voted for itself");
         info!(node = %self.config.id, term = %self.term, "became leader");
-        self.role = Role::Leader;
-        self.leader = Some(self.config.id);
-        self.votes.clear();
-        self.reads.clear();
-        self.transfer = None;
         self.election_elapsed_ticks = 0;
-        self.heartbeat_elapsed_ticks = 0;
         let next_index = self.log.last_index().next();
-        self.progress = self
+        let progress = self
             .replication_peers()
             .into_iter()
             .map(|peer| (peer, Progress::new(next_index)))
             .collect();
+        self.role = RoleState::Leader(LeaderState::new(progress));
         // An entry of the new term lets the leader commit everything before it (§5.4.2).
         self.append_own_entry(EntryPayload::Empty);
-        self.maybe_commit();
+        self.advance_commit_index();
     }
 
     /// This node's id.
@@ -576,7 +571,32 @@ impl Node {
     /// The node's current role.
     #[must_use]
     pub fn role(&self) -> Role {
-        self.role
+        self.role.role()
+    }
+
+    /// Whether this node leads the current term.
+    pub(crate) fn is_leader(&self) -> bool {
+        matches!(self.role, RoleState::Leader(_))
+    }
+
+    /// The leader's state, on a leader.
+    pub(crate) fn leader_state(&self) -> Option<&LeaderState> {
+        match &self.role {
+            RoleState::Leader(leader) => Some(leader),
+            RoleState::Follower { .. } | RoleState::PreCandidate(_) | RoleState::Candidate(_) => {
+                None
+            }
+        }
+    }
+
+    /// The leader's state, on a leader, for changing.
+    pub(crate) fn leader_state_mut(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            RoleState::Leader(leader) => Some(leader),
+            RoleState::Follower { .. } | RoleState::PreCandidate(_) | RoleState::Candidate(_) => {
+                None
+            }
+        }
     }
 
     /// The node's current term.
@@ -588,7 +608,11 @@ impl Node {
     /// The leader of the current term this node knows of.
     #[must_use]
     pub fn leader(&self) -> Option<NodeId> {
-        self.leader
+        match self.role {
+            RoleState::Follower { leader } => leader,
+            RoleState::PreCandidate(_) | RoleState::Candidate(_) => None,
+            RoleState::Leader(_) => Some(self.config.id),
+        }
     }
 
     /// The candidate this node voted for in the current term.
@@ -648,6 +672,6 @@ impl Node {
     /// On a leader, the highest index known to match on `peer`.
     #[must_use]
     pub fn match_index(&self, peer: NodeId) -> Option<LogIndex> {
-        self.progress.get(&peer).map(|progress| progress.match_index)
+        self.leader_state()?.progress.get(&peer).map(Progress::match_index)
     }
 }

@@ -11,81 +11,16 @@
 //! every read registered before a round is confirmed by that round at once, so a burst of
 //! reads costs one heartbeat round.
 
-use std::collections::VecDeque;
-
 use tracing::debug;
 
+use super::Node;
 use crate::config::ReadMode;
 use crate::error::Error;
 use crate::message::{MessageBody, ReadId};
-use crate::node::Node;
 use crate::progress::Progress;
+use crate::reads::{PENDING_READS_MAX, PendingRead};
 use crate::ready::ReadState;
 use crate::types::{LogIndex, NodeId, Role};
-
-/// The most reads a leader holds unconfirmed. Reads are confirmed within a heartbeat round
-/// trip, so this bounds memory under a burst without limiting a healthy leader.
-pub(crate) const PENDING_READS_MAX: usize = 16_384;
-
-/// How many heartbeat rounds the leader remembers the send tick of, for leases. A round
-/// older than this many rounds cannot hold a lease up anyway.
-const ROUND_TICKS_KEPT: usize = 256;
-
-/// A read waiting for confirmation on the leader.
-#[derive(Clone, Debug)]
-pub(crate) struct PendingRead {
-    read_id: ReadId,
-    /// Who asked: the leader itself or a follower that forwarded it.
-    requester: NodeId,
-    /// The commit index when registered; `None` until the leader commits in its term.
-    read_index: Option<LogIndex>,
-    /// The first heartbeat round that can confirm it.
-    round: u64,
-}
-
-/// The leader's read bookkeeping.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ReadTracker {
-    /// The last heartbeat round sent.
-    pub(crate) round: u64,
-    /// Reads registered since `round` was sent: a new round must go out.
-    pub(crate) round_needed: bool,
-    pending: VecDeque<PendingRead>,
-    /// The leader's tick count when each recent round was sent (for leases).
-    round_sent_ticks: VecDeque<(u64, u64)>,
-    /// Ticks counted since this node became leader.
-    pub(crate) leader_ticks: u64,
-    /// A TimeoutNow went out this term: its target may campaign (and voters vote for it
-    /// inside the lease) at any later moment the message arrives, so no lease can be
-    /// trusted again until the next term. Reads then take a heartbeat round.
-    pub(crate) lease_revoked: bool,
-}
-
-impl ReadTracker {
-    pub(crate) fn clear(&mut self) {
-        self.pending.clear();
-        self.round_needed = false;
-        self.round_sent_ticks.clear();
-        self.leader_ticks = 0;
-        self.lease_revoked = false;
-    }
-
-    /// Starts a new heartbeat round and returns its number.
-    pub(crate) fn next_round(&mut self) -> u64 {
-        self.round += 1;
-        self.round_needed = false;
-        self.round_sent_ticks.push_back((self.round, self.leader_ticks));
-        while self.round_sent_ticks.len() > ROUND_TICKS_KEPT {
-            self.round_sent_ticks.pop_front();
-        }
-        self.round
-    }
-
-    fn sent_tick(&self, round: u64) -> Option<u64> {
-        let position = self.round_sent_ticks.binary_search_by_key(&round, |&(r, _)| r).ok()?;
-        self.round_sent_ticks.get(position).map(|&(_, tick)| tick)
-    }
-}
 
 impl Node {
     /// Asks for a linearizable read. The answer comes as a [`ReadState`] with the same
@@ -98,7 +33,7 @@ impl Node {
     /// [`Error::NotLeader`] when no leader is known; [`Error::TooManyPendingReads`] when the
     /// leader's queue of unconfirmed reads is full.
     pub fn read_index(&mut self, read_id: ReadId) -> Result<(), Error> {
-        match (self.role, self.leader) {
+        match (self.role(), self.leader()) {
             (Role::Leader, _) => self.register_read(read_id, self.config.id),
             (_, Some(leader)) => {
                 self.send(leader, MessageBody::ReadIndexRequest { read_id });
@@ -109,7 +44,7 @@ impl Node {
     }
 
     pub(crate) fn handle_read_index_request(&mut self, requester: NodeId, read_id: ReadId) {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             debug!(%requester, "read index request to a non-leader; dropped");
             return;
         }
@@ -123,7 +58,10 @@ impl Node {
     }
 
     fn register_read(&mut self, read_id: ReadId, requester: NodeId) -> Result<(), Error> {
-        let pending = self.reads.pending.len();
+        let Some(leader) = self.leader_state() else {
+            return Err(Error::NotLeader { leader_hint: self.leader() });
+        };
+        let pending = leader.reads.pending_count();
         if pending >= PENDING_READS_MAX {
             return Err(Error::TooManyPendingReads { pending });
         }
@@ -134,13 +72,10 @@ impl Node {
                 return Ok(());
             }
         }
-        self.reads.pending.push_back(PendingRead {
-            read_id,
-            requester,
-            read_index,
-            round: self.reads.round + 1,
-        });
-        self.reads.round_needed = true;
+        let round = self.heartbeat_round + 1;
+        if let Some(leader) = self.leader_state_mut() {
+            leader.reads.register(PendingRead { read_id, requester, read_index, round });
+        }
         self.confirm_reads();
         Ok(())
     }
@@ -156,29 +91,23 @@ impl Node {
             return;
         }
         let commit_index = self.log.commit_index();
-        for read in self.reads.pending.iter_mut().filter(|read| read.read_index.is_none()) {
-            read.read_index = Some(commit_index);
+        if let Some(leader) = self.leader_state_mut() {
+            leader.reads.on_first_commit(commit_index);
         }
         self.confirm_reads();
     }
 
     /// The highest heartbeat round a majority (the leader included) has answered.
     fn quorum_round(&self) -> u64 {
-        self.quorum_value(self.reads.round, |p| Some(p.round_acked)).unwrap_or(0)
+        self.quorum_value(self.heartbeat_round, |p| Some(p.round_acked())).unwrap_or(0)
     }
 
     /// Hands out every read whose round a majority answered and whose index is known.
     pub(crate) fn confirm_reads(&mut self) {
         let confirmed_round = self.quorum_round();
-        while let Some(read) = self.reads.pending.front() {
-            let Some(read_index) = read.read_index else {
-                break;
-            };
-            if read.round > confirmed_round {
-                break;
-            }
-            let (requester, read_id) = (read.requester, read.read_id);
-            self.reads.pending.pop_front();
+        while let Some((requester, read_id, read_index)) =
+            self.leader_state_mut().and_then(|leader| leader.reads.pop_confirmed(confirmed_round))
+        {
             self.deliver_read(requester, read_id, read_index);
         }
     }
@@ -195,11 +124,14 @@ impl Node {
     /// leadership transfer (which lets a follower campaign inside the lease) is under way,
     /// and no TimeoutNow went out this term (its target may still win, however late).
     fn lease_is_valid(&self) -> bool {
-        if self.transfer.is_some() || self.reads.lease_revoked {
+        let Some(leader) = self.leader_state() else {
+            return false;
+        };
+        if leader.transfer.is_some() || leader.reads.lease_revoked {
             return false;
         }
-        let now = self.reads.leader_ticks;
-        let sent_tick = |p: &Progress| self.reads.sent_tick(p.round_acked);
+        let now = leader.reads.leader_ticks;
+        let sent_tick = |p: &Progress| leader.reads.sent_tick(p.round_acked());
         let Some(lease_start) = self.quorum_value(now, sent_tick) else {
             return false;
         };

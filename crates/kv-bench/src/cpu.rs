@@ -1,0 +1,130 @@
+//! CPU time of processes, read from `/proc/PID/stat`, so a run can report how much CPU the
+//! servers (and the load generator) spent per operation.
+//!
+//! Throughput on a shared 2-core machine says little on its own: both systems are CPU-bound,
+//! so the CPU each spends per write is the figure that tells the designs apart.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nix::unistd::{SysconfVar, sysconf};
+
+/// The kernel's clock ticks per second when `sysconf` cannot say (the Linux default).
+const CLOCK_TICKS_PER_SECOND_DEFAULT: u64 = 100;
+
+/// CPU time (user + system) per process at one moment, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuSample {
+    /// Microseconds of CPU per process id.
+    pub micros: BTreeMap<u32, u64>,
+}
+
+impl CpuSample {
+    /// Reads every process in `pids`; a process that has exited is left out.
+    #[must_use]
+    pub fn read(pids: &[u32]) -> CpuSample {
+        let ticks = clock_ticks_per_second();
+        let micros = pids
+            .iter()
+            .filter_map(|&pid| {
+                let path = Path::new("/proc").join(pid.to_string()).join("stat");
+                let stat = std::fs::read_to_string(path).ok()?;
+                let ticks_used = parse_cpu_ticks(&stat)?;
+                Some((pid, ticks_used.saturating_mul(1_000_000) / ticks))
+            })
+            .collect();
+        CpuSample { micros }
+    }
+
+    /// The CPU the processes spent between `earlier` and this sample, in microseconds.
+    /// A process started in between counts from zero (all its time is in the window); one
+    /// that exited in between is missing from this sample, so its share is lost.
+    #[must_use]
+    pub fn since(&self, earlier: &CpuSample) -> u64 {
+        self.micros
+            .iter()
+            .map(|(pid, &now)| now.saturating_sub(earlier.micros.get(pid).copied().unwrap_or(0)))
+            .sum()
+    }
+}
+
+/// This process's own CPU time, in microseconds, or `None` where `/proc` cannot tell.
+#[must_use]
+pub fn own_cpu_micros() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let ticks_used = parse_cpu_ticks(&stat)?;
+    Some(ticks_used.saturating_mul(1_000_000) / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> u64 {
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(ticks)) if ticks > 0 => ticks.unsigned_abs(),
+        _ => CLOCK_TICKS_PER_SECOND_DEFAULT,
+    }
+}
+
+/// utime + stime (fields 14 and 15 of `/proc/PID/stat`), in clock ticks. The command name
+/// (field 2) is in parentheses and may hold spaces, so fields are counted after its `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace();
+    // After the name: state (field 3) is the first; utime is field 14, the twelfth here.
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// CPU per operation in microseconds, or `None` without a measurement or operations.
+#[must_use]
+pub fn per_op(cpu_micros: Option<u64>, ops: u64) -> Option<f64> {
+    match (cpu_micros, ops) {
+        (Some(micros), ops) if ops > 0 => Some(micros as f64 / ops as f64),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_user_plus_system_even_with_spaces_in_the_name() {
+        let stat = "4242 (kv server (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    250 75 0 0 20 0 9 0 12345 1000000 500 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat), Some(325));
+    }
+
+    #[test]
+    fn a_truncated_stat_line_is_no_sample() {
+        assert_eq!(parse_cpu_ticks("4242 (kv-server) S 1 2 3"), None);
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn the_window_counts_new_processes_from_zero_and_skips_exited_ones() {
+        let earlier = CpuSample { micros: BTreeMap::from([(1, 1_000), (2, 5_000)]) };
+        let later = CpuSample { micros: BTreeMap::from([(1, 4_000), (3, 700)]) };
+        assert_eq!(later.since(&earlier), 3_000 + 700);
+    }
+
+    #[test]
+    fn this_process_has_spent_some_cpu() {
+        // Burn a little CPU so even a coarse clock shows it.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        let micros = own_cpu_micros().expect("/proc/self/stat is readable on Linux");
+        assert!(micros > 0);
+        let sample = CpuSample::read(&[std::process::id()]);
+        assert!(sample.micros[&std::process::id()] > 0);
+    }
+
+    #[test]
+    fn per_op_needs_operations_and_a_measurement() {
+        assert_eq!(per_op(Some(2_000), 10), Some(200.0));
+        assert_eq!(per_op(Some(2_000), 0), None);
+        assert_eq!(per_op(None, 10), None);
+    }
+}
