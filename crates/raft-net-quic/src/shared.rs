@@ -4,7 +4,7 @@
 //! It lives apart from [`crate::node`], which creates it, so the peer and request
 //! protocols that read it need not import the node module that starts them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use raft_core::{Message, NodeId};
@@ -23,6 +23,9 @@ pub(crate) struct Shared {
     pub(crate) peer_client_config: quinn::ClientConfig,
     pub(crate) hello: Hello,
     pub(crate) links: RwLock<HashMap<NodeId, Arc<PeerLink>>>,
+    /// The nodes whose peer connections are accepted: those given to `set_peer`, or the
+    /// set last given to `set_allowed_peers`.
+    pub(crate) allowed_peers: RwLock<BTreeSet<NodeId>>,
     pub(crate) inbox: mpsc::Sender<Message>,
     pub(crate) handler: RwLock<Option<Arc<dyn ErasedHandler>>>,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -33,6 +36,10 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn is_shut_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    pub(crate) fn is_allowed_peer(&self, peer: NodeId) -> bool {
+        self.allowed_peers.read().unwrap_or_else(PoisonError::into_inner).contains(&peer)
     }
 
     pub(crate) fn link(&self, peer: NodeId) -> Option<Arc<PeerLink>> {

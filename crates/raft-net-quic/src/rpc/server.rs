@@ -38,7 +38,9 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
         return;
     };
     let timeout = shared.config.handshake_timeout;
-    let caller = match handshake::accept(&connection, Protocol::Rpc, &shared.hello, timeout).await {
+    let accepted =
+        handshake::accept(&connection, Protocol::Rpc, &shared.hello, timeout, &|_| true).await;
+    let caller = match accepted {
         Ok(caller) => caller,
         Err(Error::HandshakeRefused { .. }) => return,
         Err(error) => {
