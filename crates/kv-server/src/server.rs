@@ -1,6 +1,6 @@
 //! Starting and stopping a node: storage, transport, Raft driver, client service, HTTP.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -303,7 +303,7 @@ async fn sample(
         let (keys, member_addresses) =
             kv.with_read(|store| (store.len() as u64, store.member_addresses().clone()));
         metrics.observe_status(&status, keys);
-        for (node, addr) in member_addresses {
+        for (&node, &addr) in &member_addresses {
             let mut book = addresses.write().unwrap_or_else(PoisonError::into_inner);
             if node != status.node && book.get(&node) != Some(&addr) {
                 info!(peer = %node, %addr, "learned peer address");
@@ -311,7 +311,30 @@ async fn sample(
                 quic.set_peer(node, addr);
             }
         }
+        if let Some(allowed) = allowed_peers(&status, &member_addresses) {
+            if allowed != quic.allowed_peers() {
+                info!(peers = ?allowed, "accepting peer connections from these nodes");
+                quic.set_allowed_peers(allowed);
+            }
+        }
     }
+}
+
+/// The nodes whose peer connections this node accepts: every voter and learner, and every
+/// node in the replicated address book (the leader records a node's address before adding
+/// it, so a joining node the leader knows is in it). `None` while this node knows no
+/// membership yet (a node started with `--join`): it keeps accepting its `--peers`.
+fn allowed_peers(
+    status: &raft_runtime::Status,
+    member_addresses: &BTreeMap<NodeId, SocketAddr>,
+) -> Option<BTreeSet<NodeId>> {
+    let membership = &status.membership;
+    if membership.voters.is_empty() && membership.learners.is_empty() {
+        return None;
+    }
+    let members = membership.voters.iter().chain(&membership.learners);
+    let allowed = members.chain(member_addresses.keys()).copied();
+    Some(allowed.filter(|&node| node != status.node).collect())
 }
 
 /// An error's message followed by its sources' (`a: b: c`), so the file and the OS error
