@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use raft_core::NodeId;
@@ -16,7 +17,7 @@ use crate::fault::FaultInjector;
 use crate::handler::{ErasedHandler, RequestHandler};
 use crate::handshake::{Caller, Hello, PROTOCOL_VERSION, REFUSED};
 use crate::peer::{self, PeerTransport};
-use crate::rpc;
+use crate::rpc::{self, ByteBudget};
 use crate::shared::{Shared, stopped};
 use crate::tls::{self, ALPN_PEER, ALPN_RPC, Timings};
 
@@ -76,6 +77,7 @@ impl QuicNode {
             cluster_id: config.cluster_id.clone(),
             caller: Caller::Node(config.node_id),
         };
+        let rpc_bytes_max = config.rpc_bytes_max.get();
         let shared = Arc::new(Shared {
             config,
             endpoint,
@@ -88,6 +90,8 @@ impl QuicNode {
             shutdown: watch::Sender::new(false),
             #[allow(clippy::default_constructed_unit_structs)] // A unit struct without the feature.
             faults: FaultInjector::default(),
+            rpc_bytes: Arc::new(ByteBudget::new(rpc_bytes_max)),
+            rpc_connections: AtomicUsize::new(0),
             span: span.clone(),
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)).instrument(span));
@@ -145,6 +149,20 @@ impl QuicNode {
     #[must_use]
     pub fn allowed_peers(&self) -> BTreeSet<NodeId> {
         self.shared.allowed_peers.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The request bytes client connections make this node hold now (never above
+    /// `NetConfig::rpc_bytes_max`).
+    #[must_use]
+    pub fn rpc_bytes_in_flight(&self) -> u64 {
+        self.shared.rpc_bytes.used()
+    }
+
+    /// The client connections being served now (never above
+    /// `NetConfig::rpc_connections_max`).
+    #[must_use]
+    pub fn rpc_connections(&self) -> usize {
+        self.shared.rpc_connections.load(Ordering::Acquire)
     }
 
     /// Serves client requests with `handler` from now on (replacing any earlier handler).

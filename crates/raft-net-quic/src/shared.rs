@@ -5,6 +5,7 @@
 //! protocols that read it need not import the node module that starts them.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use raft_core::{Message, NodeId};
@@ -15,6 +16,7 @@ use crate::fault::FaultInjector;
 use crate::handler::ErasedHandler;
 use crate::handshake::Hello;
 use crate::link::PeerLink;
+use crate::rpc::ByteBudget;
 
 /// What the endpoint's tasks share.
 pub(crate) struct Shared {
@@ -30,6 +32,10 @@ pub(crate) struct Shared {
     pub(crate) handler: RwLock<Option<Arc<dyn ErasedHandler>>>,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) faults: FaultInjector,
+    /// Request bytes all client connections hold.
+    pub(crate) rpc_bytes: Arc<ByteBudget>,
+    /// Client connections being served.
+    pub(crate) rpc_connections: AtomicUsize,
     pub(crate) span: tracing::Span,
 }
 
