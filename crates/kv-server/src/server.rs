@@ -303,6 +303,7 @@ async fn sample(
         let (keys, member_addresses) =
             kv.with_read(|store| (store.len() as u64, store.member_addresses().clone()));
         metrics.observe_status(&status, keys);
+        metrics.observe_rpc(quic.rpc_bytes_in_flight(), quic.rpc_connections());
         for (&node, &addr) in &member_addresses {
             let mut book = addresses.write().unwrap_or_else(PoisonError::into_inner);
             if node != status.node && book.get(&node) != Some(&addr) {
