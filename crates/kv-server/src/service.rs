@@ -26,6 +26,35 @@ use crate::metrics::ServerMetrics;
 /// snapshot to be durable).
 const ADMIN_WAIT_MAX: Duration = Duration::from_secs(5);
 
+/// How far ahead of this node's clock a new session's start time (in its client id) may
+/// be. The store refuses every session at or below the highest client id it evicted, so
+/// a session dated far ahead would, once evicted, refuse every new session until the
+/// clocks caught up with it; a minute covers clocks that are merely unsynchronized.
+const SESSION_START_AHEAD_MAX_SECONDS: u64 = 60;
+
+/// Refuses a session's first write when its client id dates it more than
+/// [`SESSION_START_AHEAD_MAX_SECONDS`] after `now_unix_seconds`.
+fn check_session_start(session: Session, now_unix_seconds: u64) -> Result<(), ServerError> {
+    let started = session.started_at_unix_seconds();
+    let latest = now_unix_seconds.saturating_add(SESSION_START_AHEAD_MAX_SECONDS);
+    if session.sequence == 1 && started > latest {
+        let ahead = started - now_unix_seconds;
+        let reason = format!(
+            "client id {} dates its session {ahead} s after this node's clock (at most \
+             {SESSION_START_AHEAD_MAX_SECONDS} s allowed); fix the client's clock",
+            session.client_id
+        );
+        return Err(ServerError::Invalid { reason });
+    }
+    Ok(())
+}
+
+fn unix_seconds_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// Where the node's peers listen, shared between the service and the address-book sync:
 /// the `--peers` list, then what the replicated member address book (kv-store's
 /// `SetMemberAddress` commands) adds.
@@ -127,6 +156,7 @@ impl Service {
         deadline: Option<Instant>,
     ) -> Result<Response, ServerError> {
         self.kv_config.validate_write(&command.write)?;
+        check_session_start(command.session, unix_seconds_now())?;
         let proposal = self.propose_before(&command, deadline);
         let applied = self.in_flight.run_once(command.session, proposal).await?;
         WriteOutcome::from_applied(applied, self.id).map(Response::Written)
@@ -379,5 +409,24 @@ impl Service {
             ) => ServerError::Invalid { reason: error.to_string() },
             other => ServerError::Internal { reason: other.to_string() },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn a_session_dated_far_after_this_nodes_clock_is_refused() {
+        let now = 1_800_000_000;
+        let session =
+            |seconds, sequence| Session { client_id: Session::client_id_at(seconds, 5), sequence };
+        assert!(check_session_start(session(now + 30, 1), now).is_ok(), "unsynchronized");
+        assert!(check_session_start(session(now - 3600, 1), now).is_ok(), "an old session");
+        let refused = check_session_start(session(now + 3600, 1), now).unwrap_err();
+        assert!(matches!(&refused, ServerError::Invalid { reason } if reason.contains("3600 s")));
+        // Later writes of a session the store holds are its business.
+        assert!(check_session_start(session(now + 3600, 2), now).is_ok());
     }
 }

@@ -101,6 +101,13 @@ impl Session {
     pub fn client_id_at(unix_seconds: u64, random: u32) -> u64 {
         (unix_seconds.min(u64::from(u32::MAX)) << 32) | u64::from(random)
     }
+
+    /// When the session started, in seconds since the Unix epoch, as its client id says
+    /// (see [`Session::client_id_at`]).
+    #[must_use]
+    pub fn started_at_unix_seconds(&self) -> u64 {
+        self.client_id >> 32
+    }
 }
 
 /// A write as proposed to the log: the write and the client session it belongs to.
@@ -225,6 +232,8 @@ mod tests {
         let later = Session::client_id_at(1_700_000_001, 0);
         assert!(later > earlier);
         assert_eq!(Session::client_id_at(u64::MAX, 7) >> 32, u64::from(u32::MAX));
+        let session = Session { client_id: later, sequence: 1 };
+        assert_eq!(session.started_at_unix_seconds(), 1_700_000_001);
     }
 
     #[test]
