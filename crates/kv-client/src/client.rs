@@ -14,7 +14,7 @@ use tracing::debug;
 use crate::error::Error;
 use crate::protocol::{
     Command, Consistency, KeyValue, Member, NodeStatus, Request, Response, ServerError, Session,
-    Write, WriteOutcome, decode, encode,
+    Write, WriteOutcome, decode, encode, new_session_client_id,
 };
 use raft_core::{LogIndex, NodeId};
 
@@ -323,8 +323,15 @@ impl KvClient {
     /// Sends a write under a session of its own, so that its retries apply at most once.
     async fn write(&self, write: Write) -> Result<Response, Error> {
         let session = self.take_session();
-        let result = self.send(&Request::Write(Command { session, write })).await;
-        self.return_session(session);
+        // Retries resend the same bytes, so each carries the whole timeout: the node's
+        // deadline for a retry may pass after this client gave up, never before.
+        let timeout_ms = u32::try_from(self.inner.config.timeout.as_millis()).unwrap_or(u32::MAX);
+        let command = Command { session, write };
+        let result = self.send(&Request::WriteWithin { command, timeout_ms }).await;
+        // An expired session refuses every later write too: start a new one instead.
+        if !matches!(result, Err(Error::SessionExpired { .. })) {
+            self.return_session(session);
+        }
         result
     }
 
@@ -457,8 +464,9 @@ impl KvClient {
     /// A session for one write, with its sequence advanced.
     fn take_session(&self) -> Session {
         let mut sessions = self.inner.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut session =
-            sessions.pop().unwrap_or_else(|| Session { client_id: rand::random(), sequence: 0 });
+        let mut session = sessions
+            .pop()
+            .unwrap_or_else(|| Session { client_id: new_session_client_id(), sequence: 0 });
         session.sequence += 1;
         session
     }
@@ -522,6 +530,8 @@ mod tests {
             into_result(addr, conflict),
             Err(Error::Conflict { current_version: Some(4) })
         ));
+        let expired = Response::Error(ServerError::SessionExpired { reason: "gone".into() });
+        assert!(into_result(addr, expired).unwrap_err().is_outcome_unknown());
         let value = Response::Value { found: None, index: LogIndex(3) };
         assert_eq!(into_result(addr, value.clone()).unwrap(), value);
     }

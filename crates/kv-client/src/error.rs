@@ -57,8 +57,10 @@ pub enum Error {
         /// The server's reason.
         reason: String,
     },
-    /// The session forgot this write; its outcome is unknown.
-    #[error("session expired: {reason}")]
+    /// The session forgot this write (it was evicted): the write's outcome is unknown, it
+    /// may or may not have applied once, and retrying it could apply it twice. Read to
+    /// find out.
+    #[error("outcome unknown, the session expired: {reason}")]
     SessionExpired {
         /// The server's reason.
         reason: String,
@@ -116,6 +118,13 @@ impl Error {
             | ServerError::OutcomeUnknown { reason }
             | ServerError::Internal { reason } => Error::Server { reason },
         }
+    }
+
+    /// Whether a write may or may not have applied, and the client cannot tell: its
+    /// session expired.
+    #[must_use]
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Error::SessionExpired { .. })
     }
 
     /// Whether the failure says nothing about the cluster's data (the request never got an

@@ -19,6 +19,16 @@ use kv_store::{Rejection, Response as Applied};
 use raft_core::{LogIndex, NodeId, Role, Term};
 use serde::{Deserialize, Serialize};
 
+/// A client id for a session starting now: [`Session::client_id_at`] with the wall clock
+/// and random bits, so that it lies above every session the store evicted before.
+#[must_use]
+pub fn new_session_client_id() -> u64 {
+    let unix_seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    Session::client_id_at(unix_seconds, rand::random())
+}
+
 /// The request/response format's version. 2: writes carry kv-store's [`Command`], and ids
 /// and indexes are typed.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -83,6 +93,16 @@ pub enum Request {
     },
     /// Makes the answering node snapshot its state machine and compact its log now.
     Snapshot,
+    /// A [`Request::Write`] the client waits for at most `timeout_ms` milliseconds from
+    /// when the node receives it: once that passed the node no longer proposes it (the
+    /// client gave up, and a late proposal would only add work and an entry nobody reads).
+    /// A write already proposed still commits or not as Raft decides.
+    WriteWithin {
+        /// The write under its session, as for [`Request::Write`].
+        command: Command,
+        /// How long the client waits for the answer, in milliseconds.
+        timeout_ms: u32,
+    },
 }
 
 impl Request {
@@ -90,7 +110,7 @@ impl Request {
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
-            Request::Write(command) => command.write.kind(),
+            Request::Write(command) | Request::WriteWithin { command, .. } => command.write.kind(),
             Request::Get { .. } => "get",
             Request::Range { .. } => "range",
             Request::Status => "status",

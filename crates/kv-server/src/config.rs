@@ -28,6 +28,14 @@ pub const DEFAULT_CLUSTER_ID: &str = "kv";
 /// nodes started with only `--listen` do not collide.
 pub const HTTP_PORT_OFFSET: u16 = 100;
 
+/// The longest heartbeat interval accepted: ten seconds. Slower heartbeats only delay
+/// failure detection, and a bound keeps every derived timeout far from overflowing.
+pub const HEARTBEAT_MS_MAX: u64 = 10_000;
+
+/// The longest election timeout accepted: one minute. A cluster that waits longer to
+/// replace a failed leader is down for that long.
+pub const ELECTION_TIMEOUT_MS_MAX: u64 = 60_000;
+
 /// Every setting, as the command line or the file gives it; unset fields take defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -71,7 +79,7 @@ impl Settings {
         })?;
         toml::from_str(&text).map_err(|error| Error::ConfigFile {
             path: path.to_path_buf(),
-            reason: error.to_string(),
+            reason: describe_toml_error(&text, &error),
         })
     }
 
@@ -138,6 +146,14 @@ impl Settings {
         let election_timeout_ms = self.election_timeout_ms.unwrap_or(500);
         if heartbeat_ms == 0 {
             return Err(invalid("heartbeat-ms", "0", "must be at least 1"));
+        }
+        if heartbeat_ms > HEARTBEAT_MS_MAX {
+            let rule = format!("must be at most {HEARTBEAT_MS_MAX} (ten seconds)");
+            return Err(invalid("heartbeat-ms", &heartbeat_ms.to_string(), &rule));
+        }
+        if election_timeout_ms > ELECTION_TIMEOUT_MS_MAX {
+            let rule = format!("must be at most {ELECTION_TIMEOUT_MS_MAX} (one minute)");
+            return Err(invalid("election-timeout-ms", &election_timeout_ms.to_string(), &rule));
         }
         if election_timeout_ms < 2 * heartbeat_ms {
             let value = format!("{election_timeout_ms} (heartbeat {heartbeat_ms})");
@@ -220,6 +236,25 @@ impl ServerConfig {
 fn ticks(duration: Duration, tick: Duration) -> u64 {
     let tick_ms = tick.as_millis().max(1);
     u64::try_from(duration.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX)
+}
+
+/// A TOML error on one line: where, which key, and what is wrong (the `toml` crate's own
+/// text spans several lines with a drawing of the input).
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().lines().collect::<Vec<_>>().join(" ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line_number = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let line = text.get(line_start..).unwrap_or("").lines().next().unwrap_or("");
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() => {
+            format!("line {line_number}, key `{}`: {message}", key.trim())
+        }
+        _ => format!("line {line_number}: {message}"),
+    }
 }
 
 fn invalid(setting: &'static str, value: &str, rule: &str) -> Error {
@@ -320,6 +355,25 @@ mod tests {
         assert!(parse_peers("0=127.0.0.1:7001").is_err());
         assert!(parse_peers("").is_err());
         assert!(parse_peers("1=localhost").is_err());
+    }
+
+    #[test]
+    fn a_toml_error_is_one_line_naming_the_key() {
+        let text = "id = 2\nheartbeat-ms = -1\n";
+        let error = toml::from_str::<Settings>(text).unwrap_err();
+        let described = describe_toml_error(text, &error);
+        assert!(described.starts_with("line 2, key `heartbeat-ms`: "), "{described}");
+        assert_eq!(described.lines().count(), 1, "{described}");
+    }
+
+    #[test]
+    fn timings_past_their_maximum_are_refused_without_overflow() {
+        let settings = Settings { heartbeat_ms: Some(u64::MAX), ..Settings::default() };
+        let error = settings.resolve().unwrap_err().to_string();
+        assert!(error.contains("heartbeat-ms"), "{error}");
+        let settings = Settings { election_timeout_ms: Some(u64::MAX), ..Settings::default() };
+        let error = settings.resolve().unwrap_err().to_string();
+        assert!(error.contains("election-timeout-ms"), "{error}");
     }
 
     #[test]

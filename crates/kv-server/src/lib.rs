@@ -23,6 +23,7 @@ pub mod config;
 mod error;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod in_flight;
 pub mod metrics;
 mod server;
 mod service;

@@ -74,6 +74,8 @@ pub struct ServerMetrics {
     snapshot_index: Gauge,
     snapshot_bytes: Gauge,
     keys: Gauge,
+    rpc_bytes_in_flight: Gauge,
+    rpc_connections: Gauge,
     elections: Counter,
     elections_won: Counter,
     election_duration: Histogram,
@@ -145,6 +147,12 @@ impl ServerMetrics {
             snapshot_index: gauge(r, "raft_snapshot_index", "Last index the snapshot covers"),
             snapshot_bytes: gauge(r, "raft_snapshot_bytes", "Size of the latest snapshot"),
             keys: gauge(r, "kv_keys", "Keys in the state machine"),
+            rpc_bytes_in_flight: gauge(
+                r,
+                "kv_rpc_bytes_in_flight",
+                "Client request bytes the node holds (bounded by the transport's budget)",
+            ),
+            rpc_connections: gauge(r, "kv_rpc_connections", "Client connections served"),
             elections: counter(r, "raft_elections", "Campaigns this node started"),
             elections_won: counter(r, "raft_elections_won", "Campaigns this node won"),
             election_duration: histogram(r, "raft_election_duration_seconds", "Campaign durations"),
@@ -250,6 +258,13 @@ impl ServerMetrics {
         self.snapshot_index.set(to_i64(status.snapshot_last_log_id.index.0));
         self.snapshot_bytes.set(to_i64(status.snapshot_bytes));
         self.keys.set(to_i64(keys));
+    }
+
+    /// Records the client connections served and the request bytes they make the node
+    /// hold.
+    pub fn observe_rpc(&self, bytes_in_flight: u64, connections: usize) {
+        self.rpc_bytes_in_flight.set(to_i64(bytes_in_flight));
+        self.rpc_connections.set(i64::try_from(connections).unwrap_or(i64::MAX));
     }
 
     /// Records one client request.
@@ -361,6 +376,7 @@ mod tests {
         metrics.persisted(NodeId(1), 3, 300, Duration::from_micros(800));
         metrics.observe_request("put", "ok", Duration::from_millis(2));
         metrics.append_sent(NodeId(1), NodeId(2), 4, 400);
+        metrics.observe_rpc(4096, 3);
         let text = metrics.render();
         for name in [
             "raft_term ",
@@ -373,6 +389,8 @@ mod tests {
             "kv_requests_total{command=\"put\",outcome=\"ok\"} 1",
             "kv_request_duration_seconds_count{command=\"put\"} 1",
             "raft_appends_sent_total{peer=\"2\"} 1",
+            "kv_rpc_bytes_in_flight 4096",
+            "kv_rpc_connections 3",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -1,6 +1,6 @@
 //! Starting and stopping a node: storage, transport, Raft driver, client service, HTTP.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::Path;
@@ -24,9 +24,14 @@ use tracing::{error, info};
 
 use crate::config::ServerConfig;
 use crate::error::Error;
+use crate::in_flight::InFlightWrites;
 use crate::metrics::ServerMetrics;
 use crate::service::{AddressBook, Service};
 
+/// The most user writes a node tracks in flight to attach retries to them (more propose
+/// untracked): far above the writes a healthy node has pending, small enough (a few
+/// hundred KiB) to keep.
+const IN_FLIGHT_WRITES_MAX: usize = 4096;
 /// How often the node's state is sampled into the gauges and the address book is synced.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -106,6 +111,7 @@ impl Server {
             quic: Arc::clone(&quic),
             metrics: Arc::clone(&metrics),
             stopping: Arc::clone(&stopping),
+            in_flight: Arc::new(InFlightWrites::new(IN_FLIGHT_WRITES_MAX)),
         };
         quic.serve_requests(service);
 
@@ -298,7 +304,8 @@ async fn sample(
         let (keys, member_addresses) =
             kv.with_read(|store| (store.len() as u64, store.member_addresses().clone()));
         metrics.observe_status(&status, keys);
-        for (node, addr) in member_addresses {
+        metrics.observe_rpc(quic.rpc_bytes_in_flight(), quic.rpc_connections());
+        for (&node, &addr) in &member_addresses {
             let mut book = addresses.write().unwrap_or_else(PoisonError::into_inner);
             if node != status.node && book.get(&node) != Some(&addr) {
                 info!(peer = %node, %addr, "learned peer address");
@@ -306,7 +313,30 @@ async fn sample(
                 quic.set_peer(node, addr);
             }
         }
+        if let Some(allowed) = allowed_peers(&status, &member_addresses) {
+            if allowed != quic.allowed_peers() {
+                info!(peers = ?allowed, "accepting peer connections from these nodes");
+                quic.set_allowed_peers(allowed);
+            }
+        }
     }
+}
+
+/// The nodes whose peer connections this node accepts: every voter and learner, and every
+/// node in the replicated address book (the leader records a node's address before adding
+/// it, so a joining node the leader knows is in it). `None` while this node knows no
+/// membership yet (a node started with `--join`): it keeps accepting its `--peers`.
+fn allowed_peers(
+    status: &raft_runtime::Status,
+    member_addresses: &BTreeMap<NodeId, SocketAddr>,
+) -> Option<BTreeSet<NodeId>> {
+    let membership = &status.membership;
+    if membership.voters.is_empty() && membership.learners.is_empty() {
+        return None;
+    }
+    let members = membership.voters.iter().chain(&membership.learners);
+    let allowed = members.chain(member_addresses.keys()).copied();
+    Some(allowed.filter(|&node| node != status.node).collect())
 }
 
 /// An error's message followed by its sources' (`a: b: c`), so the file and the OS error

@@ -19,11 +19,41 @@ use raft_runtime::Error as RaftError;
 use raft_runtime::RaftHandle;
 use tracing::{debug, info, warn};
 
+use crate::in_flight::SharedInFlightWrites;
 use crate::metrics::ServerMetrics;
 
 /// How long an administrative request waits for its effect (a transfer to complete, a
 /// snapshot to be durable).
 const ADMIN_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How far ahead of this node's clock a new session's start time (in its client id) may
+/// be. The store refuses every session at or below the highest client id it evicted, so
+/// a session dated far ahead would, once evicted, refuse every new session until the
+/// clocks caught up with it; a minute covers clocks that are merely unsynchronized.
+const SESSION_START_AHEAD_MAX_SECONDS: u64 = 60;
+
+/// Refuses a session's first write when its client id dates it more than
+/// [`SESSION_START_AHEAD_MAX_SECONDS`] after `now_unix_seconds`.
+fn check_session_start(session: Session, now_unix_seconds: u64) -> Result<(), ServerError> {
+    let started = session.started_at_unix_seconds();
+    let latest = now_unix_seconds.saturating_add(SESSION_START_AHEAD_MAX_SECONDS);
+    if session.sequence == 1 && started > latest {
+        let ahead = started - now_unix_seconds;
+        let reason = format!(
+            "client id {} dates its session {ahead} s after this node's clock (at most \
+             {SESSION_START_AHEAD_MAX_SECONDS} s allowed); fix the client's clock",
+            session.client_id
+        );
+        return Err(ServerError::Invalid { reason });
+    }
+    Ok(())
+}
+
+fn unix_seconds_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
 
 /// Where the node's peers listen, shared between the service and the address-book sync:
 /// the `--peers` list, then what the replicated member address book (kv-store's
@@ -41,6 +71,8 @@ pub struct Service {
     pub(crate) quic: Arc<QuicNode>,
     pub(crate) metrics: Arc<ServerMetrics>,
     pub(crate) stopping: Arc<AtomicBool>,
+    /// User writes being proposed, so a retry joins its original.
+    pub(crate) in_flight: SharedInFlightWrites,
 }
 
 impl RequestHandler for Service {
@@ -49,7 +81,7 @@ impl RequestHandler for Service {
         let (command, response) = match protocol::decode::<Request>(&request) {
             Ok(request) => {
                 debug!(%caller, kind = request.kind(), "request");
-                (request.kind(), self.serve(request).await)
+                (request.kind(), self.serve(request, started).await)
             }
             Err(error) => {
                 warn!(%caller, %error, bytes = request.len(), "undecodable request");
@@ -81,16 +113,20 @@ fn error_kind(error: &ServerError) -> &'static str {
 }
 
 impl Service {
-    async fn serve(&self, request: Request) -> Response {
+    async fn serve(&self, request: Request, received: Instant) -> Response {
         if self.stopping.load(Ordering::Relaxed) {
             let reason = "the node is shutting down".to_owned();
             return Response::Error(ServerError::Unavailable { reason });
         }
         let result = match request {
             Request::Write(command) if command.write.is_user_write() => {
-                self.write_user(command).await
+                self.write_user(command, None).await
             }
-            Request::Write(command) => {
+            Request::WriteWithin { command, timeout_ms } if command.write.is_user_write() => {
+                let deadline = received + Duration::from_millis(u64::from(timeout_ms));
+                self.write_user(command, Some(deadline)).await
+            }
+            Request::Write(command) | Request::WriteWithin { command, .. } => {
                 let reason = format!(
                     "a {} changes the cluster's address book; use member add or remove",
                     command.write.kind()
@@ -112,10 +148,41 @@ impl Service {
     }
 
     /// Proposes a client's put or delete, exactly as the client built it, and waits for it
-    /// to apply.
-    async fn write_user(&self, command: Command) -> Result<Response, ServerError> {
-        let applied = self.propose(&command).await?;
+    /// to apply. A retry of a write still in flight here waits for the original instead of
+    /// proposing it again. Past `deadline` (the client gave up) the write is not proposed.
+    async fn write_user(
+        &self,
+        command: Command,
+        deadline: Option<Instant>,
+    ) -> Result<Response, ServerError> {
+        self.kv_config.validate_write(&command.write)?;
+        check_session_start(command.session, unix_seconds_now())?;
+        let proposal = self.propose_before(&command, deadline);
+        let applied = self.in_flight.run_once(command.session, proposal).await?;
         WriteOutcome::from_applied(applied, self.id).map(Response::Written)
+    }
+
+    /// Proposes a command unless `deadline` passed, and waits for it to apply, at most
+    /// until `deadline`.
+    async fn propose_before(
+        &self,
+        command: &Command,
+        deadline: Option<Instant>,
+    ) -> Result<kv_store::Response, ServerError> {
+        let Some(deadline) = deadline else {
+            return self.propose(command).await;
+        };
+        if Instant::now() >= deadline {
+            debug!(client_id = command.session.client_id, "dropped a write past its deadline");
+            let reason = "the client's deadline passed before the write was proposed".to_owned();
+            return Err(ServerError::Unavailable { reason });
+        }
+        // Dropping the proposal while it waits to reach the Raft task drops it unproposed.
+        let deadline = tokio::time::Instant::from_std(deadline);
+        tokio::time::timeout_at(deadline, self.propose(command)).await.unwrap_or_else(|_| {
+            let reason = "the client's deadline passed with the write in flight".to_owned();
+            Err(ServerError::OutcomeUnknown { reason })
+        })
     }
 
     /// Checks a command against the store's limits, proposes it and waits for it to apply.
@@ -128,7 +195,7 @@ impl Service {
     /// Proposes a change to the member address book under a session of its own, and
     /// waits for it to apply.
     async fn update_member_address(&self, write: Write) -> Result<(), ServerError> {
-        let session = Session { client_id: rand::random(), sequence: 1 };
+        let session = Session { client_id: protocol::new_session_client_id(), sequence: 1 };
         match self.propose(&Command { session, write }).await? {
             kv_store::Response::MemberAddressUpdated { .. } => Ok(()),
             kv_store::Response::Rejected(rejection) => Err(rejection.into()),
@@ -342,5 +409,24 @@ impl Service {
             ) => ServerError::Invalid { reason: error.to_string() },
             other => ServerError::Internal { reason: other.to_string() },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn a_session_dated_far_after_this_nodes_clock_is_refused() {
+        let now = 1_800_000_000;
+        let session =
+            |seconds, sequence| Session { client_id: Session::client_id_at(seconds, 5), sequence };
+        assert!(check_session_start(session(now + 30, 1), now).is_ok(), "unsynchronized");
+        assert!(check_session_start(session(now - 3600, 1), now).is_ok(), "an old session");
+        let refused = check_session_start(session(now + 3600, 1), now).unwrap_err();
+        assert!(matches!(&refused, ServerError::Invalid { reason } if reason.contains("3600 s")));
+        // Later writes of a session the store holds are its business.
+        assert!(check_session_start(session(now + 3600, 2), now).is_ok());
     }
 }

@@ -93,12 +93,12 @@ fn an_unreachable_cluster_times_out_with_exit_code_2() {
 fn bad_server_flags_and_directories_are_refused_with_a_clear_message() {
     let cluster = Cluster::start(1, &[]);
     cluster.leader();
-    // A malformed peer list.
+    // A malformed peer list: a malformed setting, exit code 2.
     let output = Command::new(SERVER)
         .args(["--id", "1", "--peers", "1=127.0.0.1:7001,2:oops"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("2:oops"), "{}", text(&output.stderr));
     // A data directory that is a file.
     let file = cluster.dir.path().join("not-a-dir");

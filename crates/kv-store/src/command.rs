@@ -80,11 +80,34 @@ impl Write {
 /// retrying the same session position until it gets an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Session {
-    /// The client's session id, chosen at random by the client (so two clients never
-    /// share one).
+    /// The client's session id, made by [`Session::client_id_at`] from the time the
+    /// session starts and random bits, so two clients never share one and later sessions
+    /// have higher ids (the store refuses a session below its eviction watermark).
     pub client_id: u64,
     /// The write's number in the session, starting at 1.
     pub sequence: u64,
+}
+
+impl Session {
+    /// A client id for a session starting at `unix_seconds` (seconds since the Unix
+    /// epoch): the time in the high 32 bits and `random` in the low 32.
+    ///
+    /// The store evicts idle sessions and then refuses every client id at or below the
+    /// highest one it evicted, so that no late retry of an evicted session applies again;
+    /// ids that grow with time keep new sessions above that watermark. 32 random bits make
+    /// two sessions starting in the same second collide with odds of about 1 in 4 billion
+    /// per pair. 32 bits of seconds last until the year 2106.
+    #[must_use]
+    pub fn client_id_at(unix_seconds: u64, random: u32) -> u64 {
+        (unix_seconds.min(u64::from(u32::MAX)) << 32) | u64::from(random)
+    }
+
+    /// When the session started, in seconds since the Unix epoch, as its client id says
+    /// (see [`Session::client_id_at`]).
+    #[must_use]
+    pub fn started_at_unix_seconds(&self) -> u64 {
+        self.client_id >> 32
+    }
 }
 
 /// A write as proposed to the log: the write and the client session it belongs to.
@@ -201,6 +224,16 @@ mod tests {
             let command = Command { session, write };
             assert_eq!(Command::decode(&command.encode().unwrap()).unwrap(), command);
         }
+    }
+
+    #[test]
+    fn later_sessions_have_higher_client_ids() {
+        let earlier = Session::client_id_at(1_700_000_000, u32::MAX);
+        let later = Session::client_id_at(1_700_000_001, 0);
+        assert!(later > earlier);
+        assert_eq!(Session::client_id_at(u64::MAX, 7) >> 32, u64::from(u32::MAX));
+        let session = Session { client_id: later, sequence: 1 };
+        assert_eq!(session.started_at_unix_seconds(), 1_700_000_001);
     }
 
     #[test]

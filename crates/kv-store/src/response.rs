@@ -151,13 +151,14 @@ pub enum Rejection {
         /// The session's latest sequence number.
         last_sequence: u64,
     },
-    /// The store remembers no session for the client, and the write is not the first of a
-    /// session (sequence 1): the session was evicted, so a retry cannot be told from a new
-    /// write. The write was not applied; the client must start a new session (new client
-    /// id) and find out by reading whether its earlier write took effect.
+    /// The store remembers no session for the client, and either the write is not the
+    /// first of a session (sequence 1) or the client id is at or below the highest id the
+    /// store ever evicted: the session was evicted, so a retry cannot be told from a new
+    /// write. The write was not applied now; whether an earlier attempt applied is unknown.
+    /// The client must start a new session (a newer client id) and find out by reading.
     #[error(
-        "client {client_id} has no session (expired or never started) and sent sequence \
-         {sequence}, not 1; start a new session"
+        "client {client_id} has no session (it expired, or never started) for sequence \
+         {sequence}; the write's outcome is unknown; start a new session"
     )]
     SessionExpired {
         /// The client.

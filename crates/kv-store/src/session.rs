@@ -8,6 +8,17 @@
 //! The table holds at most `sessions_max` sessions. When a new one would pass the limit,
 //! the session whose last write applied at the lowest log index goes. The log index is the
 //! same on every replica, so every replica evicts the same session.
+//!
+//! An evicted session must never apply a write again, not even a late duplicate of its
+//! first write (sequence 1), which looks exactly like a new session's first write. Client
+//! ids therefore order sessions by when they started ([`Session::client_id_at`]: the start
+//! time in the high bits), and the table keeps an eviction watermark, the highest client id
+//! it ever evicted. A session it does not hold whose client id is at or below the watermark
+//! is refused as expired whatever its sequence. The watermark only depends on the log, so
+//! every replica refuses the same writes; clocks only matter for liveness (a client whose
+//! clock runs far behind may see its new session refused, and starts another).
+//!
+//! [`Session::client_id_at`]: crate::Session::client_id_at
 
 use std::collections::BTreeMap;
 
@@ -43,6 +54,8 @@ pub(crate) struct Sessions {
     /// Client ids by the log index of their latest write: the first is evicted first. Each
     /// index holds one entry, so the keys are unique.
     by_last_index: BTreeMap<LogIndex, u64>,
+    /// The highest client id ever evicted: no session at or below it may start again.
+    evicted_client_id_max: Option<u64>,
 }
 
 impl Sessions {
@@ -70,12 +83,28 @@ impl Sessions {
                 }))
             }
             Some(_) => SessionCheck::Apply,
-            None if sequence == 1 => SessionCheck::Apply,
+            None if sequence == 1 && !self.was_evicted(client_id) => SessionCheck::Apply,
             None => SessionCheck::Answer(Response::Rejected(Rejection::SessionExpired {
                 client_id,
                 sequence,
             })),
         }
+    }
+
+    /// Whether a session of `client_id` may have existed and been evicted: its id is at or
+    /// below the eviction watermark.
+    fn was_evicted(&self, client_id: u64) -> bool {
+        self.evicted_client_id_max.is_some_and(|watermark| client_id <= watermark)
+    }
+
+    /// The highest client id ever evicted, for the snapshot.
+    pub(crate) fn evicted_client_id_max(&self) -> Option<u64> {
+        self.evicted_client_id_max
+    }
+
+    /// Sets the eviction watermark read from a snapshot.
+    pub(crate) fn restore_evicted_client_id_max(&mut self, watermark: Option<u64>) {
+        self.evicted_client_id_max = watermark;
     }
 
     /// Records that `client_id`'s write `sequence` applied at `index` with `response`,
@@ -114,6 +143,8 @@ impl Sessions {
                 break;
             };
             self.by_client.remove(&client_id);
+            let watermark = self.evicted_client_id_max.map_or(client_id, |max| max.max(client_id));
+            self.evicted_client_id_max = Some(watermark);
             tracing::debug!(client_id, "evicted the least recently active client session");
         }
     }
@@ -163,6 +194,21 @@ mod tests {
         let clients: Vec<u64> = sessions.iter().map(|(&id, _)| id).collect();
         assert_eq!(clients, vec![10, 30]);
         assert_eq!(sessions.by_last_index.len(), 2);
+    }
+
+    #[test]
+    fn first_write_at_or_below_the_eviction_watermark_is_expired() {
+        let mut sessions = Sessions::default();
+        sessions.record(10, 1, LogIndex(1), Response::NoOp, 1);
+        sessions.record(20, 1, LogIndex(2), Response::NoOp, 1);
+        assert_eq!(sessions.evicted_client_id_max(), Some(10));
+        assert!(matches!(sessions.check(10, 1), SessionCheck::Answer(_)));
+        assert!(matches!(sessions.check(5, 1), SessionCheck::Answer(_)));
+        assert!(matches!(sessions.check(11, 1), SessionCheck::Apply));
+        // Evicting a lower id later never lowers the watermark.
+        sessions.record(3, 1, LogIndex(3), Response::NoOp, 1);
+        sessions.record(30, 1, LogIndex(4), Response::NoOp, 1);
+        assert_eq!(sessions.evicted_client_id_max(), Some(20));
     }
 
     #[test]

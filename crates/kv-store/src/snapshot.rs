@@ -4,6 +4,7 @@
 //! ```text
 //! magic "KVSNAP\r\n"  format version u32 | applied term u64  applied index u64
 //! key count u64  session count u64  member address count u64
+//! eviction watermark present u8 (0 or 1)  eviction watermark u64 (0 when absent)
 //! key count x   [key length u32, key, value length u32, value,
 //!                version u64, create index u64, mod index u64]      (ascending keys)
 //! session count x [client id u64, last sequence u64, last index u64,
@@ -13,9 +14,14 @@
 //! crc32 u32 of everything before it
 //! ```
 //!
+//! The eviction watermark is the highest client id the session table ever evicted (see
+//! the session module): no session at or below it applies a write again.
+//!
+//! Version 2 has no eviction watermark; it restores with none (a snapshot taken before
+//! the watermark existed cannot know which sessions were evicted before it).
 //! Version 1, written before the address book moved out of the user's keys, has no member
 //! address count or section, and its session responses use the response enum of that
-//! time; this build still restores it (with an empty address book) and writes version 2.
+//! time; this build still restores it (with an empty address book) and writes version 3.
 //!
 //! Integers are little-endian and fixed-width, so the same state always gives the same
 //! bytes on every platform. Entries are written one at a time into a buffer sized up
@@ -42,14 +48,18 @@ use crate::store::{KvStore, Record};
 
 /// The first bytes of every kv-store snapshot. The `\r\n` catches text-mode mangling.
 const MAGIC: &[u8; 8] = b"KVSNAP\r\n";
-/// The format version this build writes; it also reads version 1 (see the module docs).
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+/// The format version this build writes; it also reads versions 1 and 2 (see the module
+/// docs).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+/// The format without the eviction watermark, still read.
+const SNAPSHOT_FORMAT_VERSION_V2: u32 = 2;
 /// The format without the member address book, still read.
 const SNAPSHOT_FORMAT_VERSION_V1: u32 = 1;
-/// Magic, version, applied log id, key, session and member address counts.
-const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8 + 8 + 8;
-/// The shortest header of any version read (version 1 has no member address count).
-const HEADER_BYTES_MIN: usize = HEADER_BYTES - 8;
+/// Magic, version, applied log id, key, session and member address counts, watermark.
+const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8 + 8 + 8 + 1 + 8;
+/// The shortest header of any version read (version 1 has no member address count and
+/// no watermark).
+const HEADER_BYTES_MIN: usize = HEADER_BYTES - 8 - 1 - 8;
 /// The checksum.
 const TRAILER_BYTES: usize = 4;
 /// The fixed part of one key's record: two lengths and three u64s.
@@ -82,6 +92,9 @@ impl KvStore {
         buffer.put_u64_le(self.map.len() as u64);
         buffer.put_u64_le(self.sessions.len() as u64);
         buffer.put_u64_le(self.member_addresses.len() as u64);
+        let watermark = self.sessions.evicted_client_id_max();
+        buffer.put_u8(u8::from(watermark.is_some()));
+        buffer.put_u64_le(watermark.unwrap_or(0));
         for (key, record) in &self.map {
             put_field(&mut buffer, "key", key)?;
             put_field(&mut buffer, "value", &record.value)?;
@@ -129,6 +142,7 @@ impl KvStore {
         let session_count = reader.u64()?;
         let member_address_count =
             if version == SNAPSHOT_FORMAT_VERSION_V1 { 0 } else { reader.u64()? };
+        let watermark = if version == SNAPSHOT_FORMAT_VERSION { reader.watermark()? } else { None };
         // Every replica runs with the same limits; a snapshot beyond them comes from a
         // store configured otherwise (or is damaged), and restoring it would leave this
         // store outside its own limits.
@@ -161,7 +175,8 @@ impl KvStore {
                 limits.value_bytes_max
             )));
         }
-        let sessions = reader.sessions(session_count, applied.index, version)?;
+        let mut sessions = reader.sessions(session_count, applied.index, version)?;
+        sessions.restore_evicted_client_id_max(watermark);
         let member_addresses = reader.member_addresses(member_address_count)?;
         reader.finish()?;
         self.map = map;
@@ -207,7 +222,9 @@ impl<'a> Reader<'a> {
         }
         reader.offset = MAGIC.len();
         let version = reader.u32()?;
-        if version != SNAPSHOT_FORMAT_VERSION && version != SNAPSHOT_FORMAT_VERSION_V1 {
+        let known =
+            [SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V2, SNAPSHOT_FORMAT_VERSION_V1];
+        if !known.contains(&version) {
             return Err(Error::UnsupportedSnapshotVersion {
                 found: version,
                 supported: SNAPSHOT_FORMAT_VERSION,
@@ -251,6 +268,27 @@ impl<'a> Reader<'a> {
         let mut array = [0_u8; N];
         array.copy_from_slice(&field);
         Ok(array)
+    }
+
+    fn u8(&mut self) -> Result<u8, Error> {
+        self.array("u8").map(u8::from_le_bytes)
+    }
+
+    /// The eviction watermark: a presence byte, then the id (zero when absent).
+    fn watermark(&mut self) -> Result<Option<u64>, Error> {
+        let start = self.offset;
+        let present = self.u8()?;
+        let client_id = self.u64()?;
+        match (present, client_id) {
+            (0, 0) => Ok(None),
+            (1, client_id) => Ok(Some(client_id)),
+            _ => {
+                self.offset = start;
+                Err(self.corrupt(format!(
+                    "eviction watermark presence byte {present} with client id {client_id}"
+                )))
+            }
+        }
     }
 
     fn u32(&mut self) -> Result<u32, Error> {

@@ -121,10 +121,10 @@ fn foreign_bytes_are_refused_as_not_a_snapshot() {
 #[test]
 fn newer_format_version_is_refused_by_number() {
     let mut data = populated().snapshot_bytes().unwrap().to_vec();
-    data[8..12].copy_from_slice(&3_u32.to_le_bytes());
+    data[8..12].copy_from_slice(&4_u32.to_le_bytes());
     reseal(&mut data);
     let error = restored(&Bytes::from(data)).unwrap_err();
-    assert!(matches!(error, Error::UnsupportedSnapshotVersion { found: 3, supported: 2 }));
+    assert!(matches!(error, Error::UnsupportedSnapshotVersion { found: 4, supported: 3 }));
 }
 
 #[test]
@@ -243,9 +243,10 @@ fn damage_to_the_member_addresses_is_refused() {
 fn a_version_1_snapshot_restores_with_an_empty_member_address_book() {
     let store = populated();
     let mut data = store.snapshot_bytes().unwrap().to_vec();
-    // Version 1 had no member address count: drop it, mark the version, reseal.
-    let count = HEADER_BYTES - 8..HEADER_BYTES;
-    assert_eq!(data[count.clone()], 0_u64.to_le_bytes());
+    // Version 1 had no member address count and no watermark: drop them, mark the
+    // version, reseal.
+    let count = HEADER_BYTES - 17..HEADER_BYTES;
+    assert_eq!(data[count.clone()], [0_u8; 17]);
     data.drain(count);
     data[8..12].copy_from_slice(&1_u32.to_le_bytes());
     reseal(&mut data);
@@ -263,4 +264,58 @@ fn version_1_session_responses_decode_with_that_version_s_variant_order() {
     assert_eq!(no_op, Response::NoOp);
     let read = decode_session_response(&[3, 0], SNAPSHOT_FORMAT_VERSION_V1);
     assert!(read.is_err(), "a read's answer is no session response: {read:?}");
+}
+
+/// A store with sessions cap 1 that evicted client 5's session.
+fn with_an_evicted_session() -> KvStore {
+    let config = KvConfig { sessions_max: 1, ..KvConfig::default() };
+    let mut store = KvStore::new(config).unwrap();
+    for (index, client_id) in [(1, 5), (2, 9)] {
+        let command = Command {
+            session: Session { client_id, sequence: 1 },
+            write: Write::Put { key: "k".into(), value: "v".into(), expect_version: None },
+        };
+        let log_id = LogId::new(Term(1), LogIndex(index));
+        let payload = EntryPayload::Command(command.encode().unwrap());
+        store.apply_entry(&Entry { log_id, payload });
+    }
+    store
+}
+
+#[test]
+fn the_eviction_watermark_survives_a_snapshot() {
+    let store = with_an_evicted_session();
+    let data = store.snapshot_bytes().unwrap();
+    let copy = KvStore::new(store.config().clone())
+        .and_then(|mut copy| copy.restore_bytes(&data, None).map(|()| copy))
+        .unwrap();
+    assert_eq!(copy, store);
+    assert_eq!(copy.sessions.evicted_client_id_max(), Some(5));
+}
+
+#[test]
+fn a_version_2_snapshot_restores_without_a_watermark() {
+    let store = with_an_evicted_session();
+    let mut data = store.snapshot_bytes().unwrap().to_vec();
+    data.drain(HEADER_BYTES - 9..HEADER_BYTES);
+    data[8..12].copy_from_slice(&2_u32.to_le_bytes());
+    reseal(&mut data);
+    let mut copy = KvStore::new(store.config().clone()).unwrap();
+    copy.restore_bytes(&Bytes::from(data), None).unwrap();
+    assert_eq!(copy.sessions.evicted_client_id_max(), None);
+    assert_eq!(copy.session_count(), 1);
+}
+
+#[test]
+fn an_impossible_watermark_is_refused() {
+    let store = with_an_evicted_session();
+    let mut data = store.snapshot_bytes().unwrap().to_vec();
+    data[HEADER_BYTES - 9] = 2;
+    reseal(&mut data);
+    let mut copy = KvStore::new(store.config().clone()).unwrap();
+    let error = copy.restore_bytes(&Bytes::from(data), None).unwrap_err();
+    assert!(
+        matches!(&error, Error::CorruptSnapshot { reason, .. } if reason.contains("watermark")),
+        "{error}"
+    );
 }

@@ -267,7 +267,8 @@ fn session_eviction_is_identical_on_replicas_applying_the_same_entries() {
     let config = KvConfig { sessions_max: 3, ..KvConfig::default() };
     let mut left = Harness::with_config(config.clone());
     let mut right = Harness::with_config(config);
-    let clients = [5_u64, 9, 5, 1, 7, 9, 3, 5, 8];
+    // Client ids grow with each new session, as `Session::client_id_at` makes them.
+    let clients = [1_u64, 3, 1, 4, 5, 3, 6, 1, 7];
     let mut sequences = std::collections::BTreeMap::new();
     let mut expired = Vec::new();
     for client in clients {
@@ -281,11 +282,11 @@ fn session_eviction_is_identical_on_replicas_applying_the_same_entries() {
             expired.push(client);
         }
     }
-    // Index 5 (client 7) evicts 9, so 9's second write at 6 finds no session; index 7
-    // (client 3) evicts 5, so 5's third write at 8 finds none; index 9 (client 8) evicts 1.
-    assert_eq!(expired, vec![9, 5]);
+    // Index 5 (client 5) evicts 3, so 3's second write at 6 finds no session; index 7
+    // (client 6) evicts 1, so 1's third write at 8 finds none; index 9 (client 7) evicts 4.
+    assert_eq!(expired, vec![3, 1]);
     let remaining: Vec<u64> = left.store.sessions.iter().map(|(&id, _)| id).collect();
-    assert_eq!(remaining, vec![3, 7, 8]);
+    assert_eq!(remaining, vec![5, 6, 7]);
     assert_eq!(left.store.snapshot_bytes().unwrap(), right.store.snapshot_bytes().unwrap());
 }
 
@@ -405,4 +406,23 @@ fn apply_answers_every_entry_in_order() {
     assert_eq!(responses[0], Response::NoOp);
     assert!(matches!(responses[1], Response::Written(_)));
     assert!(matches!(responses[2], Response::Rejected(Rejection::Undecodable { .. })));
+}
+
+#[test]
+fn a_late_retry_of_an_evicted_sessions_first_write_is_refused_as_expired() {
+    // Client 1's first write applies, other clients push its session out, and then a
+    // duplicate of that first write (a retry delayed in the network) commits: it must not
+    // apply a second time.
+    let config = KvConfig { sessions_max: 2, ..KvConfig::default() };
+    let mut harness = Harness::with_config(config);
+    harness.apply(1, 1, put("counter", "1", None));
+    harness.apply(2, 1, put("other", "x", None));
+    harness.apply(3, 1, put("other", "y", None));
+    assert_eq!(harness.store.session_count(), 2);
+    let retry = harness.apply(1, 1, put("counter", "1", None));
+    assert_eq!(retry, Response::Rejected(Rejection::SessionExpired { client_id: 1, sequence: 1 }));
+    assert_eq!(harness.store.get(b"counter").unwrap().meta.version, 1);
+    // A session that starts after the eviction (a newer client id) still opens.
+    let fresh = harness.apply(4, 1, put("other", "z", None));
+    assert!(matches!(fresh, Response::Written(_)), "{fresh:?}");
 }

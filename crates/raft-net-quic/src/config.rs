@@ -1,7 +1,7 @@
 //! The endpoint's configuration.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use raft_core::NodeId;
@@ -48,7 +48,26 @@ pub struct NetConfig {
     pub reconnect_backoff_max: Duration,
     /// Requests a client connection may have in flight at once (one stream each).
     pub requests_in_flight_max: u32,
+    /// The most client connections served at once; more are refused as overloaded in the
+    /// handshake.
+    pub rpc_connections_max: NonZeroUsize,
+    /// The most request bytes one client connection may make the node hold (bodies
+    /// waiting for their answer, and partial frames); a request past it is answered
+    /// "overloaded". At least one frame of `frame_bytes_max`.
+    pub rpc_connection_bytes_max: NonZeroU64,
+    /// The most request bytes all client connections together may make the node hold; at
+    /// least `rpc_connection_bytes_max`.
+    pub rpc_bytes_max: NonZeroU64,
 }
+
+/// Default client connections: far above a cluster's clients and load generators, and
+/// each costs a little memory and a task even when idle.
+const RPC_CONNECTIONS_MAX_DEFAULT: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+/// Default request bytes per client connection: 64 MiB, sixteen maximal frames.
+const RPC_CONNECTION_BYTES_MAX_DEFAULT: NonZeroU64 = NonZeroU64::new(64 << 20).expect("non-zero");
+/// Default request bytes for all client connections: 512 MiB, enough for eight
+/// connections at their maximum, small beside a server's memory.
+const RPC_BYTES_MAX_DEFAULT: NonZeroU64 = NonZeroU64::new(512 << 20).expect("non-zero");
 
 /// Default inbox: as raft-core's channel network, a few pipelining windows per peer.
 const INBOX_MAX_DEFAULT: NonZeroUsize = NonZeroUsize::new(4096).expect("non-zero");
@@ -79,6 +98,9 @@ impl NetConfig {
             reconnect_backoff_min: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(2),
             requests_in_flight_max: 256,
+            rpc_connections_max: RPC_CONNECTIONS_MAX_DEFAULT,
+            rpc_connection_bytes_max: RPC_CONNECTION_BYTES_MAX_DEFAULT,
+            rpc_bytes_max: RPC_BYTES_MAX_DEFAULT,
         }
     }
 
@@ -127,6 +149,21 @@ impl NetConfig {
         }
         if self.requests_in_flight_max == 0 {
             return invalid("requests_in_flight_max", "0".to_owned(), "must be non-zero");
+        }
+        // A maximal request frame (13-byte header and body) must fit one connection.
+        if self.rpc_connection_bytes_max.get() < u64::from(self.frame_bytes_max) + 13 {
+            return invalid(
+                "rpc_connection_bytes_max",
+                self.rpc_connection_bytes_max.to_string(),
+                "must hold at least one frame of frame_bytes_max plus its 13-byte header",
+            );
+        }
+        if self.rpc_bytes_max < self.rpc_connection_bytes_max {
+            return invalid(
+                "rpc_bytes_max",
+                self.rpc_bytes_max.to_string(),
+                "must be at least rpc_connection_bytes_max",
+            );
         }
         Ok(())
     }

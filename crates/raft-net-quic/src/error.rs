@@ -181,4 +181,11 @@ pub enum Error {
     /// The endpoint was shut down.
     #[error("the endpoint is shut down")]
     Shutdown,
+    /// The node refused a request because it already holds as many request bytes as it
+    /// allows (for this connection or for all): retry later, or elsewhere.
+    #[error("{addr} is overloaded: it holds as many request bytes as it allows; retry later")]
+    Overloaded {
+        /// The remote address.
+        addr: SocketAddr,
+    },
 }

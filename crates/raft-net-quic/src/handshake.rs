@@ -72,6 +72,7 @@ pub(crate) enum Refusal {
     CertificateMismatch { claimed: Caller },
     SameNode { id: NodeId },
     UnexpectedNode { expected: NodeId, actual: Caller },
+    NotAPeer { id: NodeId },
 }
 
 impl fmt::Display for Refusal {
@@ -92,6 +93,9 @@ impl fmt::Display for Refusal {
             Refusal::SameNode { id } => write!(formatter, "both sides claim node id {id}"),
             Refusal::UnexpectedNode { expected, actual } => {
                 write!(formatter, "expected node {expected}, reached {actual}")
+            }
+            Refusal::NotAPeer { id } => {
+                write!(formatter, "node {id} is not a member or a known joining node here")
             }
         }
     }
@@ -119,6 +123,9 @@ impl Refusal {
             Refusal::UnexpectedNode { expected, actual } => {
                 warn!(%remote, %expected, %actual, "handshake refused: reached an unexpected node");
             }
+            Refusal::NotAPeer { id } => {
+                warn!(%remote, %id, "handshake refused: the node is not a configured peer");
+            }
         }
     }
 }
@@ -139,12 +146,14 @@ fn check_common(ours: &Hello, theirs: &Hello) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Checks the caller's claim against the protocol and its certificate.
+/// Checks the caller's claim against the protocol and its certificate, and on the peer
+/// protocol that the node is one `is_peer` allows.
 fn check_caller(
     connection: &quinn::Connection,
     protocol: Protocol,
     ours: &Hello,
     theirs: &Hello,
+    is_peer: &(dyn Fn(NodeId) -> bool + Sync),
 ) -> Result<(), Refusal> {
     check_common(ours, theirs)?;
     let claimed = theirs.caller;
@@ -161,7 +170,12 @@ fn check_caller(
     if !certificate_names(connection, &name) {
         return Err(Refusal::CertificateMismatch { claimed });
     }
-    Ok(())
+    match claimed {
+        Caller::Node(id) if protocol == Protocol::Peer && !is_peer(id) => {
+            Err(Refusal::NotAPeer { id })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn refuse(connection: &quinn::Connection, refusal: &Refusal) -> Error {
@@ -172,12 +186,14 @@ fn refuse(connection: &quinn::Connection, refusal: &Refusal) -> Error {
     Error::HandshakeRefused { addr: remote, reason }
 }
 
-/// The acceptor's half: reads the dialer's hello, checks it, answers with `ours`.
+/// The acceptor's half: reads the dialer's hello, checks it, answers with `ours`. On the
+/// peer protocol only nodes `is_peer` allows pass.
 pub(crate) async fn accept(
     connection: &quinn::Connection,
     protocol: Protocol,
     ours: &Hello,
     timeout: Duration,
+    is_peer: &(dyn Fn(NodeId) -> bool + Sync),
 ) -> Result<Caller, Error> {
     let remote = connection.remote_address();
     let exchange = async {
@@ -186,7 +202,7 @@ pub(crate) async fn accept(
             .await
             .map_err(|source| Error::Connection { addr: remote, source })?;
         let theirs: Hello = read_one(&mut recv, remote, "hello", HELLO_BYTES_MAX).await?;
-        if let Err(refusal) = check_caller(connection, protocol, ours, &theirs) {
+        if let Err(refusal) = check_caller(connection, protocol, ours, &theirs, is_peer) {
             return Err(refuse(connection, &refusal));
         }
         let frame = encode_frame(ours, "hello", HELLO_BYTES_MAX)?;

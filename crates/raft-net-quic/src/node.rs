@@ -1,13 +1,14 @@
 //! One node's QUIC endpoint: binds the socket, accepts connections and hands each to the
 //! peer protocol or the request/response protocol by its ALPN.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use raft_core::NodeId;
 use tokio::sync::{mpsc, watch};
-use tracing::{Instrument, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::certs::Identity;
 use crate::config::NetConfig;
@@ -16,7 +17,7 @@ use crate::fault::FaultInjector;
 use crate::handler::{ErasedHandler, RequestHandler};
 use crate::handshake::{Caller, Hello, PROTOCOL_VERSION, REFUSED};
 use crate::peer::{self, PeerTransport};
-use crate::rpc;
+use crate::rpc::{self, ByteBudget};
 use crate::shared::{Shared, stopped};
 use crate::tls::{self, ALPN_PEER, ALPN_RPC, Timings};
 
@@ -76,17 +77,21 @@ impl QuicNode {
             cluster_id: config.cluster_id.clone(),
             caller: Caller::Node(config.node_id),
         };
+        let rpc_bytes_max = config.rpc_bytes_max.get();
         let shared = Arc::new(Shared {
             config,
             endpoint,
             peer_client_config,
             hello,
             links: RwLock::new(HashMap::new()),
+            allowed_peers: RwLock::new(BTreeSet::new()),
             inbox: inbox_sender,
             handler: RwLock::new(None),
             shutdown: watch::Sender::new(false),
             #[allow(clippy::default_constructed_unit_structs)] // A unit struct without the feature.
             faults: FaultInjector::default(),
+            rpc_bytes: Arc::new(ByteBudget::new(rpc_bytes_max)),
+            rpc_connections: AtomicUsize::new(0),
             span: span.clone(),
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)).instrument(span));
@@ -106,14 +111,58 @@ impl QuicNode {
         self.shared.config.node_id
     }
 
-    /// Adds peer `id` at `addr`, or changes its address. The node with the lower id dials;
-    /// the other waits for it, so each pair shares one connection.
+    /// Adds peer `id` at `addr`, or changes its address, and accepts its connections (see
+    /// [`QuicNode::set_allowed_peers`]). The node with the lower id dials; the other waits
+    /// for it, so each pair shares one connection.
     pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
         if id == self.shared.config.node_id {
             return;
         }
+        self.shared.allowed_peers.write().unwrap_or_else(PoisonError::into_inner).insert(id);
         let link = peer::link_or_create(&self.shared, id);
         link.set_address(addr);
+    }
+
+    /// Accepts peer connections only from `peers` from now on (the cluster's members and the
+    /// nodes being added), and closes the current connection of any peer no longer in it.
+    ///
+    /// Every node holding a certificate from the cluster's CA passes TLS; this set is what
+    /// keeps a node that is not (or no longer) a member from talking Raft to this one. A
+    /// refused node is logged with its id. [`QuicNode::set_peer`] adds to the set.
+    pub fn set_allowed_peers(&self, peers: BTreeSet<NodeId>) {
+        let previous = std::mem::replace(
+            &mut *self.shared.allowed_peers.write().unwrap_or_else(PoisonError::into_inner),
+            peers.clone(),
+        );
+        for removed in previous.difference(&peers) {
+            let Some(link) = self.shared.link(*removed) else {
+                continue;
+            };
+            if let Some(connection) = link.connection.send_replace(None) {
+                info!(peer = %removed, "closed the connection of a node no longer a peer");
+                connection.close(REFUSED, b"no longer a peer");
+            }
+        }
+    }
+
+    /// The nodes whose peer connections are accepted.
+    #[must_use]
+    pub fn allowed_peers(&self) -> BTreeSet<NodeId> {
+        self.shared.allowed_peers.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The request bytes client connections make this node hold now (never above
+    /// `NetConfig::rpc_bytes_max`).
+    #[must_use]
+    pub fn rpc_bytes_in_flight(&self) -> u64 {
+        self.shared.rpc_bytes.used()
+    }
+
+    /// The client connections being served now (never above
+    /// `NetConfig::rpc_connections_max`).
+    #[must_use]
+    pub fn rpc_connections(&self) -> usize {
+        self.shared.rpc_connections.load(Ordering::Acquire)
     }
 
     /// Serves client requests with `handler` from now on (replacing any earlier handler).

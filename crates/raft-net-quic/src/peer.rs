@@ -257,6 +257,13 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
     let mut backoff = config.reconnect_backoff_min;
     let mut failures: u64 = 0;
     loop {
+        // A node removed from the allowed peers is not dialed; check again later.
+        if !shared.is_allowed_peer(link.peer) {
+            tokio::select! {
+                () = tokio::time::sleep(config.reconnect_backoff_max) => continue,
+                () = stopped(&mut shutdown) => return,
+            }
+        }
         let Some((addr, dialed)) =
             dial_when_known(&shared, &link, &mut addresses, &mut shutdown).await
         else {
@@ -311,7 +318,10 @@ async fn dial(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<quinn::
 pub(crate) async fn accept(shared: Arc<Shared>, connection: quinn::Connection) {
     let remote = connection.remote_address();
     let timeout = shared.config.handshake_timeout;
-    let peer = match handshake::accept(&connection, Protocol::Peer, &shared.hello, timeout).await {
+    let is_peer = |id: NodeId| shared.is_allowed_peer(id);
+    let accepted =
+        handshake::accept(&connection, Protocol::Peer, &shared.hello, timeout, &is_peer).await;
+    let peer = match accepted {
         Ok(Caller::Node(peer)) => peer,
         Ok(caller) => {
             // `handshake::accept` refuses clients on the peer protocol; be safe anyway.
@@ -339,6 +349,12 @@ pub(crate) async fn accept(shared: Arc<Shared>, connection: quinn::Connection) {
 async fn receive(shared: &Arc<Shared>, link: &Arc<PeerLink>, connection: quinn::Connection) {
     link.install(connection.clone());
     let remote = connection.remote_address();
+    // `set_allowed_peers` may have removed the peer since the handshake, before the
+    // connection was installed where it looks.
+    if !shared.is_allowed_peer(link.peer) {
+        warn!(peer = %link.peer, %remote, "peer connection closed: no longer a configured peer");
+        connection.close(handshake::REFUSED, b"no longer a peer");
+    }
     loop {
         match connection.accept_uni().await {
             Ok(stream) => {

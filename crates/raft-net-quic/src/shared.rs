@@ -4,7 +4,8 @@
 //! It lives apart from [`crate::node`], which creates it, so the peer and request
 //! protocols that read it need not import the node module that starts them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use raft_core::{Message, NodeId};
@@ -15,6 +16,7 @@ use crate::fault::FaultInjector;
 use crate::handler::ErasedHandler;
 use crate::handshake::Hello;
 use crate::link::PeerLink;
+use crate::rpc::ByteBudget;
 
 /// What the endpoint's tasks share.
 pub(crate) struct Shared {
@@ -23,16 +25,27 @@ pub(crate) struct Shared {
     pub(crate) peer_client_config: quinn::ClientConfig,
     pub(crate) hello: Hello,
     pub(crate) links: RwLock<HashMap<NodeId, Arc<PeerLink>>>,
+    /// The nodes whose peer connections are accepted: those given to `set_peer`, or the
+    /// set last given to `set_allowed_peers`.
+    pub(crate) allowed_peers: RwLock<BTreeSet<NodeId>>,
     pub(crate) inbox: mpsc::Sender<Message>,
     pub(crate) handler: RwLock<Option<Arc<dyn ErasedHandler>>>,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) faults: FaultInjector,
+    /// Request bytes all client connections hold.
+    pub(crate) rpc_bytes: Arc<ByteBudget>,
+    /// Client connections being served.
+    pub(crate) rpc_connections: AtomicUsize,
     pub(crate) span: tracing::Span,
 }
 
 impl Shared {
     pub(crate) fn is_shut_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    pub(crate) fn is_allowed_peer(&self, peer: NodeId) -> bool {
+        self.allowed_peers.read().unwrap_or_else(PoisonError::into_inner).contains(&peer)
     }
 
     pub(crate) fn link(&self, peer: NodeId) -> Option<Arc<PeerLink>> {

@@ -194,6 +194,36 @@ async fn node_of_another_cluster_or_version_is_refused_naming_both_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_is_not_a_configured_peer_is_refused_naming_its_id() {
+    bounded(async {
+        let mut pair = Pair::start().await;
+        // Node 3 has a certificate from the cluster's CA, but node 2 was never told of it.
+        let node = pair.ca.issue_node(NodeId(3)).unwrap().identity;
+        let as_node = hello(CLUSTER, PROTOCOL_VERSION, Caller::Node(NodeId(3)));
+        let (endpoint, connection) = dial(&node, pair.addr(), ALPN_PEER, NodeId(2)).await;
+        let reason = say_hello(&connection.unwrap(), &as_node).await.expect("refused");
+        assert!(reason.contains("node 3 is not a member"), "{reason}");
+        let line = wait_for_log(&["the node is not a configured peer", &local(&endpoint)]).await;
+        assert!(line.contains("id=3"), "{line}");
+        // Once allowed (a joining node the leader knows), it passes.
+        pair.two.set_allowed_peers([NodeId(1), NodeId(3)].into());
+        let (_endpoint, connection) = dial(&node, pair.addr(), ALPN_PEER, NodeId(2)).await;
+        let connection = connection.unwrap();
+        assert_eq!(say_hello(&connection, &as_node).await, None, "an allowed node passes");
+        // Removed again: its connection closes and a new one is refused.
+        pair.two.set_allowed_peers([NodeId(1)].into());
+        let closed = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
+        assert!(closed.is_ok(), "the removed node's connection stays open");
+        let (_endpoint, connection) = dial(&node, pair.addr(), ALPN_PEER, NodeId(2)).await;
+        let reason = say_hello(&connection.unwrap(), &as_node).await.expect("refused");
+        assert!(reason.contains("node 3 is not a member"), "{reason}");
+        pair.assert_serving().await;
+        pair.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_and_garbage_datagrams_are_dropped() {
     bounded(async {
         let mut pair = Pair::start().await;
@@ -220,8 +250,10 @@ async fn plaintext_and_garbage_datagrams_are_dropped() {
     .await;
 }
 
-/// A connection that passed TLS and the hello as node 3: what it sends next is the test.
+/// A connection that passed TLS and the hello as node 3 (allowed as a peer for this):
+/// what it sends next is the test.
 async fn peer_stream(pair: &Pair) -> (quinn::Endpoint, quinn::Connection, quinn::SendStream) {
+    pair.two.set_allowed_peers([NodeId(1), NodeId(3)].into());
     let node = pair.ca.issue_node(NodeId(3)).unwrap().identity;
     let (endpoint, connection) = dial(&node, pair.addr(), ALPN_PEER, NodeId(2)).await;
     let connection = connection.unwrap();

@@ -229,3 +229,86 @@ async fn calls_waiting_when_the_connection_closes_fail_at_once() {
     })
     .await;
 }
+
+/// Answers "ping" at once and holds every other request until `release` turns true.
+struct Hold {
+    release: tokio::sync::watch::Receiver<bool>,
+}
+
+impl RequestHandler for Hold {
+    async fn handle(&self, _caller: Caller, request: Bytes) -> Bytes {
+        if request.as_ref() != b"ping" {
+            let mut release = self.release.clone();
+            let _ = release.wait_for(|&released| released).await;
+        }
+        Bytes::from(request.len().to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bytes_and_connections_stay_within_their_budgets_and_others_are_served() {
+    bounded(async {
+        // Goal: a client that floods the node with large requests it holds cannot make the
+        // node hold more than the byte budgets, gets "overloaded" answers instead, and a
+        // second client is still served; connections past the maximum are refused.
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let identity = ca.issue_node(NodeId(1)).unwrap().identity;
+        let mut config = raft_net_quic::NetConfig::new(CLUSTER, NodeId(1), loopback());
+        config.frame_bytes_max = 64 << 10;
+        config.rpc_connection_bytes_max = std::num::NonZeroU64::new(256 << 10).unwrap();
+        config.rpc_bytes_max = std::num::NonZeroU64::new(512 << 10).unwrap();
+        config.rpc_connections_max = std::num::NonZeroUsize::new(3).unwrap();
+        let (node, _transport) = QuicNode::bind(config, &identity).unwrap();
+        let (release, released) = tokio::sync::watch::channel(false);
+        node.serve_requests(Hold { release: released });
+        let addr = node.local_addr().unwrap();
+        let connect = |id: u64| {
+            let identity = ca.issue_client(ClientId(id)).unwrap().identity;
+            async move { RpcClient::connect(&client_config(id), &identity, addr, None).await }
+        };
+        let flooder = connect(1).await.unwrap();
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                let flooder = flooder.clone();
+                let request = Bytes::from(vec![7_u8; 60 << 10]);
+                tokio::spawn(async move { flooder.call(request, Duration::from_secs(20)).await })
+            })
+            .collect();
+        // The refusals come back at once; the held requests wait.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let answered_at_once = calls.iter().filter(|call| call.is_finished()).count();
+        assert!(node.rpc_bytes_in_flight() <= 256 << 10, "{}", node.rpc_bytes_in_flight());
+        assert!(answered_at_once > 0, "no request was refused as overloaded");
+        assert!(node.rpc_bytes_in_flight() > 0, "nothing is held");
+        // Another client is served meanwhile.
+        let other = connect(2).await.unwrap();
+        let pong = other.call(Bytes::from_static(b"ping"), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(pong, Bytes::from_static(b"4"));
+        // Three connections are served; the fourth is refused, naming the reason.
+        let third = connect(3).await.unwrap();
+        assert_eq!(node.rpc_connections(), 3);
+        let refused = connect(4).await.unwrap_err().to_string();
+        assert!(refused.contains("overloaded"), "{refused}");
+        wait_for_log(&["connection refused: overloaded"]).await;
+        // Released, the held requests finish and every byte is given back.
+        release.send_replace(true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while node.rpc_bytes_in_flight() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(node.rpc_bytes_in_flight(), 0);
+        let mut overloaded = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                Ok(_) => {}
+                Err(Error::Overloaded { .. }) => overloaded += 1,
+                Err(other) => panic!("neither served nor overloaded: {other}"),
+            }
+        }
+        assert_eq!(overloaded, answered_at_once, "only the refusals came back at once");
+        let pong = third.call(Bytes::from_static(b"ping"), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(pong, Bytes::from_static(b"4"));
+        node.shutdown().await;
+    })
+    .await;
+}

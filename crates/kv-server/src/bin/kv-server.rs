@@ -2,6 +2,10 @@
 //!
 //! With no flags it runs a single-node cluster on 127.0.0.1:7001 with its data in
 //! `./kv-data`, making certificates on first start, and prints how to talk to it.
+//!
+//! Exit codes: 0 after a clean stop; 2 for bad usage or a malformed setting (a flag or a
+//! configuration file value), reported on one line naming it; 1 when the node cannot
+//! start or stops on a failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,10 +35,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Node ids, comma-separated: `1,2,3`.
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required = true, value_parser = id_parser())]
         nodes: Vec<u64>,
         /// Client ids, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1")]
+        #[arg(long, value_delimiter = ',', default_value = "1", value_parser = id_parser())]
         clients: Vec<u64>,
     },
 }
@@ -46,7 +50,7 @@ struct NodeFlags {
     #[arg(long)]
     config: Option<PathBuf>,
     /// This node's id (default 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     id: Option<u64>,
     /// The QUIC address for peers and clients (default 127.0.0.1:7001).
     #[arg(long)]
@@ -65,13 +69,13 @@ struct NodeFlags {
     #[arg(long)]
     http: Option<String>,
     /// Snapshot when the log passes this size: `4MB`, `512KiB` (default 64 MiB).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     snapshot_threshold: Option<String>,
-    /// The election timeout in milliseconds (default 500).
-    #[arg(long)]
+    /// The election timeout in milliseconds (default 500, at most 60000).
+    #[arg(long, allow_negative_numbers = true)]
     election_timeout_ms: Option<u64>,
-    /// The heartbeat interval in milliseconds (default 50).
-    #[arg(long)]
+    /// The heartbeat interval in milliseconds (default 50, at most 10000).
+    #[arg(long, allow_negative_numbers = true)]
     heartbeat_ms: Option<u64>,
     /// The cluster's name; nodes and clients must agree (default `kv`).
     #[arg(long)]
@@ -82,8 +86,29 @@ struct NodeFlags {
     join: bool,
 }
 
+/// Exit code: bad usage or a malformed setting.
+const EXIT_USAGE: u8 = 2;
+
+/// Ids start at 1.
+fn id_parser() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}
+
+/// A clap error on one line: its message and any context lines, without the usage and
+/// help hints that follow.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl NodeFlags {
-    fn settings(self) -> anyhow::Result<Settings> {
+    fn settings(self) -> Result<Settings, kv_server::Error> {
         let flags = Settings {
             id: self.id,
             listen: self.listen,
@@ -113,10 +138,26 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() => {
+            eprintln!("kv-server: {}", one_line(&error));
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     let result = match cli.command {
         Some(Command::Certs { out, nodes, clients }) => make_certs(&out, &nodes, &clients),
-        None => run(cli.node),
+        None => match cli.node.settings().and_then(Settings::resolve) {
+            Ok(config) => run(config),
+            Err(error) => {
+                eprintln!("kv-server: {error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,9 +169,6 @@ fn main() -> ExitCode {
 }
 
 fn make_certs(out: &std::path::Path, nodes: &[u64], clients: &[u64]) -> anyhow::Result<()> {
-    if nodes.contains(&0) || clients.contains(&0) {
-        anyhow::bail!("node and client ids start at 1");
-    }
     let nodes: Vec<NodeId> = nodes.iter().copied().map(NodeId).collect();
     let clients: Vec<ClientId> = clients.iter().copied().map(ClientId).collect();
     certs::generate(out, &nodes, &clients)?;
@@ -143,8 +181,7 @@ fn make_certs(out: &std::path::Path, nodes: &[u64], clients: &[u64]) -> anyhow::
     Ok(())
 }
 
-fn run(flags: NodeFlags) -> anyhow::Result<()> {
-    let config = flags.settings()?.resolve()?;
+fn run(config: kv_server::ServerConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

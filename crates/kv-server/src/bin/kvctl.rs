@@ -1,7 +1,8 @@
 //! `kvctl`: the command-line client of the replicated key-value store.
 //!
 //! Exit codes: 0 success; 1 any other error (bad usage included); 2 timeout or no node
-//! reachable; 3 not leader (only with `--no-follow`); 4 version conflict; 5 key not found.
+//! reachable; 3 not leader (only with `--no-follow`); 4 version conflict; 5 key not found;
+//! 6 outcome unknown (the write's session expired: read to find out whether it applied).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,11 +25,36 @@ const EXIT_NOT_LEADER: u8 = 3;
 const EXIT_CONFLICT: u8 = 4;
 /// Exit code: the key does not exist.
 const EXIT_NOT_FOUND: u8 = 5;
+/// Exit code: a write's outcome is unknown (its session expired).
+const EXIT_OUTCOME_UNKNOWN: u8 = 6;
+/// Exit code: bad usage, or any error without a code of its own.
+const EXIT_OTHER: u8 = 1;
+/// The longest `--timeout`: a day, far past any useful wait and far from overflowing a
+/// deadline.
+const TIMEOUT_MS_MAX: u64 = 86_400_000;
+
+/// Node and client ids start at 1.
+fn id_parser() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}
+
+/// A clap error on one line: its message and any context lines, without the usage and
+/// help hints that follow.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The command-line client of the replicated key-value store.
 ///
 /// Exit codes: 0 success, 1 other errors, 2 timeout or unreachable, 3 not leader (with
-/// --no-follow), 4 version conflict, 5 key not found.
+/// --no-follow), 4 version conflict, 5 key not found, 6 outcome unknown (session expired).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -39,16 +65,19 @@ struct Cli {
     #[arg(long, default_value = "kv-data/certs", global = true)]
     certs_dir: PathBuf,
     /// Which client certificate to use.
-    #[arg(long, default_value_t = 1, global = true)]
+    #[arg(long, default_value_t = 1, global = true, allow_negative_numbers = true,
+          value_parser = id_parser())]
     client_id: u64,
     /// The cluster's name.
-    #[arg(long, default_value = "kv", global = true)]
+    #[arg(long, default_value = "kv", global = true,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
     cluster_id: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
     output: Output,
-    /// The most a command may take, in milliseconds, retries included.
-    #[arg(long, default_value_t = 5000, global = true)]
+    /// The most a command may take, in milliseconds, retries included (at most a day).
+    #[arg(long, default_value_t = 5000, global = true, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=TIMEOUT_MS_MAX))]
     timeout: u64,
     /// Report "not leader" (exit 3) instead of following the redirect.
     #[arg(long, global = true)]
@@ -78,7 +107,7 @@ enum Command {
         /// The value; `-` reads it from standard input (for values too large for an argument).
         value: String,
         /// Write only if the key's version is this (0: only if it does not exist).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         expect_version: Option<u64>,
     },
     /// Prints the value at KEY.
@@ -94,7 +123,7 @@ enum Command {
         /// The key.
         key: String,
         /// Delete only if the key's version is this.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         expect_version: Option<u64>,
     },
     /// Compare-and-set: writes VALUE at KEY only if its version is VERSION.
@@ -111,8 +140,9 @@ enum Command {
         /// The prefix (empty: all keys).
         #[arg(default_value = "")]
         prefix: String,
-        /// The most keys listed.
-        #[arg(long, default_value_t = 100)]
+        /// The most keys listed (at least 1).
+        #[arg(long, default_value_t = 100, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
         /// `stale` lets any node answer.
         #[arg(long, value_enum, default_value_t = ReadConsistency::Linearizable)]
@@ -137,9 +167,10 @@ enum MemberCommand {
     /// Adds node ID listening at ADDR (as a learner, then a voter).
     Add {
         /// The new node's id.
+        #[arg(value_parser = id_parser())]
         id: u64,
-        /// Its QUIC address, HOST:PORT.
-        addr: String,
+        /// Its QUIC address, IP:PORT.
+        addr: SocketAddr,
         /// Keep it a learner (no vote).
         #[arg(long)]
         learner: bool,
@@ -147,6 +178,7 @@ enum MemberCommand {
     /// Removes node ID.
     Remove {
         /// The node's id.
+        #[arg(value_parser = id_parser())]
         id: u64,
     },
 }
@@ -156,6 +188,7 @@ enum LeaderCommand {
     /// Hands leadership to node ID (default: another voter).
     Transfer {
         /// The node to hand leadership to.
+        #[arg(value_parser = id_parser())]
         id: Option<u64>,
     },
 }
@@ -175,9 +208,13 @@ struct Failure {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(error) if error.use_stderr() => {
+            eprintln!("{}", json!({"error": "usage", "message": one_line(&error)}));
+            return ExitCode::from(EXIT_OTHER);
+        }
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return ExitCode::SUCCESS;
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -292,7 +329,7 @@ async fn execute(client: &KvClient, cli: &Cli) -> Result<Outcome, Failure> {
         }
         Command::Member(MemberCommand::Add { id, addr, learner }) => {
             let request =
-                Request::MemberAdd { id: NodeId(*id), addr: addr.clone(), learner: *learner };
+                Request::MemberAdd { id: NodeId(*id), addr: addr.to_string(), learner: *learner };
             admin(client.admin(request).await)
         }
         Command::Member(MemberCommand::Remove { id }) => {
@@ -441,10 +478,26 @@ fn failure(error: &Error) -> Failure {
             json!({"error": "too_large", "what": what, "bytes": bytes, "max": max, "message": message}),
         ),
         Error::Invalid { .. } => (1, json!({"error": "invalid", "message": message})),
+        Error::SessionExpired { .. } => {
+            (EXIT_OUTCOME_UNKNOWN, json!({"error": "session_expired", "message": message}))
+        }
         Error::Identity { .. } | Error::Config { .. } => {
             (1, json!({"error": "config", "message": message}))
         }
         _ => (1, json!({"error": "failed", "message": message})),
     };
     Failure { code, json }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_session_is_an_unknown_outcome_with_exit_code_6() {
+        let error = Error::SessionExpired { reason: "client 7 has no session".to_owned() };
+        let failure = failure(&error);
+        assert_eq!(failure.code, EXIT_OUTCOME_UNKNOWN);
+        assert_eq!(failure.json["error"], "session_expired");
+    }
 }

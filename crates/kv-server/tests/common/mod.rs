@@ -95,11 +95,12 @@ impl Cluster {
             .arg(self.data_dir(id))
             .arg("--certs-dir")
             .arg(self.certs_dir())
-            .args(["--heartbeat-ms", "20", "--election-timeout-ms", "200"])
-            .args(&self.extra_flags)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .args(&self.extra_flags);
+        // Fast elections, unless the test sets its own timing.
+        if !self.extra_flags.iter().any(|flag| flag == "--election-timeout-ms") {
+            command.args(["--heartbeat-ms", "20", "--election-timeout-ms", "200"]);
+        }
+        command.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::piped());
         command
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{Frame, FrameReader, TAG_CALL, TAG_DONE, TAG_FAILED, header};
+use super::{Frame, FrameReader, TAG_CALL, TAG_DONE, TAG_FAILED, TAG_OVERLOADED, header};
 use crate::certs::{ANY_NODE_NAME, Identity, node_name};
 use crate::error::Error;
 use crate::frame::FRAME_BYTES_MAX_DEFAULT;
@@ -330,14 +330,17 @@ fn deliver(
     registered: &mut mpsc::Receiver<Waiting>,
     addr: SocketAddr,
 ) -> Result<(), Error> {
-    while let Some(frame) = reader.next(&[TAG_DONE, TAG_FAILED])? {
+    while let Some(frame) = reader.next(&[TAG_DONE, TAG_FAILED, TAG_OVERLOADED])? {
         let (id, result) = match frame {
             Frame::Whole { id, tag: TAG_DONE, body } => (id, Ok(body)),
+            Frame::Whole { id, tag: TAG_OVERLOADED, .. } => (id, Err(Error::Overloaded { addr })),
             Frame::Whole { id, .. } => (id, Err(Error::RequestFailed { addr })),
             Frame::Oversized { id, length } => {
                 let max = reader.max;
                 (id, Err(Error::FrameTooLarge { length: u64::from(length), max }))
             }
+            // The client admits every reply.
+            Frame::Refused { id } => (id, Err(Error::RequestFailed { addr })),
         };
         if pending.calls.contains_key(&id) {
             pending.answer(id, result);

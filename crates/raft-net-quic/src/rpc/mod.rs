@@ -17,11 +17,13 @@
 //!
 //! The payloads are opaque bytes; the KV crates put their own encoding on top.
 
+mod budget;
 mod client;
 mod server;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+pub(crate) use budget::ByteBudget;
 pub use client::{RpcClient, RpcClientConfig};
 pub(crate) use server::serve_connection;
 
@@ -44,6 +46,8 @@ const TAG_CALL: u8 = 0;
 const TAG_DONE: u8 = 1;
 /// A reply saying the request failed (too large to take, or its response too large to send).
 const TAG_FAILED: u8 = 2;
+/// A reply saying the node holds as many request bytes as it allows: retry later.
+const TAG_OVERLOADED: u8 = 3;
 
 /// The header of a frame whose body is `length` bytes.
 fn header(id: u64, tag: u8, length: u32) -> Bytes {
@@ -73,6 +77,11 @@ enum Frame {
         /// The announced length.
         length: u32,
     },
+    /// A frame the receiver did not admit (no room for it): its body is being skipped.
+    Refused {
+        /// The call it belongs to.
+        id: u64,
+    },
 }
 
 /// Splits a stream's bytes into frames, skipping oversized bodies without buffering them.
@@ -82,11 +91,13 @@ struct FrameReader {
     /// Bytes of an oversized body still to be dropped as they arrive.
     skipping: usize,
     max: u32,
+    /// Whether the frame whose header is at the front was admitted already.
+    admitted: bool,
 }
 
 impl FrameReader {
     fn new(max: u32) -> FrameReader {
-        FrameReader { buffer: BytesMut::new(), skipping: 0, max }
+        FrameReader { buffer: BytesMut::new(), skipping: 0, max, admitted: false }
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -101,6 +112,17 @@ impl FrameReader {
     ///
     /// [`Error::RpcFrameTag`] for a tag this side does not know: the stream is broken.
     fn next(&mut self, tags: &[u8]) -> Result<Option<Frame>, Error> {
+        self.next_admitting(tags, |_| true)
+    }
+
+    /// As [`FrameReader::next`], but asks `admit` (once per frame, with its body length,
+    /// before buffering the body) whether to take it: a frame not admitted is skipped like
+    /// an oversized one and comes back as [`Frame::Refused`].
+    fn next_admitting(
+        &mut self,
+        tags: &[u8],
+        mut admit: impl FnMut(u32) -> bool,
+    ) -> Result<Option<Frame>, Error> {
         if self.skipping > 0 || self.buffer.len() < HEADER_BYTES {
             return Ok(None);
         }
@@ -116,6 +138,14 @@ impl FrameReader {
             self.skipping = length as usize - buffered;
             return Ok(Some(Frame::Oversized { id, length }));
         }
+        if !self.admitted && !admit(length) {
+            self.buffer.advance(HEADER_BYTES);
+            let buffered = self.buffer.len().min(length as usize);
+            self.buffer.advance(buffered);
+            self.skipping = length as usize - buffered;
+            return Ok(Some(Frame::Refused { id }));
+        }
+        self.admitted = true;
         let needed = HEADER_BYTES + length as usize;
         if self.buffer.len() < needed {
             self.buffer.reserve(needed - self.buffer.len());
@@ -123,6 +153,7 @@ impl FrameReader {
         }
         self.buffer.advance(HEADER_BYTES);
         let body = self.buffer.split_to(length as usize).freeze();
+        self.admitted = false;
         Ok(Some(Frame::Whole { id, tag, body }))
     }
 }
@@ -156,7 +187,9 @@ mod tests {
             let ids: Vec<u64> = frames
                 .iter()
                 .map(|frame| match frame {
-                    Frame::Whole { id, .. } | Frame::Oversized { id, .. } => *id,
+                    Frame::Whole { id, .. }
+                    | Frame::Oversized { id, .. }
+                    | Frame::Refused { id } => *id,
                 })
                 .collect();
             assert_eq!(ids, vec![7, 8, u64::MAX], "split at {split}");
@@ -204,12 +237,37 @@ mod tests {
                     match reader.next(&[TAG_CALL, TAG_DONE]) {
                         Ok(Some(Frame::Whole { body, .. })) => proptest::prop_assert!(body.len() <= 32),
                         Ok(Some(Frame::Oversized { length, .. })) => proptest::prop_assert!(length > 32),
+                        Ok(Some(Frame::Refused { .. })) => proptest::prop_assert!(false, "admitted"),
                         Ok(None) => break,
                         Err(_) => break 'chunks,
                     }
                 }
                 proptest::prop_assert!(reader.buffer.len() <= HEADER_BYTES + 32 + 64);
             }
+        }
+    }
+
+    #[test]
+    fn a_frame_not_admitted_is_skipped_and_admission_is_asked_once_per_frame() {
+        let mut stream = frame(1, TAG_CALL, &[0; 100]);
+        stream.extend(frame(2, TAG_CALL, b"ok"));
+        for split in 0..stream.len() {
+            let mut reader = FrameReader::new(1024);
+            let mut asked = Vec::new();
+            let mut frames = Vec::new();
+            for part in [&stream[..split], &stream[split..]] {
+                reader.push(part);
+                let mut admit = |length: u32| {
+                    asked.push(length);
+                    length < 50
+                };
+                while let Some(frame) = reader.next_admitting(&[TAG_CALL], &mut admit).unwrap() {
+                    frames.push(frame);
+                }
+            }
+            assert_eq!(asked, vec![100, 2], "split at {split}");
+            let ok = Frame::Whole { id: 2, tag: TAG_CALL, body: "ok".into() };
+            assert_eq!(frames, vec![Frame::Refused { id: 1 }, ok], "split at {split}");
         }
     }
 

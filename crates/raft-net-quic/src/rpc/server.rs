@@ -7,11 +7,19 @@
 //! batch of proposals), and writes every reply that is ready in one write. No task, stream
 //! or timer per request.
 //!
+//! Memory is bounded: at most `rpc_connections_max` connections are served (more are
+//! refused as overloaded), and the request bytes held, per connection and in all, stay
+//! within the byte budgets (see the budget module): a request that does not fit is
+//! answered "overloaded" as soon as its header arrives, and its body is skipped, not
+//! buffered. Streams are read a bounded chunk at a time, so bytes not yet admitted stay
+//! within a chunk per stream.
+//!
 //! [`RequestHandler`]: crate::RequestHandler
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use bytes::Bytes;
@@ -19,18 +27,53 @@ use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::{Instrument, debug, warn};
 
+use super::budget::{ByteBudget, Reservation};
 use super::{
-    Frame, FrameReader, IN_FLIGHT_PER_STREAM_MAX, REQUEST_FAILED, TAG_CALL, TAG_DONE, TAG_FAILED,
-    header,
+    Frame, FrameReader, HEADER_BYTES, IN_FLIGHT_PER_STREAM_MAX, REQUEST_FAILED, TAG_CALL, TAG_DONE,
+    TAG_FAILED, TAG_OVERLOADED, header,
 };
+
+/// The most bytes taken from a stream at once: what the reader holds before a frame's
+/// header has been admitted is at most this much per stream.
+const READ_CHUNK_BYTES_MAX: usize = 64 << 10;
 use crate::error::Error;
 use crate::handler::ErasedHandler;
 use crate::handshake::{self, Caller, Protocol, REFUSED};
 use crate::shared::{Shared, stopped};
 
+/// A place among the client connections served, given back when dropped.
+struct ConnectionSlot {
+    shared: Arc<Shared>,
+}
+
+impl ConnectionSlot {
+    /// Takes a place, unless `rpc_connections_max` connections are served already.
+    fn take(shared: &Arc<Shared>) -> Option<ConnectionSlot> {
+        let max = shared.config.rpc_connections_max.get();
+        let counter = &shared.rpc_connections;
+        let taken = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |served| {
+            (served < max).then_some(served + 1)
+        });
+        taken.is_ok().then(|| ConnectionSlot { shared: Arc::clone(shared) })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.shared.rpc_connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Serves one client connection until it closes.
 pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
     let remote = connection.remote_address();
+    let Some(_slot) = ConnectionSlot::take(&shared) else {
+        let max = shared.config.rpc_connections_max.get();
+        warn!(%remote, max, "connection refused: overloaded, serving the most client connections");
+        let reason = format!("overloaded: this node serves at most {max} client connections");
+        connection.close(REFUSED, reason.as_bytes());
+        return;
+    };
     let handler = shared.handler.read().unwrap_or_else(PoisonError::into_inner).clone();
     let Some(handler) = handler else {
         warn!(%remote, "connection refused: this node serves no client requests");
@@ -38,7 +81,9 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
         return;
     };
     let timeout = shared.config.handshake_timeout;
-    let caller = match handshake::accept(&connection, Protocol::Rpc, &shared.hello, timeout).await {
+    let accepted =
+        handshake::accept(&connection, Protocol::Rpc, &shared.hello, timeout, &|_| true).await;
+    let caller = match accepted {
         Ok(caller) => caller,
         Err(Error::HandshakeRefused { .. }) => return,
         Err(error) => {
@@ -49,6 +94,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
     connection.set_max_concurrent_uni_streams(0_u32.into());
     debug!(%caller, %remote, "client connected");
     let max = shared.config.frame_bytes_max;
+    let connection_budget = Arc::new(ByteBudget::new(shared.config.rpc_connection_bytes_max.get()));
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -65,6 +111,9 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
                     recv,
                     reader: FrameReader::new(max),
                     frame_bytes_max: max,
+                    admitted: None,
+                    connection_budget: Arc::clone(&connection_budget),
+                    node_budget: Arc::clone(&shared.rpc_bytes),
                 };
                 tokio::spawn(stream.serve().instrument(shared.span.clone()));
             }
@@ -76,8 +125,18 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
     }
 }
 
-/// A request's answer, tagged with the request's id (`None`: the request was refused).
-type Answer = Pin<Box<dyn Future<Output = (u64, Option<Bytes>)> + Send>>;
+/// What a request is answered with.
+enum Reply {
+    /// The handler's response.
+    Done(Bytes),
+    /// The request was too large to take.
+    Failed,
+    /// The node holds as many request bytes as it allows.
+    Overloaded,
+}
+
+/// A request's answer, tagged with the request's id.
+type Answer = Pin<Box<dyn Future<Output = (u64, Reply)> + Send>>;
 
 /// One client stream carrying many requests.
 struct RequestStream {
@@ -88,6 +147,10 @@ struct RequestStream {
     recv: quinn::RecvStream,
     reader: FrameReader,
     frame_bytes_max: u32,
+    /// The bytes taken for the frame being received, once its header was admitted.
+    admitted: Option<Reservation>,
+    connection_budget: Arc<ByteBudget>,
+    node_budget: Arc<ByteBudget>,
 }
 
 impl RequestStream {
@@ -104,7 +167,7 @@ impl RequestStream {
                         return;
                     }
                 }
-                chunk = self.recv.read_chunk(usize::MAX, true),
+                chunk = self.recv.read_chunk(READ_CHUNK_BYTES_MAX, true),
                     if reading && in_flight.len() < IN_FLIGHT_PER_STREAM_MAX =>
                 {
                     match chunk {
@@ -116,6 +179,7 @@ impl RequestStream {
                                 let _ = self.send.reset(REQUEST_FAILED);
                                 return;
                             }
+
                         }
                         // The client finished its side: answer what is in flight, then end.
                         Ok(None) => reading = false,
@@ -133,11 +197,33 @@ impl RequestStream {
     /// Starts a handler future for every whole request frame received, and fails every
     /// oversized one (its body is skipped, not buffered).
     fn start_requests(&mut self, in_flight: &mut FuturesUnordered<Answer>) -> Result<(), Error> {
-        while let Some(frame) = self.reader.next(&[TAG_CALL])? {
+        loop {
+            let (connection, node) = (&self.connection_budget, &self.node_budget);
+            let admitted = &mut self.admitted;
+            // A frame is admitted when its header arrives, if its bytes fit the budgets.
+            let admit = |length: u32| {
+                let mut reservation = Reservation::empty(connection, node);
+                let fits = reservation.resize(HEADER_BYTES as u64 + u64::from(length));
+                *admitted = fits.then_some(reservation);
+                fits
+            };
+            let Some(frame) = self.reader.next_admitting(&[TAG_CALL], admit)? else {
+                break;
+            };
             match frame {
                 Frame::Whole { id, body, .. } => {
+                    let held = self.admitted.take();
                     let answer = Arc::clone(&self.handler).call(self.caller, body);
-                    in_flight.push(Box::pin(answer.map(move |response| (id, Some(response)))));
+                    // The reservation lasts until the answer is ready.
+                    let answer = answer.map(move |response| {
+                        drop(held);
+                        (id, Reply::Done(response))
+                    });
+                    in_flight.push(Box::pin(answer));
+                }
+                Frame::Refused { id } => {
+                    debug!(caller = %self.caller, remote = %self.remote, "request refused: overloaded");
+                    in_flight.push(Box::pin(std::future::ready((id, Reply::Overloaded))));
                 }
                 Frame::Oversized { id, length } => {
                     let error = Error::FrameTooLarge {
@@ -146,7 +232,7 @@ impl RequestStream {
                     };
                     warn!(caller = %self.caller, remote = %self.remote, %error,
                         "request refused: malformed frame");
-                    in_flight.push(Box::pin(std::future::ready((id, None))));
+                    in_flight.push(Box::pin(std::future::ready((id, Reply::Failed))));
                 }
             }
         }
@@ -156,7 +242,7 @@ impl RequestStream {
     /// Writes `first` and every other answer already done, in one write.
     async fn write_answers(
         &mut self,
-        first: (u64, Option<Bytes>),
+        first: (u64, Reply),
         in_flight: &mut FuturesUnordered<Answer>,
     ) -> Result<(), quinn::WriteError> {
         let mut chunks = Vec::new();
@@ -168,12 +254,12 @@ impl RequestStream {
     }
 
     /// Adds a reply's header and body (the handler's bytes as they are) to `chunks`.
-    fn push_reply(&self, (id, response): (u64, Option<Bytes>), chunks: &mut Vec<Bytes>) {
+    fn push_reply(&self, (id, reply): (u64, Reply), chunks: &mut Vec<Bytes>) {
         let fits = |response: &Bytes| {
             u32::try_from(response.len()).ok().filter(|&length| length <= self.frame_bytes_max)
         };
-        match response {
-            Some(response) => match fits(&response) {
+        match reply {
+            Reply::Done(response) => match fits(&response) {
                 Some(length) => {
                     chunks.push(header(id, TAG_DONE, length));
                     chunks.push(response);
@@ -185,7 +271,8 @@ impl RequestStream {
                     chunks.push(header(id, TAG_FAILED, 0));
                 }
             },
-            None => chunks.push(header(id, TAG_FAILED, 0)),
+            Reply::Failed => chunks.push(header(id, TAG_FAILED, 0)),
+            Reply::Overloaded => chunks.push(header(id, TAG_OVERLOADED, 0)),
         }
     }
 }
