@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
 use bytes::Bytes;
 use raft_net_quic::{Caller, ClientId, Identity, RpcClient, RpcClientConfig, certs};
 use tokio::time::Instant;
@@ -28,8 +30,15 @@ const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 /// [`BACKOFF_MAX`], so a cluster electing a leader is not flooded.
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 
-/// The longest pause between attempts: about one election timeout.
-const BACKOFF_MAX: Duration = Duration::from_millis(300);
+/// The longest pause between attempts on one node: a few heartbeats, so a client notices a
+/// newly elected leader well within an election timeout (attempts on loopback or a LAN
+/// cost the cluster next to nothing).
+const BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// How long the known leader may take before the request also goes to every other endpoint:
+/// far above a commit's latency under load (milliseconds), far below an election timeout,
+/// so a dead or cut-off leader costs this much rather than a whole attempt's limit.
+const HEDGE_DELAY: Duration = Duration::from_millis(150);
 
 /// The default limit on one TLS handshake: a live node on a LAN answers in a few
 /// milliseconds, so half a second means it is down, and the client tries the next one.
@@ -336,26 +345,67 @@ impl KvClient {
     }
 
     /// Sends a request to the leader, following redirects and retrying until the timeout.
+    ///
+    /// The known leader is asked first. When there is none, or it has not answered within
+    /// [`HEDGE_DELAY`], every endpoint is asked at once, each retrying on its own, and the
+    /// first answer wins: a dead endpoint then costs nothing but its own attempts, and the
+    /// request lands as soon as a new leader is elected. A write carries its session, so
+    /// copies on several nodes apply once.
     async fn send(&self, request: &Request) -> Result<Response, Error> {
         let config = &self.inner.config;
         let first = config.endpoints.first().copied().unwrap_or(unspecified());
         let payload = encode(request)
             .map_err(|error| Error::Protocol { addr: first, reason: error.to_string() })?;
         let deadline = Instant::now() + config.timeout;
-        let mut target = self.leader().unwrap_or(first);
-        let mut rotation = 0;
+        if !config.follow_leader {
+            return self
+                .send_without_following(self.leader().unwrap_or(first), payload, deadline)
+                .await;
+        }
+        let leader = self.leader();
+        let mut racers = FuturesUnordered::new();
+        if let Some(leader) = leader {
+            racers.push(self.keep_trying(leader, payload.clone(), Duration::ZERO, deadline));
+        }
+        let delay = if leader.is_some() { HEDGE_DELAY } else { Duration::ZERO };
+        for &endpoint in config.endpoints.iter().filter(|&&endpoint| Some(endpoint) != leader) {
+            racers.push(self.keep_trying(endpoint, payload.clone(), delay, deadline));
+        }
+        let mut problem = String::from("no attempt made");
+        while let Some(outcome) = racers.next().await {
+            match outcome {
+                Ok((target, response)) => {
+                    self.set_leader(target);
+                    return into_result(target, response);
+                }
+                Err(last_problem) => problem = last_problem,
+            }
+        }
+        Err(Error::Timeout { after: config.timeout, last_problem: problem })
+    }
+
+    /// Asks `target` (after `delay`) until it answers or the deadline passes: the answer
+    /// with the node that gave it, or the last problem. A "not leader" naming a node outside
+    /// the endpoint list moves the attempts there (the endpoints' own racers cover the rest).
+    async fn keep_trying(
+        &self,
+        mut target: SocketAddr,
+        payload: Bytes,
+        delay: Duration,
+        deadline: Instant,
+    ) -> Result<(SocketAddr, Response), String> {
+        if !delay.is_zero() {
+            tokio::time::sleep_until((Instant::now() + delay).min(deadline)).await;
+        }
+        let endpoints = &self.inner.config.endpoints;
         let mut backoff = BACKOFF_MIN;
         let mut problem = String::from("no attempt made");
         while Instant::now() < deadline {
-            let answer = self.attempt(target, payload.clone(), deadline).await;
-            match answer {
+            match self.attempt(target, payload.clone(), deadline).await {
                 Ok(Response::Error(ServerError::NotLeader { leader, addr })) => {
-                    if !config.follow_leader {
-                        return Err(Error::NotLeader { node: target.to_string(), leader, addr });
-                    }
                     let leader_id = leader.map(|leader| leader.0);
                     problem = format!("{target} is not the leader (leader {leader_id:?})");
-                    if let Some(named) = addr.filter(|&named| named != target) {
+                    if let Some(named) = addr.filter(|named| !endpoints.contains(named)) {
                         debug!(from = %target, to = %named, "following the leader");
                         target = named;
                         continue;
@@ -363,24 +413,46 @@ impl KvClient {
                 }
                 Ok(Response::Error(
                     ServerError::Unavailable { reason } | ServerError::OutcomeUnknown { reason },
-                )) => {
-                    problem = format!("{target}: {reason}");
-                }
-                Ok(response) => {
-                    self.set_leader(target);
-                    return into_result(target, response);
-                }
+                )) => problem = format!("{target}: {reason}"),
+                Ok(response) => return Ok((target, response)),
                 Err(error) => {
                     self.forget(target).await;
                     problem = error;
                 }
             }
             self.clear_leader(target);
-            rotation += 1;
-            target = config.endpoints[rotation % config.endpoints.len()];
             pause(&mut backoff, deadline).await;
         }
-        Err(Error::Timeout { after: config.timeout, last_problem: problem })
+        Err(problem)
+    }
+
+    /// `--no-follow`: one node only; a "not leader" answer is the result, naming the leader.
+    async fn send_without_following(
+        &self,
+        target: SocketAddr,
+        payload: Bytes,
+        deadline: Instant,
+    ) -> Result<Response, Error> {
+        let timeout = self.inner.config.timeout;
+        let mut backoff = BACKOFF_MIN;
+        let mut problem = String::from("no attempt made");
+        while Instant::now() < deadline {
+            match self.attempt(target, payload.clone(), deadline).await {
+                Ok(Response::Error(ServerError::NotLeader { leader, addr })) => {
+                    return Err(Error::NotLeader { node: target.to_string(), leader, addr });
+                }
+                Ok(Response::Error(
+                    ServerError::Unavailable { reason } | ServerError::OutcomeUnknown { reason },
+                )) => problem = format!("{target}: {reason}"),
+                Ok(response) => return into_result(target, response),
+                Err(error) => {
+                    self.forget(target).await;
+                    problem = error;
+                }
+            }
+            pause(&mut backoff, deadline).await;
+        }
+        Err(Error::Timeout { after: timeout, last_problem: problem })
     }
 
     /// One exchange with `addr`, bounded by the deadline and [`ATTEMPT_TIMEOUT_MAX`]; a

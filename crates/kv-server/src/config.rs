@@ -32,6 +32,9 @@ pub const HTTP_PORT_OFFSET: u16 = 100;
 /// failure detection, and a bound keeps every derived timeout far from overflowing.
 pub const HEARTBEAT_MS_MAX: u64 = 10_000;
 
+/// The default election timeout in milliseconds (why 300: see `resolve`).
+const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 300;
+
 /// The longest election timeout accepted: one minute. A cluster that waits longer to
 /// replace a failed leader is down for that long.
 pub const ELECTION_TIMEOUT_MS_MAX: u64 = 60_000;
@@ -143,7 +146,11 @@ impl Settings {
             None => None,
         };
         let heartbeat_ms = self.heartbeat_ms.unwrap_or(50);
-        let election_timeout_ms = self.election_timeout_ms.unwrap_or(500);
+        // 300 ms (elections after 300-600 ms of silence): PreVote makes an early timeout
+        // harmless (a node that times out while the others still hear the leader wins no
+        // pre-vote and bumps no term), so the default can be short enough that the next
+        // write after a leader dies is acknowledged within a second.
+        let election_timeout_ms = self.election_timeout_ms.unwrap_or(ELECTION_TIMEOUT_MS_DEFAULT);
         if heartbeat_ms == 0 {
             return Err(invalid("heartbeat-ms", "0", "must be at least 1"));
         }

@@ -71,7 +71,7 @@ struct NodeFlags {
     /// Snapshot when the log passes this size: `4MB`, `512KiB` (default 64 MiB).
     #[arg(long, allow_negative_numbers = true)]
     snapshot_threshold: Option<String>,
-    /// The election timeout in milliseconds (default 500, at most 60000).
+    /// The election timeout in milliseconds (default 300, at most 60000).
     #[arg(long, allow_negative_numbers = true)]
     election_timeout_ms: Option<u64>,
     /// The heartbeat interval in milliseconds (default 50, at most 10000).
