@@ -70,12 +70,18 @@
 //! ```
 
 mod error;
+mod file_system;
 mod log_view;
 mod snapshot_file;
 mod stats;
 mod store;
 mod tables;
+mod wal;
 
 pub use error::Error;
+pub use file_system::{
+    FileSystem, RealFileSystem, StorageFile, create_data_directory, create_directory_all,
+};
 pub use stats::{LATENCY_BUCKETS, StatsReport, StoreStats};
 pub use store::{DATABASE_FILE, LogReader, RedbLogStore, StoreConfig};
+pub use wal::{WAL_DIRECTORY, WalConfig, WalLogStore};
