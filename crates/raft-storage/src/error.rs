@@ -134,6 +134,12 @@ pub enum Error {
         /// The last stored entry.
         last_log_id: LogId,
     },
+    /// Another process (or handle) has the store open.
+    #[error("the log store is in use: {path} is locked by another process; stop it first")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A write-ahead log segment holds a damaged record that is not a torn last write:
     /// acknowledged data may be lost, so the store refuses to open.
     #[error(

@@ -27,6 +27,16 @@ use crate::error::{Error, io_error};
 pub trait FileSystem: Clone + Send + Sync + fmt::Debug + 'static {
     /// An open file.
     type File: StorageFile;
+    /// An exclusive lock, held until dropped.
+    type Lock: Send + Sync + fmt::Debug + 'static;
+
+    /// Takes an exclusive lock on the file at `path` (created if missing), so that two
+    /// processes never write one store.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when another holder has it; the operating system's error.
+    fn lock(&self, path: &Path) -> io::Result<Self::Lock>;
 
     /// Creates one directory (its parent must exist).
     ///
@@ -129,6 +139,15 @@ pub struct RealFileSystem;
 
 impl FileSystem for RealFileSystem {
     type File = File;
+    type Lock = File;
+
+    fn lock(&self, path: &Path) -> io::Result<File> {
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(io::Error::from)?;
+        Ok(file)
+    }
 
     fn create_directory(&self, path: &Path) -> io::Result<()> {
         fs::create_dir(path)

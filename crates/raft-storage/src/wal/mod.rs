@@ -43,6 +43,8 @@ use record::{Checkpoint, LogState, Record};
 
 /// The segments' directory inside the store's directory.
 pub const WAL_DIRECTORY: &str = "wal";
+/// The lock file beside the segments' directory: one process writes a store at a time.
+pub const LOCK_FILE: &str = "wal.lock";
 /// A segment file's suffix; its name is its sequence number, 20 digits.
 const SEGMENT_SUFFIX: &str = ".wal";
 /// A segment being made (removed at open: it never held an acknowledged write).
@@ -81,6 +83,8 @@ pub struct WalLogStore<F: FileSystem = RealFileSystem> {
 #[derive(Debug)]
 struct Shared<F: FileSystem> {
     file_system: F,
+    /// Held for the store's life.
+    _lock: F::Lock,
     directory: PathBuf,
     wal_directory: PathBuf,
     wal: Mutex<Wal<F>>,
@@ -211,7 +215,8 @@ impl<F: FileSystem> WalLogStore<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] when there is no store; [`Error::ForeignFile`] for a file in the
+    /// [`Error::NotFound`] when there is no store; [`Error::Locked`] when another handle or
+    /// process has it open; [`Error::ForeignFile`] for a file in the
     /// log directory that is not a segment; [`Error::UnsupportedVersion`];
     /// [`Error::CorruptFrame`] naming the segment and the offset of a damaged record;
     /// [`Error::MissingSegment`]; [`Error::Io`].
@@ -227,6 +232,14 @@ impl<F: FileSystem> WalLogStore<F> {
         if !exists {
             return Err(Error::NotFound { path: wal_directory });
         }
+        let lock_path = directory.join(LOCK_FILE);
+        let lock = file_system.lock(&lock_path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked { path: lock_path.clone() }
+            } else {
+                io_error("locking the store", &lock_path)(source)
+            }
+        })?;
         let wal = replay_segments(&file_system, &wal_directory, config)?;
         let keep = wal.state.snapshot.as_ref().map(|record| record.file_name.as_str());
         for removed in snapshot_file::remove_others(&file_system, directory, keep)? {
@@ -242,6 +255,7 @@ impl<F: FileSystem> WalLogStore<F> {
         );
         let shared = Shared {
             file_system,
+            _lock: lock,
             directory: directory.to_path_buf(),
             wal_directory,
             wal: Mutex::new(wal),
@@ -320,10 +334,11 @@ fn list_segments<F: FileSystem>(file_system: &F, wal_directory: &Path) -> Result
     for name in names {
         let path = wal_directory.join(&name);
         let name = name.to_str().unwrap_or_default();
-        if let Some(digits) = name.strip_suffix(SEGMENT_SUFFIX)
-            && digits.len() == 20
-            && let Ok(sequence) = digits.parse::<u64>()
-        {
+        let sequence = name
+            .strip_suffix(SEGMENT_SUFFIX)
+            .filter(|digits| digits.len() == 20)
+            .and_then(|digits| digits.parse::<u64>().ok());
+        if let Some(sequence) = sequence {
             sequences.push(sequence);
         } else if name.ends_with(TEMPORARY_SUFFIX) {
             file_system

@@ -58,10 +58,9 @@ impl<F: FileSystem> Shared<F> {
         if hard_state.is_none() && entries.is_empty() {
             return Ok(());
         }
-        if let Some(first) = entries.first()
-            && first.log_id.index <= wal.state.last.index
-        {
-            debug!(from = %first.log_id.index, to = %wal.state.last.index, "truncating a conflicting suffix");
+        let last = wal.state.last;
+        if entries.first().is_some_and(|first| first.log_id.index <= last.index) {
+            debug!(to = %last.index, "truncating a conflicting suffix");
         }
         let record = Record::Write { hard_state, entries: Cow::Borrowed(&entries) };
         let (bytes, sync) = match self.append(&mut wal, &record) {
