@@ -45,6 +45,8 @@ use record::{Checkpoint, LogState, Record};
 pub const WAL_DIRECTORY: &str = "wal";
 /// The lock file beside the segments' directory: one process writes a store at a time.
 pub const LOCK_FILE: &str = "wal.lock";
+/// The log directory's name while [`WalLogStore::create_with`] builds it.
+const STAGING_DIRECTORY: &str = "wal.tmp";
 /// A segment file's suffix; its name is its sequence number, 20 digits.
 const SEGMENT_SUFFIX: &str = ".wal";
 /// A segment being made (removed at open: it never held an acknowledged write).
@@ -165,13 +167,14 @@ impl WalLogStore<RealFileSystem> {
 impl<F: FileSystem> WalLogStore<F> {
     /// Creates an empty store in `directory` on `file_system`.
     ///
-    /// Every directory made is synced into its parent, and the first segment is written
-    /// under a temporary name, synced and renamed into place: a crash leaves no
-    /// half-made segment (an empty `wal` directory is finished by the next `create`).
+    /// Every directory made is synced into its parent. The log directory is built under a
+    /// temporary name (first segment written, synced, named and the directory synced),
+    /// then renamed into place and its parent synced: after a crash the store is either
+    /// complete or absent (and the next `create` starts over).
     ///
     /// # Errors
     ///
-    /// [`Error::AlreadyExists`] when the directory holds segments; [`Error::Io`].
+    /// [`Error::AlreadyExists`] when the directory holds a store; [`Error::Io`].
     pub fn create_with(
         file_system: F,
         directory: &Path,
@@ -184,14 +187,28 @@ impl<F: FileSystem> WalLogStore<F> {
             .exists(&wal_directory)
             .map_err(io_error("looking for the log directory", &wal_directory))?;
         if exists {
-            if !list_segments(&file_system, &wal_directory)?.is_empty() {
-                return Err(Error::AlreadyExists { path: wal_directory });
+            return Err(Error::AlreadyExists { path: wal_directory });
+        }
+        // Built under a temporary name, then renamed: `wal/` exists only when complete.
+        let staging = directory.join(STAGING_DIRECTORY);
+        let unfinished = file_system
+            .exists(&staging)
+            .map_err(io_error("looking for the log directory", &staging))?;
+        if unfinished {
+            // A crash interrupted an earlier creation: nothing in it was ever used.
+            let names = file_system
+                .list_directory(&staging)
+                .map_err(io_error("listing the log directory", &staging))?;
+            for name in names {
+                let path = staging.join(name);
+                file_system
+                    .remove_file(&path)
+                    .map_err(io_error("removing an unfinished segment", &path))?;
             }
         } else {
             file_system
-                .create_directory(&wal_directory)
-                .map_err(io_error("creating the log directory", &wal_directory))?;
-            sync_directory(&file_system, directory)?;
+                .create_directory(&staging)
+                .map_err(io_error("creating the log directory", &staging))?;
         }
         let checkpoint = Checkpoint {
             sequence: 1,
@@ -203,7 +220,11 @@ impl<F: FileSystem> WalLogStore<F> {
         let mut content = format::header().to_vec();
         let body = encode(&wal_directory, &Record::Checkpoint(checkpoint), Vec::new())?;
         push_frame(&wal_directory, &mut content, &body)?;
-        write_segment(&file_system, &wal_directory, 1, &content, config.segment_bytes)?;
+        write_segment(&file_system, &staging, 1, &content, config.segment_bytes)?;
+        file_system
+            .rename(&staging, &wal_directory)
+            .map_err(io_error("renaming the new log directory to", &wal_directory))?;
+        sync_directory(&file_system, directory)?;
         info!(path = %wal_directory.display(), "created the write-ahead log");
         WalLogStore::open_with(file_system, directory, config)
     }

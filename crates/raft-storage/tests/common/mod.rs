@@ -2,6 +2,7 @@
 //! that run one behaviour against every store.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod simulated_fs;
 pub mod workload;
 
 use std::future::Future;
