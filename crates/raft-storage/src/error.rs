@@ -134,6 +134,25 @@ pub enum Error {
         /// The last stored entry.
         last_log_id: LogId,
     },
+    /// The data directory was written by another engine than the one asked for.
+    #[error(
+        "{path} holds a {stored} log store but the {requested} engine was asked for; start \
+             with --storage {stored}, or move the directory away to start afresh"
+    )]
+    EngineMismatch {
+        /// The data directory.
+        path: PathBuf,
+        /// The engine that wrote it.
+        stored: crate::Engine,
+        /// The engine asked for.
+        requested: crate::Engine,
+    },
+    /// An engine name that names none.
+    #[error("unknown storage engine {name:?}; use wal or redb")]
+    UnknownEngine {
+        /// The name given.
+        name: String,
+    },
     /// Another process (or handle) has the store open.
     #[error("the log store is in use: {path} is locked by another process; stop it first")]
     Locked {

@@ -69,6 +69,7 @@
 //! # }
 //! ```
 
+mod engine;
 mod error;
 mod file_system;
 mod log_view;
@@ -78,6 +79,7 @@ mod store;
 mod tables;
 mod wal;
 
+pub use engine::{AnyLogStore, ENGINE_FILE, Engine, stored_engine};
 pub use error::Error;
 pub use file_system::{
     FileSystem, RealFileSystem, StorageFile, create_data_directory, create_directory_all,

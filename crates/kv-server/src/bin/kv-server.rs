@@ -80,6 +80,10 @@ struct NodeFlags {
     /// this node (`kvctl member add ID HOST:PORT`). Only on a fresh data directory.
     #[arg(long)]
     join: bool,
+    /// The log engine, `redb` or `wal` (default redb). Recorded in the data directory: a
+    /// directory written by one engine is refused by the other.
+    #[arg(long)]
+    storage: Option<String>,
 }
 
 impl NodeFlags {
@@ -96,6 +100,7 @@ impl NodeFlags {
             heartbeat_ms: self.heartbeat_ms,
             cluster_id: self.cluster_id,
             join: self.join.then_some(true),
+            storage: self.storage,
         };
         Ok(match self.config {
             Some(path) => flags.or(Settings::from_file(&path)?),
