@@ -86,4 +86,4 @@ pub use file_system::{
 };
 pub use stats::{LATENCY_BUCKETS, StatsReport, StoreStats};
 pub use store::{DATABASE_FILE, LogReader, RedbLogStore, StoreConfig};
-pub use wal::{WAL_DIRECTORY, WalConfig, WalLogStore};
+pub use wal::{Preallocation, WAL_DIRECTORY, WalConfig, WalLogStore};

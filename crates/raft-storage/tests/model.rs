@@ -83,7 +83,7 @@ impl ModelledStore for RedbLogStore {
 
 /// Small segments, so the model's few dozen entries span several and snapshots purge.
 fn wal_config() -> WalConfig {
-    WalConfig { segment_bytes: 1024 }
+    WalConfig { segment_bytes: 1024, ..WalConfig::default() }
 }
 
 impl ModelledStore for WalLogStore {

@@ -17,7 +17,7 @@ use common::workload::{Operation, Rng, Workload};
 use common::{block_on, membership};
 use raft_core::{RestoredState, Term};
 use raft_runtime::{LogStore, MemLogStore};
-use raft_storage::{Error, WalConfig, WalLogStore};
+use raft_storage::{Error, Preallocation, WalConfig, WalLogStore};
 
 const ITERATIONS_VARIABLE: &str = "RAFT_STORAGE_POWER_LOSS_ITERATIONS";
 const ITERATIONS_DEFAULT: u64 = 300;
@@ -28,7 +28,10 @@ const SNAPSHOT_BYTES_MAX: u64 = 8 * 1024;
 const OPERATIONS_MAX: u64 = 320;
 /// Small segments: the workload's writes (up to 64 entries of up to 1 KiB) start new
 /// segments often, and snapshots delete old ones, so cuts land in every kind of step.
-const CONFIG: WalConfig = WalConfig { segment_bytes: 16 * 1024 };
+/// Segments are made inline so that a cut's operation count replays exactly; the
+/// helper-thread preallocation runs in every other iteration.
+const CONFIG: WalConfig =
+    WalConfig { segment_bytes: 16 * 1024, preallocation: Preallocation::Inline };
 
 fn directory() -> PathBuf {
     Path::new(ROOT).join("node")
@@ -74,8 +77,12 @@ fn describe(state: &RestoredState) -> String {
 fn cut_and_check(iteration: u64, seed: u64, fail_at: u64, survival: Survival) -> bool {
     let file_system = SimulatedFileSystem::new();
     let mut rng = Rng::new(seed ^ fail_at);
+    let preallocation =
+        if iteration % 2 == 0 { Preallocation::Inline } else { Preallocation::Background };
+    let config = WalConfig { preallocation, ..CONFIG };
     let mut store =
-        WalLogStore::create_with(file_system.clone(), &directory(), &membership(), CONFIG).unwrap();
+        WalLogStore::create_with(file_system.clone(), &directory(), &membership(), config.clone())
+            .unwrap();
     file_system.fail_after(fail_at);
     let mut reported = 0;
     for operation in Workload::new(seed, SNAPSHOT_BYTES_MAX).take(OPERATIONS) {
@@ -89,9 +96,10 @@ fn cut_and_check(iteration: u64, seed: u64, fail_at: u64, survival: Survival) ->
 
     let context = format!(
         "iteration {iteration} (seed {seed}, power failed at operation {fail_at}, {survival:?} \
-         of the unsynced writes survived, {reported} operations reported durable)"
+         of the unsynced writes survived, {reported} operations reported durable, {preallocation:?} \
+         preallocation)"
     );
-    let mut store = WalLogStore::open_with(file_system.clone(), &directory(), CONFIG)
+    let mut store = WalLogStore::open_with(file_system.clone(), &directory(), config.clone())
         .unwrap_or_else(|error| panic!("{context}: reopening failed: {error}"));
     let restored =
         store.load_blocking().unwrap_or_else(|error| panic!("{context}: loading failed: {error}"));
@@ -114,7 +122,7 @@ fn cut_and_check(iteration: u64, seed: u64, fail_at: u64, survival: Survival) ->
     store.persist_blocking(None, vec![entry.clone()]).unwrap();
     drop(store);
     file_system.cut_power(Survival::Nothing, &mut rng);
-    let mut store = WalLogStore::open_with(file_system, &directory(), CONFIG).unwrap();
+    let mut store = WalLogStore::open_with(file_system, &directory(), config).unwrap();
     assert_eq!(store.load_blocking().unwrap().entries.last(), Some(&entry), "{context}");
     in_flight_kept
 }

@@ -13,17 +13,19 @@ use raft_runtime::LogStore;
 use raft_storage::{Error, WAL_DIRECTORY, WalConfig, WalLogStore};
 
 fn config() -> WalConfig {
-    WalConfig { segment_bytes: TEST_SEGMENT_BYTES }
+    WalConfig { segment_bytes: TEST_SEGMENT_BYTES, ..WalConfig::default() }
 }
 
 fn open(directory: &Path) -> Result<WalLogStore, Error> {
     WalLogStore::open(directory, config())
 }
 
+/// The segment files (not the next one being preallocated), oldest first.
 fn segments(directory: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(directory.join(WAL_DIRECTORY))
         .unwrap()
         .map(|item| item.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "wal"))
         .collect();
     files.sort();
     files

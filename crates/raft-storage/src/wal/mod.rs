@@ -59,15 +59,30 @@ const ZERO_CHUNK_BYTES: usize = 1 << 20;
 pub struct WalConfig {
     /// Each segment's preallocated size in bytes (a write larger than that gets a segment
     /// of its own size). The default, 16 MiB, holds about 60,000 entries of 256 bytes;
-    /// making one (writing its zeros and syncing them) takes tens of milliseconds, paid
-    /// by the write that fills the previous one, and purging frees that much at a time.
+    /// making one (writing its zeros and syncing them) takes tens of milliseconds, done
+    /// ahead on a helper thread (see [`Preallocation`]), and purging frees that much at
+    /// a time.
     pub segment_bytes: u64,
+    /// When the next segment's zeros are written.
+    pub preallocation: Preallocation,
 }
 
 impl Default for WalConfig {
     fn default() -> WalConfig {
-        WalConfig { segment_bytes: 16 << 20 }
+        WalConfig { segment_bytes: 16 << 20, preallocation: Preallocation::Background }
     }
+}
+
+/// When a [`WalLogStore`] makes its next segment (writes its zeros and syncs them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Preallocation {
+    /// On a helper thread, once the current segment is half full, so the write that
+    /// fills it waits only for a rename; the default.
+    #[default]
+    Background,
+    /// By the write that fills the current segment (it waits for the zeros): fully
+    /// deterministic, for tests that count file operations.
+    Inline,
 }
 
 /// A node's durable Raft state in one directory: a segmented write-ahead log (hard state,
@@ -109,6 +124,24 @@ struct Wal<F: FileSystem> {
     frame: Vec<u8>,
     /// An earlier write failed: the durable state is unknown.
     failed: bool,
+    /// The next segment, being preallocated on a helper thread.
+    next_segment: Option<NextSegment<F>>,
+}
+
+/// A segment being preallocated on a helper thread, under its temporary name.
+#[derive(Debug)]
+struct NextSegment<F: FileSystem> {
+    sequence: u64,
+    thread: std::thread::JoinHandle<Result<(F::File, u64), Error>>,
+}
+
+impl<F: FileSystem> Drop for Wal<F> {
+    fn drop(&mut self) {
+        // The helper must not write into a file a reopened store might use.
+        if let Some(next) = self.next_segment.take() {
+            let _ = next.thread.join();
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -220,7 +253,7 @@ impl<F: FileSystem> WalLogStore<F> {
         let mut content = format::header().to_vec();
         let body = encode(&wal_directory, &Record::Checkpoint(checkpoint), Vec::new())?;
         push_frame(&wal_directory, &mut content, &body)?;
-        write_segment(&file_system, &staging, 1, &content, config.segment_bytes)?;
+        write_segment(&file_system, &staging, 1, &content, None, config.segment_bytes)?;
         file_system
             .rename(&staging, &wal_directory)
             .map_err(io_error("renaming the new log directory to", &wal_directory))?;
@@ -382,34 +415,58 @@ fn list_segments<F: FileSystem>(file_system: &F, wal_directory: &Path) -> Result
     Ok(sequences)
 }
 
-/// Makes segment `sequence`: `content` then zeros up to its size, written under a
-/// temporary name, synced, renamed into place and the directory synced.
+/// Creates segment `sequence` under its temporary name, zero-filled to `segment_bytes`
+/// and synced, so that later writes into it change no file metadata.
+fn preallocate_segment<F: FileSystem>(
+    file_system: &F,
+    wal_directory: &Path,
+    sequence: u64,
+    segment_bytes: u64,
+) -> Result<(F::File, u64), Error> {
+    let temporary = wal_directory.join(format!("{}.tmp", segment_name(sequence)));
+    let file_bytes = segment_bytes.next_multiple_of(8);
+    let file = file_system
+        .create_file(&temporary)
+        .map_err(io_error("creating the segment", &temporary))?;
+    let zeros = vec![0_u8; ZERO_CHUNK_BYTES];
+    let mut offset = 0;
+    while offset < file_bytes {
+        let length = usize::try_from(file_bytes - offset).unwrap_or(ZERO_CHUNK_BYTES);
+        let chunk = zeros.get(..length.min(ZERO_CHUNK_BYTES)).unwrap_or_default();
+        file.write_all_at(chunk, offset)
+            .map_err(io_error("preallocating the segment", &temporary))?;
+        offset += chunk.len() as u64;
+    }
+    file.sync_all().map_err(io_error("syncing the segment", &temporary))?;
+    Ok((file, file_bytes))
+}
+
+/// Makes segment `sequence` hold `content`: into `prepared` (a preallocated file under the
+/// temporary name) or a file preallocated now, synced, renamed into place and the
+/// directory synced.
 fn write_segment<F: FileSystem>(
     file_system: &F,
     wal_directory: &Path,
     sequence: u64,
     content: &[u8],
+    prepared: Option<(F::File, u64)>,
     segment_bytes: u64,
 ) -> Result<(F::File, u64), Error> {
     let path = wal_directory.join(segment_name(sequence));
     let temporary = wal_directory.join(format!("{}.tmp", segment_name(sequence)));
-    let file_bytes = segment_bytes.max(content.len() as u64).next_multiple_of(8);
-    let file = file_system
-        .create_file(&temporary)
-        .map_err(io_error("creating the segment", &temporary))?;
-    let write_error = io_error("preallocating the segment", &temporary);
-    let zeros = vec![0_u8; ZERO_CHUNK_BYTES];
-    let mut offset = content.len() as u64;
+    let (file, preallocated_bytes) = match prepared {
+        Some(prepared) => prepared,
+        None => preallocate_segment(file_system, wal_directory, sequence, segment_bytes)?,
+    };
     file.write_all_at(content, 0).map_err(io_error("writing the segment", &temporary))?;
-    while offset < file_bytes {
-        let length = usize::try_from(file_bytes - offset).unwrap_or(ZERO_CHUNK_BYTES);
-        let chunk = zeros.get(..length.min(ZERO_CHUNK_BYTES)).unwrap_or_default();
-        if let Err(error) = file.write_all_at(chunk, offset) {
-            return Err(write_error(error));
-        }
-        offset += chunk.len() as u64;
+    // Frames are padded, so the content ends on a frame boundary.
+    let file_bytes = preallocated_bytes.max(content.len() as u64);
+    if file_bytes > preallocated_bytes {
+        // A write larger than a segment: the file grew, so its length must be synced too.
+        file.sync_all().map_err(io_error("syncing the segment", &temporary))?;
+    } else {
+        file.sync_data().map_err(io_error("syncing the segment", &temporary))?;
     }
-    file.sync_all().map_err(io_error("syncing the segment", &temporary))?;
     file_system.rename(&temporary, &path).map_err(io_error("renaming the segment to", &path))?;
     sync_directory(file_system, wal_directory)?;
     debug!(path = %path.display(), bytes = file_bytes, "made a segment");
@@ -476,6 +533,7 @@ fn replay_segments<F: FileSystem>(
         body: Vec::new(),
         frame: Vec::new(),
         failed: false,
+        next_segment: None,
     })
 }
 

@@ -11,7 +11,10 @@ use tracing::{debug, info, warn};
 
 use super::format::{self, push_frame};
 use super::record::Record;
-use super::{FileSystem, SegmentInfo, Shared, Wal, WalLogStore, encode, lock, segment_name};
+use super::{
+    FileSystem, NextSegment, Preallocation, SegmentInfo, Shared, Wal, WalLogStore, encode, lock,
+    segment_name,
+};
 use crate::error::{Error, io_error};
 use crate::file_system::{StorageFile, sync_directory};
 use crate::snapshot_file;
@@ -103,7 +106,47 @@ impl<F: FileSystem> Shared<F> {
         let sync_started = Instant::now();
         wal.file.sync_data().map_err(io_error("syncing the segment", &path))?;
         wal.position += frame.len() as u64;
-        Ok(sync_started.elapsed())
+        let synced = sync_started.elapsed();
+        if wal.config.preallocation == Preallocation::Background
+            && wal.next_segment.is_none()
+            && wal.position.saturating_mul(2) >= wal.file_bytes
+        {
+            self.start_preallocation(wal);
+        }
+        Ok(synced)
+    }
+
+    /// Starts making the next segment on a helper thread. If the thread cannot start, the
+    /// write that fills the segment makes it instead.
+    fn start_preallocation(&self, wal: &mut Wal<F>) {
+        let sequence = wal.segments.last().map_or(1, |segment| segment.sequence + 1);
+        let file_system = self.file_system.clone();
+        let directory = self.wal_directory.clone();
+        let bytes = wal.config.segment_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("wal-preallocate".to_string())
+            .spawn(move || super::preallocate_segment(&file_system, &directory, sequence, bytes));
+        match spawned {
+            Ok(thread) => wal.next_segment = Some(NextSegment { sequence, thread }),
+            Err(error) => warn!(%error, "could not start preallocating the next segment"),
+        }
+    }
+
+    /// The preallocated segment `sequence`, once its helper thread is done.
+    fn take_preallocated(
+        &self,
+        wal: &mut Wal<F>,
+        sequence: u64,
+    ) -> Result<Option<(F::File, u64)>, Error> {
+        let Some(next) = wal.next_segment.take() else {
+            return Ok(None);
+        };
+        let prepared = next.thread.join().map_err(|_| Error::Io {
+            operation: "preallocating the next segment in",
+            path: self.wal_directory.clone(),
+            source: std::io::Error::other("the preallocation thread panicked"),
+        })??;
+        Ok((next.sequence == sequence).then_some(prepared))
     }
 
     /// Starts the next segment with a checkpoint of the state so far, then `frame`.
@@ -115,18 +158,20 @@ impl<F: FileSystem> Shared<F> {
         push_frame(&self.wal_directory, &mut content, &body)?;
         content.extend_from_slice(frame);
         let started = Instant::now();
+        let prepared = self.take_preallocated(wal, sequence)?;
         let (file, file_bytes) = super::write_segment(
             &self.file_system,
             &self.wal_directory,
             sequence,
             &content,
+            prepared,
             wal.config.segment_bytes,
         )?;
         wal.file = file;
         wal.file_bytes = file_bytes;
         wal.position = content.len() as u64;
         wal.segments.push(SegmentInfo { sequence, last_at_start: wal.state.last.index });
-        info!(sequence, last = %wal.state.last, "started a new log segment");
+        debug!(sequence, last = %wal.state.last, "started a new log segment");
         Ok(started.elapsed())
     }
 

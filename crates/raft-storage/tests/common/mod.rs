@@ -108,11 +108,14 @@ impl DiskEngine for Wal {
     type Store = WalLogStore;
     const NAME: &'static str = "wal";
     fn create(directory: &Path, membership: &Membership) -> WalLogStore {
-        let config = WalConfig { segment_bytes: TEST_SEGMENT_BYTES };
+        let config = WalConfig { segment_bytes: TEST_SEGMENT_BYTES, ..WalConfig::default() };
         WalLogStore::create(directory, membership, config).unwrap()
     }
     fn open(directory: &Path) -> Result<WalLogStore, raft_storage::Error> {
-        WalLogStore::open(directory, WalConfig { segment_bytes: TEST_SEGMENT_BYTES })
+        WalLogStore::open(
+            directory,
+            WalConfig { segment_bytes: TEST_SEGMENT_BYTES, ..WalConfig::default() },
+        )
     }
 }
 
