@@ -96,8 +96,8 @@ fn cut_and_check(iteration: u64, seed: u64, fail_at: u64, survival: Survival) ->
 
     let context = format!(
         "iteration {iteration} (seed {seed}, power failed at operation {fail_at}, {survival:?} \
-         of the unsynced writes survived, {reported} operations reported durable, {preallocation:?} \
-         preallocation)"
+         of the unsynced writes survived, {reported} operations reported durable, \
+         {preallocation:?} preallocation)"
     );
     let mut store = WalLogStore::open_with(file_system.clone(), &directory(), config.clone())
         .unwrap_or_else(|error| panic!("{context}: reopening failed: {error}"));

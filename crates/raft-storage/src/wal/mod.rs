@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use raft_core::{Entry, HardState, LogId, LogIndex, Membership, RestoredState, Snapshot};
+#[cfg(doc)]
+use raft_runtime::LogStore;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, io_error};
