@@ -46,7 +46,7 @@ pub struct Args {
     pub snapshot_size: String,
     /// Our servers' log engine, `wal` or `redb`; a list (`wal,redb`) runs one benchmark per
     /// engine (reports in `storage-<engine>/`).
-    #[arg(long, default_value = "redb")]
+    #[arg(long, default_value = "wal")]
     pub storage: String,
     /// Writes are put-with-expected-version; on a conflict, read and retry.
     #[arg(long)]

@@ -56,8 +56,9 @@ pub struct Settings {
     /// Join a running cluster: start with no membership (no vote, no campaign) and wait
     /// for the leader to add this node (`kvctl member add`).
     pub join: Option<bool>,
-    /// The log engine: `redb` (the default) or `wal`. The data directory records it, and a
-    /// node is never started on another engine's files.
+    /// The log engine: `wal` or `redb`. The data directory records it, and a node is never
+    /// started on another engine's files; unset, the directory's engine is used, and a new
+    /// directory gets the write-ahead log.
     pub storage: Option<String>,
 }
 
@@ -157,10 +158,11 @@ impl Settings {
             return Err(invalid("cluster-id", "", "must not be empty"));
         }
         let storage = match self.storage.as_deref() {
-            Some(name) => name
-                .parse::<Engine>()
-                .map_err(|_| invalid("storage", name, "must be wal or redb"))?,
-            None => Engine::default(),
+            Some(name) => Some(
+                name.parse::<Engine>()
+                    .map_err(|_| invalid("storage", name, "must be wal or redb"))?,
+            ),
+            None => None,
         };
         Ok(ServerConfig {
             id,
@@ -204,8 +206,9 @@ pub struct ServerConfig {
     pub cluster_id: String,
     /// Start as a node joining a running cluster (see [`Settings::join`]).
     pub join: bool,
-    /// The log engine.
-    pub storage: Engine,
+    /// The log engine asked for; `None`: the one that wrote the data directory, else
+    /// [`Engine::default`] (the write-ahead log) for a new one.
+    pub storage: Option<Engine>,
 }
 
 impl ServerConfig {
@@ -358,10 +361,10 @@ mod tests {
     }
 
     #[test]
-    fn storage_engine_comes_from_the_file_defaults_to_redb_and_must_be_known() {
-        assert_eq!(Settings::default().resolve().unwrap().storage, Engine::Redb);
-        let file: Settings = toml::from_str("storage = \"wal\"\n").unwrap();
-        assert_eq!(file.resolve().unwrap().storage, Engine::Wal);
+    fn storage_engine_comes_from_the_file_is_left_to_the_directory_and_must_be_known() {
+        assert_eq!(Settings::default().resolve().unwrap().storage, None);
+        let file: Settings = toml::from_str("storage = \"redb\"\n").unwrap();
+        assert_eq!(file.resolve().unwrap().storage, Some(Engine::Redb));
         let settings = Settings { storage: Some("rocksdb".to_owned()), ..Settings::default() };
         let error = settings.resolve().unwrap_err().to_string();
         assert!(error.contains("storage") && error.contains("rocksdb"), "{error}");

@@ -213,16 +213,20 @@ fn prepare_certificates(config: &ServerConfig) -> Result<(), Error> {
     })
 }
 
-/// Opens the node's store with the configured engine, or creates it with `--peers` as the
-/// voters; an existing store must hold the same members and have been written by the
-/// same engine.
+/// Opens the node's store with the configured engine (by default the one that wrote the
+/// directory, else the write-ahead log), or creates it with `--peers` as the voters; an
+/// existing store must hold the same members and have been written by the same engine.
 fn open_store(config: &ServerConfig) -> Result<AnyLogStore, Error> {
     let dir = &config.data_dir;
     // Every directory made is synced into its parent before the store inside counts.
     raft_storage::create_data_directory(dir)
         .map_err(|error| Error::DataDir { path: dir.clone(), reason: error.to_string() })?;
     let storage_error = |source| Error::Storage { path: dir.clone(), source: Box::new(source) };
-    let fresh = raft_storage::stored_engine(dir).map_err(storage_error)?.is_none();
+    let stored = raft_storage::stored_engine(dir).map_err(storage_error)?;
+    let fresh = stored.is_none();
+    // No --storage: the directory's engine, or the default for a new directory. A
+    // --storage that disagrees with the directory is refused by open_or_create.
+    let engine = config.storage.or(stored).unwrap_or_default();
     // A joining node knows no members: it neither votes nor campaigns until the leader's
     // log, with the entry that adds it, reaches it.
     let membership = if config.join {
@@ -230,8 +234,7 @@ fn open_store(config: &ServerConfig) -> Result<AnyLogStore, Error> {
     } else {
         Membership::with_voters(config.peers.keys().copied())
     };
-    let mut store =
-        AnyLogStore::open_or_create(dir, config.storage, &membership).map_err(storage_error)?;
+    let mut store = AnyLogStore::open_or_create(dir, engine, &membership).map_err(storage_error)?;
     if fresh {
         return Ok(store);
     }

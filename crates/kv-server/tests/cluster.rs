@@ -66,7 +66,7 @@ async fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_after_snapshots_catches_up_by_install_snapshot() {
-    let mut cluster = Cluster::start(3, &["--snapshot-threshold", "16KB"]);
+    let mut cluster = Cluster::start(3, &["--storage", "redb", "--snapshot-threshold", "16KB"]);
     let leader = cluster.leader();
     let lagging = cluster.addrs.keys().copied().find(|&id| id != leader).unwrap();
     let client = cluster.client();

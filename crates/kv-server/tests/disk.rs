@@ -20,7 +20,7 @@ fn make_immutable(path: &std::path::Path, immutable: bool) -> bool {
 
 #[test]
 fn a_node_whose_database_becomes_unwritable_stops_and_the_others_keep_serving() {
-    unwritable_store_stops_the_node(&[], "raft-log.redb");
+    unwritable_store_stops_the_node(&["--storage", "redb"], "raft-log.redb");
 }
 
 #[test]

@@ -80,8 +80,9 @@ struct NodeFlags {
     /// this node (`kvctl member add ID HOST:PORT`). Only on a fresh data directory.
     #[arg(long)]
     join: bool,
-    /// The log engine, `redb` or `wal` (default redb). Recorded in the data directory: a
-    /// directory written by one engine is refused by the other.
+    /// The log engine, `wal` or `redb` (default: the one that wrote the data directory,
+    /// else wal). Recorded in the data directory: a directory written by one engine is
+    /// refused by the other.
     #[arg(long)]
     storage: Option<String>,
 }
