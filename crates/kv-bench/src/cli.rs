@@ -44,6 +44,10 @@ pub struct Args {
     /// The servers' snapshot threshold (`4MB`).
     #[arg(long, default_value = "4MB")]
     pub snapshot_size: String,
+    /// Our servers' log engine, `wal` or `redb`; a list (`wal,redb`) runs one benchmark per
+    /// engine (reports in `storage-<engine>/`).
+    #[arg(long, default_value = "wal")]
+    pub storage: String,
     /// Writes are put-with-expected-version; on a conflict, read and retry.
     #[arg(long)]
     pub occ: bool,
@@ -84,6 +88,19 @@ pub struct Args {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// The engines `--storage` names, in order.
+fn parse_storage(text: &str) -> Result<Vec<&str>, Error> {
+    let engines: Vec<&str> =
+        text.split(',').map(str::trim).filter(|part| !part.is_empty()).collect();
+    if let Some(unknown) = engines.iter().find(|engine| !matches!(**engine, "wal" | "redb")) {
+        return Err(Error::invalid("--storage", unknown, "use wal or redb (or a list of them)"));
+    }
+    if engines.is_empty() {
+        return Err(Error::invalid("--storage", text, "name at least one engine"));
+    }
+    Ok(engines)
 }
 
 fn parse_addrs(what: &'static str, text: &str) -> Result<Vec<SocketAddr>, Error> {
@@ -148,6 +165,7 @@ fn build_server(hint: &str) -> Result<PathBuf, Error> {
 /// Invalid arguments and every run error.
 pub async fn execute(args: Args) -> Result<(), Error> {
     let counts = parse_clients(&args.clients)?;
+    let engines = parse_storage(&args.storage)?;
     let (system, compare) = (args.system, args.compare);
     if compare.is_some() && args.endpoints.is_some() {
         return Err(Error::invalid("--compare", "", "comparisons launch both clusters"));
@@ -183,6 +201,7 @@ pub async fn execute(args: Args) -> Result<(), Error> {
         nodes: args.nodes,
         snapshot_bytes: parse_size(&args.snapshot_size)?,
         snapshot_size: args.snapshot_size.clone(),
+        storage: engines[0].to_owned(),
         faults: parse_faults(&args.fault)?,
         endpoints: args.endpoints.as_deref().map(|t| parse_addrs("--endpoints", t)).transpose()?,
         metrics_endpoints: args
@@ -197,11 +216,16 @@ pub async fn execute(args: Args) -> Result<(), Error> {
         progress: !args.no_progress,
     };
     let other_program = compare.map(|other| program_for(&args, other)).transpose()?;
-    for &clients in &counts {
+    let runs = engines.iter().flat_map(|engine| counts.iter().map(move |&count| (engine, count)));
+    for (engine, clients) in runs {
         let mut config = base.clone();
         config.workload.clients = clients;
+        config.storage = (*engine).to_owned();
+        let engine_out =
+            if engines.len() > 1 { out.join(format!("storage-{engine}")) } else { out.clone() };
+        config.out = engine_out.clone();
         if counts.len() > 1 {
-            config.out = out.join(format!("clients-{clients}"));
+            config.out = engine_out.join(format!("clients-{clients}"));
         }
         match (compare, &other_program) {
             (Some(other), Some(program)) => {
@@ -226,4 +250,18 @@ pub async fn execute(args: Args) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_lists_name_known_engines_in_order() {
+        assert_eq!(parse_storage("wal,redb").unwrap(), vec!["wal", "redb"]);
+        assert_eq!(parse_storage(" redb ").unwrap(), vec!["redb"]);
+        let error = parse_storage("wal,rocksdb").unwrap_err().to_string();
+        assert!(error.contains("rocksdb"), "{error}");
+        assert!(parse_storage(",").is_err());
+    }
 }

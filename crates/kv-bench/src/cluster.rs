@@ -164,6 +164,8 @@ pub struct LaunchConfig {
     pub program: PathBuf,
     /// The servers' snapshot threshold, as given on the command line (ours only).
     pub snapshot_size: String,
+    /// The servers' log engine, `wal` or `redb` (ours only).
+    pub storage: String,
     /// Folder for the node logs (`node-N.log`).
     pub log_dir: PathBuf,
 }
@@ -234,6 +236,8 @@ impl Cluster {
                         format!("127.0.0.1:{}", http_ports[slot]),
                         "--snapshot-threshold".into(),
                         config.snapshot_size.clone(),
+                        "--storage".into(),
+                        config.storage.clone(),
                         "--cluster-id".into(),
                         "kv".into(),
                     ];

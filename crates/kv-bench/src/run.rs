@@ -34,6 +34,8 @@ pub struct RunConfig {
     pub nodes: u64,
     /// The servers' snapshot threshold as given (`4MB`).
     pub snapshot_size: String,
+    /// Our servers' log engine (`wal` or `redb`).
+    pub storage: String,
     /// The same in bytes.
     pub snapshot_bytes: u64,
     /// The fault schedule.
@@ -143,6 +145,7 @@ async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
         nodes: config.nodes,
         program: config.program.clone(),
         snapshot_size: config.snapshot_size.clone(),
+        storage: config.storage.clone(),
         log_dir: config.out.join("logs"),
     };
     info!(system = config.system.name(), nodes = config.nodes, "launching cluster");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use raft_core::NodeId;
+use raft_storage::Engine;
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -66,6 +67,10 @@ pub struct Settings {
     /// Join a running cluster: start with no membership (no vote, no campaign) and wait
     /// for the leader to add this node (`kvctl member add`).
     pub join: Option<bool>,
+    /// The log engine: `wal` or `redb`. The data directory records it, and a node is never
+    /// started on another engine's files; unset, the directory's engine is used, and a new
+    /// directory gets the write-ahead log.
+    pub storage: Option<String>,
 }
 
 impl Settings {
@@ -101,6 +106,7 @@ impl Settings {
             heartbeat_ms: self.heartbeat_ms.or(fallback.heartbeat_ms),
             cluster_id: self.cluster_id.or(fallback.cluster_id),
             join: self.join.or(fallback.join),
+            storage: self.storage.or(fallback.storage),
         }
     }
 
@@ -174,6 +180,13 @@ impl Settings {
         if cluster_id.is_empty() {
             return Err(invalid("cluster-id", "", "must not be empty"));
         }
+        let storage = match self.storage.as_deref() {
+            Some(name) => Some(
+                name.parse::<Engine>()
+                    .map_err(|_| invalid("storage", name, "must be wal or redb"))?,
+            ),
+            None => None,
+        };
         Ok(ServerConfig {
             id,
             listen,
@@ -186,6 +199,7 @@ impl Settings {
             election_timeout: Duration::from_millis(election_timeout_ms),
             cluster_id,
             join: self.join.unwrap_or(false),
+            storage,
         })
     }
 }
@@ -215,6 +229,9 @@ pub struct ServerConfig {
     pub cluster_id: String,
     /// Start as a node joining a running cluster (see [`Settings::join`]).
     pub join: bool,
+    /// The log engine asked for; `None`: the one that wrote the data directory, else
+    /// [`Engine::default`] (the write-ahead log) for a new one.
+    pub storage: Option<Engine>,
 }
 
 impl ServerConfig {
@@ -402,5 +419,15 @@ mod tests {
         assert_eq!(merged.id, Some(2));
         assert_eq!(merged.heartbeat_ms, Some(20));
         assert!(toml::from_str::<Settings>("colour = 1").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn storage_engine_comes_from_the_file_is_left_to_the_directory_and_must_be_known() {
+        assert_eq!(Settings::default().resolve().unwrap().storage, None);
+        let file: Settings = toml::from_str("storage = \"redb\"\n").unwrap();
+        assert_eq!(file.resolve().unwrap().storage, Some(Engine::Redb));
+        let settings = Settings { storage: Some("rocksdb".to_owned()), ..Settings::default() };
+        let error = settings.resolve().unwrap_err().to_string();
+        assert!(error.contains("storage") && error.contains("rocksdb"), "{error}");
     }
 }

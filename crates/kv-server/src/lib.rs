@@ -6,7 +6,7 @@
 //!                                                              v                  │    │
 //!                                                  SharedKvStore (kv-store) <─apply┘    │
 //!   peers <──────────QUIC (ALPN raft-peer)──────── QuicNode <──────Transport───────────┘
-//!                                                  RedbLogStore (raft-storage) <─persist─┘
+//!                                   WalLogStore or RedbLogStore (raft-storage) <─persist─┘
 //!   Prometheus ──HTTP GET /metrics, /health──> ServerMetrics (MetricsSink + sampled state)
 //! ```
 //!

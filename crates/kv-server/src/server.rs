@@ -17,7 +17,7 @@ use kv_store::{KvConfig, KvStore, SharedKvStore};
 use raft_core::{Config, Membership, Node, NodeId, RestoredState};
 use raft_net_quic::{ClientId, NetConfig, QuicNode, certs};
 use raft_runtime::{Raft, RaftHandle, RuntimeConfig};
-use raft_storage::{RedbLogStore, StoreConfig};
+use raft_storage::AnyLogStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
@@ -220,26 +220,31 @@ fn prepare_certificates(config: &ServerConfig) -> Result<(), Error> {
     })
 }
 
-/// Opens the node's store, or creates it with `--peers` as the voters; an existing store
-/// must hold the same members.
-fn open_store(config: &ServerConfig) -> Result<RedbLogStore, Error> {
+/// Opens the node's store with the configured engine (by default the one that wrote the
+/// directory, else the write-ahead log), or creates it with `--peers` as the voters; an
+/// existing store must hold the same members and have been written by the same engine.
+fn open_store(config: &ServerConfig) -> Result<AnyLogStore, Error> {
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir)
+    // Every directory made is synced into its parent before the store inside counts.
+    raft_storage::create_data_directory(dir)
         .map_err(|error| Error::DataDir { path: dir.clone(), reason: error.to_string() })?;
     let storage_error = |source| Error::Storage { path: dir.clone(), source: Box::new(source) };
-    let exists = dir.join(raft_storage::DATABASE_FILE).exists();
-    if !exists {
-        // A joining node knows no members: it neither votes nor campaigns until the
-        // leader's log, with the entry that adds it, reaches it.
-        let membership = if config.join {
-            Membership::default()
-        } else {
-            Membership::with_voters(config.peers.keys().copied())
-        };
-        return RedbLogStore::create(dir, &membership, StoreConfig::default())
-            .map_err(storage_error);
+    let stored = raft_storage::stored_engine(dir).map_err(storage_error)?;
+    let fresh = stored.is_none();
+    // No --storage: the directory's engine, or the default for a new directory. A
+    // --storage that disagrees with the directory is refused by open_or_create.
+    let engine = config.storage.or(stored).unwrap_or_default();
+    // A joining node knows no members: it neither votes nor campaigns until the leader's
+    // log, with the entry that adds it, reaches it.
+    let membership = if config.join {
+        Membership::default()
+    } else {
+        Membership::with_voters(config.peers.keys().copied())
+    };
+    let mut store = AnyLogStore::open_or_create(dir, engine, &membership).map_err(storage_error)?;
+    if fresh {
+        return Ok(store);
     }
-    let mut store = RedbLogStore::open(dir, StoreConfig::default()).map_err(storage_error)?;
     let restored = store.load_blocking().map_err(storage_error)?;
     if !config.join {
         let stored = stored_membership(config.id, restored)?;

@@ -66,7 +66,7 @@ async fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_after_snapshots_catches_up_by_install_snapshot() {
-    let mut cluster = Cluster::start(3, &["--snapshot-threshold", "16KB"]);
+    let mut cluster = Cluster::start(3, &["--storage", "redb", "--snapshot-threshold", "16KB"]);
     let leader = cluster.leader();
     let lagging = cluster.addrs.keys().copied().find(|&id| id != leader).unwrap();
     let client = cluster.client();
@@ -194,4 +194,54 @@ fn a_joining_node_is_added_as_a_voter_serves_reads_and_is_removed() {
     assert!(remove.status.success(), "{}", text(&remove.stderr));
     let members = text(&cluster.kvctl(&["member", "list"]).stdout);
     assert!(!members.contains("4 voter"), "{members}");
+}
+
+/// The write-ahead log engine end to end: a node killed while its peers snapshot and
+/// compact catches up by snapshot on restart, serves what was written, and its data
+/// directory is refused to the other engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_cluster_restarts_from_its_log_and_refuses_the_other_engine() {
+    let mut cluster = Cluster::start(3, &["--storage", "wal", "--snapshot-threshold", "16KB"]);
+    let leader = cluster.leader();
+    let lagging = cluster.addrs.keys().copied().find(|&id| id != leader).unwrap();
+    let client = cluster.client();
+    client.put(Bytes::from("first"), Bytes::from("1")).await.unwrap();
+    cluster.wait_for_status(lagging, "apply the first write", |status| {
+        status["applied_index"].as_u64().unwrap_or(0) >= 2
+    });
+    cluster.kill(lagging);
+    let value = Bytes::from(vec![b'w'; 200]);
+    for number in 0..300 {
+        client.put(Bytes::from(format!("bulk-{number}")), value.clone()).await.unwrap();
+    }
+    let commit = cluster.statuses()[&leader]["commit_index"].as_u64().unwrap();
+    cluster.start_node(lagging);
+    let caught_up = cluster.wait_for_status(lagging, "catch up", |status| {
+        status["applied_index"].as_u64().unwrap_or(0) >= commit
+    });
+    assert!(caught_up["snapshot_index"].as_u64().unwrap() > 2, "{caught_up}");
+    let endpoint = cluster.addrs[&lagging].to_string();
+    let get = cluster.kvctl_at(&endpoint, &["get", "bulk-299", "--consistency", "stale"]);
+    assert_eq!(text(&get.stdout), String::from_utf8_lossy(&value), "{}", text(&get.stderr));
+    assert!(cluster.data_dir(lagging).join("wal").is_dir());
+    assert_eq!(std::fs::read_to_string(cluster.data_dir(lagging).join("engine")).unwrap(), "wal\n");
+    client.close().await;
+
+    cluster.kill(lagging);
+    let output = std::process::Command::new(common::SERVER)
+        .args(["--id", &lagging.to_string(), "--listen", &cluster.addrs[&lagging].to_string()])
+        .args(["--peers", &cluster.peers(), "--storage", "redb"])
+        .arg("--data-dir")
+        .arg(cluster.data_dir(lagging))
+        .arg("--certs-dir")
+        .arg(cluster.certs_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = text(&output.stderr);
+    assert!(
+        message.contains("holds a wal log store") && message.contains("--storage wal"),
+        "{message}"
+    );
+    assert!(!cluster.data_dir(lagging).join("raft-log.redb").exists(), "nothing redb was made");
 }

@@ -1,6 +1,6 @@
-//! Disk faults on a real cluster: a node whose database stops accepting writes reports a
-//! clear error naming the file and stops (so it no longer votes), and the rest of the
-//! cluster keeps serving.
+//! Disk faults on a real cluster: a node whose store (redb database or write-ahead log
+//! segment) stops accepting writes reports a clear error naming the file and stops (so it
+//! no longer votes), and the rest of the cluster keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -20,11 +20,22 @@ fn make_immutable(path: &std::path::Path, immutable: bool) -> bool {
 
 #[test]
 fn a_node_whose_database_becomes_unwritable_stops_and_the_others_keep_serving() {
-    let mut cluster = Cluster::start(3, &[]);
+    unwritable_store_stops_the_node(&["--storage", "redb"], "raft-log.redb");
+}
+
+#[test]
+fn a_node_whose_log_segment_becomes_unwritable_stops_and_the_others_keep_serving() {
+    unwritable_store_stops_the_node(&["--storage", "wal"], "wal/00000000000000000001.wal");
+}
+
+/// Runs a cluster with `flags`, makes `file` (in a follower's data directory) unwritable,
+/// and checks the follower stops naming it while the others serve.
+fn unwritable_store_stops_the_node(flags: &[&str], file: &str) {
+    let mut cluster = Cluster::start(3, flags);
     let leader = cluster.leader();
     let victim = cluster.addrs.keys().copied().find(|&id| id != leader).unwrap();
     assert!(cluster.kvctl(&["put", "before", "1"]).status.success());
-    let database = cluster.data_dir(victim).join("raft-log.redb");
+    let database = cluster.data_dir(victim).join(file);
     if !make_immutable(&database, true) {
         eprintln!("skipped: chattr +i is not supported here, so no write can be made to fail");
         return;
@@ -47,7 +58,7 @@ fn a_node_whose_database_becomes_unwritable_stops_and_the_others_keep_serving() 
     eprintln!("node {victim} reported:\n{}", errors.join("\n"));
     let stopped = errors.iter().find(|line| line.contains("raft node stopped"));
     let stopped = stopped.unwrap_or_else(|| panic!("no stop reported: {log}"));
-    assert!(stopped.contains("raft-log.redb"), "the error names the file: {stopped}");
+    assert!(stopped.contains(file), "the error names the file: {stopped}");
     assert!(stopped.contains("not permitted"), "the error gives the OS error: {stopped}");
     // The other two keep serving reads and writes.
     assert!(cluster.kvctl(&["put", "after", "3"]).status.success());

@@ -61,8 +61,8 @@ pub enum Error {
         #[source]
         source: Box<redb::Error>,
     },
-    /// The directory holds no store yet ([`crate::RedbLogStore::open`] does not create one).
-    #[error("no log store in {path}; create one with RedbLogStore::create")]
+    /// The directory holds no store yet (`open` does not create one).
+    #[error("no log store at {path}; create one first (open_or_create does)")]
     NotFound {
         /// The database file that was looked for.
         path: PathBuf,
@@ -133,6 +133,53 @@ pub enum Error {
         first_index: LogIndex,
         /// The last stored entry.
         last_log_id: LogId,
+    },
+    /// The data directory was written by another engine than the one asked for.
+    #[error(
+        "{path} holds a {stored} log store but the {requested} engine was asked for; start \
+             with --storage {stored}, or move the directory away to start afresh"
+    )]
+    EngineMismatch {
+        /// The data directory.
+        path: PathBuf,
+        /// The engine that wrote it.
+        stored: crate::Engine,
+        /// The engine asked for.
+        requested: crate::Engine,
+    },
+    /// An engine name that names none.
+    #[error("unknown storage engine {name:?}; use wal or redb")]
+    UnknownEngine {
+        /// The name given.
+        name: String,
+    },
+    /// Another process (or handle) has the store open.
+    #[error("the log store is in use: {path} is locked by another process; stop it first")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A write-ahead log segment holds a damaged record that is not a torn last write:
+    /// acknowledged data may be lost, so the store refuses to open.
+    #[error(
+        "corrupt record at offset {offset} of the log segment {path}: {reason}; restore \
+             the node from a replica or a backup"
+    )]
+    CorruptFrame {
+        /// The segment file.
+        path: PathBuf,
+        /// Where the damaged record starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A write-ahead log segment the log needs is not there.
+    #[error("missing log segment {path}: {reason}; restore the node from a replica or a backup")]
+    MissingSegment {
+        /// The missing segment (or the log directory).
+        path: PathBuf,
+        /// What shows it missing.
+        reason: String,
     },
     /// A replication read asked for entries the snapshot already covers.
     #[error(

@@ -1,8 +1,20 @@
-//! `raft-storage`: a node's durable Raft state (hard state, log, snapshots) on redb.
+//! `raft-storage`: a node's durable Raft state (hard state, log, snapshots), on a segmented
+//! write-ahead log or on redb.
 //!
-//! [`RedbLogStore`] implements [`raft_runtime::LogStore`], the trait the
-//! `raft_runtime` driver writes through, so a node's votes, terms and log survive
-//! crashes and restarts. One directory per node holds a redb database and the current
+//! Two engines implement [`raft_runtime::LogStore`], the trait the `raft_runtime` driver
+//! writes through, so a node's votes, terms and log survive crashes, power loss and
+//! restarts; [`Engine`] names them and [`AnyLogStore`] holds either (binaries choose with a
+//! flag; the data directory's [`ENGINE_FILE`] records which one wrote it).
+//!
+//! [`WalLogStore`]: preallocated segment files under `<dir>/wal/`, one frame (length,
+//! CRC32, hard state and entries) per `persist` call written in place with one
+//! `fdatasync`; every segment starts with a checkpoint of the state before it, so a
+//! snapshot deletes whole segments. At open only a torn last write is dropped; other
+//! damage is an error naming the segment and offset. Its file operations go through the
+//! [`FileSystem`] trait, which the power-loss test replaces with one that forgets
+//! everything unsynced.
+//!
+//! [`RedbLogStore`]: one directory per node holds a redb database and the current
 //! snapshot file:
 //!
 //! ```text
@@ -69,13 +81,21 @@
 //! # }
 //! ```
 
+mod engine;
 mod error;
+mod file_system;
 mod log_view;
 mod snapshot_file;
 mod stats;
 mod store;
 mod tables;
+mod wal;
 
+pub use engine::{AnyLogStore, ENGINE_FILE, Engine, stored_engine};
 pub use error::Error;
+pub use file_system::{
+    FileSystem, RealFileSystem, StorageFile, create_data_directory, create_directory_all,
+};
 pub use stats::{LATENCY_BUCKETS, StatsReport, StoreStats};
 pub use store::{DATABASE_FILE, LogReader, RedbLogStore, StoreConfig};
+pub use wal::{Preallocation, WAL_DIRECTORY, WalConfig, WalLogStore};

@@ -8,14 +8,13 @@
 //! | data length u64 | data | crc32 u32 of everything before it
 //! ```
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use raft_core::{LogId, Snapshot, SnapshotMeta};
 
 use crate::error::{Error, io_error};
+use crate::file_system::{FileSystem, StorageFile};
 
 /// The first bytes of every snapshot file.
 const MAGIC: &[u8; 8] = b"RAFTSNAP";
@@ -54,18 +53,17 @@ pub(crate) fn is_snapshot_file(name: &str) -> bool {
     name.starts_with("snapshot-") && (name.ends_with(SUFFIX) || name.ends_with(TEMPORARY_SUFFIX))
 }
 
-/// Syncs a directory so that the names created, renamed or removed in it are durable.
-pub(crate) fn sync_directory(directory: &Path) -> Result<(), Error> {
-    File::open(directory)
-        .and_then(|handle| handle.sync_all())
-        .map_err(io_error("syncing the directory", directory))
-}
+pub(crate) use crate::file_system::sync_directory;
 
 /// Writes `snapshot` durably into `directory` and returns what the database records of it.
 ///
 /// On return the file is complete, synced and visible under its final name. The data is
 /// written from the caller's buffer in chunks: it is never copied.
-pub(crate) fn write(directory: &Path, snapshot: &Snapshot) -> Result<SnapshotRecord, Error> {
+pub(crate) fn write<F: FileSystem>(
+    file_system: &F,
+    directory: &Path,
+    snapshot: &Snapshot,
+) -> Result<SnapshotRecord, Error> {
     let name = file_name(snapshot.meta.last_log_id);
     let path = directory.join(&name);
     let temporary = directory.join(format!("{name}.tmp"));
@@ -84,11 +82,8 @@ pub(crate) fn write(directory: &Path, snapshot: &Snapshot) -> Result<SnapshotRec
         })?;
     let data_bytes = snapshot.data.len() as u64;
 
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temporary)
+    let file = file_system
+        .create_file(&temporary)
         .map_err(io_error("creating the snapshot file", &temporary))?;
     let mut hasher = crc32fast::Hasher::new();
     let mut header = Vec::with_capacity(24 + meta.len());
@@ -98,26 +93,35 @@ pub(crate) fn write(directory: &Path, snapshot: &Snapshot) -> Result<SnapshotRec
     header.extend_from_slice(&meta);
     header.extend_from_slice(&data_bytes.to_le_bytes());
     let write_error = io_error("writing the snapshot file", &temporary);
+    let mut offset = 0_u64;
     let mut put = |bytes: &[u8]| {
         hasher.update(bytes);
-        file.write_all(bytes)
+        let written = file.write_all_at(bytes, offset);
+        offset += bytes.len() as u64;
+        written
     };
     let written =
         put(&header).and_then(|()| snapshot.data.chunks(CHUNK_BYTES).try_for_each(&mut put));
     written.map_err(write_error)?;
     let crc32 = hasher.finalize();
-    file.write_all(&crc32.to_le_bytes())
+    file.write_all_at(&crc32.to_le_bytes(), offset)
         .map_err(io_error("writing the snapshot file", &temporary))?;
     file.sync_all().map_err(io_error("syncing the snapshot file", &temporary))?;
     drop(file);
-    fs::rename(&temporary, &path).map_err(io_error("renaming the snapshot file into", &path))?;
-    sync_directory(directory)?;
+    file_system
+        .rename(&temporary, &path)
+        .map_err(io_error("renaming the snapshot file into", &path))?;
+    sync_directory(file_system, directory)?;
     Ok(SnapshotRecord { meta: snapshot.meta.clone(), file_name: name, data_bytes, crc32 })
 }
 
 /// Reads the snapshot `record` names from `directory`, checking its header, its length,
 /// its checksum and that it is the snapshot the record describes.
-pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot, Error> {
+pub(crate) fn read<F: FileSystem>(
+    file_system: &F,
+    directory: &Path,
+    record: &SnapshotRecord,
+) -> Result<Snapshot, Error> {
     // The name comes from the database: a damaged record must not point outside the store
     // (an absolute path or `..` would open any file, and a FIFO there would hang the load).
     let expected = file_name(record.meta.last_log_id);
@@ -132,14 +136,14 @@ pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot
     }
     let path = directory.join(&record.file_name);
     let corrupt = |reason: String| Error::CorruptSnapshot { path: path.clone(), reason };
-    let mut file = File::open(&path).map_err(io_error("opening the snapshot file", &path))?;
+    let file =
+        file_system.open_file(&path).map_err(io_error("opening the snapshot file", &path))?;
     let file_bytes = file
-        .metadata()
-        .map_err(io_error("reading the metadata of the snapshot file", &path))?
-        .len();
+        .length_bytes()
+        .map_err(io_error("reading the metadata of the snapshot file", &path))?;
     let mut hasher = crc32fast::Hasher::new();
     let mut fixed = [0_u8; 16];
-    read_exact_or_truncated(&mut file, &mut fixed, &path, file_bytes)?;
+    read_exact_or_truncated(&file, &mut fixed, 0, &path, file_bytes)?;
     hasher.update(&fixed);
     let (magic, rest) = fixed.split_at(8);
     if magic != MAGIC {
@@ -155,7 +159,7 @@ pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot
         return Err(corrupt(format!("metadata length {meta_len} exceeds {META_BYTES_MAX}")));
     }
     let mut meta = vec![0_u8; meta_len as usize + 8];
-    read_exact_or_truncated(&mut file, &mut meta, &path, file_bytes)?;
+    read_exact_or_truncated(&file, &mut meta, 16, &path, file_bytes)?;
     hasher.update(&meta);
     let (meta, data_len) = meta.split_at(meta_len as usize);
     let data_bytes = u64::from_le_bytes(data_len.try_into().unwrap_or_default());
@@ -178,12 +182,15 @@ pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot
     let data_len = usize::try_from(data_bytes)
         .map_err(|_| corrupt(format!("{data_bytes} bytes do not fit in memory")))?;
     let mut data = BytesMut::zeroed(data_len);
+    let mut offset = framing_bytes - 4;
     for chunk in data.chunks_mut(CHUNK_BYTES) {
-        file.read_exact(chunk).map_err(io_error("reading the snapshot file", &path))?;
+        file.read_exact_at(chunk, offset).map_err(io_error("reading the snapshot file", &path))?;
         hasher.update(chunk);
+        offset += chunk.len() as u64;
     }
     let mut trailer = [0_u8; 4];
-    file.read_exact(&mut trailer).map_err(io_error("reading the snapshot file", &path))?;
+    file.read_exact_at(&mut trailer, offset)
+        .map_err(io_error("reading the snapshot file", &path))?;
     let stored = u32::from_le_bytes(trailer);
     let computed = hasher.finalize();
     if stored != computed {
@@ -202,12 +209,13 @@ pub(crate) fn read(directory: &Path, record: &SnapshotRecord) -> Result<Snapshot
 }
 
 fn read_exact_or_truncated(
-    file: &mut File,
+    file: &impl StorageFile,
     buffer: &mut [u8],
+    offset: u64,
     path: &Path,
     file_bytes: u64,
 ) -> Result<(), Error> {
-    file.read_exact(buffer).map_err(|source| {
+    file.read_exact_at(buffer, offset).map_err(|source| {
         if source.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::CorruptSnapshot {
                 path: path.to_path_buf(),
@@ -221,24 +229,29 @@ fn read_exact_or_truncated(
 
 /// Removes every snapshot file in `directory` but `keep` (older snapshots, and files a
 /// crash left before the database named them). Returns the paths removed.
-pub(crate) fn remove_others(directory: &Path, keep: Option<&str>) -> Result<Vec<PathBuf>, Error> {
+pub(crate) fn remove_others<F: FileSystem>(
+    file_system: &F,
+    directory: &Path,
+    keep: Option<&str>,
+) -> Result<Vec<PathBuf>, Error> {
     let mut removed = Vec::new();
-    let listing =
-        fs::read_dir(directory).map_err(io_error("listing the store directory", directory))?;
-    for item in listing {
-        let item = item.map_err(io_error("listing the store directory", directory))?;
-        let name = item.file_name();
+    let listing = file_system
+        .list_directory(directory)
+        .map_err(io_error("listing the store directory", directory))?;
+    for name in listing {
         let Some(name) = name.to_str() else {
             continue;
         };
         if is_snapshot_file(name) && Some(name) != keep {
-            let path = item.path();
-            fs::remove_file(&path).map_err(io_error("removing the old snapshot file", &path))?;
+            let path = directory.join(name);
+            file_system
+                .remove_file(&path)
+                .map_err(io_error("removing the old snapshot file", &path))?;
             removed.push(path);
         }
     }
     if !removed.is_empty() {
-        sync_directory(directory)?;
+        sync_directory(file_system, directory)?;
     }
     Ok(removed)
 }

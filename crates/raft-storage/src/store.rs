@@ -12,6 +12,7 @@ use redb::{Database, Durability, ReadableDatabase};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, database_error, io_error};
+use crate::file_system::{RealFileSystem, create_directory_all};
 use crate::log_view::LogView;
 use crate::snapshot_file::{self, SnapshotRecord};
 use crate::stats::StoreStats;
@@ -107,7 +108,7 @@ impl RedbLogStore {
         let database = open_database(&path)?;
         let (records, view) = tables::read_all(&path, &database, config.tail_cache_bytes, None)?;
         let keep = records.snapshot.as_ref().map(|record| record.file_name.as_str());
-        for removed in snapshot_file::remove_others(directory, keep)? {
+        for removed in snapshot_file::remove_others(&RealFileSystem, directory, keep)? {
             info!(path = %removed.display(), "removed a snapshot file the store does not use");
         }
         info!(
@@ -150,7 +151,8 @@ impl RedbLogStore {
         membership: &Membership,
         config: StoreConfig,
     ) -> Result<RedbLogStore, Error> {
-        fs::create_dir_all(directory).map_err(io_error("creating the directory", directory))?;
+        // Each directory made is synced into its parent before the database inside counts.
+        create_directory_all(&RealFileSystem, directory)?;
         let path = directory.join(DATABASE_FILE);
         if path.try_exists().map_err(io_error("looking for the database", &path))? {
             return Err(Error::AlreadyExists { path });
@@ -174,7 +176,7 @@ impl RedbLogStore {
             transaction.commit().map_err(|e| database_error(&temporary, operation, e))?;
         }
         fs::rename(&temporary, &path).map_err(io_error("renaming the new database to", &path))?;
-        snapshot_file::sync_directory(directory)?;
+        snapshot_file::sync_directory(&RealFileSystem, directory)?;
         info!(path = %path.display(), "created the log store");
         RedbLogStore::open(directory, config)
     }
@@ -289,7 +291,7 @@ impl Shared {
         let snapshot = records
             .snapshot
             .as_ref()
-            .map(|record| snapshot_file::read(&self.directory, record))
+            .map(|record| snapshot_file::read(&RealFileSystem, &self.directory, record))
             .transpose()?;
         let membership = snapshot
             .as_ref()
@@ -422,7 +424,7 @@ impl Shared {
             let view = lock(&self.view);
             view.compacted.index.next().0
         };
-        let outcome = snapshot_file::write(&self.directory, snapshot)
+        let outcome = snapshot_file::write(&RealFileSystem, &self.directory, snapshot)
             .and_then(|record| self.switch_snapshot(&record, keep_suffix).map(|()| record));
         let record = match outcome {
             Ok(record) => record,
@@ -445,7 +447,7 @@ impl Shared {
         drop(writer);
         // The new snapshot is durable and named: older files are garbage. Failing to remove
         // one loses nothing (the next open removes it), so it is not fatal.
-        match snapshot_file::remove_others(&self.directory, Some(&current)) {
+        match snapshot_file::remove_others(&RealFileSystem, &self.directory, Some(&current)) {
             Ok(removed) => debug!(files = removed.len(), "removed older snapshot files"),
             Err(error) => warn!(%error, "could not remove an older snapshot file"),
         }

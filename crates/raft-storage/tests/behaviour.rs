@@ -1,11 +1,12 @@
-//! The `LogStore` contract, run against both `RedbLogStore` and raft-core's `MemLogStore`:
+//! The `LogStore` contract, run against `RedbLogStore`, `WalLogStore` and `MemLogStore`:
 //! each behaviour is one generic function, instantiated once per store at the bottom.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{
-    Harness, MemHarness, RedbHarness, block_on, chain, entries, entry, membership, snapshot,
+    Harness, MemHarness, RedbHarness, WalHarness, block_on, chain, entries, entry, membership,
+    snapshot,
 };
 use raft_core::{HardState, LogId, LogIndex, Membership, NodeId, Term};
 use raft_runtime::LogStore;
@@ -169,6 +170,9 @@ macro_rules! suite {
         }
         mod redb_store {
             $(#[test] fn $behaviour() { super::$behaviour::<super::RedbHarness>(); })*
+        }
+        mod wal_store {
+            $(#[test] fn $behaviour() { super::$behaviour::<super::WalHarness>(); })*
         }
     };
 }

@@ -17,10 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::workload::{Operation, Rng, Workload};
-use common::{block_on, membership};
+use common::{DiskEngine, Redb, Wal, block_on, membership};
 use raft_core::RestoredState;
 use raft_runtime::{LogStore, MemLogStore};
-use raft_storage::{RedbLogStore, StoreConfig};
 
 const CHILD_VARIABLE: &str = "RAFT_STORAGE_CRASH_CHILD";
 const ITERATIONS_VARIABLE: &str = "RAFT_STORAGE_CRASH_ITERATIONS";
@@ -46,9 +45,18 @@ fn crash_writer_child() {
     let Ok(argument) = std::env::var(CHILD_VARIABLE) else {
         return;
     };
-    let (directory, seed) = argument.split_once(':').unwrap();
+    let (engine, rest) = argument.split_once(':').unwrap();
+    let (directory, seed) = rest.rsplit_once(':').unwrap();
     let seed: u64 = seed.parse().unwrap();
-    let mut store = RedbLogStore::open(Path::new(directory), StoreConfig::default()).unwrap();
+    match engine {
+        Redb::NAME => write_until_killed::<Redb>(Path::new(directory), seed),
+        Wal::NAME => write_until_killed::<Wal>(Path::new(directory), seed),
+        other => panic!("unknown engine {other}"),
+    }
+}
+
+fn write_until_killed<E: DiskEngine>(directory: &Path, seed: u64) {
+    let mut store = E::open(directory).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
     let started = Instant::now();
     let mut stdout = std::io::stdout().lock();
@@ -85,10 +93,10 @@ fn describe(state: &RestoredState) -> String {
 }
 
 /// Runs one child, kills it after `delay`, and returns how many operations it reported.
-fn run_and_kill(directory: &Path, seed: u64, delay: Duration) -> u64 {
+fn run_and_kill(engine: &str, directory: &Path, seed: u64, delay: Duration) -> u64 {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["crash_writer_child", "--exact", "--nocapture", "--test-threads=1", "--quiet"])
-        .env(CHILD_VARIABLE, format!("{}:{seed}", directory.display()))
+        .env(CHILD_VARIABLE, format!("{engine}:{}:{seed}", directory.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -115,7 +123,16 @@ fn run_and_kill(directory: &Path, seed: u64, delay: Duration) -> u64 {
 }
 
 #[test]
-fn killed_writer_keeps_every_reported_write_and_no_torn_one() {
+fn killed_redb_writer_keeps_every_reported_write_and_no_torn_one() {
+    killed_writer_keeps_every_reported_write_and_no_torn_one::<Redb>();
+}
+
+#[test]
+fn killed_wal_writer_keeps_every_reported_write_and_no_torn_one() {
+    killed_writer_keeps_every_reported_write_and_no_torn_one::<Wal>();
+}
+
+fn killed_writer_keeps_every_reported_write_and_no_torn_one<E: DiskEngine>() {
     let iterations = std::env::var(ITERATIONS_VARIABLE)
         .ok()
         .map_or(ITERATIONS_DEFAULT, |value| value.parse().unwrap());
@@ -125,12 +142,10 @@ fn killed_writer_keeps_every_reported_write_and_no_torn_one() {
         let seed = rng.next();
         let delay = Duration::from_millis(rng.range(15, 250));
         let directory = tempfile::tempdir().unwrap();
-        drop(
-            RedbLogStore::create(directory.path(), &membership(), StoreConfig::default()).unwrap(),
-        );
-        let reported = run_and_kill(directory.path(), seed, delay);
+        drop(E::create(directory.path(), &membership()));
+        let reported = run_and_kill(E::NAME, directory.path(), seed, delay);
 
-        let mut store = RedbLogStore::open(directory.path(), StoreConfig::default())
+        let mut store = E::open(directory.path())
             .unwrap_or_else(|error| panic!("iteration {iteration} (seed {seed}): {error}"));
         let restored = block_on(store.load())
             .unwrap_or_else(|error| panic!("iteration {iteration} (seed {seed}): {error}"));
@@ -152,7 +167,10 @@ fn killed_writer_keeps_every_reported_write_and_no_torn_one() {
         let entry = common::entry(restored.hard_state.term.0.max(last.term.0), last.index.0 + 1);
         block_on(store.persist(None, vec![entry.clone()])).unwrap();
         assert_eq!(block_on(store.load()).unwrap().entries.last(), Some(&entry));
-        eprintln!("iteration {iteration}: {reported} operations reported before the kill");
+        eprintln!(
+            "{} iteration {iteration}: {reported} operations reported before the kill",
+            E::NAME
+        );
     }
     eprintln!("{in_flight_kept} of {iterations} kills kept the operation in flight");
 }

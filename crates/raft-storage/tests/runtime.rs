@@ -1,5 +1,5 @@
 //! The store under raft-core's runtime driver: a single-node cluster commits proposals
-//! through `RedbLogStore`, stops, and restarts from the same directory with its log.
+//! through each engine's store, stops, and restarts from the same directory with its log.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use raft_core::{Config, Entry, EntryPayload, Membership, NodeId, Snapshot};
 use raft_runtime::{ChannelNetwork, Error, Raft, RuntimeConfig, StateMachine};
-use raft_storage::{RedbLogStore, StoreConfig};
+use raft_storage::{AnyLogStore, Engine};
 
 /// Counts the commands it applied.
 struct Counter(u64);
@@ -34,14 +34,10 @@ impl StateMachine for Counter {
     }
 }
 
-async fn run_node(directory: &std::path::Path, proposals: u64) -> u64 {
+async fn run_node(directory: &std::path::Path, engine: Engine, proposals: u64) -> u64 {
     let id = NodeId(1);
-    let store = RedbLogStore::open_or_create(
-        directory,
-        &Membership::with_voters([id]),
-        StoreConfig::default(),
-    )
-    .unwrap();
+    let store =
+        AnyLogStore::open_or_create(directory, engine, &Membership::with_voters([id])).unwrap();
     let network = ChannelNetwork::new();
     let runtime = RuntimeConfig { tick: Duration::from_millis(5), ..RuntimeConfig::default() };
     let handle = Raft::new(Config::new(id), runtime, store, network.transport(id), Counter(0))
@@ -68,14 +64,23 @@ async fn run_node(directory: &std::path::Path, proposals: u64) -> u64 {
     last
 }
 
-#[test]
-fn a_node_restarts_from_its_redb_store_with_its_log() {
+fn restarts_with_its_log(engine: Engine) {
     let directory = tempfile::tempdir().unwrap();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let first = runtime.block_on(run_node(directory.path(), 20));
+    let first = runtime.block_on(run_node(directory.path(), engine, 20));
     assert_eq!(first, 20);
     // The application is rebuilt from the stored log at restart, so counting continues.
-    let second = runtime.block_on(run_node(directory.path(), 5));
+    let second = runtime.block_on(run_node(directory.path(), engine, 5));
     assert_eq!(second, 25);
+}
+
+#[test]
+fn a_node_restarts_from_its_redb_store_with_its_log() {
+    restarts_with_its_log(Engine::Redb);
+}
+
+#[test]
+fn a_node_restarts_from_its_wal_store_with_its_log() {
+    restarts_with_its_log(Engine::Wal);
 }

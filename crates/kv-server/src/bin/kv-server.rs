@@ -84,6 +84,11 @@ struct NodeFlags {
     /// this node (`kvctl member add ID HOST:PORT`). Only on a fresh data directory.
     #[arg(long)]
     join: bool,
+    /// The log engine, `wal` or `redb` (default: the one that wrote the data directory,
+    /// else wal). Recorded in the data directory: a directory written by one engine is
+    /// refused by the other.
+    #[arg(long)]
+    storage: Option<String>,
 }
 
 /// Exit code: bad usage or a malformed setting.
@@ -121,6 +126,7 @@ impl NodeFlags {
             heartbeat_ms: self.heartbeat_ms,
             cluster_id: self.cluster_id,
             join: self.join.then_some(true),
+            storage: self.storage,
         };
         Ok(match self.config {
             Some(path) => flags.or(Settings::from_file(&path)?),

@@ -1,0 +1,254 @@
+//! The file operations the write-ahead log and the snapshot files go through, so that a
+//! test can stand in for the disk and cut the power.
+//!
+//! [`RealFileSystem`] is `std::fs`. A test implementation can keep, for every file, what
+//! was synced apart from what was only written, and for every directory, which names were
+//! synced into it, then drop everything unsynced at once: the state a machine finds after
+//! a power loss. That is why directories are synced through the trait as well, and why
+//! nothing here syncs on its own behind the caller's back.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{Error, io_error};
+
+/// Directory and file operations on the store's files.
+///
+/// # Correctness
+///
+/// Implementations must not make anything durable that the caller did not sync: a name
+/// created, renamed or removed in a directory is durable once [`FileSystem::sync_directory`]
+/// on that directory returns, and a file's bytes once [`StorageFile::sync_data`] or
+/// [`StorageFile::sync_all`] on it returns.
+pub trait FileSystem: Clone + Send + Sync + fmt::Debug + 'static {
+    /// An open file.
+    type File: StorageFile;
+    /// An exclusive lock, held until dropped.
+    type Lock: Send + Sync + fmt::Debug + 'static;
+
+    /// Takes an exclusive lock on the file at `path` (created if missing), so that two
+    /// processes never write one store.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when another holder has it; the operating system's error.
+    fn lock(&self, path: &Path) -> io::Result<Self::Lock>;
+
+    /// Creates one directory (its parent must exist).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error (`AlreadyExists` when it exists).
+    fn create_directory(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the names created, renamed or removed in `path` durable.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn sync_directory(&self, path: &Path) -> io::Result<()>;
+
+    /// The names in a directory, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn list_directory(&self, path: &Path) -> io::Result<Vec<OsString>>;
+
+    /// Whether anything exists at `path`.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+
+    /// Creates an empty file for reading and writing, truncating one that exists.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn create_file(&self, path: &Path) -> io::Result<Self::File>;
+
+    /// Opens an existing file for reading and writing.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error (`NotFound` when it does not exist).
+    fn open_file(&self, path: &Path) -> io::Result<Self::File>;
+
+    /// Renames a file, replacing `to` if it exists.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes a file.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+}
+
+/// An open file: positioned reads and writes, its length and its syncs.
+pub trait StorageFile: Send + Sync + fmt::Debug + 'static {
+    /// Fills `buffer` from `offset`.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error; `UnexpectedEof` past the file's end.
+    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Writes all of `bytes` at `offset`, extending the file if needed.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()>;
+
+    /// The file's length in bytes.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn length_bytes(&self) -> io::Result<u64>;
+
+    /// Makes the file's bytes durable (and its length, when it changed).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error. Never retry: the bytes' fate is then unknown.
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// Makes the file's bytes and all its metadata durable.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error. Never retry.
+    fn sync_all(&self) -> io::Result<()>;
+}
+
+/// The real file system, through `std::fs`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealFileSystem;
+
+impl FileSystem for RealFileSystem {
+    type File = File;
+    type Lock = File;
+
+    fn lock(&self, path: &Path) -> io::Result<File> {
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(io::Error::from)?;
+        Ok(file)
+    }
+
+    fn create_directory(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
+    }
+
+    fn sync_directory(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    fn list_directory(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        fs::read_dir(path)?.map(|item| item.map(|item| item.file_name())).collect()
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+
+    fn create_file(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)
+    }
+
+    fn open_file(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).open(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+}
+
+impl StorageFile for File {
+    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buffer, offset)
+    }
+
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, bytes, offset)
+    }
+
+    fn length_bytes(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+}
+
+/// Syncs `directory` so the names created, renamed or removed in it are durable.
+pub(crate) fn sync_directory<F: FileSystem>(
+    file_system: &F,
+    directory: &Path,
+) -> Result<(), Error> {
+    file_system.sync_directory(directory).map_err(io_error("syncing the directory", directory))
+}
+
+/// Creates `directory` and every missing parent, syncing each parent after a directory
+/// was created in it, so the whole path is durable before anything is written inside.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the directory that could not be created or synced.
+pub fn create_directory_all<F: FileSystem>(file_system: &F, directory: &Path) -> Result<(), Error> {
+    let mut missing = Vec::new();
+    let mut current = Some(directory);
+    while let Some(path) = current {
+        if path.as_os_str().is_empty()
+            || file_system.exists(path).map_err(io_error("looking for the directory", path))?
+        {
+            break;
+        }
+        missing.push(path);
+        current = path.parent();
+    }
+    for path in missing.into_iter().rev() {
+        match file_system.create_directory(path) {
+            Ok(()) => {}
+            // Another process made it in between: it still needs syncing into its parent.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(io_error("creating the directory", path)(error)),
+        }
+        let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty());
+        sync_directory(file_system, parent.unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
+}
+
+/// Creates `directory` and its missing parents on the real file system, durably (see
+/// [`create_directory_all`]): for binaries making their data directories.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the directory that could not be created or synced.
+pub fn create_data_directory(directory: &Path) -> Result<(), Error> {
+    create_directory_all(&RealFileSystem, directory)
+}
