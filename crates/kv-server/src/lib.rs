@@ -19,6 +19,7 @@
 //! its snapshots, so members added at run time are reachable from every node, after
 //! restarts and through snapshots, and no user key is reserved.
 
+pub mod cli;
 pub mod config;
 mod error;
 #[cfg(feature = "fault-injection")]

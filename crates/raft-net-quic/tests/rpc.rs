@@ -33,6 +33,17 @@ fn client_config(id: u64) -> RpcClientConfig {
     config
 }
 
+/// A node serving [`Echo`] and client 1 connected to it.
+async fn echo_node_and_client() -> (QuicNode, RpcClient) {
+    let ca = CertificateAuthority::new("test CA").unwrap();
+    let node = serving_node(&ca);
+    let identity = ca.issue_client(ClientId(1)).unwrap().identity;
+    let addr = node.local_addr().unwrap();
+    let client =
+        RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+    (node, client)
+}
+
 fn serving_node(ca: &CertificateAuthority) -> QuicNode {
     let (node, _transport) = bind(ca, CLUSTER, 1, loopback());
     node.serve_requests(Echo);
@@ -89,12 +100,7 @@ async fn client_without_the_node_id_reaches_any_node_of_the_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_call_times_out_and_the_connection_stays_usable() {
     bounded(async {
-        let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
-        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
-        let addr = node.local_addr().unwrap();
-        let client =
-            RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+        let (node, client) = echo_node_and_client().await;
         let slow = client.call(Bytes::from_static(b"sleep"), Duration::from_millis(100)).await;
         assert!(matches!(slow, Err(Error::Timeout { what: "request", .. })), "{slow:?}");
         let fast = client.call(Bytes::from_static(b"x"), Duration::from_secs(5)).await.unwrap();
@@ -181,12 +187,7 @@ async fn request_above_the_nodes_maximum_is_refused_and_the_node_serves_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_call_does_not_hold_back_a_later_fast_one_on_the_shared_stream() {
     bounded(async {
-        let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
-        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
-        let addr = node.local_addr().unwrap();
-        let client =
-            RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+        let (node, client) = echo_node_and_client().await;
         let slow_client = client.clone();
         let slow = tokio::spawn(async move {
             slow_client.call(Bytes::from_static(b"sleep"), Duration::from_secs(10)).await
@@ -207,12 +208,7 @@ async fn a_slow_call_does_not_hold_back_a_later_fast_one_on_the_shared_stream() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_waiting_when_the_connection_closes_fail_at_once() {
     bounded(async {
-        let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
-        let identity = ca.issue_client(ClientId(1)).unwrap().identity;
-        let addr = node.local_addr().unwrap();
-        let client =
-            RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+        let (node, client) = echo_node_and_client().await;
         let waiting = client.clone();
         let pending = tokio::spawn(async move {
             waiting.call(Bytes::from_static(b"sleep"), Duration::from_secs(20)).await

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use kv_server::cli::{id_parser, one_line};
 use kv_server::{Server, Settings};
 use raft_core::NodeId;
 use raft_net_quic::{ClientId, certs};
@@ -93,24 +94,6 @@ struct NodeFlags {
 
 /// Exit code: bad usage or a malformed setting.
 const EXIT_USAGE: u8 = 2;
-
-/// Ids start at 1.
-fn id_parser() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(1..)
-}
-
-/// A clap error on one line: its message and any context lines, without the usage and
-/// help hints that follow.
-fn one_line(error: &clap::Error) -> String {
-    let rendered = error.render().to_string();
-    rendered
-        .lines()
-        .map(str::trim)
-        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 impl NodeFlags {
     fn settings(self) -> Result<Settings, kv_server::Error> {

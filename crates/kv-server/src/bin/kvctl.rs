@@ -4,6 +4,7 @@
 //! reachable; 3 not leader (only with `--no-follow`); 4 version conflict; 5 key not found;
 //! 6 outcome unknown (the write's session expired: read to find out whether it applied).
 
+use kv_server::cli::{id_parser, one_line};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,24 +33,6 @@ const EXIT_OTHER: u8 = 1;
 /// The longest `--timeout`: a day, far past any useful wait and far from overflowing a
 /// deadline.
 const TIMEOUT_MS_MAX: u64 = 86_400_000;
-
-/// Node and client ids start at 1.
-fn id_parser() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(1..)
-}
-
-/// A clap error on one line: its message and any context lines, without the usage and
-/// help hints that follow.
-fn one_line(error: &clap::Error) -> String {
-    let rendered = error.render().to_string();
-    rendered
-        .lines()
-        .map(str::trim)
-        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// The command-line client of the replicated key-value store.
 ///
