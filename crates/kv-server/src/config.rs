@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(config.peers.len(), 1);
         assert_eq!(config.http, "127.0.0.1:7101".parse().unwrap());
         assert_eq!(config.heartbeat_ticks(), 5);
-        assert_eq!(config.election_ticks(), 50);
+        assert_eq!(config.election_ticks(), 30);
     }
 
     #[test]
