@@ -22,8 +22,14 @@ use raft_core::{
 };
 
 /// The targets, by the name of their corpus directory.
-pub const TARGETS: [&str; 5] =
-    ["client_request", "kv_command", "kv_snapshot", "storage_files", "frame_decoder"];
+pub const TARGETS: [&str; 6] = [
+    "client_request",
+    "kv_command",
+    "kv_snapshot",
+    "storage_files",
+    "wal_segment",
+    "frame_decoder",
+];
 
 /// Runs the target called `name` on `data`; `None` for an unknown name.
 pub fn run(name: &str, data: &[u8]) -> Option<bool> {
@@ -32,6 +38,7 @@ pub fn run(name: &str, data: &[u8]) -> Option<bool> {
         "kv_command" => Some(kv_command(data)),
         "kv_snapshot" => Some(kv_snapshot(data)),
         "storage_files" => Some(storage_files(data)),
+        "wal_segment" => Some(wal_segment(data)),
         "frame_decoder" => Some(frame_decoder(data)),
         _ => None,
     }
@@ -372,6 +379,117 @@ pub fn storage_files(data: &[u8]) -> bool {
     true
 }
 
+// ---------------------------------------------------------------------------------------
+// wal_segment: the write-ahead log's segment files, read back at every start.
+
+/// The bytes of each segment's header, which the input never replaces: past it, the input
+/// stands for the frames (length, CRC, record) the recovery scan reads.
+const WAL_SEGMENT_HEADER_BYTES: usize = 16;
+
+/// A segment file: its name and its bytes.
+type SegmentFile = (String, Vec<u8>);
+
+/// A small WAL store's segment files, oldest first, built once per process: three writes
+/// of a few entries, some spilling into the next 4 KiB segment.
+fn template_wal() -> Option<&'static [SegmentFile]> {
+    static TEMPLATE: OnceLock<Option<Vec<SegmentFile>>> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let directory = tempfile::tempdir().ok()?;
+            let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
+            let mut store =
+                raft_storage::WalLogStore::create(directory.path(), &membership, wal_config())
+                    .ok()?;
+            let entry = |term, index, payload| Entry {
+                log_id: LogId::new(Term(term), LogIndex(index)),
+                payload,
+            };
+            let hard_state =
+                HardState { term: Term(2), voted_for: Some(NodeId(1)), commit_index: LogIndex(2) };
+            let first = vec![
+                entry(1, 1, EntryPayload::Empty),
+                entry(1, 2, EntryPayload::Command(Bytes::from_static(b"one"))),
+            ];
+            store.persist_blocking(Some(hard_state), first).ok()?;
+            let second = vec![
+                entry(2, 3, EntryPayload::Membership(membership.clone())),
+                entry(2, 4, EntryPayload::Command(Bytes::from(vec![7_u8; 1500]))),
+            ];
+            store.persist_blocking(None, second).ok()?;
+            let third = vec![entry(2, 5, EntryPayload::Command(Bytes::from(vec![9_u8; 3000])))];
+            store.persist_blocking(None, third).ok()?;
+            drop(store);
+            let wal = directory.path().join(raft_storage::WAL_DIRECTORY);
+            let mut segments: Vec<SegmentFile> = std::fs::read_dir(&wal)
+                .ok()?
+                .filter_map(|item| {
+                    let path = item.ok()?.path();
+                    let name = path.file_name()?.to_str()?.to_owned();
+                    name.ends_with(".wal").then(|| Some((name, std::fs::read(&path).ok()?)))?
+                })
+                .collect();
+            segments.sort();
+            Some(segments)
+        })
+        .as_deref()
+}
+
+/// Small segments, made inline: every input's store is deterministic.
+fn wal_config() -> raft_storage::WalConfig {
+    raft_storage::WalConfig {
+        segment_bytes: 4096,
+        preallocation: raft_storage::Preallocation::Inline,
+    }
+}
+
+/// Writes the template store's segments with the newest one's frames replaced by `data`
+/// (its header kept), then opens the store and loads it: each must succeed or fail with an
+/// error, never panic, and what loads must be a log without holes whose terms never go
+/// down. Accepted when the store opens and loads.
+pub fn wal_segment(data: &[u8]) -> bool {
+    let Some(template) = template_wal() else {
+        return false;
+    };
+    let Ok(directory) = tempfile::tempdir() else {
+        return false;
+    };
+    let wal = directory.path().join(raft_storage::WAL_DIRECTORY);
+    if std::fs::create_dir(&wal).is_err() {
+        return false;
+    }
+    for (position, (name, bytes)) in template.iter().enumerate() {
+        let mut bytes = bytes.clone();
+        if position + 1 == template.len() {
+            let end = WAL_SEGMENT_HEADER_BYTES + data.len();
+            if bytes.len() < end {
+                bytes.resize(end, 0);
+            }
+            bytes[WAL_SEGMENT_HEADER_BYTES..end].copy_from_slice(data);
+        }
+        if std::fs::write(wal.join(name), bytes).is_err() {
+            return false;
+        }
+    }
+    let Ok(mut store) = raft_storage::WalLogStore::open(directory.path(), wal_config()) else {
+        return false;
+    };
+    let Ok(restored) = store.load_blocking() else {
+        return false;
+    };
+    let mut previous = restored.snapshot.as_ref().map_or(LogId::ZERO, |s| s.meta.last_log_id);
+    for entry in &restored.entries {
+        assert_eq!(entry.log_id.index, previous.index.next(), "the loaded log has a hole");
+        assert!(entry.log_id.term >= previous.term, "the loaded log's terms go down");
+        previous = entry.log_id;
+    }
+    assert!(
+        restored.hard_state.commit_index <= previous.index,
+        "the commit index {} is past the last entry {previous}",
+        restored.hard_state.commit_index
+    );
+    true
+}
+
 /// Writes the database and the snapshot file; `None` when the input would make the
 /// harness touch a file outside `directory`, or the database cannot be written.
 fn write_store_files(directory: &Path, template: &[u8], files: &StoreFiles<'_>) -> Option<()> {
@@ -507,6 +625,7 @@ pub fn seeds() -> Option<Vec<Seed>> {
     client_request_seeds(&mut seeds)?;
     kv_seeds(&mut seeds)?;
     storage_seeds(&mut seeds)?;
+    wal_seeds(&mut seeds)?;
     frame_seeds(&mut seeds)?;
     Some(seeds)
 }
@@ -626,6 +745,12 @@ fn snapshot_seed(store: &kv_store::KvStore) -> Option<Vec<u8>> {
     let mut bytes = vec![0];
     bytes.extend_from_slice(&store.snapshot_bytes().ok()?);
     Some(bytes)
+}
+
+fn wal_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
+    let (_, newest) = template_wal()?.last()?;
+    seed(seeds, "wal_segment", "newest-segment", newest[WAL_SEGMENT_HEADER_BYTES..].to_vec());
+    Some(())
 }
 
 fn storage_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
