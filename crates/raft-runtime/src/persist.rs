@@ -11,8 +11,8 @@ use crate::Error;
 use crate::metrics::MetricsSink;
 use crate::storage::LogStore;
 use crate::transport::MessageSender;
-use raft_core::Message;
 use raft_core::Snapshot;
+use raft_core::{AppendResult, LogIndex, Message, MessageBody, Term};
 use raft_core::{Entry, HardState, LogId, NodeId};
 
 /// One `Ready`'s durable work, numbered in the order the node task handed it out.
@@ -160,12 +160,59 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
         }
         // The messages promise this write: they may leave now, and go before the progress
         // report because a follower's acknowledgement is on the leader's commit path.
-        for message in messages {
+        for message in coalesce_acknowledgements(messages) {
             let _ = self.sender.send(message);
         }
         self.progress.send_replace(PersistProgress { sequence, last_log_id: self.last_log_id });
         Ok(())
     }
+}
+
+/// Drops every successful append acknowledgement that a later one in `messages`, to the
+/// same node in the same term, supersedes: after a merged write one answer per leader says
+/// how far the log now matches, instead of one per merged append. (The leader keeps the
+/// highest match index it hears, so the dropped answers told it nothing the last one does
+/// not.) Everything else, rejections and heartbeat answers included, stays, in order.
+fn coalesce_acknowledgements(mut messages: Vec<Message>) -> Vec<Message> {
+    let success_to = |message: &Message| match message.body {
+        MessageBody::AppendResponse { result: AppendResult::Success { match_index } } => {
+            Some((message.to, message.term, match_index))
+        }
+        _ => None,
+    };
+    let successes = messages.iter().filter(|message| success_to(message).is_some()).count();
+    if successes < 2 {
+        return messages;
+    }
+    // The highest match index per (node, term), then keep one success carrying it. A
+    // duplicated or reordered append can be answered after a later one, lower: keeping the
+    // highest, not the last, loses nothing either way.
+    let mut highest: Vec<(NodeId, Term, LogIndex)> = Vec::new();
+    for (to, term, match_index) in messages.iter().filter_map(success_to) {
+        match highest.iter_mut().find(|(node, seen, _)| *node == to && *seen == term) {
+            Some((_, _, best)) => *best = (*best).max(match_index),
+            None => highest.push((to, term, match_index)),
+        }
+    }
+    let mut keep = vec![true; messages.len()];
+    for (position, message) in messages.iter().enumerate() {
+        let Some((to, term, match_index)) = success_to(message) else {
+            continue;
+        };
+        let slot = highest.iter_mut().find(|(node, seen, _)| *node == to && *seen == term);
+        match slot {
+            // The first success carrying the highest index stays; later ones with it go.
+            Some((_, _, best)) if *best == match_index => *best = LogIndex(u64::MAX),
+            _ => keep[position] = false,
+        }
+    }
+    let mut position = 0;
+    messages.retain(|_| {
+        let retained = keep[position];
+        position += 1;
+        retained
+    });
+    messages
 }
 
 #[cfg(test)]
@@ -203,6 +250,52 @@ mod tests {
         assert_eq!(write.jobs, 4);
         assert_eq!(write.job.entries, vec![entry(1, 1), entry(1, 2), entry(2, 3)]);
         assert_eq!(write.job.hard_state.map(|hard_state| hard_state.term), Some(Term(2)));
+    }
+
+    fn ack(to: u64, term: u64, match_index: u64) -> Message {
+        let result = AppendResult::Success { match_index: LogIndex(match_index) };
+        Message {
+            from: NodeId(9),
+            to: NodeId(to),
+            term: Term(term),
+            body: MessageBody::AppendResponse { result },
+        }
+    }
+
+    #[test]
+    fn one_acknowledgement_per_leader_and_term_survives_a_merged_write() {
+        let heartbeat = Message {
+            from: NodeId(9),
+            to: NodeId(1),
+            term: Term(2),
+            body: MessageBody::HeartbeatResponse { round: 4 },
+        };
+        let reject = Message {
+            from: NodeId(9),
+            to: NodeId(1),
+            term: Term(2),
+            body: MessageBody::AppendResponse {
+                result: AppendResult::Reject {
+                    rejected_index: LogIndex(3),
+                    hint: raft_core::ConflictHint::LogTooShort { last_index: LogIndex(2) },
+                },
+            },
+        };
+        let messages = vec![
+            ack(1, 2, 5),
+            heartbeat.clone(),
+            ack(1, 2, 7),
+            reject.clone(),
+            ack(3, 3, 6),
+            ack(1, 2, 9),
+        ];
+        let coalesced = coalesce_acknowledgements(messages);
+        assert_eq!(coalesced, vec![heartbeat, reject, ack(3, 3, 6), ack(1, 2, 9)]);
+        let single = vec![ack(1, 2, 5)];
+        assert_eq!(coalesce_acknowledgements(single.clone()), single);
+        // A late answer to a duplicated older append is lower: the highest survives.
+        let reordered = vec![ack(1, 2, 9), ack(1, 2, 5), ack(1, 2, 9)];
+        assert_eq!(coalesce_acknowledgements(reordered), vec![ack(1, 2, 9)]);
     }
 
     #[test]
