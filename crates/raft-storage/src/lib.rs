@@ -81,6 +81,7 @@
 //! # }
 //! ```
 
+mod blocking;
 mod engine;
 mod error;
 mod file_system;

@@ -11,6 +11,7 @@ use raft_runtime::LogStore;
 use redb::{Database, Durability, ReadableDatabase};
 use tracing::{debug, info, warn};
 
+use crate::blocking::{self, BlockingStore};
 use crate::error::{Error, database_error, io_error};
 use crate::file_system::{RealFileSystem, create_directory_all};
 use crate::log_view::LogView;
@@ -353,12 +354,7 @@ impl Shared {
         last: LogId,
     ) -> Result<(u64, Duration), Error> {
         let path = &self.path;
-        let operation = || match (entries.first(), entries.last()) {
-            (Some(first), Some(last)) => {
-                format!("persisting entries {}..={}", first.log_id.index, last.log_id.index)
-            }
-            _ => "persisting the hard state".to_string(),
-        };
+        let operation = || blocking::persist_operation(entries);
         let fail = |source: redb::Error| database_error(path, operation(), source);
         let mut transaction = self.database.begin_write().map_err(|e| fail(e.into()))?;
         transaction.set_durability(Durability::Immediate).map_err(|e| fail(e.into()))?;
@@ -581,23 +577,27 @@ impl LogReader {
     }
 }
 
-/// Runs `work` on tokio's blocking pool.
-async fn run_blocking<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    work: impl FnOnce(&Shared) -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    let owned = Arc::clone(shared);
-    match tokio::task::spawn_blocking(move || work(&owned)).await {
-        Ok(outcome) => outcome,
-        Err(source) => Err(Error::BlockingTask { path: shared.path.clone(), source }),
+impl BlockingStore for Shared {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self) -> Result<RestoredState, Error> {
+        Shared::load(self)
+    }
+
+    fn persist(&self, hard_state: Option<HardState>, entries: Vec<Entry>) -> Result<(), Error> {
+        Shared::persist(self, hard_state, entries)
+    }
+
+    fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error> {
+        Shared::store_snapshot(self, snapshot)
     }
 }
 
 impl LogStore for RedbLogStore {
     async fn load(&mut self) -> Result<RestoredState, raft_runtime::Error> {
-        run_blocking(&self.shared, Shared::load)
-            .await
-            .map_err(|error| error.into_runtime(format!("loading {}", self.shared.path.display())))
+        blocking::load(&self.shared).await
     }
 
     async fn persist(
@@ -605,20 +605,10 @@ impl LogStore for RedbLogStore {
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
     ) -> Result<(), raft_runtime::Error> {
-        let range = entries.first().zip(entries.last()).map(|(first, last)| {
-            format!("persisting entries {}..={}", first.log_id.index, last.log_id.index)
-        });
-        run_blocking(&self.shared, move |shared| shared.persist(hard_state, entries)).await.map_err(
-            |error| {
-                error.into_runtime(range.unwrap_or_else(|| "persisting the hard state".to_string()))
-            },
-        )
+        blocking::persist(&self.shared, hard_state, entries).await
     }
 
     async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_runtime::Error> {
-        let last_log_id = snapshot.meta.last_log_id;
-        run_blocking(&self.shared, move |shared| shared.store_snapshot(&snapshot).map(drop))
-            .await
-            .map_err(|error| error.into_runtime(format!("storing the snapshot at {last_log_id}")))
+        blocking::store_snapshot(&self.shared, snapshot).await
     }
 }

@@ -2,7 +2,6 @@
 //! purging, and the [`LogStore`] implementation.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_core::{Entry, HardState, LogIndex, RestoredState, Snapshot};
@@ -15,6 +14,7 @@ use super::{
     FileSystem, NextSegment, Preallocation, SegmentInfo, Shared, Wal, WalLogStore, encode, lock,
     segment_name,
 };
+use crate::blocking::{self, BlockingStore};
 use crate::error::{Error, io_error};
 use crate::file_system::{StorageFile, sync_directory};
 use crate::snapshot_file;
@@ -221,7 +221,8 @@ impl<F: FileSystem> Shared<F> {
 
     /// Deletes, oldest first, the segments before the newest one whose start the snapshot
     /// covers: replaying from that one restores everything. Oldest first, so a crash
-    /// leaves consecutive segments; a failure is only logged (the next snapshot retries).
+    /// leaves consecutive segments. A failed removal is only logged (the next snapshot
+    /// tries again); a failed directory sync makes the store refuse work until reopened.
     fn purge_segments(&self, wal: &mut Wal<F>) {
         let compacted = wal.state.compacted().index;
         let keep_from = wal.segments.iter().rposition(|segment| segment.last_at_start <= compacted);
@@ -239,7 +240,11 @@ impl<F: FileSystem> Shared<F> {
         }
         wal.segments.drain(..removed);
         if removed > 0 {
+            // A failed directory sync is never retried (after it the directory's contents on
+            // disk are unknown): like any failed write, it leaves the store refusing work
+            // until it is reopened, and the reopen replays whatever segments survived.
             if let Err(error) = sync_directory(&self.file_system, &self.wal_directory) {
+                wal.failed = true;
                 warn!(%error, "could not sync the log directory after removing segments");
             }
             debug!(segments = removed, %compacted, "removed compacted segments");
@@ -247,24 +252,27 @@ impl<F: FileSystem> Shared<F> {
     }
 }
 
-/// Runs `work` on tokio's blocking pool.
-async fn run_blocking<F: FileSystem, T: Send + 'static>(
-    shared: &Arc<Shared<F>>,
-    work: impl FnOnce(&Shared<F>) -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    let owned = Arc::clone(shared);
-    match tokio::task::spawn_blocking(move || work(&owned)).await {
-        Ok(outcome) => outcome,
-        Err(source) => Err(Error::BlockingTask { path: shared.wal_directory.clone(), source }),
+impl<F: FileSystem> BlockingStore for Shared<F> {
+    fn path(&self) -> &std::path::Path {
+        &self.wal_directory
+    }
+
+    fn load(&self) -> Result<RestoredState, Error> {
+        Shared::load(self)
+    }
+
+    fn persist(&self, hard_state: Option<HardState>, entries: Vec<Entry>) -> Result<(), Error> {
+        Shared::persist(self, hard_state, entries)
+    }
+
+    fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error> {
+        Shared::store_snapshot(self, snapshot)
     }
 }
 
 impl<F: FileSystem> LogStore for WalLogStore<F> {
     async fn load(&mut self) -> Result<RestoredState, raft_runtime::Error> {
-        let path = self.shared.wal_directory.display().to_string();
-        run_blocking(&self.shared, Shared::load)
-            .await
-            .map_err(|error| error.into_runtime(format!("loading {path}")))
+        blocking::load(&self.shared).await
     }
 
     async fn persist(
@@ -272,20 +280,10 @@ impl<F: FileSystem> LogStore for WalLogStore<F> {
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
     ) -> Result<(), raft_runtime::Error> {
-        let range = entries.first().zip(entries.last()).map(|(first, last)| {
-            format!("persisting entries {}..={}", first.log_id.index, last.log_id.index)
-        });
-        run_blocking(&self.shared, move |shared| shared.persist(hard_state, entries)).await.map_err(
-            |error| {
-                error.into_runtime(range.unwrap_or_else(|| "persisting the hard state".to_string()))
-            },
-        )
+        blocking::persist(&self.shared, hard_state, entries).await
     }
 
     async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_runtime::Error> {
-        let last_log_id = snapshot.meta.last_log_id;
-        run_blocking(&self.shared, move |shared| shared.store_snapshot(&snapshot).map(drop))
-            .await
-            .map_err(|error| error.into_runtime(format!("storing the snapshot at {last_log_id}")))
+        blocking::store_snapshot(&self.shared, snapshot).await
     }
 }
