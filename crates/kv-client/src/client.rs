@@ -35,7 +35,7 @@ const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// cost the cluster next to nothing).
 const BACKOFF_MAX: Duration = Duration::from_millis(100);
 
-/// How long the known leader may take before the request also goes to every other endpoint:
+/// How long the known leader may take before the request goes to every endpoint:
 /// far above a commit's latency under load (milliseconds), far below an election timeout,
 /// so a dead or cut-off leader costs this much rather than a whole attempt's limit.
 const HEDGE_DELAY: Duration = Duration::from_millis(150);
@@ -362,16 +362,30 @@ impl KvClient {
                 .send_without_following(self.leader().unwrap_or(first), payload, deadline)
                 .await;
         }
-        let leader = self.leader();
-        let mut racers = FuturesUnordered::new();
-        if let Some(leader) = leader {
-            racers.push(self.keep_trying(leader, payload.clone(), Duration::ZERO, deadline));
-        }
-        let delay = if leader.is_some() { HEDGE_DELAY } else { Duration::ZERO };
-        for &endpoint in config.endpoints.iter().filter(|&&endpoint| Some(endpoint) != leader) {
-            racers.push(self.keep_trying(endpoint, payload.clone(), delay, deadline));
-        }
         let mut problem = String::from("no attempt made");
+        let leader = self.leader();
+        if let Some(leader) = leader {
+            // The common case, one exchange: no racers, and no timer of its own (the
+            // connection sweeps the call's deadline). The connection is kept when the
+            // leader is merely slow: other calls share it.
+            let hedge_at = (Instant::now() + HEDGE_DELAY).min(deadline);
+            match self.attempt(leader, payload.clone(), hedge_at).await {
+                Ok(Response::Error(
+                    ServerError::NotLeader { .. }
+                    | ServerError::Unavailable { .. }
+                    | ServerError::OutcomeUnknown { .. },
+                )) => {}
+                Ok(response) => return into_result(leader, response),
+                Err(error) => problem = error,
+            }
+        }
+        // No leader known, or it did not answer in time: every endpoint at once (and the
+        // known leader again, if it is not one of them).
+        let mut racers = FuturesUnordered::new();
+        let outside = leader.filter(|leader| !config.endpoints.contains(leader));
+        for &endpoint in config.endpoints.iter().chain(outside.iter()) {
+            racers.push(self.keep_trying(endpoint, payload.clone(), deadline));
+        }
         while let Some(outcome) = racers.next().await {
             match outcome {
                 Ok((target, response)) => {
@@ -384,19 +398,15 @@ impl KvClient {
         Err(Error::Timeout { after: config.timeout, last_problem: problem })
     }
 
-    /// Asks `target` (after `delay`) until it answers or the deadline passes: the answer
+    /// Asks `target` until it answers or the deadline passes: the answer
     /// with the node that gave it, or the last problem. A "not leader" naming a node outside
     /// the endpoint list moves the attempts there (the endpoints' own racers cover the rest).
     async fn keep_trying(
         &self,
         mut target: SocketAddr,
         payload: Bytes,
-        delay: Duration,
         deadline: Instant,
     ) -> Result<(SocketAddr, Response), String> {
-        if !delay.is_zero() {
-            tokio::time::sleep_until((Instant::now() + delay).min(deadline)).await;
-        }
         let endpoints = &self.inner.config.endpoints;
         let mut backoff = BACKOFF_MIN;
         let mut problem = String::from("no attempt made");
