@@ -228,6 +228,21 @@ pub(crate) fn sync_directory<F: FileSystem>(
     file_system.sync_directory(directory).map_err(io_error("syncing the directory", directory))
 }
 
+/// Takes `file_system`'s exclusive lock on `path` for a store.
+///
+/// # Errors
+///
+/// [`Error::Locked`] when another process or handle holds it; [`Error::Io`].
+pub(crate) fn lock_store<F: FileSystem>(file_system: &F, path: &Path) -> Result<F::Lock, Error> {
+    file_system.lock(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::WouldBlock {
+            Error::Locked { path: path.to_path_buf() }
+        } else {
+            io_error("locking the store", path)(source)
+        }
+    })
+}
+
 /// Creates `directory` and every missing parent, syncing each parent after a directory
 /// was created in it, so the whole path is durable before anything is written inside.
 ///

@@ -86,6 +86,7 @@ mod engine;
 mod error;
 mod file_system;
 mod log_view;
+mod redb_backend;
 mod snapshot_file;
 mod stats;
 mod store;
