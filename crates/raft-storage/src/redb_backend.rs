@@ -2,10 +2,10 @@
 //! database goes through the [`FileSystem`](crate::FileSystem) seam like every other file
 //! the crate writes, and the power-loss test can cut the power under it.
 //!
-//! Each method is the file operation of the same meaning, with nothing added: redb decides
-//! when to sync (once per durable commit, after the commit's pages and header are
-//! written), and the adapter never syncs on its own, so whatever redb leaves unsynced the
-//! simulated disk is free to lose.
+//! Each method is the file operation of the same meaning, and redb decides when to sync
+//! (once per durable commit, after the commit's pages and header are written), with one
+//! addition: a length change is synced at once (see [`FileBackend`]'s `set_len`).
+//! Whatever else redb leaves unsynced the simulated disk is free to lose.
 
 use std::io;
 use std::path::Path;
@@ -39,7 +39,16 @@ impl<File: StorageFile> StorageBackend for FileBackend<File> {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_length_bytes(len)
+        self.file.set_length_bytes(len)?;
+        // Synced now, not with the commit. redb grows the file, writes a header naming the
+        // larger layout, then syncs both; a crash inside that sync can keep the header (an
+        // overwrite in place, written back first) without the new length (metadata, in the
+        // file system's journal), and redb 3.1 then asserts on open (the header's layout is
+        // longer than the file): the node could not restart. A lost length change also lets
+        // surviving writes past the old end leave a length no layout has, which redb's
+        // repair asserts on as well. The power-loss test finds both without this sync. It
+        // costs one fsync per growth (redb doubles the file, or adds a region) or shrink.
+        self.file.sync_data()
     }
 
     fn sync_data(&self) -> io::Result<()> {
