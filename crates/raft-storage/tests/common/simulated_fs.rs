@@ -12,7 +12,7 @@
 //! to files directly), and `O_TRUNC` on an existing file (it makes a new file here).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path};
@@ -46,7 +46,9 @@ pub struct SimulatedFileSystem {
 
 #[derive(Debug)]
 struct Inner {
-    nodes: HashMap<u64, Node>,
+    /// Ordered, so that a cut draws its random survivals file by file in the same order
+    /// every run, and a failing cut replays.
+    nodes: BTreeMap<u64, Node>,
     next_inode: u64,
     /// Operations left before the power fails (`None`: it never does).
     operations_left: Option<u64>,
@@ -113,7 +115,7 @@ impl SimulatedFileSystem {
     pub fn new() -> SimulatedFileSystem {
         let root = Node::Directory { entries: BTreeMap::new(), durable: BTreeMap::new() };
         let inner = Inner {
-            nodes: HashMap::from([(ROOT_INODE, root)]),
+            nodes: BTreeMap::from([(ROOT_INODE, root)]),
             next_inode: 1,
             operations_left: None,
             powered: true,
