@@ -251,8 +251,12 @@ fn check_takes_writes<E: Engine>(
         .unwrap_or_else(|error| panic!("{context}: writing after recovery failed: {error}"));
     drop(store);
     file_system.cut_power(Survival::Nothing, &mut Rng::new(0));
-    let mut store = engine.open(file_system).unwrap();
-    let entries = E::load(&mut store).unwrap().entries;
+    let mut store = engine
+        .open(file_system)
+        .unwrap_or_else(|error| panic!("{context}: reopening after a write failed: {error}"));
+    let entries = E::load(&mut store)
+        .unwrap_or_else(|error| panic!("{context}: loading after a write failed: {error}"))
+        .entries;
     assert_eq!(entries.last(), Some(&entry), "{context}: the write after recovery is lost");
 }
 
@@ -399,7 +403,8 @@ fn creation_cut_leaves_no_store_or_a_whole_one<E: Engine>() {
             }
             Err(error) => panic!("{context}: {error}"),
         };
-        let restored = E::load(&mut store).unwrap();
+        let restored = E::load(&mut store)
+            .unwrap_or_else(|error| panic!("{context}: loading failed: {error}"));
         assert_eq!(restored.membership, membership(), "{context}");
         assert_eq!(restored.hard_state, HardState::default(), "{context}");
         assert!(restored.entries.is_empty(), "{context}");
