@@ -52,8 +52,7 @@ impl<File: StorageFile> StorageBackend for FileBackend<File> {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        // `StorageFile::sync_data` makes a changed length durable too: redb grows the file
-        // with `set_len` and relies on this sync to keep the new pages.
+        // redb's durable commit: once per transaction, after its pages and header.
         self.file.sync_data()
     }
 
