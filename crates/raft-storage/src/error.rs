@@ -25,11 +25,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// redb refused to open the database file (not a redb file, corrupt, or locked by
-    /// another process).
+    /// redb refused to open the database file (empty, not a redb file, or corrupt).
     #[error(
-        "cannot open the log database {path}: {source}; check that no other process uses it \
-             and that the file was written by raft-storage"
+        "cannot open the log database {path}: {source}; check that the file was written by \
+             raft-storage"
     )]
     Open {
         /// The database file.
@@ -156,7 +155,7 @@ pub enum Error {
     /// Another process (or handle) has the store open.
     #[error("the log store is in use: {path} is locked by another process; stop it first")]
     Locked {
-        /// The lock file.
+        /// The locked file: the write-ahead log's lock file, or the redb database file.
         path: PathBuf,
     },
     /// A write-ahead log segment holds a damaged record that is not a torn last write:

@@ -1,5 +1,5 @@
-//! The file operations the write-ahead log and the snapshot files go through, so that a
-//! test can stand in for the disk and cut the power.
+//! The file operations both engines (the write-ahead log, the redb database) and the
+//! snapshot files go through, so that a test can stand in for the disk and cut the power.
 //!
 //! [`RealFileSystem`] is `std::fs`. A test implementation can keep, for every file, what
 //! was synced apart from what was only written, and for every directory, which names were
@@ -118,6 +118,18 @@ pub trait StorageFile: Send + Sync + fmt::Debug + 'static {
     /// The operating system's error.
     fn length_bytes(&self) -> io::Result<u64>;
 
+    /// Truncates or extends the file to `length` bytes; bytes added read as zeros.
+    ///
+    /// # Correctness
+    ///
+    /// Like a write, the new length is durable only once [`StorageFile::sync_data`] or
+    /// [`StorageFile::sync_all`] returns.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn set_length_bytes(&self, length: u64) -> io::Result<()>;
+
     /// Makes the file's bytes durable (and its length, when it changed).
     ///
     /// # Errors
@@ -195,6 +207,10 @@ impl StorageFile for File {
         Ok(self.metadata()?.len())
     }
 
+    fn set_length_bytes(&self, length: u64) -> io::Result<()> {
+        File::set_len(self, length)
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
     }
@@ -210,6 +226,21 @@ pub(crate) fn sync_directory<F: FileSystem>(
     directory: &Path,
 ) -> Result<(), Error> {
     file_system.sync_directory(directory).map_err(io_error("syncing the directory", directory))
+}
+
+/// Takes `file_system`'s exclusive lock on `path` for a store.
+///
+/// # Errors
+///
+/// [`Error::Locked`] when another process or handle holds it; [`Error::Io`].
+pub(crate) fn lock_store<F: FileSystem>(file_system: &F, path: &Path) -> Result<F::Lock, Error> {
+    file_system.lock(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::WouldBlock {
+            Error::Locked { path: path.to_path_buf() }
+        } else {
+            io_error("locking the store", path)(source)
+        }
+    })
 }
 
 /// Creates `directory` and every missing parent, syncing each parent after a directory

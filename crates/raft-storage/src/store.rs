@@ -1,6 +1,5 @@
 //! [`RedbLogStore`]: the durable [`LogStore`], and [`LogReader`], its read side.
 
-use std::fs;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,8 +12,11 @@ use tracing::{debug, info, warn};
 
 use crate::blocking::{self, BlockingStore};
 use crate::error::{Error, database_error, io_error};
-use crate::file_system::{RealFileSystem, create_directory_all};
+use crate::file_system::{
+    FileSystem, RealFileSystem, create_directory_all, lock_store, sync_directory,
+};
 use crate::log_view::LogView;
+use crate::redb_backend::{self, EmptyFile};
 use crate::snapshot_file::{self, SnapshotRecord};
 use crate::stats::StoreStats;
 use crate::tables::{
@@ -23,6 +25,8 @@ use crate::tables::{
 
 /// The database file's name inside the store's directory.
 pub const DATABASE_FILE: &str = "raft-log.redb";
+/// The database file's name while [`RedbLogStore::create_with`] builds it.
+const TEMPORARY_DATABASE_FILE: &str = "raft-log.redb.tmp";
 
 /// How a store keeps its log in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,27 +52,34 @@ impl Default for StoreConfig {
 /// runtime's worker threads (see the crate documentation).
 ///
 /// Only this value writes; [`RedbLogStore::reader`] hands out read handles for replication
-/// reads and statistics.
+/// reads and statistics. `F` is the file system (the real one unless a test injects
+/// faults): the database file, the snapshot files and the directory all go through it, the
+/// database by way of an adapter that implements redb's `StorageBackend` on a
+/// [`StorageFile`](crate::StorageFile).
 #[derive(Debug)]
-pub struct RedbLogStore {
-    shared: Arc<Shared>,
+pub struct RedbLogStore<F: FileSystem = RealFileSystem> {
+    shared: Arc<Shared<F>>,
 }
 
 /// A read handle on a [`RedbLogStore`]: replication reads, terms and statistics. Cheap to
 /// clone; it sees what the store has made durable.
 #[derive(Clone, Debug)]
-pub struct LogReader {
-    shared: Arc<Shared>,
+pub struct LogReader<F: FileSystem = RealFileSystem> {
+    shared: Arc<Shared<F>>,
 }
 
 #[derive(Debug)]
-struct Shared {
+struct Shared<F: FileSystem> {
+    file_system: F,
     directory: PathBuf,
     path: PathBuf,
     database: Database,
     writer: Mutex<Writer>,
     view: Mutex<LogView>,
     stats: StoreStats,
+    /// The lock on the database file, held for the store's life. Declared after
+    /// `database` so that it is released only once redb has closed the file.
+    _lock: F::Lock,
 }
 
 /// The writer's state: touched by one call at a time.
@@ -89,97 +100,29 @@ struct Writer {
 /// the write appends): at about 20 µs each, 64 add about a millisecond to a write.
 const PURGE_BATCH: u64 = 64;
 
-impl RedbLogStore {
+impl RedbLogStore<RealFileSystem> {
     /// Opens the store in `directory`, checking and reading back everything it holds.
-    ///
-    /// Snapshot files the database does not name (an older snapshot, or a newer one a
-    /// crash left before the switch) are removed.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] when the directory holds no store; [`Error::Open`],
-    /// [`Error::ForeignFile`], [`Error::UnsupportedVersion`], [`Error::CorruptRecord`] or
-    /// [`Error::CorruptEntry`] for a file that is not a readable store, each naming the
-    /// file and what is wrong; [`Error::Io`].
+    /// As [`RedbLogStore::open_with`].
     pub fn open(directory: &Path, config: StoreConfig) -> Result<RedbLogStore, Error> {
-        let path = directory.join(DATABASE_FILE);
-        if !path.try_exists().map_err(io_error("looking for the database", &path))? {
-            return Err(Error::NotFound { path });
-        }
-        let database = open_database(&path)?;
-        let (records, view) = tables::read_all(&path, &database, config.tail_cache_bytes, None)?;
-        let keep = records.snapshot.as_ref().map(|record| record.file_name.as_str());
-        for removed in snapshot_file::remove_others(&RealFileSystem, directory, keep)? {
-            info!(path = %removed.display(), "removed a snapshot file the store does not use");
-        }
-        info!(
-            path = %path.display(),
-            compacted = %view.compacted,
-            last = %view.last,
-            term = %records.hard_state.term,
-            "opened the log store"
-        );
-        let writer = Writer {
-            snapshot: records.snapshot,
-            failed: false,
-            buffer: Vec::new(),
-            garbage_from: records.garbage_from,
-        };
-        let shared = Shared {
-            directory: directory.to_path_buf(),
-            path,
-            database,
-            writer: Mutex::new(writer),
-            view: Mutex::new(view),
-            stats: StoreStats::default(),
-        };
-        Ok(RedbLogStore { shared: Arc::new(shared) })
+        RedbLogStore::open_with(RealFileSystem, directory, config)
     }
 
     /// Creates an empty store in `directory` (created if missing) for a new node of a
     /// cluster whose voters are `membership` (`Membership::default()` for a node joining a
     /// running cluster), like `MemLogStore::new`.
     ///
-    /// The database is built under a temporary name and renamed into place, so a crash
-    /// during creation leaves no half-made store.
-    ///
     /// # Errors
     ///
-    /// [`Error::AlreadyExists`] when the directory already holds a store; [`Error::Io`],
-    /// [`Error::Database`].
+    /// As [`RedbLogStore::create_with`].
     pub fn create(
         directory: &Path,
         membership: &Membership,
         config: StoreConfig,
     ) -> Result<RedbLogStore, Error> {
-        // Each directory made is synced into its parent before the database inside counts.
-        create_directory_all(&RealFileSystem, directory)?;
-        let path = directory.join(DATABASE_FILE);
-        if path.try_exists().map_err(io_error("looking for the database", &path))? {
-            return Err(Error::AlreadyExists { path });
-        }
-        let temporary = directory.join(format!("{DATABASE_FILE}.tmp"));
-        if temporary.try_exists().map_err(io_error("looking for the database", &temporary))? {
-            fs::remove_file(&temporary)
-                .map_err(io_error("removing an unfinished database", &temporary))?;
-        }
-        {
-            let database = Database::builder().create(&temporary).map_err(|source| {
-                Error::Open { path: temporary.clone(), source: Box::new(source) }
-            })?;
-            let operation = "initializing a new store";
-            let mut transaction =
-                database.begin_write().map_err(|e| database_error(&temporary, operation, e))?;
-            transaction
-                .set_durability(Durability::Immediate)
-                .map_err(|e| database_error(&temporary, operation, e))?;
-            tables::initialize(&temporary, &transaction, membership)?;
-            transaction.commit().map_err(|e| database_error(&temporary, operation, e))?;
-        }
-        fs::rename(&temporary, &path).map_err(io_error("renaming the new database to", &path))?;
-        snapshot_file::sync_directory(&RealFileSystem, directory)?;
-        info!(path = %path.display(), "created the log store");
-        RedbLogStore::open(directory, config)
+        RedbLogStore::create_with(RealFileSystem, directory, membership, config)
     }
 
     /// Opens the store in `directory`, or creates it with `membership` when there is none.
@@ -197,10 +140,107 @@ impl RedbLogStore {
             opened => opened,
         }
     }
+}
+
+impl<F: FileSystem> RedbLogStore<F> {
+    /// Opens the store in `directory` on `file_system`, checking and reading back
+    /// everything it holds.
+    ///
+    /// Snapshot files the database does not name (an older snapshot, or a newer one a
+    /// crash left before the switch) are removed. An empty database file is refused, never
+    /// initialized: a store's file always holds at least its first transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the directory holds no store; [`Error::Locked`] when
+    /// another process or handle has it open; [`Error::Open`], [`Error::Damaged`],
+    /// [`Error::ForeignFile`], [`Error::UnsupportedVersion`], [`Error::CorruptRecord`] or
+    /// [`Error::CorruptEntry`] for a file that is not a readable store, each naming the
+    /// file and what is wrong; [`Error::Io`].
+    pub fn open_with(
+        file_system: F,
+        directory: &Path,
+        config: StoreConfig,
+    ) -> Result<RedbLogStore<F>, Error> {
+        let path = directory.join(DATABASE_FILE);
+        let file = match file_system.open_file(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { path });
+            }
+            Err(error) => return Err(io_error("opening the database", &path)(error)),
+        };
+        // The file exists, so taking the lock creates nothing.
+        let lock = lock_store(&file_system, &path)?;
+        let database = redb_backend::open(&path, file, EmptyFile::Refuse)?;
+        let (records, view) = tables::read_all(&path, &database, config.tail_cache_bytes, None)?;
+        let keep = records.snapshot.as_ref().map(|record| record.file_name.as_str());
+        for removed in snapshot_file::remove_others(&file_system, directory, keep)? {
+            info!(path = %removed.display(), "removed a snapshot file the store does not use");
+        }
+        info!(
+            path = %path.display(),
+            compacted = %view.compacted,
+            last = %view.last,
+            term = %records.hard_state.term,
+            "opened the log store"
+        );
+        let writer = Writer {
+            snapshot: records.snapshot,
+            failed: false,
+            buffer: Vec::new(),
+            garbage_from: records.garbage_from,
+        };
+        let shared = Shared {
+            file_system,
+            directory: directory.to_path_buf(),
+            path,
+            database,
+            writer: Mutex::new(writer),
+            view: Mutex::new(view),
+            stats: StoreStats::default(),
+            _lock: lock,
+        };
+        Ok(RedbLogStore { shared: Arc::new(shared) })
+    }
+
+    /// Creates an empty store in `directory` on `file_system`, for a new node of a cluster
+    /// whose voters are `membership`.
+    ///
+    /// Every directory made is synced into its parent. The database is built under a
+    /// temporary name (its first transaction durable), renamed into place and the
+    /// directory synced, so after a crash during creation the store is either complete or
+    /// absent (and the next `create` starts over).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyExists`] when the directory already holds a store; [`Error::Locked`]
+    /// when another process is creating it; [`Error::Io`], [`Error::Database`].
+    pub fn create_with(
+        file_system: F,
+        directory: &Path,
+        membership: &Membership,
+        config: StoreConfig,
+    ) -> Result<RedbLogStore<F>, Error> {
+        // Each directory made is synced into its parent before the database inside counts.
+        create_directory_all(&file_system, directory)?;
+        let path = directory.join(DATABASE_FILE);
+        if file_system.exists(&path).map_err(io_error("looking for the database", &path))? {
+            return Err(Error::AlreadyExists { path });
+        }
+        let temporary = directory.join(TEMPORARY_DATABASE_FILE);
+        build_database(&file_system, &temporary, membership)?;
+        file_system
+            .rename(&temporary, &path)
+            .map_err(io_error("renaming the new database to", &path))?;
+        sync_directory(&file_system, directory)?;
+        info!(path = %path.display(), "created the log store");
+        RedbLogStore::open_with(file_system, directory, config)
+    }
 
     /// A read handle for replication reads and statistics.
     #[must_use]
-    pub fn reader(&self) -> LogReader {
+    pub fn reader(&self) -> LogReader<F> {
         LogReader { shared: Arc::clone(&self.shared) }
     }
 
@@ -248,23 +288,31 @@ impl RedbLogStore {
     }
 }
 
-/// Opens the database file, turning a panic inside redb into an error: redb asserts
-/// rather than fails on some damaged files (a truncated one, for example), and a damaged
-/// file must never take the process down.
-fn open_database(path: &Path) -> Result<Database, Error> {
-    let opened = std::panic::catch_unwind(|| Database::builder().open(path));
-    match opened {
-        Ok(Ok(database)) => Ok(database),
-        Ok(Err(source)) => Err(Error::Open { path: path.to_path_buf(), source: Box::new(source) }),
-        Err(panic) => {
-            let reason = panic
-                .downcast_ref::<&str>()
-                .map(ToString::to_string)
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "an internal check failed".to_string());
-            Err(Error::Damaged { path: path.to_path_buf(), reason })
-        }
-    }
+/// Writes a new database holding an empty store at `temporary`, its first transaction
+/// durable. A file left there by an interrupted creation is overwritten: nothing in it was
+/// ever used.
+fn build_database<F: FileSystem>(
+    file_system: &F,
+    temporary: &Path,
+    membership: &Membership,
+) -> Result<(), Error> {
+    // Locked before it is truncated, so a second process creating the same store fails
+    // instead of destroying this one's file.
+    let _lock = lock_store(file_system, temporary)?;
+    let file =
+        file_system.create_file(temporary).map_err(io_error("creating the database", temporary))?;
+    let database = redb_backend::open(temporary, file, EmptyFile::Initialize)?;
+    let operation = "initializing a new store";
+    let mut transaction =
+        database.begin_write().map_err(|e| database_error(temporary, operation, e))?;
+    transaction
+        .set_durability(Durability::Immediate)
+        .map_err(|e| database_error(temporary, operation, e))?;
+    tables::initialize(temporary, &transaction, membership)?;
+    transaction.commit().map_err(|e| database_error(temporary, operation, e))?;
+    // Closed (redb writes its allocator state and syncs) before the lock is released.
+    drop(database);
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -273,7 +321,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Shared {
+impl<F: FileSystem> Shared<F> {
     fn writer(&self) -> Result<MutexGuard<'_, Writer>, Error> {
         // A write that panicked left its outcome unknown: the store refuses further work.
         let writer = self.writer.lock().map_err(|_| Error::Unusable { path: self.path.clone() })?;
@@ -292,7 +340,7 @@ impl Shared {
         let snapshot = records
             .snapshot
             .as_ref()
-            .map(|record| snapshot_file::read(&RealFileSystem, &self.directory, record))
+            .map(|record| snapshot_file::read(&self.file_system, &self.directory, record))
             .transpose()?;
         let membership = snapshot
             .as_ref()
@@ -420,7 +468,7 @@ impl Shared {
             let view = lock(&self.view);
             view.compacted.index.next().0
         };
-        let outcome = snapshot_file::write(&RealFileSystem, &self.directory, snapshot)
+        let outcome = snapshot_file::write(&self.file_system, &self.directory, snapshot)
             .and_then(|record| self.switch_snapshot(&record, keep_suffix).map(|()| record));
         let record = match outcome {
             Ok(record) => record,
@@ -443,7 +491,7 @@ impl Shared {
         drop(writer);
         // The new snapshot is durable and named: older files are garbage. Failing to remove
         // one loses nothing (the next open removes it), so it is not fatal.
-        match snapshot_file::remove_others(&RealFileSystem, &self.directory, Some(&current)) {
+        match snapshot_file::remove_others(&self.file_system, &self.directory, Some(&current)) {
             Ok(removed) => debug!(files = removed.len(), "removed older snapshot files"),
             Err(error) => warn!(%error, "could not remove an older snapshot file"),
         }
@@ -482,7 +530,7 @@ impl Shared {
     }
 }
 
-impl LogReader {
+impl<F: FileSystem> LogReader<F> {
     /// The stored entries from `start` up to before `end`, at most `bytes_max` bytes (as
     /// [`Entry::size_bytes`] counts them) but at least one entry when any is in range.
     ///
@@ -577,7 +625,7 @@ impl LogReader {
     }
 }
 
-impl BlockingStore for Shared {
+impl<F: FileSystem> BlockingStore for Shared<F> {
     fn path(&self) -> &Path {
         &self.path
     }
@@ -595,7 +643,7 @@ impl BlockingStore for Shared {
     }
 }
 
-impl LogStore for RedbLogStore {
+impl<F: FileSystem> LogStore for RedbLogStore<F> {
     async fn load(&mut self) -> Result<RestoredState, raft_runtime::Error> {
         blocking::load(&self.shared).await
     }

@@ -79,7 +79,21 @@ fn a_store_is_used_by_one_process_at_a_time() {
     let directory = tempfile::tempdir().unwrap();
     let _store = create(directory.path());
     let error = open(directory.path()).unwrap_err();
+    assert!(matches!(error, Error::Locked { .. }), "{error}");
+    let path = directory.path().join(DATABASE_FILE);
+    assert!(error.to_string().contains(path.to_str().unwrap()), "{error}");
+}
+
+#[test]
+fn empty_database_file_is_refused_not_initialized() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join(DATABASE_FILE);
+    fs::write(&path, b"").unwrap();
+    let error = open(directory.path()).unwrap_err();
     assert!(matches!(error, Error::Open { .. }), "{error}");
+    assert!(error.to_string().contains(path.to_str().unwrap()), "{error}");
+    // Never reset: redb would happily write a new database into an empty file.
+    assert_eq!(fs::metadata(&path).unwrap().len(), 0);
 }
 
 #[test]

@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, io_error};
 use crate::file_system::{
-    FileSystem, RealFileSystem, StorageFile, create_directory_all, sync_directory,
+    FileSystem, RealFileSystem, StorageFile, create_directory_all, lock_store, sync_directory,
 };
 use crate::snapshot_file;
 use crate::stats::StoreStats;
@@ -289,13 +289,7 @@ impl<F: FileSystem> WalLogStore<F> {
             return Err(Error::NotFound { path: wal_directory });
         }
         let lock_path = directory.join(LOCK_FILE);
-        let lock = file_system.lock(&lock_path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked { path: lock_path.clone() }
-            } else {
-                io_error("locking the store", &lock_path)(source)
-            }
-        })?;
+        let lock = lock_store(&file_system, &lock_path)?;
         let wal = replay_segments(&file_system, &wal_directory, config)?;
         let keep = wal.state.snapshot.as_ref().map(|record| record.file_name.as_str());
         for removed in snapshot_file::remove_others(&file_system, directory, keep)? {

@@ -1,8 +1,9 @@
 //! A file system in memory that loses, on a simulated power cut, everything that was not
-//! synced: file bytes written since the file's last sync, and names created, renamed or
-//! removed in a directory since that directory's last sync. Some of the unsynced bytes may
-//! survive, as on a real disk that wrote back part of its cache: none, a prefix of the
-//! unsynced writes, or a random subset of their 512-byte sectors.
+//! synced: file bytes written and length changes made since the file's last sync, and
+//! names created, renamed or removed in a directory since that directory's last sync. Some
+//! of the unsynced changes may survive, as on a real disk that wrote back part of its
+//! cache: none, a prefix of them, or a random subset of their 512-byte sectors (and of
+//! the length changes).
 //!
 //! This is the contract POSIX and Linux file systems give (fsync on a file makes its data
 //! durable, fsync on a directory makes its entries durable, nothing else is promised),
@@ -11,7 +12,7 @@
 //! to files directly), and `O_TRUNC` on an existing file (it makes a new file here).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path};
@@ -33,7 +34,8 @@ pub enum Survival {
     Nothing,
     /// The first unsynced writes, the last of them possibly cut short.
     Prefix,
-    /// Each 512-byte sector of each unsynced write, independently, with even odds.
+    /// Each 512-byte sector of each unsynced write, and each unsynced length change,
+    /// independently, with even odds.
     Sectors,
 }
 
@@ -44,7 +46,9 @@ pub struct SimulatedFileSystem {
 
 #[derive(Debug)]
 struct Inner {
-    nodes: HashMap<u64, Node>,
+    /// Ordered, so that a cut draws its random survivals file by file in the same order
+    /// every run, and a failing cut replays.
+    nodes: BTreeMap<u64, Node>,
     next_inode: u64,
     /// Operations left before the power fails (`None`: it never does).
     operations_left: Option<u64>,
@@ -58,12 +62,29 @@ enum Node {
     Directory { entries: BTreeMap<OsString, u64>, durable: BTreeMap<OsString, u64> },
 }
 
-/// A file's bytes now, as of its last sync, and the writes since (offset, bytes).
+/// A file's bytes now, as of its last sync, and the changes since: `data` is always
+/// `durable` with `pending` applied in order.
 #[derive(Debug, Default)]
 struct FileNode {
     data: Vec<u8>,
     durable: Vec<u8>,
-    pending: Vec<(u64, Vec<u8>)>,
+    pending: Vec<Change>,
+}
+
+/// An unsynced change to a file.
+#[derive(Debug)]
+enum Change {
+    Write { offset: u64, bytes: Vec<u8> },
+    SetLength(u64),
+}
+
+impl Change {
+    fn apply(&self, data: &mut Vec<u8>) {
+        match self {
+            Change::Write { offset, bytes } => write_into(data, *offset, bytes),
+            Change::SetLength(length) => data.resize(*length as usize, 0),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -94,7 +115,7 @@ impl SimulatedFileSystem {
     pub fn new() -> SimulatedFileSystem {
         let root = Node::Directory { entries: BTreeMap::new(), durable: BTreeMap::new() };
         let inner = Inner {
-            nodes: HashMap::from([(ROOT_INODE, root)]),
+            nodes: BTreeMap::from([(ROOT_INODE, root)]),
             next_inode: 1,
             operations_left: None,
             powered: true,
@@ -139,21 +160,27 @@ impl SimulatedFileSystem {
     }
 }
 
-fn survive(data: &mut Vec<u8>, pending: &[(u64, Vec<u8>)], survival: Survival, rng: &mut Rng) {
+fn survive(data: &mut Vec<u8>, pending: &[Change], survival: Survival, rng: &mut Rng) {
     match survival {
         Survival::Nothing => {}
         Survival::Prefix => {
             let whole = rng.range(0, pending.len() as u64) as usize;
-            for (offset, bytes) in &pending[..whole] {
-                write_into(data, *offset, bytes);
+            for change in &pending[..whole] {
+                change.apply(data);
             }
-            if let Some((offset, bytes)) = pending.get(whole) {
+            if let Some(Change::Write { offset, bytes }) = pending.get(whole) {
                 let part = rng.range(0, bytes.len() as u64) as usize;
                 write_into(data, *offset, &bytes[..part]);
             }
         }
         Survival::Sectors => {
-            for (offset, bytes) in pending {
+            for change in pending {
+                let Change::Write { offset, bytes } = change else {
+                    if rng.next() % 2 == 0 {
+                        change.apply(data);
+                    }
+                    continue;
+                };
                 let mut start = 0_usize;
                 while start < bytes.len() {
                     let absolute = *offset + start as u64;
@@ -338,8 +365,9 @@ impl StorageFile for SimulatedFile {
         let mut inner = self.file_system.lock();
         inner.tick()?;
         let file = inner.file(self.inode)?;
-        write_into(&mut file.data, offset, bytes);
-        file.pending.push((offset, bytes.to_vec()));
+        let change = Change::Write { offset, bytes: bytes.to_vec() };
+        change.apply(&mut file.data);
+        file.pending.push(change);
         Ok(())
     }
 
@@ -349,12 +377,25 @@ impl StorageFile for SimulatedFile {
         Ok(inner.file(self.inode)?.data.len() as u64)
     }
 
+    fn set_length_bytes(&self, length: u64) -> io::Result<()> {
+        let mut inner = self.file_system.lock();
+        inner.tick()?;
+        let file = inner.file(self.inode)?;
+        let change = Change::SetLength(length);
+        change.apply(&mut file.data);
+        file.pending.push(change);
+        Ok(())
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         let mut inner = self.file_system.lock();
         inner.tick()?;
         let file = inner.file(self.inode)?;
-        file.durable.clone_from(&file.data);
-        file.pending.clear();
+        // Replaying the changes costs what they wrote; copying `data` would cost the whole
+        // file (a redb file is a megabyte or more) at every sync.
+        for change in file.pending.drain(..) {
+            change.apply(&mut file.durable);
+        }
         Ok(())
     }
 
