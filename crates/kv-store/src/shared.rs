@@ -7,7 +7,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use raft_core::{LogIndex, NodeId};
 
-use crate::response::{KeyValue, RangeResult};
+use crate::mvcc::{Event, LeaseInfo, RangeRequest, RangeResponse};
+use crate::range::KeyRange;
+use crate::response::{KeyValue, RangeResult, Rejection};
 use crate::store::KvStore;
 
 /// A [`KvStore`] behind a read-write lock, cloneable: hand one clone to
@@ -28,7 +30,8 @@ impl SharedKvStore {
         SharedKvStore { inner: Arc::new(RwLock::new(store)) }
     }
 
-    /// Runs `read` with the store locked for reading.
+    /// Runs `read` with the store locked for reading, so that several reads see one
+    /// state (for example [`KvStore::events_since`] and [`KvStore::revision`]).
     pub fn with_read<R>(&self, read: impl FnOnce(&KvStore) -> R) -> R {
         read(&self.read_guard())
     }
@@ -43,6 +46,53 @@ impl SharedKvStore {
     #[must_use]
     pub fn range(&self, prefix: &[u8], limit: Option<NonZeroU32>) -> RangeResult {
         self.read_guard().range(prefix, limit)
+    }
+
+    /// [`KvStore::range_at`] under the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::range_at`].
+    pub fn range_at(&self, request: &RangeRequest) -> Result<RangeResponse, Rejection> {
+        self.read_guard().range_at(request)
+    }
+
+    /// [`KvStore::events_since`] under the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::events_since`].
+    pub fn events_since(
+        &self,
+        range: &KeyRange,
+        start_revision: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.read_guard().events_since(range, start_revision, limit)
+    }
+
+    /// [`KvStore::revision`] under the lock.
+    #[must_use]
+    pub fn revision(&self) -> u64 {
+        self.read_guard().revision()
+    }
+
+    /// [`KvStore::compact_revision`] under the lock.
+    #[must_use]
+    pub fn compact_revision(&self) -> u64 {
+        self.read_guard().compact_revision()
+    }
+
+    /// [`KvStore::lease`] under the lock.
+    #[must_use]
+    pub fn lease(&self, id: i64) -> Option<LeaseInfo> {
+        self.read_guard().lease(id)
+    }
+
+    /// [`KvStore::leases`] under the lock.
+    #[must_use]
+    pub fn leases(&self) -> Vec<LeaseInfo> {
+        self.read_guard().leases()
     }
 
     /// A copy of [`KvStore::member_addresses`], taken under the lock.
