@@ -112,6 +112,6 @@ pub use range::KeyRange;
 pub use response::{
     DeleteResult, KeyMeta, KeyValue, RangeResult, Rejection, Response, WriteResult,
 };
-pub use shared::SharedKvStore;
+pub use shared::{ApplyListener, SharedKvStore};
 pub use snapshot::SNAPSHOT_FORMAT_VERSION;
 pub use store::KvStore;
