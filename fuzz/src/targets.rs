@@ -82,6 +82,9 @@ fn small_config() -> kv_store::KvConfig {
         value_bytes_max: 64,
         sessions_max: 3,
         range_entries_max: 4,
+        history_revisions_max: 8,
+        txn_ops_max: 8,
+        leases_max: 4,
     }
 }
 
@@ -665,7 +668,14 @@ fn client_request_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
     for (name, request) in requests {
         seed(seeds, "client_request", &format!("request-{name}"), encode(&request).ok()?.to_vec());
     }
-    let meta = kv_store::KeyMeta { version: 2, create_index: LogIndex(3), mod_index: LogIndex(9) };
+    let meta = kv_store::KeyMeta {
+        version: 2,
+        create_index: LogIndex(3),
+        mod_index: LogIndex(9),
+        create_revision: 2,
+        mod_revision: 5,
+        lease: 0,
+    };
     let found = KeyValue { key, value: "v".into(), meta };
     let outcome = WriteOutcome { index: LogIndex(9), version: 2, existed: true, leader: NodeId(1) };
     let leader_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7002));

@@ -30,8 +30,9 @@ pub fn new_session_client_id() -> u64 {
 }
 
 /// The request/response format's version. 2: writes carry kv-store's [`Command`], and ids
-/// and indexes are typed. 3: key metadata carries etcd's revisions and lease, and
-/// [`Request::Apply`] and [`Request::Lease`] serve the etcd API's forwarding.
+/// and indexes are typed. 3: a key's metadata ([`KeyValue`]'s `meta`) also carries its
+/// create and mod revisions and its lease, and [`Request::Apply`] and [`Request::Lease`]
+/// serve the etcd API's forwarding.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Which node may answer a read.
@@ -180,7 +181,14 @@ impl WriteOutcome {
             }),
             Applied::Conflict { current_version } => Err(ServerError::Conflict { current_version }),
             Applied::Rejected(rejection) => Err(rejection.into()),
-            Applied::NoOp | Applied::MemberAddressUpdated { .. } => Err(ServerError::Internal {
+            // The etcd writes (transactions, compaction, leases) have no answer in this
+            // protocol: their clients speak the etcd API.
+            Applied::NoOp
+            | Applied::MemberAddressUpdated { .. }
+            | Applied::Txn { .. }
+            | Applied::Compacted { .. }
+            | Applied::LeaseGranted { .. }
+            | Applied::LeaseRevoked { .. } => Err(ServerError::Internal {
                 reason: format!("a user write was answered with {applied:?}"),
             }),
         }

@@ -7,6 +7,7 @@ use raft_core::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::mvcc::Txn;
 
 /// A change to the replicated state: the only thing that travels through the log.
 ///
@@ -49,11 +50,38 @@ pub enum Write {
         /// The member.
         node: NodeId,
     },
+    /// An etcd v3 transaction (a plain put or delete range is a transaction without
+    /// compares). Its writes share one new revision; a transaction that changes nothing
+    /// keeps the revision.
+    Txn(Txn),
+    /// Drops the history before `revision`: reads at earlier revisions and watches from
+    /// them are refused from then on. Refused at or below the current compact revision and
+    /// above the current revision.
+    Compact {
+        /// The revision to compact to; reads at it still work.
+        revision: u64,
+    },
+    /// Grants a lease. The server picks the id when the client asks for "any" (etcd's 0);
+    /// the store refuses an id that is not positive, a time to live that is not positive,
+    /// and an id in use.
+    LeaseGrant {
+        /// The lease's id (positive).
+        id: i64,
+        /// Its time to live, in seconds (positive). The store only records it: the leader
+        /// of the server counts it down and proposes [`Write::LeaseRevoke`] when it runs out.
+        ttl_seconds: i64,
+    },
+    /// Revokes a lease and deletes every key attached to it, all at one new revision.
+    LeaseRevoke {
+        /// The lease's id.
+        id: i64,
+    },
 }
 
 impl Write {
     /// A short name for logs and metrics: `put`, `cas` (a put with an expected version),
-    /// `delete`, `set_member_address` or `remove_member_address`.
+    /// `delete`, `set_member_address`, `remove_member_address`, `txn`, `compact`,
+    /// `lease_grant` or `lease_revoke`.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
@@ -62,14 +90,18 @@ impl Write {
             Write::Delete { .. } => "delete",
             Write::SetMemberAddress { .. } => "set_member_address",
             Write::RemoveMemberAddress { .. } => "remove_member_address",
+            Write::Txn(_) => "txn",
+            Write::Compact { .. } => "compact",
+            Write::LeaseGrant { .. } => "lease_grant",
+            Write::LeaseRevoke { .. } => "lease_revoke",
         }
     }
 
-    /// Whether the write changes user keys (`Put`, `Delete`) rather than the cluster's
-    /// member address book.
+    /// Whether a client may propose the write: everything but the cluster's member
+    /// address book, which only the server changes.
     #[must_use]
     pub fn is_user_write(&self) -> bool {
-        matches!(self, Write::Put { .. } | Write::Delete { .. })
+        !matches!(self, Write::SetMemberAddress { .. } | Write::RemoveMemberAddress { .. })
     }
 }
 
@@ -78,6 +110,11 @@ impl Write {
 ///
 /// A client numbers its writes `1, 2, 3, ...` within its session and sends one at a time,
 /// retrying the same session position until it gets an answer.
+///
+/// Client id 0 ([`Session::UNSESSIONED`]) means no session: the write applies each time
+/// it is committed and nothing is recorded in the session table. etcd's clients have no
+/// sessions, so the etcd API proposes its writes this way; a retry of such a write may
+/// apply twice, as with etcd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Session {
     /// The client's session id, made by [`Session::client_id_at`] from the time the
@@ -89,6 +126,15 @@ pub struct Session {
 }
 
 impl Session {
+    /// A write without exactly-once tracking: client id 0 (and sequence 0).
+    pub const UNSESSIONED: Session = Session { client_id: 0, sequence: 0 };
+
+    /// Whether the write is outside any session (client id 0).
+    #[must_use]
+    pub fn is_unsessioned(&self) -> bool {
+        self.client_id == 0
+    }
+
     /// A client id for a session starting at `unix_seconds` (seconds since the Unix
     /// epoch): the time in the high 32 bits and `random` in the low 32.
     ///
@@ -237,9 +283,40 @@ mod tests {
     }
 
     #[test]
-    fn only_put_and_delete_are_user_writes() {
+    fn member_address_writes_are_the_only_ones_clients_may_not_propose() {
         let key = Bytes::from_static(b"k");
         assert!(Write::Delete { key, expect_version: None }.is_user_write());
+        assert!(Write::Txn(Txn::default()).is_user_write());
+        assert!(Write::Compact { revision: 3 }.is_user_write());
+        assert!(Write::LeaseGrant { id: 1, ttl_seconds: 5 }.is_user_write());
+        assert!(Write::LeaseRevoke { id: 1 }.is_user_write());
         assert!(!Write::RemoveMemberAddress { node: NodeId(1) }.is_user_write());
+    }
+
+    #[test]
+    fn new_writes_have_their_own_kinds_and_survive_encode_and_decode() {
+        let writes = [
+            (Write::Txn(Txn::default()), "txn"),
+            (Write::Compact { revision: 9 }, "compact"),
+            (Write::LeaseGrant { id: 3, ttl_seconds: 10 }, "lease_grant"),
+            (Write::LeaseRevoke { id: 3 }, "lease_revoke"),
+        ];
+        for (write, kind) in writes {
+            assert_eq!(write.kind(), kind);
+            let command = Command { session: Session::UNSESSIONED, write };
+            assert_eq!(Command::decode(&command.encode().unwrap()).unwrap(), command);
+        }
+    }
+
+    #[test]
+    fn new_write_variants_come_after_the_old_ones() {
+        // Variant 4 is Txn, 5 Compact, 6 LeaseGrant, 7 LeaseRevoke: logs written by
+        // earlier builds keep decoding, and these stay where they are.
+        let command =
+            Command { session: Session::UNSESSIONED, write: Write::Compact { revision: 2 } };
+        assert_eq!(command.encode().unwrap().as_ref(), [0, 0, 5, 2].as_slice());
+        let revoke = Command { session: Session::UNSESSIONED, write: Write::LeaseRevoke { id: 1 } };
+        // i64 is zigzag-encoded by postcard: 1 becomes 2.
+        assert_eq!(revoke.encode().unwrap().as_ref(), [0, 0, 7, 2].as_slice());
     }
 }

@@ -7,7 +7,8 @@ use crate::response::Rejection;
 /// The state machine's limits.
 ///
 /// Every replica of a cluster must run with the same values: they decide which commands
-/// apply and which sessions are evicted, so replicas with different limits would diverge.
+/// apply, which sessions are evicted and when history is compacted, so replicas with
+/// different limits would diverge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvConfig {
     /// The largest key, in bytes. Default 4 KiB: keys are held in memory twice over (map
@@ -24,6 +25,21 @@ pub struct KvConfig {
     /// The most entries one range query returns. Default 10,000: it bounds the size of a
     /// range response no matter what limit the client asked for.
     pub range_entries_max: u64,
+    /// The most revisions of history kept for reads at past revisions and for watches.
+    /// When applying a write moves the revision more than this past the compact revision,
+    /// the store compacts to `revision - history_revisions_max` by itself, at the same
+    /// entry on every replica (this is the server's `--auto-compaction-retention` in
+    /// revision mode). Default 10,000: about what etcd's clients expect to find after a
+    /// short disconnection. Each revision costs its events (about 200 bytes each, plus old
+    /// values the map no longer holds).
+    pub history_revisions_max: u64,
+    /// The most operations one transaction may hold, counted as etcd counts
+    /// `--max-txn-ops`: per level the most of its compares, success and failure operations,
+    /// with a nested transaction allowed what its parent left. Default 128, etcd's.
+    pub txn_ops_max: u64,
+    /// The most leases the store holds at once. Default 100,000: a lease costs about 100
+    /// bytes plus its keys' names.
+    pub leases_max: u64,
 }
 
 /// The largest `key_bytes_max` accepted: 1 MiB.
@@ -35,6 +51,14 @@ pub const VALUE_BYTES_MAX_LIMIT: u64 = 256 << 20;
 pub const SESSIONS_MAX_LIMIT: u64 = 10_000_000;
 /// The largest `range_entries_max` accepted.
 pub const RANGE_ENTRIES_MAX_LIMIT: u64 = 1_000_000;
+/// The largest `history_revisions_max` accepted: 10 million revisions, at least a few GB
+/// of events.
+pub const HISTORY_REVISIONS_MAX_LIMIT: u64 = 10_000_000;
+/// The largest `txn_ops_max` accepted: every operation may answer up to
+/// `range_entries_max` keys, so transactions must stay far smaller than the log's entries.
+pub const TXN_OPS_MAX_LIMIT: u64 = 10_000;
+/// The largest `leases_max` accepted: 10 million leases, about 1 GB.
+pub const LEASES_MAX_LIMIT: u64 = 10_000_000;
 /// The most member addresses the store records. A Raft cluster has a handful of members,
 /// so 1,024 leaves room for any real cluster (and for addresses not yet removed) while
 /// bounding what a stream of `SetMemberAddress` commands can make every replica hold.
@@ -47,6 +71,9 @@ impl Default for KvConfig {
             value_bytes_max: 1 << 20,
             sessions_max: 10_000,
             range_entries_max: 10_000,
+            history_revisions_max: 10_000,
+            txn_ops_max: 128,
+            leases_max: 100_000,
         }
     }
 }
@@ -78,6 +105,14 @@ impl KvConfig {
                 RANGE_ENTRIES_MAX_LIMIT,
                 "1 <= range_entries_max <= 10^6",
             ),
+            (
+                "history_revisions_max",
+                self.history_revisions_max,
+                HISTORY_REVISIONS_MAX_LIMIT,
+                "1 <= history_revisions_max <= 10^7",
+            ),
+            ("txn_ops_max", self.txn_ops_max, TXN_OPS_MAX_LIMIT, "1 <= txn_ops_max <= 10^4"),
+            ("leases_max", self.leases_max, LEASES_MAX_LIMIT, "1 <= leases_max <= 10^7"),
         ];
         for (field, value, max, rule) in checks {
             if value == 0 || value > max {
@@ -87,15 +122,18 @@ impl KvConfig {
         Ok(())
     }
 
-    /// Checks a write against the size limits, as the state machine will when applying
-    /// it. The server calls this before proposing, so that an oversized write never reaches
-    /// the log; the state machine checks again, since a proposal may come from a node with
-    /// another build.
+    /// Checks a write against the limits that do not depend on the store's state, as the
+    /// state machine will when applying it: key and value sizes (of every key, range end
+    /// and value inside a transaction, at any depth), a transaction's operation count and
+    /// nesting, and a key written twice in one transaction. The server calls this before
+    /// proposing, so that such a write never reaches the log; the state machine checks
+    /// again, since a proposal may come from a node with another build.
     ///
     /// # Errors
     ///
-    /// [`Error::CommandRefused`] with [`Rejection::KeyTooLarge`] or
-    /// [`Rejection::ValueTooLarge`].
+    /// [`Error::CommandRefused`] with [`Rejection::KeyTooLarge`],
+    /// [`Rejection::ValueTooLarge`], [`Rejection::TooManyOps`],
+    /// [`Rejection::TxnNestedTooDeep`] or [`Rejection::DuplicateKey`].
     pub fn validate_write(&self, write: &Write) -> Result<(), Error> {
         match self.check_limits(write) {
             Some(rejection) => Err(Error::CommandRefused { source: rejection }),
@@ -116,27 +154,31 @@ impl KvConfig {
         }
     }
 
-    /// The rejection a write's sizes earn, if any.
+    /// The rejection a write's state-independent limits earn, if any.
     pub(crate) fn check_limits(&self, write: &Write) -> Option<Rejection> {
-        let (key, value) = match write {
-            Write::Put { key, value, .. } => (key, Some(value)),
-            Write::Delete { key, .. } => (key, None),
-            Write::SetMemberAddress { .. } | Write::RemoveMemberAddress { .. } => return None,
-        };
-        if let Some(rejection) = self.check_key(key) {
-            return Some(rejection);
+        match write {
+            Write::Put { key, value, .. } => {
+                self.check_key(key).or_else(|| self.check_value(value))
+            }
+            Write::Delete { key, .. } => self.check_key(key),
+            Write::Txn(txn) => crate::txn_check::check_txn(self, txn),
+            Write::SetMemberAddress { .. }
+            | Write::RemoveMemberAddress { .. }
+            | Write::Compact { .. }
+            | Write::LeaseGrant { .. }
+            | Write::LeaseRevoke { .. } => None,
         }
-        let value_bytes = value.map_or(0, |value| value.len() as u64);
-        if value_bytes > self.value_bytes_max {
-            return Some(Rejection::ValueTooLarge {
-                bytes: value_bytes,
-                max: self.value_bytes_max,
-            });
-        }
-        None
     }
 
-    fn check_key(&self, key: &[u8]) -> Option<Rejection> {
+    /// The rejection a value's size earns, if any.
+    pub(crate) fn check_value(&self, value: &[u8]) -> Option<Rejection> {
+        let value_bytes = value.len() as u64;
+        (value_bytes > self.value_bytes_max)
+            .then_some(Rejection::ValueTooLarge { bytes: value_bytes, max: self.value_bytes_max })
+    }
+
+    /// The rejection a key's size earns, if any.
+    pub(crate) fn check_key(&self, key: &[u8]) -> Option<Rejection> {
         let key_bytes = key.len() as u64;
         (key_bytes > self.key_bytes_max)
             .then_some(Rejection::KeyTooLarge { bytes: key_bytes, max: self.key_bytes_max })
@@ -154,6 +196,25 @@ mod tests {
     #[test]
     fn default_config_is_valid() {
         KvConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn new_limits_are_refused_by_name_out_of_range() {
+        let cases = [
+            KvConfig { history_revisions_max: 0, ..KvConfig::default() },
+            KvConfig {
+                history_revisions_max: HISTORY_REVISIONS_MAX_LIMIT + 1,
+                ..KvConfig::default()
+            },
+            KvConfig { txn_ops_max: 0, ..KvConfig::default() },
+            KvConfig { leases_max: LEASES_MAX_LIMIT + 1, ..KvConfig::default() },
+        ];
+        let fields =
+            ["history_revisions_max", "history_revisions_max", "txn_ops_max", "leases_max"];
+        for (config, expected) in cases.iter().zip(fields) {
+            let error = config.validate().unwrap_err();
+            assert!(matches!(error, Error::InvalidConfig { field, .. } if field == expected));
+        }
     }
 
     #[test]

@@ -25,6 +25,16 @@
 //! [`MEMBER_ADDRESSES_MAX`]. Snapshots ([`KvStore::snapshot_bytes`]) are deterministic,
 //! versioned and checksummed, and carry the member address book.
 //!
+//! The store is also the state machine of an etcd v3 compatible API, with etcd's
+//! semantics: a cluster-wide [revision](KvStore::revision) that every write changing keys
+//! moves by one, keys carrying their create and mod revisions and a lease, transactions
+//! ([`Write::Txn`]: compares, then puts, delete ranges, ranges and nested transactions),
+//! leases ([`Write::LeaseGrant`], [`Write::LeaseRevoke`]), and a bounded history of
+//! [`Event`]s that serves reads at past revisions ([`KvStore::range_at`]) and watches
+//! ([`KvStore::events_since`]) until it is compacted ([`Write::Compact`], or by itself past
+//! [`KvConfig::history_revisions_max`]). etcd's clients have no sessions: their writes use
+//! [`Session::UNSESSIONED`].
+//!
 //! To run under the Raft driver (the `runtime` feature implements raft-runtime's
 //! `StateMachine`), hand a [`SharedKvStore`] to `raft_runtime::Raft::new`
 //! and keep a clone to serve reads.
@@ -67,23 +77,41 @@
 mod command;
 mod config;
 mod error;
+mod history;
+mod lease;
+mod mvcc;
+mod range;
+mod read;
 mod response;
 #[cfg(feature = "runtime")]
 mod runtime;
 mod session;
 mod shared;
 mod snapshot;
+mod snapshot_legacy;
 mod store;
+#[cfg(test)]
+mod test_support;
+mod txn;
+mod txn_check;
 
 pub use command::{Command, Session, Write};
 pub use config::{
-    KEY_BYTES_MAX_LIMIT, KvConfig, MEMBER_ADDRESSES_MAX, RANGE_ENTRIES_MAX_LIMIT,
-    SESSIONS_MAX_LIMIT, VALUE_BYTES_MAX_LIMIT,
+    HISTORY_REVISIONS_MAX_LIMIT, KEY_BYTES_MAX_LIMIT, KvConfig, LEASES_MAX_LIMIT,
+    MEMBER_ADDRESSES_MAX, RANGE_ENTRIES_MAX_LIMIT, SESSIONS_MAX_LIMIT, TXN_OPS_MAX_LIMIT,
+    VALUE_BYTES_MAX_LIMIT,
 };
 pub use error::Error;
+pub use lease::LEASE_TTL_SECONDS_MAX;
+pub use mvcc::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, Event,
+    EventKind, LeaseInfo, PutRequest, PutResponse, RangeRequest, RangeResponse, SortOrder,
+    SortTarget, TXN_NESTING_MAX, Txn, TxnOp, TxnOpResponse, TxnResponse,
+};
+pub use range::KeyRange;
 pub use response::{
     DeleteResult, KeyMeta, KeyValue, RangeResult, Rejection, Response, WriteResult,
 };
-pub use shared::SharedKvStore;
+pub use shared::{ApplyListener, SharedKvStore};
 pub use snapshot::SNAPSHOT_FORMAT_VERSION;
 pub use store::KvStore;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::decode_exact;
 use crate::error::Error;
+use crate::mvcc::TxnResponse;
 
 /// The answer to one applied log entry.
 ///
@@ -31,6 +32,36 @@ pub enum Response {
     MemberAddressUpdated {
         /// The log index it applied at.
         index: LogIndex,
+    },
+    /// A [`Write::Txn`](crate::Write::Txn) was applied (whichever branch ran).
+    Txn {
+        /// The store's revision after the transaction: a new one when it changed a key,
+        /// the one before it otherwise (etcd's response header revision).
+        revision: u64,
+        /// The transaction's answer.
+        result: TxnResponse,
+    },
+    /// A [`Write::Compact`](crate::Write::Compact) was applied: history before the
+    /// requested revision is gone.
+    Compacted {
+        /// The store's revision (compaction does not change it), as etcd's response
+        /// header carries it.
+        revision: u64,
+    },
+    /// A [`Write::LeaseGrant`](crate::Write::LeaseGrant) was applied.
+    LeaseGranted {
+        /// The new lease's id.
+        id: i64,
+        /// Its time to live, in seconds.
+        ttl_seconds: i64,
+        /// The store's revision (granting does not change it).
+        revision: u64,
+    },
+    /// A [`Write::LeaseRevoke`](crate::Write::LeaseRevoke) was applied: the lease and its
+    /// keys are gone.
+    LeaseRevoked {
+        /// The store's revision after the revocation: a new one when it deleted keys.
+        revision: u64,
     },
 }
 
@@ -78,7 +109,10 @@ pub struct DeleteResult {
 }
 
 /// A key's metadata, without its value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The field order is part of the log's and the snapshot's encodings (session responses
+/// carry it): new fields go at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyMeta {
     /// Writes to the key since it was created, counting the one that created it.
     pub version: u64,
@@ -86,6 +120,13 @@ pub struct KeyMeta {
     pub create_index: LogIndex,
     /// The log index of the write that last changed the key.
     pub mod_index: LogIndex,
+    /// The store revision of the write that created the key (etcd's `create_revision`).
+    pub create_revision: u64,
+    /// The store revision of the write that last changed the key (etcd's
+    /// `mod_revision`).
+    pub mod_revision: u64,
+    /// The lease the key is attached to; 0 for none.
+    pub lease: i64,
 }
 
 /// A key, its value and its metadata.
@@ -183,6 +224,89 @@ pub enum Rejection {
         /// The limit.
         max: u64,
     },
+    /// The revision asked for was compacted: its history is gone (etcd's "mvcc: required
+    /// revision has been compacted"). A compaction at or below the compacted revision is
+    /// refused the same way.
+    #[error(
+        "revision {requested} has been compacted (history starts at revision {compacted}); \
+         read at revision {compacted} or later, or at the current revision"
+    )]
+    Compacted {
+        /// The revision asked for.
+        requested: u64,
+        /// The store's compact revision.
+        compacted: u64,
+    },
+    /// The revision asked for is newer than the store's (etcd's "mvcc: required revision
+    /// is a future revision").
+    #[error(
+        "revision {requested} is a future revision (the current revision is {current}); \
+         ask for revision {current} or earlier"
+    )]
+    FutureRevision {
+        /// The revision asked for.
+        requested: u64,
+        /// The store's revision.
+        current: u64,
+    },
+    /// No lease has this id: it was never granted, or it was revoked or expired.
+    #[error("lease {id} not found; grant a new lease")]
+    LeaseNotFound {
+        /// The lease id.
+        id: i64,
+    },
+    /// A lease with this id exists already.
+    #[error("lease {id} already exists; grant with another id")]
+    LeaseExists {
+        /// The lease id.
+        id: i64,
+    },
+    /// A put with `ignore_value` or `ignore_lease` names a key that does not exist (etcd's
+    /// "key not found").
+    #[error("key not found: ignore_value and ignore_lease need an existing key; put a value")]
+    KeyNotFound,
+    /// A transaction writes one key twice: two puts of it, or a put and a delete range
+    /// that holds it, in the same branch or in a branch and a nested transaction (etcd's
+    /// "duplicate key given in txn request"). Puts in the two branches of one nested
+    /// transaction do not count, since only one of them runs.
+    #[error("duplicate key given in txn request: {key:?}; write each key at most once")]
+    DuplicateKey {
+        /// The key written twice.
+        key: Bytes,
+    },
+    /// A transaction has more operations than the store's `txn_ops_max` (etcd's "too many
+    /// operations in txn request"). Counted as etcd: per level the most of its compares,
+    /// success and failure operations, and a nested transaction gets what its parent left.
+    #[error(
+        "too many operations in txn request: {ops} at one level, over the {max} allowed \
+         there; split the transaction"
+    )]
+    TooManyOps {
+        /// The operations counted at the level that went over.
+        ops: u64,
+        /// What that level was allowed.
+        max: u64,
+    },
+    /// The store already holds its `leases_max` leases.
+    #[error("the store already holds the maximum of {max} leases; revoke unused leases")]
+    TooManyLeases {
+        /// The limit.
+        max: u64,
+    },
+    /// A lease grant with an id or a time to live the store does not accept.
+    #[error("invalid lease grant: {reason}")]
+    InvalidLease {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A transaction nests transactions deeper than [`TXN_NESTING_MAX`](crate::TXN_NESTING_MAX).
+    #[error("transactions nested {depth} deep, over the maximum of {max}; flatten the transaction")]
+    TxnNestedTooDeep {
+        /// The depth reached (the outer transaction is depth 1).
+        depth: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 #[cfg(test)]
@@ -200,6 +324,9 @@ mod tests {
                 version: 1,
                 create_index: LogIndex(3),
                 mod_index: LogIndex(3),
+                create_revision: 2,
+                mod_revision: 2,
+                lease: 7,
             }),
         });
         assert_eq!(Response::decode(&response.encode().unwrap()).unwrap(), response);

@@ -1,4 +1,10 @@
 //! The key-value state machine: the map, the sessions, and applying entries to them.
+//!
+//! Changes to user keys go through two functions, [`KvStore::put_key`] and
+//! [`KvStore::remove_key`], which keep the map, the lease table, the history and the
+//! size count in step. A write computes its [`Stamp`] (its log index and the revision it
+//! would create) first, changes keys at that stamp, and [`KvStore::finish_write`] moves the
+//! store's revision only if some key changed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,10 +18,25 @@ use tracing::{trace, warn};
 use crate::command::{Command, Write};
 use crate::config::{KvConfig, MEMBER_ADDRESSES_MAX};
 use crate::error::Error;
+use crate::history::History;
+use crate::lease::Leases;
+use crate::mvcc::{Event, EventKind};
 use crate::response::{
     DeleteResult, KeyMeta, KeyValue, RangeResult, Rejection, Response, WriteResult,
 };
 use crate::session::{SessionCheck, Sessions};
+
+/// The revision of an empty store, as etcd's: the first write makes revision 2.
+pub(crate) const REVISION_INITIAL: u64 = 1;
+
+/// Where a write applies: its log index and the revision its changes get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// The entry's log index.
+    pub(crate) index: LogIndex,
+    /// The store's revision plus one: the revision every key the write changes gets.
+    pub(crate) revision: u64,
+}
 
 /// A value in the map with its metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,9 +49,20 @@ pub(crate) struct Record {
 ///
 /// It applies committed writes ([`Command`]s in [`EntryPayload::Command`] entries) in log
 /// order, answers each entry with a [`Response`], and serves reads ([`KvStore::get`],
-/// [`KvStore::range`]) from its current state. Besides the user's keys it holds the
-/// cluster's member address book ([`KvStore::member_addresses`]), changed only by
-/// [`Write::SetMemberAddress`] and [`Write::RemoveMemberAddress`], so no key is reserved.
+/// [`KvStore::range`], [`KvStore::range_at`]) from its current state or its history.
+/// Besides the user's keys it holds the cluster's member address book
+/// ([`KvStore::member_addresses`]), changed only by [`Write::SetMemberAddress`] and
+/// [`Write::RemoveMemberAddress`], so no key is reserved, and the leases keys may be
+/// attached to.
+///
+/// Like etcd, the store counts revisions: an empty store is at revision 1, and every
+/// applied write that changes user keys (a put, a delete that deleted something, a
+/// transaction that wrote, a lease revoke that deleted keys) moves it up by exactly one;
+/// every key records the revision that created it and the one that last changed it. The
+/// history of changes since the [compact revision](KvStore::compact_revision) serves reads
+/// at past revisions and watches ([`KvStore::events_since`]); it is bounded by
+/// `history_revisions_max` (see the `history` module for its costs).
+///
 /// Applying is total and deterministic: every replica that applies the same entries from
 /// the same state reaches the same state, byte for byte in its
 /// [snapshot](KvStore::snapshot_bytes).
@@ -45,6 +77,15 @@ pub struct KvStore {
     pub(crate) applied: LogId,
     /// The total length of every key and value, to size a snapshot in one allocation.
     pub(crate) data_bytes: u64,
+    /// The store's revision: 1 when empty, one more for each write that changed keys.
+    pub(crate) revision: u64,
+    /// The revision the history starts at: reads at earlier revisions are refused. 0 until
+    /// the first compaction.
+    pub(crate) compact_revision: u64,
+    /// Every change since the compact revision.
+    pub(crate) history: History,
+    /// The leases and their keys.
+    pub(crate) leases: Leases,
 }
 
 impl KvStore {
@@ -62,6 +103,10 @@ impl KvStore {
             member_addresses: BTreeMap::new(),
             applied: LogId::ZERO,
             data_bytes: 0,
+            revision: REVISION_INITIAL,
+            compact_revision: 0,
+            history: History::default(),
+            leases: Leases::default(),
         })
     }
 
@@ -183,6 +228,10 @@ impl KvStore {
             }
         };
         let Command { session, write } = command;
+        if session.is_unsessioned() {
+            trace!(%index, "applied a write without a session");
+            return self.execute(index, write);
+        }
         let (client_id, sequence) = (session.client_id, session.sequence);
         if let SessionCheck::Answer(response) = self.sessions.check(client_id, sequence) {
             trace!(%index, client_id, sequence, "answered a repeated or stale write");
@@ -201,17 +250,24 @@ impl KvStore {
         if let Some(rejection) = self.config.check_limits(&write) {
             return Response::Rejected(rejection);
         }
-        match write {
+        let stamp = Stamp { index, revision: self.revision.saturating_add(1) };
+        let response = match write {
             Write::Put { key, value, expect_version } => {
-                self.put(index, key, value, expect_version)
+                self.put(stamp, key, value, expect_version)
             }
-            Write::Delete { key, expect_version } => self.delete(index, &key, expect_version),
+            Write::Delete { key, expect_version } => self.delete(stamp, &key, expect_version),
             Write::SetMemberAddress { node, addr } => self.set_member_address(index, node, addr),
             Write::RemoveMemberAddress { node } => {
                 self.member_addresses.remove(&node);
                 Response::MemberAddressUpdated { index }
             }
-        }
+            Write::Txn(txn) => self.apply_txn(stamp, &txn),
+            Write::Compact { revision } => self.compact(revision),
+            Write::LeaseGrant { id, ttl_seconds } => self.grant_lease(id, ttl_seconds),
+            Write::LeaseRevoke { id } => self.revoke_lease(stamp, id),
+        };
+        self.finish_write(stamp);
+        response
     }
 
     fn set_member_address(&mut self, index: LogIndex, node: NodeId, addr: SocketAddr) -> Response {
@@ -234,41 +290,112 @@ impl KvStore {
 
     fn put(
         &mut self,
-        index: LogIndex,
+        stamp: Stamp,
         key: Bytes,
         value: Bytes,
         expect_version: Option<u64>,
     ) -> Response {
-        let current = self.map.get(&key);
-        let previous = current.map(|record| record.meta);
+        let previous = self.map.get(&key).map(|record| record.meta);
         if let Some(conflict) = Self::conflict(previous, expect_version) {
             return conflict;
         }
-        let meta = match previous {
-            Some(meta) => KeyMeta {
-                version: meta.version.saturating_add(1),
-                create_index: meta.create_index,
-                mod_index: index,
-            },
-            None => KeyMeta { version: 1, create_index: index, mod_index: index },
-        };
-        let old_bytes = current.map_or(0, |record| key.len() + record.value.len());
-        self.data_bytes = self.data_bytes.saturating_sub(old_bytes as u64);
-        self.data_bytes = self.data_bytes.saturating_add((key.len() + value.len()) as u64);
-        self.map.insert(key, Record { value, meta });
-        Response::Written(WriteResult { index, version: meta.version, previous })
+        // A put without a lease detaches the key from its lease, as etcd's.
+        let (meta, _) = self.put_key(stamp, key, value, 0);
+        Response::Written(WriteResult { index: stamp.index, version: meta.version, previous })
     }
 
-    fn delete(&mut self, index: LogIndex, key: &[u8], expect_version: Option<u64>) -> Response {
+    fn delete(&mut self, stamp: Stamp, key: &[u8], expect_version: Option<u64>) -> Response {
         let previous = self.map.get(key).map(|record| record.meta);
         if let Some(conflict) = Self::conflict(previous, expect_version) {
             return conflict;
         }
-        if let Some(record) = self.map.remove(key) {
-            let bytes = (key.len() + record.value.len()) as u64;
-            self.data_bytes = self.data_bytes.saturating_sub(bytes);
+        self.remove_key(stamp, key);
+        Response::Deleted(DeleteResult { index: stamp.index, previous })
+    }
+
+    /// Sets `key` to `value` attached to `lease` (0: none) at `stamp`, records the event,
+    /// and returns the key's new metadata and its previous state. The caller checked that
+    /// `lease` exists.
+    pub(crate) fn put_key(
+        &mut self,
+        stamp: Stamp,
+        key: Bytes,
+        value: Bytes,
+        lease: i64,
+    ) -> (KeyMeta, Option<KeyValue>) {
+        let previous = self.get(&key);
+        let meta = match &previous {
+            Some(previous) => KeyMeta {
+                version: previous.meta.version.saturating_add(1),
+                create_index: previous.meta.create_index,
+                mod_index: stamp.index,
+                create_revision: previous.meta.create_revision,
+                mod_revision: stamp.revision,
+                lease,
+            },
+            None => KeyMeta {
+                version: 1,
+                create_index: stamp.index,
+                mod_index: stamp.index,
+                create_revision: stamp.revision,
+                mod_revision: stamp.revision,
+                lease,
+            },
+        };
+        if let Some(previous) = &previous {
+            let old_bytes = previous.key.len() + previous.value.len();
+            self.data_bytes = self.data_bytes.saturating_sub(old_bytes as u64);
+            self.leases.detach(previous.meta.lease, &key);
         }
-        Response::Deleted(DeleteResult { index, previous })
+        if lease != 0 {
+            let attached = self.leases.attach(lease, key.clone());
+            debug_assert!(attached, "a put attached key to missing lease {lease}");
+        }
+        self.data_bytes = self.data_bytes.saturating_add((key.len() + value.len()) as u64);
+        self.map.insert(key.clone(), Record { value: value.clone(), meta });
+        let kv = KeyValue { key, value, meta };
+        self.history.push(Event { kind: EventKind::Put, kv, prev_kv: previous.clone() });
+        (meta, previous)
+    }
+
+    /// Deletes `key` at `stamp`, records the event, and returns what it held; `None` (and
+    /// no change) when it did not exist.
+    pub(crate) fn remove_key(&mut self, stamp: Stamp, key: &[u8]) -> Option<KeyValue> {
+        let (key, record) = self.map.remove_entry(key)?;
+        let bytes = (key.len() + record.value.len()) as u64;
+        self.data_bytes = self.data_bytes.saturating_sub(bytes);
+        self.leases.detach(record.meta.lease, &key);
+        let previous = KeyValue { key: key.clone(), value: record.value, meta: record.meta };
+        // etcd's tombstone: the key, no value, and only the delete's revision.
+        let meta = KeyMeta { mod_revision: stamp.revision, ..KeyMeta::default() };
+        let kv = KeyValue { key, value: Bytes::new(), meta };
+        self.history.push(Event { kind: EventKind::Delete, kv, prev_kv: Some(previous.clone()) });
+        Some(previous)
+    }
+
+    /// Ends the write made at `stamp`: if it changed a key (recorded an event at its
+    /// revision), the store moves to that revision and compacts the history to keep
+    /// within `history_revisions_max`. Returns the store's revision; calling it again for
+    /// the same write changes nothing.
+    pub(crate) fn finish_write(&mut self, stamp: Stamp) -> u64 {
+        let changed = self.history.last_revision() == Some(stamp.revision);
+        if changed && self.revision < stamp.revision {
+            self.revision = stamp.revision;
+            let retained = self.revision - self.compact_revision;
+            if retained > self.config.history_revisions_max {
+                self.compact_history(self.revision - self.config.history_revisions_max);
+            }
+        }
+        self.revision
+    }
+
+    /// Drops the history before `revision`, which lies above the compact revision and at
+    /// or below the store's revision.
+    pub(crate) fn compact_history(&mut self, revision: u64) {
+        debug_assert!(revision > self.compact_revision && revision <= self.revision);
+        self.history.compact_to(revision);
+        self.compact_revision = revision;
+        tracing::debug!(revision, "compacted the history");
     }
 }
 

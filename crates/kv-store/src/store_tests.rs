@@ -55,8 +55,22 @@ fn delete(key: &str, expect_version: Option<u64>) -> Write {
     Write::Delete { key: bytes(key), expect_version }
 }
 
-fn meta(version: u64, create_index: u64, mod_index: u64) -> KeyMeta {
-    KeyMeta { version, create_index: LogIndex(create_index), mod_index: LogIndex(mod_index) }
+/// Metadata: the version, the create and mod indexes, the create and mod revisions.
+fn meta(
+    version: u64,
+    create_index: u64,
+    mod_index: u64,
+    create_revision: u64,
+    mod_revision: u64,
+) -> KeyMeta {
+    KeyMeta {
+        version,
+        create_index: LogIndex(create_index),
+        mod_index: LogIndex(mod_index),
+        create_revision,
+        mod_revision,
+        lease: 0,
+    }
 }
 
 #[test]
@@ -69,7 +83,8 @@ fn put_creates_a_key_at_version_one() {
     );
     let found = harness.store.get(b"a").unwrap();
     assert_eq!(found.value, bytes("1"));
-    assert_eq!(found.meta, meta(1, 1, 1));
+    assert_eq!(found.meta, meta(1, 1, 1, 2, 2));
+    assert_eq!(harness.store.revision(), 2);
 }
 
 #[test]
@@ -83,10 +98,10 @@ fn put_over_a_key_bumps_version_and_mod_index_but_keeps_create_index() {
         Response::Written(WriteResult {
             index: LogIndex(3),
             version: 2,
-            previous: Some(meta(1, 1, 1)),
+            previous: Some(meta(1, 1, 1, 2, 2)),
         })
     );
-    assert_eq!(harness.store.get(b"a").unwrap().meta, meta(2, 1, 3));
+    assert_eq!(harness.store.get(b"a").unwrap().meta, meta(2, 1, 3, 2, 4));
 }
 
 #[test]
@@ -106,7 +121,8 @@ fn compare_and_set_with_a_stale_version_conflicts_and_changes_nothing() {
     let response = harness.write(put("a", "3", Some(1)));
     assert_eq!(response, Response::Conflict { current_version: Some(2) });
     let found = harness.store.get(b"a").unwrap();
-    assert_eq!((found.value, found.meta), (bytes("2"), meta(2, 1, 2)));
+    assert_eq!((found.value, found.meta), (bytes("2"), meta(2, 1, 2, 2, 3)));
+    assert_eq!(harness.store.revision(), 3, "a conflict moves no revision");
 }
 
 #[test]
@@ -132,7 +148,7 @@ fn delete_removes_the_key_and_reports_its_metadata() {
     let response = harness.write(delete("a", None));
     assert_eq!(
         response,
-        Response::Deleted(DeleteResult { index: LogIndex(2), previous: Some(meta(1, 1, 1)) })
+        Response::Deleted(DeleteResult { index: LogIndex(2), previous: Some(meta(1, 1, 1, 2, 2)) })
     );
     assert_eq!(harness.store.get(b"a"), None);
 }
@@ -142,6 +158,7 @@ fn delete_of_a_missing_key_succeeds_with_no_previous() {
     let mut harness = Harness::new();
     let response = harness.write(delete("missing", None));
     assert_eq!(response, Response::Deleted(DeleteResult { index: LogIndex(1), previous: None }));
+    assert_eq!(harness.store.revision(), 1, "deleting nothing moves no revision");
 }
 
 #[test]
@@ -168,7 +185,7 @@ fn recreated_key_starts_again_at_version_one() {
         response,
         Response::Written(WriteResult { index: LogIndex(4), version: 1, previous: None })
     );
-    assert_eq!(harness.store.get(b"a").unwrap().meta, meta(1, 4, 4));
+    assert_eq!(harness.store.get(b"a").unwrap().meta, meta(1, 4, 4, 5, 5));
 }
 
 #[test]
