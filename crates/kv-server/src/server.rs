@@ -135,7 +135,7 @@ impl Server {
                     .await
                     .map_err(|source| Error::Etcd { addr, source })?;
                 let bound = listener.local_addr().map_err(|source| Error::Etcd { addr, source })?;
-                let api = EtcdApi::new(&config, bound, service, term, leases)?;
+                let api = EtcdApi::new(&config, bound, service, term)?;
                 background.push(api.serve(listener));
                 info!(etcd = %bound, "serving etcd's v3 API");
                 Some(bound)

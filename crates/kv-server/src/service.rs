@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kv_client::protocol::{
-    self, Command, Consistency, Member, NodeStatus, Request, Response, ServerError, Session, Write,
-    WriteOutcome,
+    self, Command, Consistency, LeaseTtl, Member, NodeStatus, Request, Response, ServerError,
+    Session, Write, WriteOutcome,
 };
 use kv_store::{KvConfig, SharedKvStore};
 use raft_core::{Error as CoreError, LogIndex, MembershipChange, NodeId, Role};

@@ -64,6 +64,20 @@ impl EtcdApi {
     }
 }
 
+/// etcd's snapshot layout around `snapshot`: zeros up to a multiple of 512 bytes, then the
+/// SHA-256 of everything before it (etcd's clients check that the length is a multiple
+/// of 512 plus 32). kv-store's snapshot records its own length, so the padding is
+/// ignored when it is read back.
+fn with_etcd_trailer(snapshot: &[u8]) -> Vec<u8> {
+    let padded = snapshot.len().div_ceil(512) * 512;
+    let mut bytes = Vec::with_capacity(padded + 32);
+    bytes.extend_from_slice(snapshot);
+    bytes.resize(padded, 0);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    bytes.extend_from_slice(digest.as_ref());
+    bytes
+}
+
 fn url(scheme: &str, addr: SocketAddr) -> String {
     format!("{scheme}://{addr}")
 }
@@ -176,7 +190,9 @@ impl PbMaintenanceService for EtcdApi {
     type SnapshotStream = SnapshotStream;
 
     /// Streams this node's state machine snapshot (kv-store's format, not etcd's bolt
-    /// database): a consistent copy of every key, its history and leases.
+    /// database): a consistent copy of every key, its history and leases, laid out as
+    /// etcd lays out its own so `etcdctl snapshot save` accepts it (see
+    /// [`with_etcd_trailer`]).
     async fn snapshot(
         &self,
         _request: Request<PbSnapshotRequest>,
@@ -187,6 +203,7 @@ impl PbMaintenanceService for EtcdApi {
             .kv
             .with_read(|store| store.snapshot_bytes())
             .map_err(|error| Status::internal(format!("cannot take a snapshot: {error}")))?;
+        let bytes = with_etcd_trailer(&bytes);
         let header = self.current_header();
         let total = bytes.len();
         let chunks: Vec<Result<PbSnapshotResponse, Status>> = bytes
@@ -232,5 +249,24 @@ impl PbMaintenanceService for EtcdApi {
         _request: Request<PbDowngradeRequest>,
     ) -> Result<Response<PbDowngradeResponse>, Status> {
         Err(unimplemented("Downgrade", "there is one storage version"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn a_snapshot_has_etcds_length_and_checksum_trailer() {
+        for length in [0, 1, 511, 512, 513, 5000] {
+            let snapshot = vec![7_u8; length];
+            let bytes = with_etcd_trailer(&snapshot);
+            assert_eq!(bytes.len() % 512, 32, "length {length}");
+            let (body, checksum) = bytes.split_at(bytes.len() - 32);
+            assert_eq!(&body[..length], snapshot.as_slice());
+            assert!(body[length..].iter().all(|&byte| byte == 0));
+            assert_eq!(checksum, ring::digest::digest(&ring::digest::SHA256, body).as_ref());
+        }
     }
 }

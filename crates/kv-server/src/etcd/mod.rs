@@ -83,8 +83,6 @@ struct Inner {
     term: Arc<AtomicU64>,
     /// The store's revision after every applied batch: wakes the watch streams.
     revisions: tokio_watch::Receiver<u64>,
-    /// Counts leases down on the leader.
-    leases: Arc<LeaseClock>,
     /// Forwards writes and keep-alives from a follower to the leader.
     forward: KvClient,
     /// This node's own etcd address, for the member list.
@@ -92,14 +90,13 @@ struct Inner {
 }
 
 impl EtcdApi {
-    /// The API of a node: `service` serves its client requests; `term` and `leases` are
-    /// kept up to date by [`run_lease_countdowns`].
+    /// The API of a node: `service` serves its client requests (its lease clock counts
+    /// leases down); `term` is kept up to date by [`run_lease_countdowns`].
     pub(crate) fn new(
         config: &ServerConfig,
         listen: SocketAddr,
         service: Service,
         term: Arc<AtomicU64>,
-        leases: Arc<LeaseClock>,
     ) -> Result<EtcdApi, crate::Error> {
         let identity = certs::load_node(&config.certs_dir, config.id).map_err(|source| {
             crate::Error::Certificates {
@@ -130,7 +127,6 @@ impl EtcdApi {
             service,
             term,
             revisions,
-            leases,
             forward,
             listen,
         };
