@@ -290,3 +290,72 @@ async fn the_etcd_client_crate_works_against_a_node() {
     client.lease_revoke(lease).await.unwrap();
     assert!(client.get("leased", None).await.unwrap().kvs().is_empty());
 }
+
+/// The server's resident memory, from /proc.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// A watcher that never reads must not make the server hold 100,000 writes for it: the
+/// stream's task waits once its small buffer is full, the history stays within
+/// `--auto-compaction-retention`, and the watcher, once its history is compacted away, is
+/// cancelled with the compaction revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_watcher_holds_bounded_memory() {
+    /// The bound: the server's whole resident memory, baseline included.
+    const RESIDENT_MAX: u64 = 160 << 20;
+    const WRITERS: usize = 16;
+    const TXNS_PER_WRITER: usize = 625;
+    const PUTS_PER_TXN: usize = 10;
+    let cluster = Cluster::start(1, &["--auto-compaction-retention", "1000"]);
+    cluster.leader();
+    let pid = cluster.processes[&1].id();
+    let endpoint = format!("http://{}", cluster.etcd_addr(1));
+    let client = Client::connect([endpoint.clone()], None).await.unwrap();
+    // Its own connection, as a stalled client's would be.
+    let mut stalled = Client::connect([endpoint], None)
+        .await
+        .unwrap()
+        .watch("w/", Some(WatchOptions::new().with_prefix().with_prev_key()))
+        .await
+        .unwrap();
+    let value = "x".repeat(100);
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let (mut client, value) = (client.clone(), value.clone());
+            tokio::spawn(async move {
+                for round in 0..TXNS_PER_WRITER {
+                    let puts = (0..PUTS_PER_TXN).map(|slot| {
+                        TxnOp::put(format!("w/{writer}/{slot}"), format!("{round}{value}"), None)
+                    });
+                    client.txn(Txn::new().and_then(puts.collect::<Vec<_>>())).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let resident = resident_bytes(pid);
+    eprintln!(
+        "{} writes with a stalled watcher: the server holds {} MiB",
+        WRITERS * TXNS_PER_WRITER * PUTS_PER_TXN,
+        resident >> 20
+    );
+    assert!(resident < RESIDENT_MAX, "resident memory {resident} bytes");
+    // Reading now: the events the stream had buffered, then the cancellation.
+    let deadline = Instant::now() + WAIT_MAX;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let response = tokio::time::timeout(left, stalled.message()).await.unwrap().unwrap();
+        let response = response.expect("the stream stays open until the watcher is cancelled");
+        if response.canceled() {
+            assert!(response.compact_revision() > 1, "{response:?}");
+            assert!(response.cancel_reason().contains("compacted"), "{response:?}");
+            break;
+        }
+    }
+}
