@@ -15,8 +15,8 @@ use tracing::debug;
 
 use crate::error::Error;
 use crate::protocol::{
-    Command, Consistency, KeyValue, Member, NodeStatus, Request, Response, ServerError, Session,
-    Write, WriteOutcome, decode, encode, new_session_client_id,
+    Command, Consistency, KeyValue, LeaseTtl, Member, NodeStatus, Request, Response, ServerError,
+    Session, Write, WriteOutcome, decode, encode, new_session_client_id,
 };
 use raft_core::{LogIndex, NodeId};
 
@@ -48,6 +48,11 @@ const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_millis(500);
 /// stopped one must not hold up the report of the others.
 const STATUS_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 
+/// Wraps a put or delete into the request for it.
+fn write_within(command: Command, timeout_ms: u32) -> Request {
+    Request::WriteWithin { command, timeout_ms }
+}
+
 /// Sessions kept for reuse; more concurrent writers than this get fresh sessions.
 const SESSIONS_KEPT_MAX: usize = 1024;
 
@@ -58,8 +63,10 @@ pub struct ClientConfig {
     pub endpoints: Vec<SocketAddr>,
     /// The cluster's name; must match the nodes'.
     pub cluster_id: String,
-    /// The id in this client's certificate.
-    pub client_id: ClientId,
+    /// Who this client is: `Caller::Client(id)` for a client certificate, or
+    /// `Caller::Node(id)` when a node calls another with its own certificate (a follower's
+    /// etcd API forwarding writes to the leader). It must match the certificate's name.
+    pub caller: Caller,
     /// The client's certificate, key and the cluster CA.
     pub identity: Identity,
     /// The most one request may take, retries included.
@@ -87,15 +94,27 @@ impl ClientConfig {
     ) -> Result<ClientConfig, Error> {
         let identity = certs::load_client(certs_dir, client_id)
             .map_err(|source| Error::Identity { dir: certs_dir.to_path_buf(), source })?;
-        Ok(ClientConfig {
+        Ok(ClientConfig::from_identity(endpoints, cluster_id, Caller::Client(client_id), identity))
+    }
+
+    /// A configuration calling as `caller` with `identity` (whose certificate must name
+    /// `caller`), a 5 s timeout, following the leader.
+    #[must_use]
+    pub fn from_identity(
+        endpoints: Vec<SocketAddr>,
+        cluster_id: impl Into<String>,
+        caller: Caller,
+        identity: Identity,
+    ) -> ClientConfig {
+        ClientConfig {
             endpoints,
             cluster_id: cluster_id.into(),
-            client_id,
+            caller,
             identity,
             timeout: Duration::from_secs(5),
             follow_leader: true,
             connect_timeout: CONNECT_TIMEOUT_DEFAULT,
-        })
+        }
     }
 }
 
@@ -174,7 +193,8 @@ impl KvClient {
         value: Bytes,
         expect_version: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
-        let response = self.write(Write::Put { key, value, expect_version }).await?;
+        let write = Write::Put { key, value, expect_version };
+        let response = self.write(write, write_within).await?;
         self.expect_written(response)
     }
 
@@ -189,8 +209,40 @@ impl KvClient {
         key: Bytes,
         expect_version: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
-        let response = self.write(Write::Delete { key, expect_version }).await?;
+        let response = self.write(Write::Delete { key, expect_version }, write_within).await?;
         self.expect_written(response)
+    }
+
+    /// Proposes any user write (a put, a delete, an etcd-style transaction, a compaction,
+    /// a lease grant or revoke) and returns the state machine's own answer, refusals
+    /// included ([`kv_store::Response::Rejected`] is an answer here, not an error). The
+    /// write carries a session, so a retry applies it at most once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], [`Error::NotLeader`] (not following), and the server refusals
+    /// that come before the state machine (sizes, an unavailable cluster).
+    pub async fn apply(&self, write: Write) -> Result<kv_store::Response, Error> {
+        match self
+            .write(write, |command, timeout_ms| Request::Apply { command, timeout_ms })
+            .await?
+        {
+            Response::Applied { response, .. } => Ok(response),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Asks the leader how long lease `id` has left; with `keep_alive`, the leader first
+    /// restarts the lease's countdown from its full time to live.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvClient::get`].
+    pub async fn lease(&self, id: i64, keep_alive: bool) -> Result<LeaseTtl, Error> {
+        match self.send(&Request::Lease { id, keep_alive }).await? {
+            Response::Lease(ttl) => Ok(ttl),
+            other => Err(self.unexpected(&other)),
+        }
     }
 
     /// Reads `key`: `None` when it does not exist.
@@ -329,14 +381,19 @@ impl KvClient {
         Err(Error::Timeout { after: timeout, last_problem: problem })
     }
 
-    /// Sends a write under a session of its own, so that its retries apply at most once.
-    async fn write(&self, write: Write) -> Result<Response, Error> {
+    /// Sends a write under a session of its own, so that its retries apply at most once;
+    /// `request` wraps the command and the client's timeout into the request to send.
+    async fn write(
+        &self,
+        write: Write,
+        request: fn(Command, u32) -> Request,
+    ) -> Result<Response, Error> {
         let session = self.take_session();
         // Retries resend the same bytes, so each carries the whole timeout: the node's
         // deadline for a retry may pass after this client gave up, never before.
         let timeout_ms = u32::try_from(self.inner.config.timeout.as_millis()).unwrap_or(u32::MAX);
         let command = Command { session, write };
-        let result = self.send(&Request::WriteWithin { command, timeout_ms }).await;
+        let result = self.send(&request(command, timeout_ms)).await;
         // An expired session refuses every later write too: start a new one instead.
         if !matches!(result, Err(Error::SessionExpired { .. })) {
             self.return_session(session);
@@ -505,8 +562,7 @@ impl KvClient {
             return Ok(connection);
         }
         let config = &self.inner.config;
-        let mut rpc_config =
-            RpcClientConfig::new(config.cluster_id.clone(), Caller::Client(config.client_id));
+        let mut rpc_config = RpcClientConfig::new(config.cluster_id.clone(), config.caller);
         rpc_config.bind_addr = bind_addr_for(addr);
         rpc_config.handshake_timeout = config.connect_timeout;
         let connection = RpcClient::connect(&rpc_config, &config.identity, addr, None)

@@ -31,7 +31,8 @@ pub fn new_session_client_id() -> u64 {
 
 /// The request/response format's version. 2: writes carry kv-store's [`Command`], and ids
 /// and indexes are typed. 3: a key's metadata ([`KeyValue`]'s `meta`) also carries its
-/// create and mod revisions and its lease.
+/// create and mod revisions and its lease, and [`Request::Apply`] and [`Request::Lease`]
+/// serve the etcd API's forwarding.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Which node may answer a read.
@@ -104,6 +105,23 @@ pub enum Request {
         /// How long the client waits for the answer, in milliseconds.
         timeout_ms: u32,
     },
+    /// Any user write (etcd's transactions, compactions and leases included), proposed
+    /// like [`Request::WriteWithin`] and answered with the state machine's own response
+    /// ([`Response::Applied`]): how a follower's etcd API forwards writes to the leader.
+    Apply {
+        /// The write under its session.
+        command: Command,
+        /// How long the client waits for the answer, in milliseconds.
+        timeout_ms: u32,
+    },
+    /// Asks the leader, which alone counts leases down, how long lease `id` has left.
+    Lease {
+        /// The lease.
+        id: i64,
+        /// Restart the lease's countdown from its full time to live first (etcd's
+        /// keep-alive).
+        keep_alive: bool,
+    },
 }
 
 impl Request {
@@ -120,6 +138,9 @@ impl Request {
             Request::MemberRemove { .. } => "member_remove",
             Request::LeaderTransfer { .. } => "leader_transfer",
             Request::Snapshot => "snapshot",
+            Request::Apply { command, .. } => command.write.kind(),
+            Request::Lease { keep_alive: true, .. } => "lease_keep_alive",
+            Request::Lease { keep_alive: false, .. } => "lease_time_to_live",
         }
     }
 }
@@ -271,6 +292,27 @@ pub enum Response {
     },
     /// The request failed.
     Error(ServerError),
+    /// The state machine's answer to a [`Request::Apply`].
+    Applied {
+        /// What applying the write answered (a refusal included).
+        response: Applied,
+        /// The leader that committed it.
+        leader: NodeId,
+    },
+    /// The answer to a [`Request::Lease`].
+    Lease(LeaseTtl),
+}
+
+/// How long a lease has left, as its leader counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseTtl {
+    /// The lease.
+    pub id: i64,
+    /// The time to live it was granted with, in seconds (0 when it does not exist).
+    pub granted_seconds: i64,
+    /// The seconds left before the leader revokes it, rounded up; -1 when the lease does
+    /// not exist (expired, revoked or never granted), as etcd answers.
+    pub remaining_seconds: i64,
 }
 
 /// Why a node could not do what was asked.

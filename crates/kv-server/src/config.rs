@@ -71,6 +71,13 @@ pub struct Settings {
     /// started on another engine's files; unset, the directory's engine is used, and a new
     /// directory gets the write-ahead log.
     pub storage: Option<String>,
+    /// Where etcd's v3 gRPC API listens: `HOST:PORT` on a loopback address, or `off`
+    /// (default: the QUIC address's IP with its port + 200, when that is loopback).
+    pub etcd_listen: Option<String>,
+    /// How many revisions of history the store keeps for reads at past revisions and
+    /// watches (etcd's `--auto-compaction-retention` in revision mode): older ones are
+    /// compacted as writes apply. Every node of a cluster must use the same value.
+    pub auto_compaction_retention: Option<u64>,
 }
 
 impl Settings {
@@ -107,6 +114,10 @@ impl Settings {
             cluster_id: self.cluster_id.or(fallback.cluster_id),
             join: self.join.or(fallback.join),
             storage: self.storage.or(fallback.storage),
+            etcd_listen: self.etcd_listen.or(fallback.etcd_listen),
+            auto_compaction_retention: self
+                .auto_compaction_retention
+                .or(fallback.auto_compaction_retention),
         }
     }
 
@@ -187,7 +198,13 @@ impl Settings {
             ),
             None => None,
         };
+        let etcd_listen = resolve_etcd_listen(self.etcd_listen.as_deref(), listen)?;
+        if self.auto_compaction_retention == Some(0) {
+            return Err(invalid("auto-compaction-retention", "0", "must be at least 1 revision"));
+        }
         Ok(ServerConfig {
+            etcd_listen,
+            history_revisions: self.auto_compaction_retention,
             id,
             listen,
             peers,
@@ -232,6 +249,33 @@ pub struct ServerConfig {
     /// The log engine asked for; `None`: the one that wrote the data directory, else
     /// [`Engine::default`] (the write-ahead log) for a new one.
     pub storage: Option<Engine>,
+    /// Where etcd's v3 API listens; `None`: it is off.
+    pub etcd_listen: Option<SocketAddr>,
+    /// The revisions of history kept (`None`: kv-store's default).
+    pub history_revisions: Option<u64>,
+}
+
+/// The etcd API's address: `off`, a loopback `HOST:PORT`, or by default the QUIC IP with
+/// the port + 200 when that IP is loopback (off otherwise). The API is served without
+/// TLS, so it is never bound beyond loopback.
+fn resolve_etcd_listen(
+    text: Option<&str>,
+    listen: SocketAddr,
+) -> Result<Option<SocketAddr>, Error> {
+    let addr = match text.map(str::trim) {
+        Some("off") => return Ok(None),
+        Some(text) => parse_addr("etcd-listen", text)?,
+        None => match crate::etcd::default_etcd_addr(listen) {
+            Some(addr) if addr.ip().is_loopback() => addr,
+            _ => return Ok(None),
+        },
+    };
+    if !addr.ip().is_loopback() {
+        let rule = "the etcd API is served without TLS, so only on a loopback address; \
+                    put a TLS-terminating proxy in front of it, or use `off`";
+        return Err(invalid("etcd-listen", &addr.to_string(), rule));
+    }
+    Ok(Some(addr))
 }
 
 impl ServerConfig {
@@ -429,5 +473,20 @@ mod tests {
         let settings = Settings { storage: Some("rocksdb".to_owned()), ..Settings::default() };
         let error = settings.resolve().unwrap_err().to_string();
         assert!(error.contains("storage") && error.contains("rocksdb"), "{error}");
+    }
+
+    #[test]
+    fn the_etcd_api_listens_on_loopback_only_by_default_at_the_quic_port_plus_200() {
+        let config = Settings::default().resolve().unwrap();
+        assert_eq!(config.etcd_listen, Some("127.0.0.1:7201".parse().unwrap()));
+        let wide = Settings { listen: Some("0.0.0.0:7001".to_owned()), ..Settings::default() };
+        assert_eq!(wide.resolve().unwrap().etcd_listen, None);
+        let off = Settings { etcd_listen: Some("off".to_owned()), ..Settings::default() };
+        assert_eq!(off.resolve().unwrap().etcd_listen, None);
+        let open = Settings { etcd_listen: Some("0.0.0.0:2379".to_owned()), ..Settings::default() };
+        let error = open.resolve().unwrap_err().to_string();
+        assert!(error.contains("etcd-listen") && error.contains("loopback"), "{error}");
+        let zero = Settings { auto_compaction_retention: Some(0), ..Settings::default() }.resolve();
+        assert!(zero.unwrap_err().to_string().contains("auto-compaction-retention"));
     }
 }

@@ -87,6 +87,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// etcd's API could not bind.
+    #[error(
+        "cannot serve etcd's v3 API on {addr}: {source}; set --etcd-listen to a free loopback address or `off`"
+    )]
+    Etcd {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The Raft node failed to start or stopped on a fatal error.
     #[error("raft node failed: {source}")]
     Raft {

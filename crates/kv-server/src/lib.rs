@@ -22,6 +22,7 @@
 pub mod cli;
 pub mod config;
 mod error;
+pub mod etcd;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod in_flight;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tracing::{error, info};
 
 use crate::config::ServerConfig;
 use crate::error::Error;
+use crate::etcd::{self, EtcdApi, LeaseClock};
 use crate::in_flight::InFlightWrites;
 use crate::metrics::ServerMetrics;
 use crate::service::{AddressBook, Service};
@@ -45,6 +46,7 @@ pub struct Server {
     failed: watch::Receiver<Option<String>>,
     background: Vec<JoinHandle<()>>,
     http_addr: SocketAddr,
+    etcd_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -80,7 +82,10 @@ impl Server {
             }
         }
 
-        let kv_config = KvConfig::default();
+        let mut kv_config = KvConfig::default();
+        if let Some(revisions) = config.history_revisions {
+            kv_config.history_revisions_max = revisions;
+        }
         let kv = SharedKvStore::new(
             KvStore::new(kv_config.clone()).map_err(|source| Error::Store { source })?,
         );
@@ -101,6 +106,7 @@ impl Server {
             .map_err(|source| Error::Raft { source: Box::new(source) })?;
 
         let addresses: AddressBook = Arc::new(RwLock::new(config.peers.clone()));
+        let leases = Arc::new(LeaseClock::new());
         let stopping = Arc::new(AtomicBool::new(false));
         let service = Service {
             id: config.id,
@@ -112,8 +118,30 @@ impl Server {
             metrics: Arc::clone(&metrics),
             stopping: Arc::clone(&stopping),
             in_flight: Arc::new(InFlightWrites::new(IN_FLIGHT_WRITES_MAX)),
+            leases: Arc::clone(&leases),
         };
-        quic.serve_requests(service);
+        quic.serve_requests(service.clone());
+        let term = Arc::new(AtomicU64::new(0));
+        let countdowns = tokio::spawn(etcd::run_lease_countdowns(
+            raft.clone(),
+            kv.clone(),
+            Arc::clone(&leases),
+            Arc::clone(&term),
+        ));
+        let mut background = vec![countdowns];
+        let etcd_addr = match config.etcd_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Etcd { addr, source })?;
+                let bound = listener.local_addr().map_err(|source| Error::Etcd { addr, source })?;
+                let api = EtcdApi::new(&config, bound, service, term)?;
+                background.push(api.serve(listener));
+                info!(etcd = %bound, "serving etcd's v3 API");
+                Some(bound)
+            }
+            None => None,
+        };
 
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
@@ -141,16 +169,9 @@ impl Server {
             Arc::clone(&quic),
             failed_sender,
         ));
+        background.extend([http, sampler]);
         info!(node = %config.id, listen = %config.listen, http = %http_addr, "serving");
-        Ok(Server {
-            config,
-            raft,
-            quic,
-            stopping,
-            failed,
-            background: vec![http, sampler],
-            http_addr,
-        })
+        Ok(Server { config, raft, quic, stopping, failed, background, http_addr, etcd_addr })
     }
 
     /// The node's configuration.
@@ -163,6 +184,12 @@ impl Server {
     #[must_use]
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address etcd's v3 API is bound to, when it is on.
+    #[must_use]
+    pub fn etcd_addr(&self) -> Option<SocketAddr> {
+        self.etcd_addr
     }
 
     /// The QUIC address actually bound.

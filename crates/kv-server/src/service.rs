@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kv_client::protocol::{
-    self, Command, Consistency, Member, NodeStatus, Request, Response, ServerError, Session, Write,
-    WriteOutcome,
+    self, Command, Consistency, LeaseTtl, Member, NodeStatus, Request, Response, ServerError,
+    Session, Write, WriteOutcome,
 };
 use kv_store::{KvConfig, SharedKvStore};
 use raft_core::{Error as CoreError, LogIndex, MembershipChange, NodeId, Role};
@@ -19,6 +19,7 @@ use raft_runtime::Error as RaftError;
 use raft_runtime::RaftHandle;
 use tracing::{debug, info, warn};
 
+use crate::etcd::LeaseClock;
 use crate::in_flight::SharedInFlightWrites;
 use crate::metrics::ServerMetrics;
 
@@ -73,6 +74,8 @@ pub struct Service {
     pub(crate) stopping: Arc<AtomicBool>,
     /// User writes being proposed, so a retry joins its original.
     pub(crate) in_flight: SharedInFlightWrites,
+    /// The leader's lease countdowns (etcd's leases).
+    pub(crate) leases: Arc<LeaseClock>,
 }
 
 impl RequestHandler for Service {
@@ -126,7 +129,16 @@ impl Service {
                 let deadline = received + Duration::from_millis(u64::from(timeout_ms));
                 self.write_user(command, Some(deadline)).await
             }
-            Request::Write(command) | Request::WriteWithin { command, .. } => {
+            Request::Apply { command, timeout_ms } if command.write.is_user_write() => {
+                let deadline = received + Duration::from_millis(u64::from(timeout_ms));
+                self.apply_user(command, deadline).await
+            }
+            Request::Lease { id, keep_alive } => {
+                self.lease_ttl(id, keep_alive).await.map(Response::Lease)
+            }
+            Request::Write(command)
+            | Request::WriteWithin { command, .. }
+            | Request::Apply { command, .. } => {
                 let reason = format!(
                     "a {} changes the cluster's address book; use member add or remove",
                     command.write.kind()
@@ -160,6 +172,42 @@ impl Service {
         let proposal = self.propose_before(&command, deadline);
         let applied = self.in_flight.run_once(command.session, proposal).await?;
         WriteOutcome::from_applied(applied, self.id).map(Response::Written)
+    }
+
+    /// Proposes any user write for a follower's etcd API, like [`Service::write_user`], and
+    /// answers with the state machine's own response.
+    async fn apply_user(
+        &self,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<Response, ServerError> {
+        self.kv_config.validate_write(&command.write)?;
+        check_session_start(command.session, unix_seconds_now())?;
+        let proposal = self.propose_before(&command, Some(deadline));
+        let response = self.in_flight.run_once(command.session, proposal).await?;
+        Ok(Response::Applied { response, leader: self.id })
+    }
+
+    /// Lease `id`'s time to live as this node, the leader, counts it; with `keep_alive`,
+    /// its countdown restarts first.
+    pub(crate) async fn lease_ttl(
+        &self,
+        id: i64,
+        keep_alive: bool,
+    ) -> Result<LeaseTtl, ServerError> {
+        self.require_leader().await?;
+        let lease = self.kv.lease(id);
+        let now = tokio::time::Instant::now();
+        Ok(if keep_alive {
+            self.leases.keep_alive(id, lease.as_ref(), now)
+        } else {
+            self.leases.time_to_live(id, lease.as_ref(), now)
+        })
+    }
+
+    /// Whether the node is shutting down (requests are refused).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Proposes a command unless `deadline` passed, and waits for it to apply, at most
@@ -206,7 +254,10 @@ impl Service {
     }
 
     /// Waits until this node may serve a read of the given consistency.
-    async fn read_barrier(&self, consistency: Consistency) -> Result<LogIndex, ServerError> {
+    pub(crate) async fn read_barrier(
+        &self,
+        consistency: Consistency,
+    ) -> Result<LogIndex, ServerError> {
         match consistency {
             Consistency::Linearizable => {
                 self.raft.read_index().await.map_err(|error| self.raft_error(error))
@@ -389,7 +440,7 @@ impl Service {
     /// The one place a Raft error becomes a wire error (the store's refusals convert with
     /// `From`, in kv-client's protocol module); a "not leader" names the leader's address
     /// from this node's address book.
-    fn raft_error(&self, error: RaftError) -> ServerError {
+    pub(crate) fn raft_error(&self, error: RaftError) -> ServerError {
         match error {
             RaftError::Core(CoreError::NotLeader { leader_hint }) => self.not_leader(leader_hint),
             RaftError::ProposalOutcomeUnknown { .. } => {

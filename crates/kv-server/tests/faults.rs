@@ -1,6 +1,7 @@
 //! Process-level fault tests: three real `kv-server` processes on 127.0.0.1, concurrent
 //! clients recording every invocation and completion, and a nemesis that kills, pauses and
-//! partitions nodes for a bounded time. At the end every history is checked for
+//! partitions nodes for a bounded time. The clients speak kv-client's QUIC protocol, or
+//! etcd's v3 API through the `etcd-client` crate. At the end every history is checked for
 //! linearizability (`kv-linearizability`), final reads included, so an acknowledged write
 //! that went missing fails the check.
 //!
@@ -158,9 +159,131 @@ fn run_nemesis(cluster: &mut Cluster, nemesis: Nemesis, seconds: u64, seed: u64)
     faults
 }
 
+/// How the clients reach the cluster: kv-client over QUIC, or etcd's v3 API through the
+/// `etcd-client` crate (writes to a follower are forwarded to the leader).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    Quic,
+    Etcd,
+}
+
+/// One client connection, of either API.
+#[derive(Clone)]
+enum Connection {
+    Quic(KvClient),
+    Etcd(etcd_client::Client),
+}
+
+/// What a CAS found: applied (with the new version) or a conflict (with the current one).
+enum CasAnswer {
+    Applied(u64),
+    Conflict(u64),
+}
+
+fn parse_value(bytes: &[u8]) -> u64 {
+    String::from_utf8_lossy(bytes).parse().unwrap()
+}
+
+impl Connection {
+    async fn open(cluster: &Cluster, api: Api) -> Connection {
+        match api {
+            Api::Quic => Connection::Quic(client_for(cluster)),
+            Api::Etcd => {
+                let endpoints: Vec<String> = cluster
+                    .addrs
+                    .keys()
+                    .map(|&id| format!("http://{}", cluster.etcd_addr(id)))
+                    .collect();
+                let options = etcd_client::ConnectOptions::new()
+                    .with_timeout(OPERATION_TIMEOUT)
+                    .with_connect_timeout(Duration::from_millis(300));
+                Connection::Etcd(
+                    etcd_client::Client::connect(endpoints, Some(options)).await.unwrap(),
+                )
+            }
+        }
+    }
+
+    /// A linearizable read: the value and the key's version (0: absent); `None` when it
+    /// failed.
+    async fn read(&mut self, key: Bytes) -> Option<(Option<u64>, u64)> {
+        match self {
+            Connection::Quic(client) => {
+                let found = client.get(key, Consistency::Linearizable).await.ok()?;
+                let version = found.as_ref().map_or(0, |kv| kv.meta.version);
+                Some((found.map(|kv| parse_value(&kv.value)), version))
+            }
+            Connection::Etcd(client) => {
+                let response = client.get(key.to_vec(), None).await.ok()?;
+                let found = response.kvs().first();
+                let version = found.map_or(0, |kv| u64::try_from(kv.version()).unwrap());
+                Some((found.map(|kv| parse_value(kv.value())), version))
+            }
+        }
+    }
+
+    /// A put; the key's new version.
+    async fn write(&mut self, key: Bytes, value: Bytes) -> Option<u64> {
+        match self {
+            Connection::Quic(client) => client.put(key, value).await.ok().map(|w| w.version),
+            Connection::Etcd(client) => {
+                let options = etcd_client::PutOptions::new().with_prev_key();
+                let response =
+                    client.put(key.to_vec(), value.to_vec(), Some(options)).await.ok()?;
+                let previous = response.prev_key().map_or(0, |kv| kv.version());
+                Some(u64::try_from(previous).unwrap() + 1)
+            }
+        }
+    }
+
+    /// A put only at version `expected` (0: only if absent).
+    async fn cas(&mut self, key: Bytes, expected: u64, value: Bytes) -> Option<CasAnswer> {
+        match self {
+            Connection::Quic(client) => {
+                match client.put_versioned(key, value, Some(expected)).await {
+                    Ok(written) => Some(CasAnswer::Applied(written.version)),
+                    Err(ClientError::Conflict { current_version }) => {
+                        Some(CasAnswer::Conflict(current_version.unwrap_or(0)))
+                    }
+                    Err(_) => None,
+                }
+            }
+            Connection::Etcd(client) => {
+                use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
+                let version = i64::try_from(expected).unwrap();
+                let txn = Txn::new()
+                    .when([Compare::version(key.to_vec(), CompareOp::Equal, version)])
+                    .and_then([TxnOp::put(key.to_vec(), value.to_vec(), None)])
+                    .or_else([TxnOp::get(key.to_vec(), None)]);
+                let response = client.txn(txn).await.ok()?;
+                if response.succeeded() {
+                    return Some(CasAnswer::Applied(expected + 1));
+                }
+                let current = match response.op_responses().first() {
+                    Some(TxnOpResponse::Get(get)) => get.kvs().first().map_or(0, |kv| kv.version()),
+                    _ => panic!("the failure branch is a get"),
+                };
+                Some(CasAnswer::Conflict(u64::try_from(current).unwrap()))
+            }
+        }
+    }
+
+    async fn delete(&mut self, key: Bytes) -> Option<()> {
+        match self {
+            Connection::Quic(client) => client.delete(key, None).await.ok().map(drop),
+            Connection::Etcd(client) => client.delete(key.to_vec(), None).await.ok().map(drop),
+        }
+    }
+}
+
 /// One client: random reads, writes, version CASes and deletes on the shared keys, each
 /// recorded with its invocation and completion times.
-async fn run_client(client: KvClient, number: u64, recorder: Recorder, stop: Arc<AtomicBool>) {
+async fn run_client(
+    mut connection: Connection,
+    number: u64,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
     let mut rng = StdRng::seed_from_u64(number);
     let mut counter = 0_u64;
     let mut versions: BTreeMap<u64, u64> = BTreeMap::new();
@@ -184,41 +307,31 @@ async fn run_client(client: KvClient, number: u64, recorder: Recorder, stop: Arc
         let id =
             recorder.history.lock().unwrap().invoke(ClientId(number), key, call.clone(), invoked);
         let outcome = match &call {
-            Call::Read => match client.get(key_bytes, Consistency::Linearizable).await {
-                Ok(found) => {
-                    versions.insert(key, found.as_ref().map_or(0, |kv| kv.meta.version));
-                    let value = found.map(|kv| String::from_utf8_lossy(&kv.value).parse().unwrap());
-                    Some(Outcome::Read { value })
-                }
-                Err(_) => None,
-            },
-            Call::Write { .. } => match client.put(key_bytes, value_bytes).await {
-                Ok(written) => {
-                    versions.insert(key, written.version);
-                    Some(Outcome::Written)
-                }
-                Err(_) => None,
-            },
+            Call::Read => connection.read(key_bytes).await.map(|(value, version)| {
+                versions.insert(key, version);
+                Outcome::Read { value }
+            }),
+            Call::Write { .. } => connection.write(key_bytes, value_bytes).await.map(|version| {
+                versions.insert(key, version);
+                Outcome::Written
+            }),
             Call::Cas { expect: Expect::Version(expected), .. } => {
-                match client.put_versioned(key_bytes, value_bytes, Some(*expected)).await {
-                    Ok(written) => {
-                        versions.insert(key, written.version);
+                match connection.cas(key_bytes, *expected, value_bytes).await {
+                    Some(CasAnswer::Applied(version)) => {
+                        versions.insert(key, version);
                         Some(Outcome::Cas(CasResult::Applied))
                     }
-                    Err(ClientError::Conflict { current_version }) => {
-                        versions.insert(key, current_version.unwrap_or(0));
+                    Some(CasAnswer::Conflict(version)) => {
+                        versions.insert(key, version);
                         Some(Outcome::Cas(CasResult::Conflict))
                     }
-                    Err(_) => None,
+                    None => None,
                 }
             }
-            Call::Delete => match client.delete(key_bytes, None).await {
-                Ok(_) => {
-                    versions.insert(key, 0);
-                    Some(Outcome::Deleted)
-                }
-                Err(_) => None,
-            },
+            Call::Delete => connection.delete(key_bytes).await.map(|()| {
+                versions.insert(key, 0);
+                Outcome::Deleted
+            }),
             Call::Cas { .. } => unreachable!("the clients only compare versions"),
         };
         // An operation without an answer may or may not have happened: it stays open.
@@ -242,7 +355,7 @@ fn client_for(cluster: &Cluster) -> KvClient {
     KvClient::new(config).unwrap()
 }
 
-fn run(nemesis: Nemesis, seed: u64) {
+fn run(nemesis: Nemesis, api: Api, seed: u64) {
     let seconds = seconds_of_faults();
     let mut cluster = Cluster::start(3, &["--snapshot-threshold", "16KB"]);
     cluster.leader();
@@ -252,8 +365,8 @@ fn run(nemesis: Nemesis, seed: u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (1..=CLIENTS)
         .map(|number| {
-            let task =
-                run_client(client_for(&cluster), number, recorder.clone(), Arc::clone(&stop));
+            let connection = runtime.block_on(Connection::open(&cluster, api));
+            let task = run_client(connection, number, recorder.clone(), Arc::clone(&stop));
             runtime.spawn(task)
         })
         .collect();
@@ -302,7 +415,7 @@ fn run(nemesis: Nemesis, seed: u64) {
     }
     let report = check(&history, Budget::default());
     eprintln!(
-        "faults {nemesis:?}: {faults} faults in {seconds} s, {operations} operations ({completed} \
+        "faults {nemesis:?} through {api:?}: {faults} faults in {seconds} s, {operations} operations ({completed} \
          completed; {kinds:?}), checked in {:.2} s: {}",
         report.stats.duration.as_secs_f64(),
         if report.verdict.is_linearizable() { "linearizable" } else { "NOT linearizable" }
@@ -317,15 +430,25 @@ fn run(nemesis: Nemesis, seed: u64) {
 
 #[test]
 fn crashes_and_restarts_keep_the_history_linearizable() {
-    run(Nemesis::Crash, 1);
+    run(Nemesis::Crash, Api::Quic, 1);
+}
+
+#[test]
+fn crashes_and_restarts_keep_an_etcd_api_history_linearizable() {
+    run(Nemesis::Crash, Api::Etcd, 4);
+}
+
+#[test]
+fn partitions_keep_an_etcd_api_history_linearizable() {
+    run(Nemesis::Partition, Api::Etcd, 5);
 }
 
 #[test]
 fn pauses_longer_than_the_election_timeout_keep_the_history_linearizable() {
-    run(Nemesis::Pause, 2);
+    run(Nemesis::Pause, Api::Quic, 2);
 }
 
 #[test]
 fn partitions_keep_the_history_linearizable() {
-    run(Nemesis::Partition, 3);
+    run(Nemesis::Partition, Api::Quic, 3);
 }

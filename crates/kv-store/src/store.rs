@@ -142,6 +142,12 @@ impl KvStore {
         self.map.is_empty()
     }
 
+    /// The total length of every key and value held (history and sessions not counted).
+    #[must_use]
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
     /// How many client sessions the store remembers.
     #[must_use]
     pub fn session_count(&self) -> usize {

@@ -90,6 +90,14 @@ struct NodeFlags {
     /// refused by the other.
     #[arg(long)]
     storage: Option<String>,
+    /// Where etcd's v3 gRPC API listens, on a loopback address (it has no TLS), or `off`
+    /// (default: the QUIC port + 200 when --listen is loopback, else off).
+    #[arg(long)]
+    etcd_listen: Option<String>,
+    /// Revisions of history kept for watches and reads at past revisions; older ones are
+    /// compacted automatically (default 10000). The same on every node.
+    #[arg(long)]
+    auto_compaction_retention: Option<u64>,
 }
 
 /// Exit code: bad usage or a malformed setting.
@@ -110,6 +118,8 @@ impl NodeFlags {
             cluster_id: self.cluster_id,
             join: self.join.then_some(true),
             storage: self.storage,
+            etcd_listen: self.etcd_listen,
+            auto_compaction_retention: self.auto_compaction_retention,
         };
         Ok(match self.config {
             Some(path) => flags.or(Settings::from_file(&path)?),

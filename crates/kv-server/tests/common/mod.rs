@@ -18,13 +18,18 @@ pub const KVCTL: &str = env!("CARGO_BIN_EXE_kvctl");
 /// The most any wait in these tests may take.
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
 
-/// A port free on loopback for both UDP (QUIC) and TCP (HTTP) right now.
+/// A port free on loopback for UDP (QUIC) and TCP right now, with the ports a node derives
+/// from it free too: HTTP at +100 and etcd's API at +200.
 pub fn free_port() -> u16 {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
+        if port > u16::MAX - 200 {
+            continue;
+        }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
             && std::net::TcpListener::bind(("127.0.0.1", port + 100)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port + 200)).is_ok()
         {
             return port;
         }
@@ -76,6 +81,19 @@ impl Cluster {
     pub fn peers(&self) -> String {
         let entries: Vec<String> =
             self.addrs.iter().map(|(id, addr)| format!("{id}={addr}")).collect();
+        entries.join(",")
+    }
+
+    /// Node `id`'s etcd API address (the default: its QUIC port + 200).
+    pub fn etcd_addr(&self, id: u64) -> SocketAddr {
+        let quic = self.addrs[&id];
+        SocketAddr::new(quic.ip(), quic.port() + 200)
+    }
+
+    /// Every node's etcd API address, comma-separated (etcdctl's `--endpoints`).
+    pub fn etcd_endpoints(&self) -> String {
+        let entries: Vec<String> =
+            self.addrs.keys().map(|&id| self.etcd_addr(id).to_string()).collect();
         entries.join(",")
     }
 
