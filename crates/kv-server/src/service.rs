@@ -50,6 +50,13 @@ fn check_session_start(session: Session, now_unix_seconds: u64) -> Result<(), Se
     Ok(())
 }
 
+/// Whether `write` is a put or a delete, the writes [`Request::Write`] answers with a
+/// [`WriteOutcome`]; etcd's transactions, compactions and leases go through
+/// [`Request::Apply`].
+fn is_put_or_delete(write: &Write) -> bool {
+    matches!(write, Write::Put { .. } | Write::Delete { .. })
+}
+
 fn unix_seconds_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -122,10 +129,10 @@ impl Service {
             return Response::Error(ServerError::Unavailable { reason });
         }
         let result = match request {
-            Request::Write(command) if command.write.is_user_write() => {
+            Request::Write(command) if is_put_or_delete(&command.write) => {
                 self.write_user(command, None).await
             }
-            Request::WriteWithin { command, timeout_ms } if command.write.is_user_write() => {
+            Request::WriteWithin { command, timeout_ms } if is_put_or_delete(&command.write) => {
                 let deadline = received + Duration::from_millis(u64::from(timeout_ms));
                 self.write_user(command, Some(deadline)).await
             }
@@ -139,10 +146,14 @@ impl Service {
             Request::Write(command)
             | Request::WriteWithin { command, .. }
             | Request::Apply { command, .. } => {
-                let reason = format!(
-                    "a {} changes the cluster's address book; use member add or remove",
-                    command.write.kind()
-                );
+                let reason = if command.write.is_user_write() {
+                    format!("a {} is answered only through Request::Apply", command.write.kind())
+                } else {
+                    format!(
+                        "a {} changes the cluster's address book; use member add or remove",
+                        command.write.kind()
+                    )
+                };
                 Err(ServerError::Invalid { reason })
             }
             Request::Get { key, consistency } => self.get(key, consistency).await,

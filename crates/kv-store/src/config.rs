@@ -33,6 +33,13 @@ pub struct KvConfig {
     /// short disconnection. Each revision costs its events (about 200 bytes each, plus old
     /// values the map no longer holds).
     pub history_revisions_max: u64,
+    /// The most memory the history may weigh: its keys and values (old values included)
+    /// plus about 200 bytes per event. When a write takes it past this, the store compacts
+    /// away its oldest revisions by itself (whole revisions: it may exceed this by the
+    /// newest revision's events), at the same entry on every replica. Default 64 MiB: with
+    /// `history_revisions_max`, it keeps a burst of large values or wide transactions from
+    /// holding gigabytes in memory and in every snapshot.
+    pub history_bytes_max: u64,
     /// The most operations one transaction may hold, counted as etcd counts
     /// `--max-txn-ops`: per level the most of its compares, success and failure operations,
     /// with a nested transaction allowed what its parent left. Default 128, etcd's.
@@ -54,6 +61,8 @@ pub const RANGE_ENTRIES_MAX_LIMIT: u64 = 1_000_000;
 /// The largest `history_revisions_max` accepted: 10 million revisions, at least a few GB
 /// of events.
 pub const HISTORY_REVISIONS_MAX_LIMIT: u64 = 10_000_000;
+/// The largest `history_bytes_max` accepted: 64 GiB.
+pub const HISTORY_BYTES_MAX_LIMIT: u64 = 64 << 30;
 /// The largest `txn_ops_max` accepted: every operation may answer up to
 /// `range_entries_max` keys, so transactions must stay far smaller than the log's entries.
 pub const TXN_OPS_MAX_LIMIT: u64 = 10_000;
@@ -72,6 +81,7 @@ impl Default for KvConfig {
             sessions_max: 10_000,
             range_entries_max: 10_000,
             history_revisions_max: 10_000,
+            history_bytes_max: 64 << 20,
             txn_ops_max: 128,
             leases_max: 100_000,
         }
@@ -110,6 +120,12 @@ impl KvConfig {
                 self.history_revisions_max,
                 HISTORY_REVISIONS_MAX_LIMIT,
                 "1 <= history_revisions_max <= 10^7",
+            ),
+            (
+                "history_bytes_max",
+                self.history_bytes_max,
+                HISTORY_BYTES_MAX_LIMIT,
+                "1 <= history_bytes_max <= 64 GiB",
             ),
             ("txn_ops_max", self.txn_ops_max, TXN_OPS_MAX_LIMIT, "1 <= txn_ops_max <= 10^4"),
             ("leases_max", self.leases_max, LEASES_MAX_LIMIT, "1 <= leases_max <= 10^7"),
@@ -208,9 +224,15 @@ mod tests {
             },
             KvConfig { txn_ops_max: 0, ..KvConfig::default() },
             KvConfig { leases_max: LEASES_MAX_LIMIT + 1, ..KvConfig::default() },
+            KvConfig { history_bytes_max: 0, ..KvConfig::default() },
         ];
-        let fields =
-            ["history_revisions_max", "history_revisions_max", "txn_ops_max", "leases_max"];
+        let fields = [
+            "history_revisions_max",
+            "history_revisions_max",
+            "txn_ops_max",
+            "leases_max",
+            "history_bytes_max",
+        ];
         for (config, expected) in cases.iter().zip(fields) {
             let error = config.validate().unwrap_err();
             assert!(matches!(error, Error::InvalidConfig { field, .. } if field == expected));

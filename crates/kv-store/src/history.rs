@@ -78,6 +78,34 @@ impl History {
     }
 }
 
+/// What an event costs in memory besides the key and values it names: the event, its
+/// metadata and its slot, roughly.
+pub(crate) const EVENT_OVERHEAD_BYTES: u64 = 200;
+
+impl History {
+    /// What the history weighs: the bytes its events name plus their overhead.
+    pub(crate) fn weight(&self) -> u64 {
+        self.bytes.saturating_add(EVENT_OVERHEAD_BYTES.saturating_mul(self.events.len() as u64))
+    }
+
+    /// The revision to compact to so that the history weighs at most `max`, dropping the
+    /// oldest revisions first; `None` when it already does. Compaction keeps whole
+    /// revisions, so what is kept may exceed `max` by the events of the revision returned.
+    pub(crate) fn compaction_to_fit(&self, max: u64) -> Option<u64> {
+        let mut weight = self.weight();
+        if weight <= max {
+            return None;
+        }
+        for event in &self.events {
+            if weight <= max {
+                return Some(event.revision());
+            }
+            weight = weight.saturating_sub(event_bytes(event) + EVENT_OVERHEAD_BYTES);
+        }
+        self.last_revision()
+    }
+}
+
 fn event_bytes(event: &Event) -> u64 {
     let previous = event.prev_kv.as_ref().map_or(0, |previous| previous.value.len());
     (event.kv.key.len() + event.kv.value.len() + previous) as u64

@@ -278,6 +278,27 @@ fn the_history_compacts_itself_past_history_revisions_max() {
 }
 
 #[test]
+fn the_history_compacts_itself_past_history_bytes_max() {
+    // Each put of a 1,000-byte value to one key weighs about 2,000 bytes of values (its
+    // own and the one it replaced) plus the event's overhead.
+    let config = KvConfig { history_bytes_max: 10_000, ..KvConfig::default() };
+    let mut harness = Harness::with_config(config);
+    let value = "v".repeat(1000);
+    for _ in 0..50 {
+        harness.put("k", &value);
+        let weight = harness.store.history.weight();
+        assert!(weight <= 10_000 + 2_300, "one revision over the bound at most: {weight}");
+    }
+    assert_eq!(harness.store.revision(), 51);
+    assert!(harness.store.compact_revision() > 40, "{}", harness.store.compact_revision());
+    assert!(harness.store.history_event_count() >= 4, "recent revisions stay readable");
+    assert_eq!(harness.read_at(all(), 51), pairs(&[("k", value.as_str())]));
+    let mut request = RangeRequest::new(all());
+    request.revision = 10;
+    assert!(matches!(harness.store.range_at(&request), Err(Rejection::Compacted { .. })));
+}
+
+#[test]
 fn history_values_share_the_maps_buffers() {
     let mut harness = Harness::new();
     harness.txn(success(vec![put("k", "a value"), delete_op(KeyRange::single(bytes("x")))]));

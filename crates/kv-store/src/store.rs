@@ -391,6 +391,10 @@ impl KvStore {
             if retained > self.config.history_revisions_max {
                 self.compact_history(self.revision - self.config.history_revisions_max);
             }
+            let fit = self.history.compaction_to_fit(self.config.history_bytes_max);
+            if let Some(revision) = fit.filter(|&revision| revision > self.compact_revision) {
+                self.compact_history(revision);
+            }
         }
         self.revision
     }

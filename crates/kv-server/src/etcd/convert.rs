@@ -24,6 +24,14 @@ pub(super) fn key_range(key: Vec<u8>, range_end: Vec<u8>) -> KeyRange {
     KeyRange { key: Bytes::from(key), range_end: Bytes::from(range_end) }
 }
 
+/// etcd refuses an empty key before anything else.
+fn check_key(key: &[u8]) -> Result<(), Status> {
+    if key.is_empty() {
+        return Err(Status::invalid_argument("etcdserver: key is not provided"));
+    }
+    Ok(())
+}
+
 fn non_negative(value: i64, what: &str) -> Result<u64, Status> {
     u64::try_from(value).map_err(|_| {
         Status::invalid_argument(format!("etcdserver: {what} must not be negative, got {value}"))
@@ -32,6 +40,7 @@ fn non_negative(value: i64, what: &str) -> Result<u64, Status> {
 
 /// A range request, checked.
 pub(super) fn range_request(request: PbRangeRequest) -> Result<RangeRequest, Status> {
+    check_key(&request.key)?;
     let sort_order = match request.sort_order {
         0 => SortOrder::None,
         1 => SortOrder::Ascend,
@@ -90,15 +99,24 @@ pub(super) fn range_response(
     }
 }
 
-pub(super) fn put_request(request: PbPutRequest) -> PutRequest {
-    PutRequest {
+/// A put, checked as etcd does: a key, and no value or lease given alongside
+/// `ignore_value` or `ignore_lease`.
+pub(super) fn put_request(request: PbPutRequest) -> Result<PutRequest, Status> {
+    check_key(&request.key)?;
+    if request.ignore_value && !request.value.is_empty() {
+        return Err(Status::invalid_argument("etcdserver: value is provided"));
+    }
+    if request.ignore_lease && request.lease != 0 {
+        return Err(Status::invalid_argument("etcdserver: lease is provided"));
+    }
+    Ok(PutRequest {
         key: Bytes::from(request.key),
         value: Bytes::from(request.value),
         lease: request.lease,
         prev_kv: request.prev_kv,
         ignore_value: request.ignore_value,
         ignore_lease: request.ignore_lease,
-    }
+    })
 }
 
 pub(super) fn put_response(
@@ -165,9 +183,9 @@ fn compare(compare: PbCompare) -> Result<Compare, Status> {
 fn txn_op(op: PbTxnRequestOp) -> Result<TxnOp, Status> {
     match op.request {
         Some(PbTxnOpRequest::RequestRange(range)) => Ok(TxnOp::Range(range_request(range)?)),
-        Some(PbTxnOpRequest::RequestPut(put)) => Ok(TxnOp::Put(put_request(put))),
+        Some(PbTxnOpRequest::RequestPut(put)) => Ok(TxnOp::Put(put_request(put)?)),
         Some(PbTxnOpRequest::RequestDeleteRange(delete)) => {
-            Ok(TxnOp::DeleteRange(delete_request(delete)))
+            Ok(TxnOp::DeleteRange(delete_request(delete)?))
         }
         Some(PbTxnOpRequest::RequestTxn(txn)) => Ok(TxnOp::Txn(txn_request(txn)?)),
         None => Err(Status::invalid_argument("etcdserver: a txn operation names no request")),
@@ -231,13 +249,33 @@ mod tests {
         let error = range_request(request).unwrap_err();
         assert_eq!(error.code(), tonic::Code::InvalidArgument);
         assert!(error.message().contains("limit"), "{}", error.message());
-        let request = PbRangeRequest { sort_order: 9, ..Default::default() };
+        let request = PbRangeRequest { key: b"a".to_vec(), sort_order: 9, ..Default::default() };
         assert_eq!(range_request(request).unwrap_err().code(), tonic::Code::InvalidArgument);
     }
 
     #[test]
+    fn empty_keys_and_contradicting_put_flags_are_refused_as_etcd_does() {
+        let empty = PbPutRequest { value: b"v".to_vec(), ..Default::default() };
+        assert_eq!(put_request(empty).unwrap_err().message(), "etcdserver: key is not provided");
+        let both = PbPutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ignore_value: true,
+            ..Default::default()
+        };
+        assert_eq!(put_request(both).unwrap_err().message(), "etcdserver: value is provided");
+        let both =
+            PbPutRequest { key: b"k".to_vec(), lease: 7, ignore_lease: true, ..Default::default() };
+        assert_eq!(put_request(both).unwrap_err().message(), "etcdserver: lease is provided");
+        let delete = PbDeleteRequest::default();
+        assert_eq!(delete_request(delete).unwrap_err().code(), tonic::Code::InvalidArgument);
+        let range = PbRangeRequest::default();
+        assert_eq!(range_request(range).unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
     fn sorting_by_value_without_an_order_sorts_ascending() {
-        let request = PbRangeRequest { sort_target: 4, ..Default::default() };
+        let request = PbRangeRequest { key: b"a".to_vec(), sort_target: 4, ..Default::default() };
         let converted = range_request(request).unwrap();
         assert_eq!(
             (converted.sort_order, converted.sort_target),

@@ -67,7 +67,7 @@ impl PbKvService for EtcdApi {
     }
 
     async fn put(&self, request: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
-        let put = convert::put_request(request.into_inner());
+        let put = convert::put_request(request.into_inner())?;
         match self.apply_one(TxnOp::Put(put)).await? {
             (TxnOpResponse::Put(put), revision) => {
                 Ok(Response::new(convert::put_response(&put, self.header(revision))))
@@ -80,7 +80,7 @@ impl PbKvService for EtcdApi {
         &self,
         request: Request<PbDeleteRequest>,
     ) -> Result<Response<PbDeleteResponse>, Status> {
-        let delete = convert::delete_request(request.into_inner());
+        let delete = convert::delete_request(request.into_inner())?;
         match self.apply_one(TxnOp::DeleteRange(delete)).await? {
             (TxnOpResponse::DeleteRange(deleted), revision) => {
                 Ok(Response::new(convert::delete_response(&deleted, self.header(revision))))
