@@ -83,6 +83,7 @@ fn small_config() -> kv_store::KvConfig {
         sessions_max: 3,
         range_entries_max: 4,
         history_revisions_max: 8,
+        history_bytes_max: 2048,
         txn_ops_max: 8,
         leases_max: 4,
     }

@@ -171,7 +171,7 @@ enum Api {
 #[derive(Clone)]
 enum Connection {
     Quic(KvClient),
-    Etcd(etcd_client::Client),
+    Etcd(Box<etcd_client::Client>),
 }
 
 /// What a CAS found: applied (with the new version) or a conflict (with the current one).
@@ -197,9 +197,9 @@ impl Connection {
                 let options = etcd_client::ConnectOptions::new()
                     .with_timeout(OPERATION_TIMEOUT)
                     .with_connect_timeout(Duration::from_millis(300));
-                Connection::Etcd(
+                Connection::Etcd(Box::new(
                     etcd_client::Client::connect(endpoints, Some(options)).await.unwrap(),
-                )
+                ))
             }
         }
     }

@@ -126,11 +126,10 @@ pub(super) fn put_response(
     PbPutResponse { header, prev_kv: response.prev_kv.as_ref().map(key_value) }
 }
 
-pub(super) fn delete_request(request: PbDeleteRequest) -> DeleteRangeRequest {
-    DeleteRangeRequest {
-        range: key_range(request.key, request.range_end),
-        prev_kv: request.prev_kv,
-    }
+pub(super) fn delete_request(request: PbDeleteRequest) -> Result<DeleteRangeRequest, Status> {
+    check_key(&request.key)?;
+    let range = key_range(request.key, request.range_end);
+    Ok(DeleteRangeRequest { range, prev_kv: request.prev_kv })
 }
 
 pub(super) fn delete_response(
