@@ -135,7 +135,10 @@ impl EtcdApi {
 
     /// Serves every etcd service on `listener` until the task is aborted.
     pub(crate) fn serve(self, listener: tokio::net::TcpListener) -> JoinHandle<()> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Replies are small and latency-bound: without TCP_NODELAY a reply queued behind
+        // unacknowledged bytes waits for the client's delayed ACK (40 ms on Linux).
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let router = tonic::transport::Server::builder()
             .add_service(PbKvServer::new(self.clone()))
             .add_service(PbWatchServer::new(self.clone()))
