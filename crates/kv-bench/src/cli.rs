@@ -1,5 +1,5 @@
 //! The command line and what it runs: one run, a client-count sweep, or a comparison
-//! with etcd.
+//! of two systems (ours and etcd, or ours through two clients).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::parse::{parse_clients, parse_duration, parse_faults, parse_size};
 use crate::report;
 use crate::run::{RunConfig, run_compare, run_one};
-use crate::system::System;
+use crate::system::{Server, System};
 use crate::workload::WorkloadConfig;
 
 /// Load-test harness: launches a cluster of `kv-server` (or `etcd`) processes on loopback,
@@ -64,10 +64,12 @@ pub struct Args {
     /// Seed of the workers' random choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// `kv` (ours) or `etcd`.
+    /// `kv` (ours through kv-client over QUIC), `kv-etcd` (ours through its etcd API with
+    /// etcd-client, exactly as etcd is driven) or `etcd`.
     #[arg(long, value_enum, default_value_t = System::Kv)]
     pub system: System,
-    /// Also run this system with the same parameters and compare (`etcd`).
+    /// Also run this system with the same parameters and compare (`etcd`; or `kv` /
+    /// `kv-etcd` to compare our two clients). etcd is always the reference of the ratios.
     #[arg(long, value_enum)]
     pub compare: Option<System>,
     /// Target an already running cluster: its client addresses, comma-separated.
@@ -119,15 +121,15 @@ fn program_for(args: &Args, system: System) -> Result<PathBuf, Error> {
     if args.endpoints.is_some() {
         return Ok(PathBuf::new());
     }
-    match system {
-        System::Kv => {
+    match system.server() {
+        Server::KvServer => {
             let hint = "build it with `cargo build -p kv-server` (or pass --server-bin PATH)";
             match find_program(args.server_bin.as_deref(), "kv-server", hint) {
                 Err(Error::NotFound { .. }) if args.server_bin.is_none() => build_server(hint),
                 found => found,
             }
         }
-        System::Etcd => find_program(
+        Server::Etcd => find_program(
             args.etcd_bin.as_deref(),
             "etcd",
             "install it (Debian: `apt-get install etcd-server`) or pass --etcd-bin PATH",
@@ -158,6 +160,20 @@ fn build_server(hint: &str) -> Result<PathBuf, Error> {
     if status.success() && built.is_file() { Ok(built) } else { Err(not_found()) }
 }
 
+/// The two systems of `--system A --compare B` as (subject, reference): etcd is always the
+/// reference, so ratios read ours / etcd; between our two clients `--compare` names the
+/// reference.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] when both name the same system.
+fn comparison_order(system: System, other: System) -> Result<(System, System), Error> {
+    if system == other {
+        return Err(Error::invalid("--compare", other.name(), "compare with another system"));
+    }
+    if system.server() == Server::Etcd { Ok((other, system)) } else { Ok((system, other)) }
+}
+
 /// Runs what the command line asks for and prints the text summaries.
 ///
 /// # Errors
@@ -170,6 +186,7 @@ pub async fn execute(args: Args) -> Result<(), Error> {
     if compare.is_some() && args.endpoints.is_some() {
         return Err(Error::invalid("--compare", "", "comparisons launch both clusters"));
     }
+    let order = compare.map(|other| comparison_order(system, other)).transpose()?;
     if !(0.0..=1.0).contains(&args.read_ratio) {
         return Err(Error::invalid("--read-ratio", &args.read_ratio.to_string(), "use 0..1"));
     }
@@ -227,21 +244,15 @@ pub async fn execute(args: Args) -> Result<(), Error> {
         if counts.len() > 1 {
             config.out = engine_out.join(format!("clients-{clients}"));
         }
-        match (compare, &other_program) {
-            (Some(other), Some(program)) => {
+        match (order, &other_program) {
+            (Some((subject, _)), Some(program)) => {
                 let mut second = config.clone();
-                second.system = other;
+                second.system = compare.unwrap_or(system);
                 second.program = program.clone();
-                let (ours, theirs) =
-                    if system == System::Kv { (config, second) } else { (second, config) };
-                let comparison = run_compare(&ours, &theirs).await?;
-                eprintln!(
-                    "== comparison ({clients} clients): ops/s kv/etcd {:.2}, p99 kv/etcd {:.2}; \
-                     {}",
-                    comparison.ops_per_sec_ratio,
-                    comparison.p99_ratio,
-                    ours.out.join("comparison.json").display()
-                );
+                let (subject, reference) =
+                    if subject == system { (config, second) } else { (second, config) };
+                let comparison = run_compare(&subject, &reference).await?;
+                eprintln!("{}", comparison.text_line(&subject.out));
             }
             _ => {
                 let summary = run_one(&config).await?;
@@ -255,6 +266,31 @@ pub async fn execute(args: Args) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(line: &str) -> Args {
+        Args::try_parse_from(std::iter::once("kv-bench").chain(line.split_whitespace())).unwrap()
+    }
+
+    #[test]
+    fn kv_etcd_parses_as_a_system_and_a_comparison() {
+        let parsed = args("--system kv-etcd --compare etcd --clients 20,256");
+        assert_eq!(parsed.system, System::KvEtcd);
+        assert_eq!(parsed.compare, Some(System::Etcd));
+        assert!(Args::try_parse_from(["kv-bench", "--system", "kvetcd"]).is_err());
+    }
+
+    #[test]
+    fn etcd_is_always_the_reference_of_a_comparison() {
+        let ordered = comparison_order(System::KvEtcd, System::Etcd).unwrap();
+        assert_eq!(ordered, (System::KvEtcd, System::Etcd));
+        let ordered = comparison_order(System::Etcd, System::KvEtcd).unwrap();
+        assert_eq!(ordered, (System::KvEtcd, System::Etcd));
+        assert_eq!(comparison_order(System::Etcd, System::Kv).unwrap(), (System::Kv, System::Etcd));
+        let ours = comparison_order(System::Kv, System::KvEtcd).unwrap();
+        assert_eq!(ours, (System::Kv, System::KvEtcd), "--compare names the reference");
+        let error = comparison_order(System::Etcd, System::Etcd).unwrap_err().to_string();
+        assert!(error.contains("another system"), "{error}");
+    }
 
     #[test]
     fn storage_lists_name_known_engines_in_order() {

@@ -59,7 +59,7 @@ pub enum Error {
     /// The cluster did not become ready in time.
     #[error("the {system} cluster was not ready after {waited_s} s: {reason}")]
     NotReady {
-        /// `kv` or `etcd`.
+        /// `kv`, `kv-etcd` or `etcd`.
         system: String,
         /// Seconds waited.
         waited_s: u64,

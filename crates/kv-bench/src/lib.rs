@@ -1,6 +1,7 @@
 //! `kv-bench`: the load-test harness. It launches a cluster of `kv-server` (or `etcd`)
-//! processes on loopback, drives a workload through a [`target::Target`], injects faults,
-//! and writes a report folder.
+//! processes on loopback, drives a workload through a [`target::Target`] (ours through
+//! `kv-client` or through its etcd API, etcd through `etcd-client`), injects faults, and
+//! writes a report folder.
 //!
 //! ```text
 //!  CLI ──> cluster (N processes, certs, ports) ──> workers (one shared client) ──> Target

@@ -41,8 +41,12 @@ pub struct NodeSummary {
 /// `summary.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
-    /// `kv` or `etcd`.
+    /// `kv`, `kv-etcd` or `etcd`.
     pub system: String,
+    /// The server program: `kv-server` or `etcd`.
+    pub server: String,
+    /// The client library and protocol the workload used.
+    pub client: String,
     /// How the harness connected.
     pub connection_model: String,
     /// Concurrent workers.
@@ -316,6 +320,8 @@ fn list_section(heading: &str, items: impl Iterator<Item = String>) -> String {
 pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Error> {
     let parameters = table_rows(&[
         ("system", summary.system.clone()),
+        ("server", summary.server.clone()),
+        ("client", summary.client.clone()),
         ("connection model", summary.connection_model.clone()),
         ("clients", summary.clients.to_string()),
         ("read ratio", summary.read_ratio.to_string()),
@@ -421,6 +427,7 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         summary.duration_s,
         if summary.occ { ", OCC" } else { "" }
     );
+    let _ = writeln!(text, "   server: {}  client: {}", summary.server, summary.client);
     let _ = writeln!(text, "   connection: {}", summary.connection_model);
     let _ = writeln!(
         text,
@@ -462,43 +469,67 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     text
 }
 
-/// `comparison.json`.
+/// `comparison.json`: two runs of the same workload. Every ratio is subject / reference;
+/// etcd, when in the comparison, is the reference.
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
-    /// Our summary.
-    pub ours: Summary,
-    /// etcd's summary.
-    pub etcd: Summary,
-    /// ops/s ours / etcd.
+    /// The subject's summary (ours).
+    pub subject: Summary,
+    /// The reference's summary (etcd, or the system `--compare` names).
+    pub reference: Summary,
+    /// ops/s subject / reference.
     pub ops_per_sec_ratio: f64,
-    /// p99 ours / etcd (below 1: ours is faster).
+    /// p99 subject / reference (below 1: the subject is faster).
     pub p99_ratio: f64,
-    /// p50 ours / etcd.
+    /// p50 subject / reference.
     pub p50_ratio: f64,
-    /// p99.9 ours / etcd.
+    /// p99.9 subject / reference.
     pub p999_ratio: f64,
-    /// Server CPU per operation ours / etcd (below 1: ours spends less).
+    /// Server CPU per operation subject / reference (below 1: the subject spends less).
     pub server_cpu_ratio: Option<f64>,
+}
+
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 { numerator / denominator } else { f64::NAN }
 }
 
 impl Comparison {
     /// The comparison of two summaries.
     #[must_use]
-    pub fn new(ours: Summary, etcd: Summary) -> Comparison {
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    pub fn new(subject: Summary, reference: Summary) -> Comparison {
         Comparison {
-            ops_per_sec_ratio: ratio(ours.ops_per_sec, etcd.ops_per_sec),
-            p99_ratio: ratio(ours.latency_ms.p99, etcd.latency_ms.p99),
-            p50_ratio: ratio(ours.latency_ms.p50, etcd.latency_ms.p50),
-            p999_ratio: ratio(ours.latency_ms.p999, etcd.latency_ms.p999),
-            server_cpu_ratio: ours
+            ops_per_sec_ratio: ratio(subject.ops_per_sec, reference.ops_per_sec),
+            p99_ratio: ratio(subject.latency_ms.p99, reference.latency_ms.p99),
+            p50_ratio: ratio(subject.latency_ms.p50, reference.latency_ms.p50),
+            p999_ratio: ratio(subject.latency_ms.p999, reference.latency_ms.p999),
+            server_cpu_ratio: subject
                 .server_cpu_us_per_op
-                .zip(etcd.server_cpu_us_per_op)
-                .map(|(ours, etcd)| ratio(ours, etcd)),
-            ours,
-            etcd,
+                .zip(reference.server_cpu_us_per_op)
+                .map(|(subject, reference)| ratio(subject, reference)),
+            subject,
+            reference,
         }
     }
+
+    /// The one-line verdict printed after a comparison.
+    #[must_use]
+    pub fn text_line(&self, dir: &Path) -> String {
+        let names = format!("{}/{}", self.subject.system, self.reference.system);
+        let mut line = format!(
+            "== comparison ({} clients): ops/s {names} {:.2}, p99 {names} {:.2}, \
+             server CPU/op {names} {}",
+            self.subject.clients,
+            self.ops_per_sec_ratio,
+            self.p99_ratio,
+            self.server_cpu_ratio.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"))
+        );
+        let _ = write!(line, "; {}", dir.join("comparison.json").display());
+        line
+    }
+}
+
+fn ratio_cell(value: Option<f64>) -> String {
+    value.map_or_else(String::new, |r| format!("{r:.2}"))
 }
 
 /// Writes the comparison's `report.html` linking both runs.
@@ -511,35 +542,40 @@ pub fn write_comparison_html(
     comparison: &Comparison,
     command: &str,
 ) -> Result<(), Error> {
-    let (ours, etcd) = (&comparison.ours, &comparison.etcd);
+    let (subject, reference) = (&comparison.subject, &comparison.reference);
     let html = fill_template(
         COMPARISON_TEMPLATE,
         &[
             ("command", &escape(command)),
-            ("ours_ops_per_sec", &format!("{:.0}", ours.ops_per_sec)),
-            ("etcd_ops_per_sec", &format!("{:.0}", etcd.ops_per_sec)),
+            ("subject", &escape(&subject.system)),
+            ("reference", &escape(&reference.system)),
+            ("subject_ops_per_sec", &format!("{:.0}", subject.ops_per_sec)),
+            ("reference_ops_per_sec", &format!("{:.0}", reference.ops_per_sec)),
             ("ops_per_sec_ratio", &format!("{:.2}", comparison.ops_per_sec_ratio)),
-            ("ours_p50_ms", &format!("{:.2}", ours.latency_ms.p50)),
-            ("etcd_p50_ms", &format!("{:.2}", etcd.latency_ms.p50)),
+            ("subject_p50_ms", &format!("{:.2}", subject.latency_ms.p50)),
+            ("reference_p50_ms", &format!("{:.2}", reference.latency_ms.p50)),
             ("p50_ratio", &format!("{:.2}", comparison.p50_ratio)),
-            ("ours_p99_ms", &format!("{:.2}", ours.latency_ms.p99)),
-            ("etcd_p99_ms", &format!("{:.2}", etcd.latency_ms.p99)),
+            ("subject_p99_ms", &format!("{:.2}", subject.latency_ms.p99)),
+            ("reference_p99_ms", &format!("{:.2}", reference.latency_ms.p99)),
             ("p99_ratio", &format!("{:.2}", comparison.p99_ratio)),
-            ("ours_p999_ms", &format!("{:.2}", ours.latency_ms.p999)),
-            ("etcd_p999_ms", &format!("{:.2}", etcd.latency_ms.p999)),
+            ("subject_p999_ms", &format!("{:.2}", subject.latency_ms.p999)),
+            ("reference_p999_ms", &format!("{:.2}", reference.latency_ms.p999)),
             ("p999_ratio", &format!("{:.2}", comparison.p999_ratio)),
-            ("ours_server_cpu", &cpu_cell(ours.server_cpu_us_per_op)),
-            ("etcd_server_cpu", &cpu_cell(etcd.server_cpu_us_per_op)),
-            (
-                "server_cpu_ratio",
-                &comparison.server_cpu_ratio.map_or_else(String::new, |r| format!("{r:.2}")),
-            ),
-            ("ours_client_cpu", &cpu_cell(ours.client_cpu_us_per_op)),
-            ("etcd_client_cpu", &cpu_cell(etcd.client_cpu_us_per_op)),
-            ("ours_errors", &ours.errors.to_string()),
-            ("etcd_errors", &etcd.errors.to_string()),
-            ("ours_connection", &escape(&ours.connection_model)),
-            ("etcd_connection", &escape(&etcd.connection_model)),
+            ("subject_server_cpu", &cpu_cell(subject.server_cpu_us_per_op)),
+            ("reference_server_cpu", &cpu_cell(reference.server_cpu_us_per_op)),
+            ("server_cpu_ratio", &ratio_cell(comparison.server_cpu_ratio)),
+            ("subject_client_cpu", &cpu_cell(subject.client_cpu_us_per_op)),
+            ("reference_client_cpu", &cpu_cell(reference.client_cpu_us_per_op)),
+            ("subject_errors", &subject.errors.to_string()),
+            ("reference_errors", &reference.errors.to_string()),
+            ("subject_missing", &subject.missing.to_string()),
+            ("reference_missing", &reference.missing.to_string()),
+            ("subject_server", &escape(&subject.server)),
+            ("reference_server", &escape(&reference.server)),
+            ("subject_client", &escape(&subject.client)),
+            ("reference_client", &escape(&reference.client)),
+            ("subject_connection", &escape(&subject.connection_model)),
+            ("reference_connection", &escape(&reference.connection_model)),
         ],
     );
     let path = dir.join("report.html");
@@ -574,6 +610,8 @@ mod tests {
     fn summary(system: &str) -> Summary {
         Summary {
             system: system.to_owned(),
+            server: if system == "etcd" { "etcd" } else { "kv-server" }.to_owned(),
+            client: format!("{system}'s client"),
             connection_model: "one <shared> client".to_owned(),
             clients: 4,
             read_ratio: 0.5,
@@ -640,12 +678,17 @@ mod tests {
     #[test]
     fn the_comparison_page_fills_every_placeholder() {
         let dir = tempfile::tempdir().unwrap();
-        let comparison = Comparison::new(summary("kv"), summary("etcd"));
+        let comparison = Comparison::new(summary("kv-etcd"), summary("etcd"));
         write_comparison_html(dir.path(), &comparison, "kv-bench --compare etcd").unwrap();
         let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(html.contains("<title>kv-bench: kv-etcd vs etcd</title>"));
+        assert!(html.contains("<th>ratio kv-etcd/etcd</th>"));
+        assert!(html.contains("<a href=\"kv-etcd/report.html\">kv-etcd report</a>"));
         assert!(html.contains("<td>400</td><td>400</td>"));
         assert!(html.contains("<td>1.00</td>"));
         assert!(html.contains("<td>one &lt;shared&gt; client</td>"));
+        assert!(html.contains("<th>server</th><td>kv-server</td><td>etcd</td>"));
+        assert!(html.contains("<th>client</th><td>kv-etcd's client</td><td>etcd's client</td>"));
         assert!(html.contains("<th>server CPU µs/op</th><td>150.0</td><td>150.0</td>"));
         assert_eq!(comparison.server_cpu_ratio, Some(1.0));
         assert!(!html.contains("{{"), "every placeholder is filled");

@@ -19,7 +19,7 @@ use crate::parse::{Fault, FaultAction, FaultNode};
 const RESUME_WAIT: Duration = Duration::from_secs(15);
 use crate::report::{self, Comparison, Summary};
 use crate::scrape::Scraper;
-use crate::system::System;
+use crate::system::{Protocol, Server, System};
 use crate::target::{EtcdTarget, KvTarget, Target};
 use crate::workload::{self, Outcome, Percentiles, WorkloadConfig};
 
@@ -88,6 +88,8 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
     let node_ids: Vec<u64> = cluster.endpoints.iter().map(|node| node.id).collect();
     let summary = Summary {
         system: config.system.name().to_owned(),
+        server: config.system.server().name().to_owned(),
+        client: config.system.protocol().description().to_owned(),
         connection_model,
         clients: config.workload.clients,
         read_ratio: config.workload.read_ratio,
@@ -132,10 +134,10 @@ async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
             .map(|(slot, addr)| NodeEndpoint {
                 id: slot as u64 + 1,
                 client_addr: *addr,
-                metrics_addr: match (&config.metrics_endpoints, config.system) {
+                metrics_addr: match (&config.metrics_endpoints, config.system.server()) {
                     (Some(metrics), _) => metrics.get(slot).copied(),
-                    (None, System::Etcd) => Some(*addr),
-                    (None, System::Kv) => None,
+                    (None, Server::Etcd) => Some(*addr),
+                    (None, Server::KvServer) => None,
                 },
             })
             .collect();
@@ -155,9 +157,10 @@ async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
 type Driven = (Outcome, Vec<FaultMark>, String, workload::Verification);
 
 async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Error> {
-    let addrs: Vec<SocketAddr> = cluster.endpoints.iter().map(|node| node.client_addr).collect();
-    match config.system {
-        System::Kv => {
+    match config.system.protocol() {
+        Protocol::KvClient => {
+            let addrs: Vec<SocketAddr> =
+                cluster.endpoints.iter().map(|node| node.client_addr).collect();
             let certs = cluster.certs_dir.clone().ok_or_else(|| {
                 Error::invalid("--certs-dir", "", "an external cluster of ours needs --certs-dir")
             })?;
@@ -169,33 +172,38 @@ async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Err
             target.close().await;
             result
         }
-        System::Etcd => {
-            // One HTTP/2 connection to the leader multiplexing every worker is etcd's fastest
-            // setup here; with faults the client needs every endpoint to survive the leader.
-            let leader = cluster.leader().await;
-            let leader_addr = cluster
-                .endpoints
-                .iter()
-                .find(|node| Some(node.id) == leader)
-                .map(|node| node.client_addr);
-            let (connect, model) = match leader_addr {
-                Some(addr) if config.faults.is_empty() => (
-                    vec![addr],
-                    format!(
-                        "one shared etcd-client (one HTTP/2 connection to the leader {addr}) \
-                         multiplexing all workers"
-                    ),
-                ),
-                _ => (
-                    addrs.clone(),
-                    "one shared etcd-client balancing over one HTTP/2 connection per endpoint, \
-                     multiplexing all workers"
-                        .to_owned(),
-                ),
-            };
+        Protocol::EtcdClient => {
+            let (connect, model) = etcd_connection(config, cluster).await;
             let target = EtcdTarget::connect(&connect).await?;
             drive_target(config, cluster, target, model).await
         }
+    }
+}
+
+/// The etcd API addresses to connect to, and the connection model in words. One HTTP/2
+/// connection to the leader multiplexing every worker is etcd's
+/// fastest setup here, and `kv-etcd` gets exactly the same; with faults the client needs
+/// every endpoint to survive the leader.
+async fn etcd_connection(config: &RunConfig, cluster: &Cluster) -> (Vec<SocketAddr>, String) {
+    let server = config.system.server().name();
+    let leader = cluster.leader().await;
+    let leader_addr =
+        cluster.endpoints.iter().find(|node| Some(node.id) == leader).map(|node| node.client_addr);
+    match leader_addr {
+        Some(addr) if config.faults.is_empty() => (
+            vec![addr],
+            format!(
+                "one shared etcd-client (one HTTP/2 connection to the leader's etcd API at \
+                 {addr}, served by {server}) multiplexing all workers"
+            ),
+        ),
+        _ => (
+            cluster.endpoints.iter().map(|node| node.client_addr).collect(),
+            format!(
+                "one shared etcd-client balancing over one HTTP/2 connection per endpoint's \
+                 etcd API (served by {server}), multiplexing all workers"
+            ),
+        ),
     }
 }
 
@@ -334,39 +342,53 @@ fn write_report(
     Ok(())
 }
 
-/// Runs ours then etcd with the same workload into `<out>/kv` and `<out>/etcd`, and writes
-/// `comparison.json`, `comparison.{png,svg}` and `report.html` into `<out>`.
+/// Runs `subject` then `reference` with the same workload into `<out>/<subject>` and
+/// `<out>/<reference>` (the systems' names), and writes `comparison.json`,
+/// `comparison.{png,svg}` and `report.html` into `<out>` (`subject`'s `out`). Ratios are
+/// subject / reference.
 ///
 /// # Errors
 ///
-/// As [`run_one`].
-pub async fn run_compare(ours: &RunConfig, etcd: &RunConfig) -> Result<Comparison, Error> {
-    let out = ours.out.clone();
-    let mut ours = ours.clone();
-    ours.out = out.join("kv");
-    let mut etcd = etcd.clone();
-    etcd.out = out.join("etcd");
-    let our_summary = run_one(&ours).await?;
-    eprint!("{}", report::text_summary(&our_summary, &ours.out));
-    let etcd_summary = run_one(&etcd).await?;
-    eprint!("{}", report::text_summary(&etcd_summary, &etcd.out));
-    let comparison = Comparison::new(our_summary, etcd_summary);
+/// As [`run_one`], and [`Error::Invalid`] when both name the same system.
+pub async fn run_compare(subject: &RunConfig, reference: &RunConfig) -> Result<Comparison, Error> {
+    if subject.system == reference.system {
+        return Err(Error::invalid("--compare", subject.system.name(), "compare two systems"));
+    }
+    let out = subject.out.clone();
+    let mut subject = subject.clone();
+    subject.out = out.join(subject.system.name());
+    let mut reference = reference.clone();
+    reference.out = out.join(reference.system.name());
+    let subject_summary = run_one(&subject).await?;
+    eprint!("{}", report::text_summary(&subject_summary, &subject.out));
+    let reference_summary = run_one(&reference).await?;
+    eprint!("{}", report::text_summary(&reference_summary, &reference.out));
+    let comparison = Comparison::new(subject_summary, reference_summary);
     report::write_json(&out.join("comparison.json"), &comparison)?;
-    let latencies = |summary: &Summary| {
-        [summary.latency_ms.p50, summary.latency_ms.p99, summary.latency_ms.p999]
+    charts::draw_comparison(&compare_bars(&comparison), &out)?;
+    report::write_comparison_html(&out, &comparison, &subject.command)?;
+    Ok(comparison)
+}
+
+/// The comparison chart's bars: operations per second and latency.
+fn compare_bars(comparison: &Comparison) -> CompareBars {
+    let (subject, reference) = (&comparison.subject, &comparison.reference);
+    let label = |summary: &Summary| {
+        let ours = if summary.server == Server::KvServer.name() { " (ours)" } else { "" };
+        format!("{}{ours}", summary.system)
     };
-    let bars = CompareBars {
-        names: ["kv (ours)".to_owned(), "etcd".to_owned()],
-        ops_per_sec: [comparison.ours.ops_per_sec, comparison.etcd.ops_per_sec],
-        latency_ms: [latencies(&comparison.ours), latencies(&comparison.etcd)],
+    let latencies = |latency: Percentiles| [latency.p50, latency.p99, latency.p999];
+    CompareBars {
+        names: [label(subject), label(reference)],
+        throughput: [subject.ops_per_sec, reference.ops_per_sec],
+        latency_ms: [latencies(subject.latency_ms), latencies(reference.latency_ms)],
+        throughput_label: "ops/s".to_owned(),
+        latency_label: "latency (ms)".to_owned(),
         title: format!(
             "{} clients, {:.0}% reads, {} B",
-            comparison.ours.clients,
-            comparison.ours.read_ratio * 100.0,
-            comparison.ours.value_size
+            subject.clients,
+            subject.read_ratio * 100.0,
+            subject.value_size
         ),
-    };
-    charts::draw_comparison(&bars, &out)?;
-    report::write_comparison_html(&out, &comparison, &ours.command)?;
-    Ok(comparison)
+    }
 }

@@ -1,5 +1,5 @@
-//! The systems under test behind one interface: ours through `kv-client`, etcd through
-//! `etcd-client`. The workload only sees [`Target`].
+//! The systems under test behind one interface: ours through `kv-client`; etcd, and ours
+//! through its etcd API, through `etcd-client`. The workload only sees [`Target`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -105,8 +105,9 @@ impl Target for KvTarget {
     }
 }
 
-/// etcd through one `etcd-client` channel (one HTTP/2 connection per endpoint given,
-/// every worker's requests multiplexed over it). Versions are mod revisions.
+/// etcd (or ours through its etcd API) through one `etcd-client` channel (one HTTP/2
+/// connection per endpoint given, every worker's requests multiplexed over it). Versions
+/// are mod revisions.
 #[derive(Clone)]
 pub struct EtcdTarget {
     kv: etcd_client::KvClient,

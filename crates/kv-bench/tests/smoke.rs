@@ -1,6 +1,7 @@
-//! Smoke test for CI: the harness runs for about 3 s against three real `kv-server`
-//! processes on 127.0.0.1 and writes a complete report folder, and every acknowledged write
-//! is read back. Method: run the `kv-bench` binary as a user would, then check the folder.
+//! Smoke tests for CI: the harness runs for about 3 s against three real `kv-server`
+//! processes on 127.0.0.1 (through kv-client, and through their etcd API) or etcd, writes a
+//! complete report folder, and every acknowledged write is read back. Method: run the
+//! `kv-bench` binary as a user would, then check the folder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -95,6 +96,25 @@ fn a_short_run_against_three_kv_servers_writes_a_complete_report() {
     // Our nodes export their log bounds: every node answered at least once.
     for node in summary["nodes"].as_array().unwrap() {
         assert!(node["start_index"].is_u64(), "node without metrics: {node}");
+    }
+}
+
+#[test]
+fn a_short_run_against_kv_servers_etcd_api_writes_a_complete_report() {
+    let server = kv_server();
+    let out = tempfile::tempdir().unwrap();
+    run_bench(&["--server-bin", server.to_str().unwrap(), "--system", "kv-etcd"], out.path());
+    let summary = check_report(out.path(), "kv-etcd");
+    assert_eq!(summary["server"], "kv-server");
+    let client = summary["client"].as_str().unwrap();
+    assert!(client.starts_with("etcd-client"), "driven through etcd's client: {client}");
+    let model = summary["connection_model"].as_str().unwrap();
+    assert!(model.contains("etcd API") && model.contains("kv-server"), "{model}");
+    assert!(summary["server_cpu_us_per_op"].as_f64().unwrap() > 0.0, "server CPU: {summary}");
+    // Our metrics are scraped as for `kv`: every node reports its log and its role.
+    for node in summary["nodes"].as_array().unwrap() {
+        assert!(node["start_index"].is_u64(), "node without metrics: {node}");
+        assert!(node["role"].is_u64(), "node without a role: {node}");
     }
 }
 
