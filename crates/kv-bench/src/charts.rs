@@ -588,7 +588,7 @@ fn draw_role_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> DrawRe
 pub struct CompareBars {
     /// The systems' names.
     pub names: [String; 2],
-    /// Throughput of each, per second.
+    /// Throughput of each: operations (watch workload: events delivered) per second.
     pub throughput: [f64; 2],
     /// What the throughput counts, for its panel's caption (`ops/s`).
     pub throughput_label: String,
@@ -719,6 +719,7 @@ mod tests {
                     conflicts: 0,
                     latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
                     nodes: (0..3).map(node).collect(),
+                    watch: None,
                 }
             })
             .collect()
@@ -788,16 +789,16 @@ mod tests {
         let bars = CompareBars {
             names: ["kv-etcd (ours)".into(), "etcd".into()],
             throughput: [12_000.0, 9_000.0],
-            throughput_label: "ops/s".into(),
+            throughput_label: "events delivered/s".into(),
             latency_ms: [[3.0, 12.0, 300.0], [6.0, 18.0, 25.0]],
-            latency_label: "latency (ms)".into(),
-            title: "64 clients".into(),
+            latency_label: "delivery latency (ms)".into(),
+            title: "16 watchers".into(),
         };
         draw_comparison(&bars, dir.path()).unwrap();
         assert!(dir.path().join("comparison.png").is_file());
         let svg = std::fs::read_to_string(dir.path().join("comparison.svg")).unwrap();
         assert!(svg.contains("etcd: 9000"));
         assert!(svg.contains("kv-etcd (ours): 12000"));
-        assert!(svg.contains("ops/s 64 clients"), "captions name the measure");
+        assert!(svg.contains("events delivered/s 16 watchers"), "captions name the measure");
     }
 }

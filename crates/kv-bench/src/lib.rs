@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Every acknowledged write is remembered (version and value hash per key) and read back
-//! linearizably at the end; `summary.json` counts the keys verified and missing.
+//! linearizably at the end; `summary.json` counts the keys verified and missing. The watch
+//! workload also checks that every acknowledged write reached every watcher exactly once.
 //!
 //! # Example
 //!
@@ -35,6 +36,7 @@ pub mod run;
 pub mod scrape;
 pub mod system;
 pub mod target;
+pub mod watch;
 pub mod workload;
 
 pub use error::Error;

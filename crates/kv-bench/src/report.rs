@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::charts::{FaultMark, TIME_CHARTS};
 use crate::error::Error;
 use crate::system::NodeRole;
+use crate::watch::WatchSummary;
 use crate::workload::{Percentiles, Row, Verification};
 
 /// One node's end-of-run figures.
@@ -43,6 +44,8 @@ pub struct NodeSummary {
 pub struct Summary {
     /// `kv`, `kv-etcd` or `etcd`.
     pub system: String,
+    /// `write` or `watch`.
+    pub workload: String,
     /// The server program: `kv-server` or `etcd`.
     pub server: String,
     /// The client library and protocol the workload used.
@@ -103,6 +106,8 @@ pub struct Summary {
     pub faults: Vec<FaultMark>,
     /// A few distinct error messages.
     pub error_samples: Vec<String>,
+    /// The watchers' figures (watch workload only; the fields above are the writers').
+    pub watch: Option<WatchSummary>,
 }
 
 /// The per-node summaries from the rows.
@@ -223,6 +228,33 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
     std::fs::write(path, text).map_err(|source| Error::io("write", path, source))
 }
 
+/// Writes `watch-timeseries.csv`: one row per second with the events the watchers received
+/// (summed over watchers) and their delivery latency percentiles.
+///
+/// # Errors
+///
+/// [`Error::Io`].
+pub fn write_watch_timeseries(path: &Path, rows: &[Row]) -> Result<(), Error> {
+    let mut text = String::from("t_s,warmup,events,p50_ms,p90_ms,p99_ms,p999_ms,max_ms\n");
+    for row in rows {
+        let Some(watch) = row.watch else { continue };
+        let latency = watch.latency_ms;
+        let _ = writeln!(
+            text,
+            "{:.3},{},{},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            row.t_s,
+            u8::from(row.warmup),
+            watch.events,
+            latency.p50,
+            latency.p90,
+            latency.p99,
+            latency.p999,
+            latency.max
+        );
+    }
+    std::fs::write(path, text).map_err(|source| Error::io("write", path, source))
+}
+
 /// Writes a histogram as `<stem>.hdr` (HdrHistogram V2, microseconds) and
 /// `<stem>-percentiles.txt` (the classic percentile distribution, in ms).
 ///
@@ -320,6 +352,7 @@ fn list_section(heading: &str, items: impl Iterator<Item = String>) -> String {
 pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Error> {
     let parameters = table_rows(&[
         ("system", summary.system.clone()),
+        ("workload", summary.workload.clone()),
         ("server", summary.server.clone()),
         ("client", summary.client.clone()),
         ("connection model", summary.connection_model.clone()),
@@ -336,7 +369,7 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
         ("seed", summary.seed.to_string()),
     ]);
     let latency = summary.latency_ms;
-    let results = table_rows(&[
+    let mut results = table_rows(&[
         ("operations", summary.ops.to_string()),
         ("operations/s", format!("{:.0}", summary.ops_per_sec)),
         ("errors", summary.errors.to_string()),
@@ -361,6 +394,9 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
             ),
         ),
     ]);
+    if let Some(watch) = &summary.watch {
+        results.push_str(&table_rows(&watch_results(watch)));
+    }
     let mut nodes = String::new();
     for node in &summary.nodes {
         let _ = writeln!(
@@ -411,6 +447,78 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
     std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
 }
 
+/// The watch workload's rows of a run's results table.
+fn watch_results(watch: &WatchSummary) -> Vec<(&'static str, String)> {
+    let latency = watch.delivery_latency_ms;
+    vec![
+        ("watchers", format!("{} (prefix {:?})", watch.watchers, watch.prefix)),
+        ("events delivered (measured, all watchers)", watch.events.to_string()),
+        ("events delivered/s", format!("{:.0}", watch.events_per_sec)),
+        (
+            "delivery latency p50 / p90 / p99 / p99.9 / max (ms)",
+            format!(
+                "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
+                latency.p50, latency.p90, latency.p99, latency.p999, latency.max
+            ),
+        ),
+        ("server CPU per event (µs)", cpu_cell(watch.server_cpu_us_per_event)),
+        (
+            "acknowledged writes × watchers: expected / delivered / missing",
+            format!("{} / {} / {}", watch.expected_events, watch.delivered, watch.missing),
+        ),
+        (
+            "duplicates / out of order / unacknowledged writes seen",
+            format!(
+                "{} / {} / {}",
+                watch.duplicates, watch.out_of_order, watch.unacknowledged_events
+            ),
+        ),
+        (
+            "drain after the writers stopped (s)",
+            format!(
+                "{:.2}{}",
+                watch.drain_s,
+                if watch.caught_up { "" } else { " (gave up: not caught up)" }
+            ),
+        ),
+        ("watch streams ended early", watch.failed_watchers.to_string()),
+    ]
+}
+
+/// The watch workload's lines of the text summary.
+fn watch_text(text: &mut String, watch: &WatchSummary) {
+    let latency = watch.delivery_latency_ms;
+    let _ = writeln!(
+        text,
+        "   watch: {} watchers  events {}  events/s {:.0}  server CPU {} µs/event",
+        watch.watchers,
+        watch.events,
+        watch.events_per_sec,
+        cpu_cell(watch.server_cpu_us_per_event)
+    );
+    let _ = writeln!(
+        text,
+        "   delivery latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        latency.p50, latency.p90, latency.p99, latency.p999, latency.max
+    );
+    let _ = writeln!(
+        text,
+        "   acknowledged writes × watchers: {} expected, {} delivered, {} missing, \
+         {} duplicates, {} out of order; drain {:.2} s{}",
+        watch.expected_events,
+        watch.delivered,
+        watch.missing,
+        watch.duplicates,
+        watch.out_of_order,
+        watch.drain_s,
+        if watch.failed_watchers > 0 {
+            format!("; {} streams ended early", watch.failed_watchers)
+        } else {
+            String::new()
+        }
+    );
+}
+
 /// The one-screen text summary.
 #[must_use]
 pub fn text_summary(summary: &Summary, dir: &Path) -> String {
@@ -418,8 +526,10 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "== {} == {} clients, read ratio {}, {} B values, {} keys, {:.1} s measured{}",
+        "== {} == {} workload, {} clients, read ratio {}, {} B values, {} keys, {:.1} s \
+         measured{}",
         summary.system,
+        summary.workload,
         summary.clients,
         summary.read_ratio,
         summary.value_size,
@@ -450,6 +560,9 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         "   acknowledged keys: {} verified, {} missing, {} unreadable",
         summary.verified, summary.missing, summary.verification.read_errors
     );
+    if let Some(watch) = &summary.watch {
+        watch_text(&mut text, watch);
+    }
     for node in &summary.nodes {
         let _ = writeln!(
             text,
@@ -487,6 +600,10 @@ pub struct Comparison {
     pub p999_ratio: f64,
     /// Server CPU per operation subject / reference (below 1: the subject spends less).
     pub server_cpu_ratio: Option<f64>,
+    /// Watch workload: events delivered per second, subject / reference.
+    pub events_per_sec_ratio: Option<f64>,
+    /// Watch workload: delivery latency p99, subject / reference.
+    pub delivery_p99_ratio: Option<f64>,
 }
 
 fn ratio(numerator: f64, denominator: f64) -> f64 {
@@ -497,6 +614,7 @@ impl Comparison {
     /// The comparison of two summaries.
     #[must_use]
     pub fn new(subject: Summary, reference: Summary) -> Comparison {
+        let watches = subject.watch.as_ref().zip(reference.watch.as_ref());
         Comparison {
             ops_per_sec_ratio: ratio(subject.ops_per_sec, reference.ops_per_sec),
             p99_ratio: ratio(subject.latency_ms.p99, reference.latency_ms.p99),
@@ -506,6 +624,9 @@ impl Comparison {
                 .server_cpu_us_per_op
                 .zip(reference.server_cpu_us_per_op)
                 .map(|(subject, reference)| ratio(subject, reference)),
+            events_per_sec_ratio: watches.map(|(s, r)| ratio(s.events_per_sec, r.events_per_sec)),
+            delivery_p99_ratio: watches
+                .map(|(s, r)| ratio(s.delivery_latency_ms.p99, r.delivery_latency_ms.p99)),
             subject,
             reference,
         }
@@ -523,6 +644,10 @@ impl Comparison {
             self.p99_ratio,
             self.server_cpu_ratio.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"))
         );
+        if let (Some(events), Some(delivery)) = (self.events_per_sec_ratio, self.delivery_p99_ratio)
+        {
+            let _ = write!(line, "; events/s {names} {events:.2}, delivery p99 {delivery:.2}");
+        }
         let _ = write!(line, "; {}", dir.join("comparison.json").display());
         line
     }
@@ -530,6 +655,73 @@ impl Comparison {
 
 fn ratio_cell(value: Option<f64>) -> String {
     value.map_or_else(String::new, |r| format!("{r:.2}"))
+}
+
+/// A comparison table row: a heading, both values and their ratio (empty for none).
+fn comparison_row(heading: &str, subject: &str, reference: &str, ratio: &str) -> String {
+    format!(
+        "<tr><th>{heading}</th><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+        escape(subject),
+        escape(reference),
+        escape(ratio)
+    )
+}
+
+/// The watch workload's rows of the comparison table (none for the write workload).
+fn comparison_watch_rows(comparison: &Comparison) -> String {
+    let (Some(subject), Some(reference)) = (&comparison.subject.watch, &comparison.reference.watch)
+    else {
+        return String::new();
+    };
+    let latency = |watch: &WatchSummary, pick: fn(&Percentiles) -> f64| {
+        format!("{:.2}", pick(&watch.delivery_latency_ms))
+    };
+    let delivery_ratio = |pick: fn(&Percentiles) -> f64| {
+        format!(
+            "{:.2}",
+            ratio(pick(&subject.delivery_latency_ms), pick(&reference.delivery_latency_ms))
+        )
+    };
+    let exactly_once = |watch: &WatchSummary| {
+        format!(
+            "{} delivered, {} missing, {} duplicates, {} out of order",
+            watch.delivered, watch.missing, watch.duplicates, watch.out_of_order
+        )
+    };
+    let mut rows = String::new();
+    rows.push_str(&comparison_row(
+        "watchers",
+        &subject.watchers.to_string(),
+        &reference.watchers.to_string(),
+        "",
+    ));
+    rows.push_str(&comparison_row(
+        "events delivered/s",
+        &format!("{:.0}", subject.events_per_sec),
+        &format!("{:.0}", reference.events_per_sec),
+        &ratio_cell(comparison.events_per_sec_ratio),
+    ));
+    for (heading, pick) in [
+        ("delivery p50 ms", (|p: &Percentiles| p.p50) as fn(&Percentiles) -> f64),
+        ("delivery p99 ms", |p: &Percentiles| p.p99),
+        ("delivery p99.9 ms", |p: &Percentiles| p.p999),
+    ] {
+        let (s, r) = (latency(subject, pick), latency(reference, pick));
+        rows.push_str(&comparison_row(heading, &s, &r, &delivery_ratio(pick)));
+    }
+    rows.push_str(&comparison_row(
+        "server CPU µs/event",
+        &cpu_cell(subject.server_cpu_us_per_event),
+        &cpu_cell(reference.server_cpu_us_per_event),
+        "",
+    ));
+    rows.push_str(&comparison_row(
+        "acknowledged writes × watchers",
+        &exactly_once(subject),
+        &exactly_once(reference),
+        "",
+    ));
+    rows
 }
 
 /// Writes the comparison's `report.html` linking both runs.
@@ -549,6 +741,7 @@ pub fn write_comparison_html(
             ("command", &escape(command)),
             ("subject", &escape(&subject.system)),
             ("reference", &escape(&reference.system)),
+            ("workload", &escape(&subject.workload)),
             ("subject_ops_per_sec", &format!("{:.0}", subject.ops_per_sec)),
             ("reference_ops_per_sec", &format!("{:.0}", reference.ops_per_sec)),
             ("ops_per_sec_ratio", &format!("{:.2}", comparison.ops_per_sec_ratio)),
@@ -570,6 +763,7 @@ pub fn write_comparison_html(
             ("reference_errors", &reference.errors.to_string()),
             ("subject_missing", &subject.missing.to_string()),
             ("reference_missing", &reference.missing.to_string()),
+            ("watch_rows", &comparison_watch_rows(comparison)),
             ("subject_server", &escape(&subject.server)),
             ("reference_server", &escape(&reference.server)),
             ("subject_client", &escape(&subject.client)),
@@ -610,6 +804,7 @@ mod tests {
     fn summary(system: &str) -> Summary {
         Summary {
             system: system.to_owned(),
+            workload: "write".to_owned(),
             server: if system == "etcd" { "etcd" } else { "kv-server" }.to_owned(),
             client: format!("{system}'s client"),
             connection_model: "one <shared> client".to_owned(),
@@ -639,6 +834,39 @@ mod tests {
             nodes: vec![NodeSummary { id: 1, down_s: 2, ..NodeSummary::default() }],
             faults: vec![FaultMark { t_s: 1.5, label: "kill 2".to_owned(), resumed: None }],
             error_samples: vec!["timed out {{command}}".to_owned()],
+            watch: None,
+        }
+    }
+
+    fn watch_summary(events_per_sec: f64, p99: f64) -> WatchSummary {
+        WatchSummary {
+            watchers: 16,
+            prefix: "key-".to_owned(),
+            events: (events_per_sec * 3.0) as u64,
+            events_per_sec,
+            delivery_latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99, p999: 9.0, max: 20.0 },
+            server_cpu_us_per_event: Some(12.5),
+            acknowledged_writes: 100,
+            expected_events: 1600,
+            delivered: 1599,
+            missing: 1,
+            duplicates: 0,
+            out_of_order: 0,
+            unacknowledged_events: 2,
+            untracked_events: 0,
+            unparsable_events: 0,
+            drain_s: 0.25,
+            caught_up: true,
+            failed_watchers: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    fn watching(system: &str, events_per_sec: f64, p99: f64) -> Summary {
+        Summary {
+            workload: "watch".to_owned(),
+            watch: Some(watch_summary(events_per_sec, p99)),
+            ..summary(system)
         }
     }
 
@@ -690,7 +918,67 @@ mod tests {
         assert!(html.contains("<th>server</th><td>kv-server</td><td>etcd</td>"));
         assert!(html.contains("<th>client</th><td>kv-etcd's client</td><td>etcd's client</td>"));
         assert!(html.contains("<th>server CPU µs/op</th><td>150.0</td><td>150.0</td>"));
+        assert!(!html.contains("events delivered/s"), "no watch rows for the write workload");
         assert_eq!(comparison.server_cpu_ratio, Some(1.0));
+        assert_eq!(comparison.events_per_sec_ratio, None);
         assert!(!html.contains("{{"), "every placeholder is filled");
+    }
+
+    #[test]
+    fn a_watch_comparison_gives_event_rate_and_delivery_ratios_everywhere() {
+        let comparison =
+            Comparison::new(watching("kv-etcd", 3000.0, 4.0), watching("etcd", 2000.0, 8.0));
+        assert_eq!(comparison.events_per_sec_ratio, Some(1.5));
+        assert_eq!(comparison.delivery_p99_ratio, Some(0.5));
+        let line = comparison.text_line(Path::new("out"));
+        assert!(line.contains("events/s kv-etcd/etcd 1.50, delivery p99 0.50"), "{line}");
+        let json = serde_json::to_value(&comparison).unwrap();
+        assert_eq!(json["subject"]["watch"]["missing"], 1);
+        assert_eq!(json["reference"]["system"], "etcd");
+        let dir = tempfile::tempdir().unwrap();
+        write_comparison_html(dir.path(), &comparison, "kv-bench --workload watch").unwrap();
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(
+            html.contains("<th>events delivered/s</th><td>3000</td><td>2000</td><td>1.50</td>")
+        );
+        assert!(html.contains("<th>delivery p99 ms</th><td>4.00</td><td>8.00</td><td>0.50</td>"));
+        assert!(html.contains("1599 delivered, 1 missing, 0 duplicates, 0 out of order"));
+        assert!(!html.contains("{{"), "every placeholder is filled");
+    }
+
+    #[test]
+    fn a_watch_run_reports_its_watchers_in_the_page_and_the_text() {
+        let summary = watching("kv-etcd", 3000.0, 4.0);
+        let dir = tempfile::tempdir().unwrap();
+        write_html(dir.path(), &summary, "kv-bench --workload watch").unwrap();
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(html.contains("<tr><th>events delivered/s</th><td>3000</td></tr>"));
+        assert!(html.contains("<td>1600 / 1599 / 1</td>"), "expected / delivered / missing");
+        assert!(html.contains("<tr><th>workload</th><td>watch</td></tr>"));
+        let text = text_summary(&summary, Path::new("out"));
+        assert!(text.contains("watch: 16 watchers  events 9000  events/s 3000"), "{text}");
+        assert!(text.contains("delivery latency ms: p50 1.00"), "{text}");
+        assert!(text.contains("1600 expected, 1599 delivered, 1 missing, 0 duplicates"), "{text}");
+    }
+
+    #[test]
+    fn the_watch_time_series_has_a_row_per_watched_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |t_s: f64, watch: Option<crate::workload::WatchRow>| Row {
+            t_s,
+            warmup: false,
+            ops: 1,
+            errors: 0,
+            conflicts: 0,
+            latency_ms: Percentiles::default(),
+            nodes: Vec::new(),
+            watch,
+        };
+        let watched = crate::workload::WatchRow { events: 42, latency_ms: Percentiles::default() };
+        let path = dir.path().join("watch-timeseries.csv");
+        write_watch_timeseries(&path, &[row(1.0, Some(watched)), row(2.0, None)]).unwrap();
+        let csv = std::fs::read_to_string(path).unwrap();
+        assert_eq!(csv.lines().count(), 2, "{csv}");
+        assert!(csv.lines().nth(1).unwrap().starts_with("1.000,0,42,"), "{csv}");
     }
 }

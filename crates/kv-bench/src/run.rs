@@ -21,6 +21,7 @@ use crate::report::{self, Comparison, Summary};
 use crate::scrape::Scraper;
 use crate::system::{Protocol, Server, System};
 use crate::target::{EtcdTarget, KvTarget, Target};
+use crate::watch::WatchSummary;
 use crate::workload::{self, Outcome, Percentiles, WorkloadConfig};
 
 /// Everything one run needs.
@@ -86,8 +87,13 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
     let _ = tokio::task::spawn_blocking(move || stopper.stop()).await;
     let (outcome, faults, connection_model, verification) = result?;
     let node_ids: Vec<u64> = cluster.endpoints.iter().map(|node| node.id).collect();
+    let watch = outcome
+        .watch
+        .as_ref()
+        .map(|watch| WatchSummary::new(watch, outcome.measured_s, outcome.server_cpu_micros));
     let summary = Summary {
         system: config.system.name().to_owned(),
+        workload: config.workload.kind.name().to_owned(),
         server: config.system.server().name().to_owned(),
         client: config.system.protocol().description().to_owned(),
         connection_model,
@@ -121,6 +127,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         nodes: report::node_summaries(&node_ids, &outcome.rows),
         faults,
         error_samples: outcome.error_samples.clone(),
+        watch,
     };
     write_report(config, &summary, &outcome, &node_ids)?;
     Ok(summary)
@@ -181,11 +188,18 @@ async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Err
 }
 
 /// The etcd API addresses to connect to, and the connection model in words. One HTTP/2
-/// connection to the leader multiplexing every worker is etcd's
+/// connection to the leader multiplexing every worker (and every watcher) is etcd's
 /// fastest setup here, and `kv-etcd` gets exactly the same; with faults the client needs
 /// every endpoint to survive the leader.
 async fn etcd_connection(config: &RunConfig, cluster: &Cluster) -> (Vec<SocketAddr>, String) {
     let server = config.system.server().name();
+    let watchers = match config.workload.kind {
+        workload::WorkloadKind::Write => String::new(),
+        workload::WorkloadKind::Watch => format!(
+            "; each of the {} watchers on its own gRPC watch stream over the same connection",
+            config.workload.watchers
+        ),
+    };
     let leader = cluster.leader().await;
     let leader_addr =
         cluster.endpoints.iter().find(|node| Some(node.id) == leader).map(|node| node.client_addr);
@@ -194,14 +208,14 @@ async fn etcd_connection(config: &RunConfig, cluster: &Cluster) -> (Vec<SocketAd
             vec![addr],
             format!(
                 "one shared etcd-client (one HTTP/2 connection to the leader's etcd API at \
-                 {addr}, served by {server}) multiplexing all workers"
+                 {addr}, served by {server}) multiplexing all workers{watchers}"
             ),
         ),
         _ => (
             cluster.endpoints.iter().map(|node| node.client_addr).collect(),
             format!(
                 "one shared etcd-client balancing over one HTTP/2 connection per endpoint's \
-                 etcd API (served by {server}), multiplexing all workers"
+                 etcd API (served by {server}), multiplexing all workers{watchers}"
             ),
         ),
     }
@@ -227,8 +241,11 @@ async fn drive_target<T: Target>(
     let bar = progress.clone();
     let on_row: workload::OnRow = Box::new(move |row| {
         bar.set_position(row.t_s.round() as u64);
+        let watch = row.watch.map_or_else(String::new, |watch| {
+            format!("  events/s {}  delivery p99 {:.2} ms", watch.events, watch.latency_ms.p99)
+        });
         bar.set_message(format!(
-            "{} ops/s  p99 {:.2} ms  errors {}",
+            "{} ops/s  p99 {:.2} ms  errors {}{watch}",
             row.ops, row.latency_ms.p99, row.errors
         ));
     });
@@ -237,6 +254,13 @@ async fn drive_target<T: Target>(
     let outcome =
         workload::run(target.clone(), &config.workload, scraper, started, on_row, server_pids)
             .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            progress.finish_and_clear();
+            return Err(error);
+        }
+    };
     progress.finish_and_clear();
     let faults = marks.lock().unwrap_or_else(PoisonError::into_inner).clone();
     info!(keys = outcome.acks.iter().flatten().count(), "verifying acknowledged writes");
@@ -331,6 +355,10 @@ fn write_report(
     report::write_histogram(dir, "latency", &outcome.all)?;
     report::write_histogram(dir, "latency-read", &outcome.reads)?;
     report::write_histogram(dir, "latency-write", &outcome.writes)?;
+    if let Some(watch) = &outcome.watch {
+        report::write_histogram(dir, "delivery-latency", &watch.latency)?;
+        report::write_watch_timeseries(&dir.join("watch-timeseries.csv"), &outcome.rows)?;
+    }
     let data = TimeData {
         rows: &outcome.rows,
         node_ids,
@@ -370,7 +398,8 @@ pub async fn run_compare(subject: &RunConfig, reference: &RunConfig) -> Result<C
     Ok(comparison)
 }
 
-/// The comparison chart's bars: operations per second and latency.
+/// The comparison chart's bars: operations per second and latency, or for the watch
+/// workload events per second and delivery latency.
 fn compare_bars(comparison: &Comparison) -> CompareBars {
     let (subject, reference) = (&comparison.subject, &comparison.reference);
     let label = |summary: &Summary| {
@@ -378,17 +407,34 @@ fn compare_bars(comparison: &Comparison) -> CompareBars {
         format!("{}{ours}", summary.system)
     };
     let latencies = |latency: Percentiles| [latency.p50, latency.p99, latency.p999];
-    CompareBars {
-        names: [label(subject), label(reference)],
-        throughput: [subject.ops_per_sec, reference.ops_per_sec],
-        latency_ms: [latencies(subject.latency_ms), latencies(reference.latency_ms)],
-        throughput_label: "ops/s".to_owned(),
-        latency_label: "latency (ms)".to_owned(),
-        title: format!(
-            "{} clients, {:.0}% reads, {} B",
-            subject.clients,
-            subject.read_ratio * 100.0,
-            subject.value_size
-        ),
+    let names = [label(subject), label(reference)];
+    match (&subject.watch, &reference.watch) {
+        (Some(subject_watch), Some(reference_watch)) => CompareBars {
+            names,
+            throughput: [subject_watch.events_per_sec, reference_watch.events_per_sec],
+            latency_ms: [
+                latencies(subject_watch.delivery_latency_ms),
+                latencies(reference_watch.delivery_latency_ms),
+            ],
+            throughput_label: "events delivered/s".to_owned(),
+            latency_label: "delivery latency (ms)".to_owned(),
+            title: format!(
+                "{} watchers, {} writers, {} B",
+                subject_watch.watchers, subject.clients, subject.value_size
+            ),
+        },
+        _ => CompareBars {
+            names,
+            throughput: [subject.ops_per_sec, reference.ops_per_sec],
+            latency_ms: [latencies(subject.latency_ms), latencies(reference.latency_ms)],
+            throughput_label: "ops/s".to_owned(),
+            latency_label: "latency (ms)".to_owned(),
+            title: format!(
+                "{} clients, {:.0}% reads, {} B",
+                subject.clients,
+                subject.read_ratio * 100.0,
+                subject.value_size
+            ),
+        },
     }
 }
