@@ -27,6 +27,7 @@
 pub mod charts;
 pub mod cli;
 pub mod cluster;
+pub mod comparison;
 pub mod cpu;
 mod error;
 pub mod metrics;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, warn};
 
-use crate::charts::{self, CompareBars, FaultMark, Resumed, TimeData};
+use crate::charts::{self, FaultMark, Resumed, TimeData};
 use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint};
 use crate::cpu;
 use crate::error::Error;
@@ -17,7 +17,8 @@ use crate::parse::{Fault, FaultAction, FaultNode};
 
 /// How long the fault schedule waits for a restarted node to answer its metrics.
 const RESUME_WAIT: Duration = Duration::from_secs(15);
-use crate::report::{self, Comparison, Summary};
+use crate::comparison::{self, Comparison};
+use crate::report::{self, Summary};
 use crate::scrape::Scraper;
 use crate::system::{Protocol, Server, System};
 use crate::target::{EtcdTarget, KvTarget, Target};
@@ -393,48 +394,7 @@ pub async fn run_compare(subject: &RunConfig, reference: &RunConfig) -> Result<C
     eprint!("{}", report::text_summary(&reference_summary, &reference.out));
     let comparison = Comparison::new(subject_summary, reference_summary);
     report::write_json(&out.join("comparison.json"), &comparison)?;
-    charts::draw_comparison(&compare_bars(&comparison), &out)?;
-    report::write_comparison_html(&out, &comparison, &subject.command)?;
+    charts::draw_comparison(&comparison.bars(), &out)?;
+    comparison::write_comparison_html(&out, &comparison, &subject.command)?;
     Ok(comparison)
-}
-
-/// The comparison chart's bars: operations per second and latency, or for the watch
-/// workload events per second and delivery latency.
-fn compare_bars(comparison: &Comparison) -> CompareBars {
-    let (subject, reference) = (&comparison.subject, &comparison.reference);
-    let label = |summary: &Summary| {
-        let ours = if summary.server == Server::KvServer.name() { " (ours)" } else { "" };
-        format!("{}{ours}", summary.system)
-    };
-    let latencies = |latency: Percentiles| [latency.p50, latency.p99, latency.p999];
-    let names = [label(subject), label(reference)];
-    match (&subject.watch, &reference.watch) {
-        (Some(subject_watch), Some(reference_watch)) => CompareBars {
-            names,
-            throughput: [subject_watch.events_per_sec, reference_watch.events_per_sec],
-            latency_ms: [
-                latencies(subject_watch.delivery_latency_ms),
-                latencies(reference_watch.delivery_latency_ms),
-            ],
-            throughput_label: "events delivered/s".to_owned(),
-            latency_label: "delivery latency (ms)".to_owned(),
-            title: format!(
-                "{} watchers, {} writers, {} B",
-                subject_watch.watchers, subject.clients, subject.value_size
-            ),
-        },
-        _ => CompareBars {
-            names,
-            throughput: [subject.ops_per_sec, reference.ops_per_sec],
-            latency_ms: [latencies(subject.latency_ms), latencies(reference.latency_ms)],
-            throughput_label: "ops/s".to_owned(),
-            latency_label: "latency (ms)".to_owned(),
-            title: format!(
-                "{} clients, {:.0}% reads, {} B",
-                subject.clients,
-                subject.read_ratio * 100.0,
-                subject.value_size
-            ),
-        },
-    }
 }
