@@ -62,7 +62,7 @@ pub struct TimeData<'a> {
     pub node_ids: &'a [u64],
     /// The faults.
     pub faults: &'a [FaultMark],
-    /// `kv` or `etcd`, for the titles.
+    /// The system's name (`kv`, `kv-etcd`, `etcd`), for the titles.
     pub system: &'a str,
 }
 
@@ -588,10 +588,14 @@ fn draw_role_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> DrawRe
 pub struct CompareBars {
     /// The systems' names.
     pub names: [String; 2],
-    /// Operations per second of each.
-    pub ops_per_sec: [f64; 2],
+    /// Throughput of each: operations (watch workload: events delivered) per second.
+    pub throughput: [f64; 2],
+    /// What the throughput counts, for its panel's caption (`ops/s`).
+    pub throughput_label: String,
     /// p50, p99 and p99.9 latency of each, in ms.
     pub latency_ms: [[f64; 3]; 2],
+    /// What the latency measures, for its panel's caption (`latency (ms)`).
+    pub latency_label: String,
     /// What was run, for the title.
     pub title: String,
 }
@@ -600,9 +604,9 @@ impl Chart for CompareBars {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let (left, right) = root.split_horizontally(SIZE.0 / 2);
         let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
-        let ops_max = self.ops_per_sec.iter().fold(1.0_f64, |a, b| a.max(*b)) * 1.2;
+        let ops_max = self.throughput.iter().fold(1.0_f64, |a, b| a.max(*b)) * 1.2;
         let mut chart = ChartBuilder::on(&left)
-            .caption(format!("throughput (ops/s) {}", self.title), ("sans-serif", 18))
+            .caption(format!("{} {}", self.throughput_label, self.title), ("sans-serif", 18))
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(70)
@@ -612,7 +616,7 @@ impl Chart for CompareBars {
             .disable_x_mesh()
             .x_label_formatter(&|_: &f64| String::new())
             .draw()?;
-        for (slot, (value, color)) in self.ops_per_sec.iter().zip(colors).enumerate() {
+        for (slot, (value, color)) in self.throughput.iter().zip(colors).enumerate() {
             let (x, value) = (slot as f64, *value);
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(x + 0.2, 0.0), (x + 0.8, value)],
@@ -627,7 +631,7 @@ impl Chart for CompareBars {
         let latency_max = self.latency_ms.iter().flatten().fold(0.1_f64, |a, b| a.max(*b)) * 1.2;
         let labels = ["p50", "p99", "p99.9"];
         let mut chart = ChartBuilder::on(&right)
-            .caption("latency (ms)", ("sans-serif", 18))
+            .caption(self.latency_label.as_str(), ("sans-serif", 18))
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(70)
@@ -715,6 +719,7 @@ mod tests {
                     conflicts: 0,
                     latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
                     nodes: (0..3).map(node).collect(),
+                    watch: None,
                 }
             })
             .collect()
@@ -782,14 +787,18 @@ mod tests {
     fn the_comparison_chart_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let bars = CompareBars {
-            names: ["kv (ours)".into(), "etcd".into()],
-            ops_per_sec: [12_000.0, 9_000.0],
+            names: ["kv-etcd (ours)".into(), "etcd".into()],
+            throughput: [12_000.0, 9_000.0],
+            throughput_label: "events delivered/s".into(),
             latency_ms: [[3.0, 12.0, 300.0], [6.0, 18.0, 25.0]],
-            title: "64 clients".into(),
+            latency_label: "delivery latency (ms)".into(),
+            title: "16 watchers".into(),
         };
         draw_comparison(&bars, dir.path()).unwrap();
         assert!(dir.path().join("comparison.png").is_file());
         let svg = std::fs::read_to_string(dir.path().join("comparison.svg")).unwrap();
         assert!(svg.contains("etcd: 9000"));
+        assert!(svg.contains("kv-etcd (ours): 12000"));
+        assert!(svg.contains("events delivered/s 16 watchers"), "captions name the measure");
     }
 }

@@ -1,5 +1,5 @@
 //! The command line and what it runs: one run, a client-count sweep, or a comparison
-//! with etcd.
+//! of two systems (ours and etcd, or ours through two clients).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,8 +11,12 @@ use crate::error::Error;
 use crate::parse::{parse_clients, parse_duration, parse_faults, parse_size};
 use crate::report;
 use crate::run::{RunConfig, run_compare, run_one};
-use crate::system::System;
-use crate::workload::WorkloadConfig;
+use crate::system::{Protocol, Server, System};
+use crate::watch::WATCH_VALUE_BYTES_MIN;
+use crate::workload::{WorkloadConfig, WorkloadKind};
+
+/// Watchers of the watch workload when `--watchers` is not given.
+const WATCHERS_DEFAULT: usize = 16;
 
 /// Load-test harness: launches a cluster of `kv-server` (or `etcd`) processes on loopback,
 /// runs a workload, and writes a report folder with JSON, CSV, HdrHistogram files, charts
@@ -20,6 +24,14 @@ use crate::workload::WorkloadConfig;
 #[derive(Debug, Parser)]
 #[command(name = "kv-bench", version)]
 pub struct Args {
+    /// `write`: clients read and write random keys; `watch`: clients put random keys while
+    /// `--watchers` watchers watch them all (through etcd's API: `--system kv-etcd` or
+    /// `etcd`), measuring events delivered per second and delivery latency.
+    #[arg(long, value_enum, default_value_t = WorkloadKind::Write)]
+    pub workload: WorkloadKind,
+    /// Watchers of `--workload watch`, each on its own watch stream (default 16).
+    #[arg(long)]
+    pub watchers: Option<usize>,
     /// Concurrent clients; a list (`20,56,64`) runs one benchmark per count.
     #[arg(long, default_value = "20")]
     pub clients: String,
@@ -64,10 +76,12 @@ pub struct Args {
     /// Seed of the workers' random choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// `kv` (ours) or `etcd`.
+    /// `kv` (ours through kv-client over QUIC), `kv-etcd` (ours through its etcd API with
+    /// etcd-client, exactly as etcd is driven) or `etcd`.
     #[arg(long, value_enum, default_value_t = System::Kv)]
     pub system: System,
-    /// Also run this system with the same parameters and compare (`etcd`).
+    /// Also run this system with the same parameters and compare (`etcd`; or `kv` /
+    /// `kv-etcd` to compare our two clients). etcd is always the reference of the ratios.
     #[arg(long, value_enum)]
     pub compare: Option<System>,
     /// Target an already running cluster: its client addresses, comma-separated.
@@ -119,15 +133,15 @@ fn program_for(args: &Args, system: System) -> Result<PathBuf, Error> {
     if args.endpoints.is_some() {
         return Ok(PathBuf::new());
     }
-    match system {
-        System::Kv => {
+    match system.server() {
+        Server::KvServer => {
             let hint = "build it with `cargo build -p kv-server` (or pass --server-bin PATH)";
             match find_program(args.server_bin.as_deref(), "kv-server", hint) {
                 Err(Error::NotFound { .. }) if args.server_bin.is_none() => build_server(hint),
                 found => found,
             }
         }
-        System::Etcd => find_program(
+        Server::Etcd => find_program(
             args.etcd_bin.as_deref(),
             "etcd",
             "install it (Debian: `apt-get install etcd-server`) or pass --etcd-bin PATH",
@@ -158,6 +172,69 @@ fn build_server(hint: &str) -> Result<PathBuf, Error> {
     if status.success() && built.is_file() { Ok(built) } else { Err(not_found()) }
 }
 
+/// The workload `--workload` and `--watchers` ask for: its kind and number of watchers.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for a watch workload a system cannot serve (ours through kv-client
+/// has no watch) or knobs it cannot honour, and for `--watchers` without it.
+fn workload_kind(args: &Args) -> Result<(WorkloadKind, usize), Error> {
+    if args.workload == WorkloadKind::Write {
+        return match args.watchers {
+            Some(count) => Err(Error::invalid(
+                "--watchers",
+                &count.to_string(),
+                "watchers need --workload watch",
+            )),
+            None => Ok((WorkloadKind::Write, 0)),
+        };
+    }
+    let systems = std::iter::once(args.system).chain(args.compare);
+    if let Some(unwatchable) = systems.into_iter().find(|s| s.protocol() == Protocol::KvClient) {
+        return Err(Error::invalid(
+            "--workload",
+            "watch",
+            format!(
+                "--system/--compare {} drives kv-client, which has no watch; watch through \
+                 the etcd API with --system kv-etcd (or etcd)",
+                unwatchable.name()
+            ),
+        ));
+    }
+    let refusals = [
+        (args.read_ratio > 0.0, "--read-ratio", "the watch workload's clients only write: use 0"),
+        (args.occ, "--occ", "the watch workload's clients put unconditionally"),
+        (!args.fault.is_empty(), "--fault", "faults would end the watch streams"),
+        (
+            args.value_size < WATCH_VALUE_BYTES_MIN,
+            "--value-size",
+            "the watch workload's values start with an 18-byte send time",
+        ),
+    ];
+    if let Some((_, what, reason)) = refusals.into_iter().find(|(refused, ..)| *refused) {
+        return Err(Error::invalid(what, "", format!("not with --workload watch: {reason}")));
+    }
+    let watchers = args.watchers.unwrap_or(WATCHERS_DEFAULT);
+    if watchers == 0 {
+        return Err(Error::invalid("--watchers", "0", "watch with at least one watcher"));
+    }
+    Ok((WorkloadKind::Watch, watchers))
+}
+
+/// The two systems of `--system A --compare B` as (subject, reference): etcd is always the
+/// reference, so ratios read ours / etcd; between our two clients `--compare` names the
+/// reference.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] when both name the same system.
+fn comparison_order(system: System, other: System) -> Result<(System, System), Error> {
+    if system == other {
+        return Err(Error::invalid("--compare", other.name(), "compare with another system"));
+    }
+    if system.server() == Server::Etcd { Ok((other, system)) } else { Ok((system, other)) }
+}
+
 /// Runs what the command line asks for and prints the text summaries.
 ///
 /// # Errors
@@ -170,6 +247,8 @@ pub async fn execute(args: Args) -> Result<(), Error> {
     if compare.is_some() && args.endpoints.is_some() {
         return Err(Error::invalid("--compare", "", "comparisons launch both clusters"));
     }
+    let order = compare.map(|other| comparison_order(system, other)).transpose()?;
+    let (kind, watchers) = workload_kind(&args)?;
     if !(0.0..=1.0).contains(&args.read_ratio) {
         return Err(Error::invalid("--read-ratio", &args.read_ratio.to_string(), "use 0..1"));
     }
@@ -188,6 +267,8 @@ pub async fn execute(args: Args) -> Result<(), Error> {
     let base = RunConfig {
         system,
         workload: WorkloadConfig {
+            kind,
+            watchers,
             clients: counts[0],
             read_ratio: args.read_ratio,
             value_size: args.value_size,
@@ -227,21 +308,15 @@ pub async fn execute(args: Args) -> Result<(), Error> {
         if counts.len() > 1 {
             config.out = engine_out.join(format!("clients-{clients}"));
         }
-        match (compare, &other_program) {
-            (Some(other), Some(program)) => {
+        match (order, &other_program) {
+            (Some((subject, _)), Some(program)) => {
                 let mut second = config.clone();
-                second.system = other;
+                second.system = compare.unwrap_or(system);
                 second.program = program.clone();
-                let (ours, theirs) =
-                    if system == System::Kv { (config, second) } else { (second, config) };
-                let comparison = run_compare(&ours, &theirs).await?;
-                eprintln!(
-                    "== comparison ({clients} clients): ops/s kv/etcd {:.2}, p99 kv/etcd {:.2}; \
-                     {}",
-                    comparison.ops_per_sec_ratio,
-                    comparison.p99_ratio,
-                    ours.out.join("comparison.json").display()
-                );
+                let (subject, reference) =
+                    if subject == system { (config, second) } else { (second, config) };
+                let comparison = run_compare(&subject, &reference).await?;
+                eprintln!("{}", comparison.text_line(&subject.out));
             }
             _ => {
                 let summary = run_one(&config).await?;
@@ -255,6 +330,66 @@ pub async fn execute(args: Args) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(line: &str) -> Args {
+        Args::try_parse_from(std::iter::once("kv-bench").chain(line.split_whitespace())).unwrap()
+    }
+
+    fn refusal(line: &str) -> String {
+        workload_kind(&args(line)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn kv_etcd_parses_as_a_system_and_a_comparison() {
+        let parsed = args("--system kv-etcd --compare etcd --clients 20,256");
+        assert_eq!(parsed.system, System::KvEtcd);
+        assert_eq!(parsed.compare, Some(System::Etcd));
+        assert_eq!(parsed.workload, WorkloadKind::Write, "write stays the default");
+        assert_eq!(workload_kind(&parsed).unwrap(), (WorkloadKind::Write, 0));
+        assert!(Args::try_parse_from(["kv-bench", "--system", "kvetcd"]).is_err());
+    }
+
+    #[test]
+    fn etcd_is_always_the_reference_of_a_comparison() {
+        let ordered = comparison_order(System::KvEtcd, System::Etcd).unwrap();
+        assert_eq!(ordered, (System::KvEtcd, System::Etcd));
+        let ordered = comparison_order(System::Etcd, System::KvEtcd).unwrap();
+        assert_eq!(ordered, (System::KvEtcd, System::Etcd));
+        assert_eq!(comparison_order(System::Etcd, System::Kv).unwrap(), (System::Kv, System::Etcd));
+        let ours = comparison_order(System::Kv, System::KvEtcd).unwrap();
+        assert_eq!(ours, (System::Kv, System::KvEtcd), "--compare names the reference");
+        let error = comparison_order(System::Etcd, System::Etcd).unwrap_err().to_string();
+        assert!(error.contains("another system"), "{error}");
+    }
+
+    #[test]
+    fn the_watch_workload_defaults_to_sixteen_watchers() {
+        let parsed = args("--system kv-etcd --compare etcd --workload watch --clients 4");
+        assert_eq!(workload_kind(&parsed).unwrap(), (WorkloadKind::Watch, 16));
+        let parsed = args("--system etcd --workload watch --watchers 3");
+        assert_eq!(workload_kind(&parsed).unwrap(), (WorkloadKind::Watch, 3));
+    }
+
+    #[test]
+    fn watching_through_kv_client_is_refused_with_the_way_out() {
+        let error = refusal("--system kv --workload watch");
+        assert!(error.contains("kv-client, which has no watch"), "{error}");
+        assert!(error.contains("--system kv-etcd"), "{error}");
+        let error = refusal("--system kv-etcd --compare kv --workload watch");
+        assert!(error.contains("--compare kv drives kv-client"), "{error}");
+    }
+
+    #[test]
+    fn watch_knobs_it_cannot_honour_are_refused() {
+        let base = "--system kv-etcd --workload watch";
+        assert!(refusal(&format!("{base} --read-ratio 0.5")).contains("--read-ratio"));
+        assert!(refusal(&format!("{base} --occ")).contains("--occ"));
+        assert!(refusal(&format!("{base} --fault kill:1@3s")).contains("--fault"));
+        assert!(refusal(&format!("{base} --value-size 8")).contains("--value-size"));
+        assert!(refusal(&format!("{base} --watchers 0")).contains("at least one watcher"));
+        let error = refusal("--system kv-etcd --watchers 4");
+        assert!(error.contains("watchers need --workload watch"), "{error}");
+    }
 
     #[test]
     fn storage_lists_name_known_engines_in_order() {

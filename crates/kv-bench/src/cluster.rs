@@ -1,5 +1,7 @@
 //! Launching a cluster of `kv-server` or `etcd` processes on loopback, signalling them for
 //! the fault schedule, and always killing them at the end (the guard kills on drop).
+//! `kv` and `kv-etcd` launch the very same `kv-server` command lines; only the address the
+//! workload's client is given differs (QUIC, or the etcd API).
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -15,8 +17,8 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::metrics::{Samples, http_get};
-use crate::system::NodeRole;
 pub use crate::system::System;
+use crate::system::{NodeRole, Protocol, Server};
 
 /// How long a launched cluster may take to serve and elect a leader.
 const READY_TIMEOUT: Duration = Duration::from_secs(40);
@@ -29,7 +31,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NodeEndpoint {
     /// The node's id (1-based).
     pub id: u64,
-    /// The client address (QUIC for ours, HTTP/2 gRPC for etcd).
+    /// The address the workload's client connects to: QUIC for `kv`, the etcd v3 gRPC API
+    /// (HTTP/2) for `kv-etcd` and etcd.
     pub client_addr: SocketAddr,
     /// The HTTP address serving `/metrics` and `/health`, when known.
     pub metrics_addr: Option<SocketAddr>,
@@ -187,8 +190,8 @@ impl Cluster {
         }
     }
 
-    /// Launches `config.nodes` processes of `system` in a fresh temporary directory and
-    /// waits until they serve and have a leader.
+    /// Launches `config.nodes` processes of `system`'s server in a fresh temporary
+    /// directory and waits until they serve and have a leader.
     ///
     /// # Errors
     ///
@@ -200,91 +203,24 @@ impl Cluster {
             .map_err(|source| Error::io("create", std::env::temp_dir(), source))?;
         std::fs::create_dir_all(&config.log_dir)
             .map_err(|source| Error::io("create", &config.log_dir, source))?;
-        let mut ports = PortPicker::default();
         let ids: Vec<u64> = (1..=config.nodes).collect();
-        let peer_ports: Vec<u16> = ids.iter().map(|_| ports.pick()).collect::<Result<_, _>>()?;
-        let client_ports: Vec<u16> = ids.iter().map(|_| ports.pick()).collect::<Result<_, _>>()?;
-        let http_ports: Vec<u16> = ids.iter().map(|_| ports.pick()).collect::<Result<_, _>>()?;
-        let mut certs_dir = None;
+        let mut picker = PortPicker::default();
+        let ports: Vec<NodePorts> =
+            ids.iter().map(|_| NodePorts::pick(&mut picker)).collect::<Result<_, _>>()?;
+        let certs_dir = match system.server() {
+            Server::KvServer => {
+                let certs = dir.path().join("certs");
+                make_certs(&config.program, &certs, &ids)?;
+                Some(certs)
+            }
+            Server::Etcd => None,
+        };
         let mut endpoints = Vec::new();
         let mut processes = Vec::new();
         for (slot, &id) in ids.iter().enumerate() {
-            let (args, endpoint) = match system {
-                System::Kv => {
-                    let certs = dir.path().join("certs");
-                    if certs_dir.is_none() {
-                        make_certs(&config.program, &certs, &ids)?;
-                        certs_dir = Some(certs.clone());
-                    }
-                    let peers: Vec<String> = ids
-                        .iter()
-                        .zip(&peer_ports)
-                        .map(|(peer, port)| format!("{peer}=127.0.0.1:{port}"))
-                        .collect();
-                    let args = vec![
-                        "--id".into(),
-                        id.to_string(),
-                        "--listen".into(),
-                        format!("127.0.0.1:{}", peer_ports[slot]),
-                        "--peers".into(),
-                        peers.join(","),
-                        "--data-dir".into(),
-                        dir.path().join(format!("node-{id}")).display().to_string(),
-                        "--certs-dir".into(),
-                        certs.display().to_string(),
-                        "--http".into(),
-                        format!("127.0.0.1:{}", http_ports[slot]),
-                        "--snapshot-threshold".into(),
-                        config.snapshot_size.clone(),
-                        "--storage".into(),
-                        config.storage.clone(),
-                        "--cluster-id".into(),
-                        "kv".into(),
-                    ];
-                    let endpoint = NodeEndpoint {
-                        id,
-                        client_addr: SocketAddr::from(([127, 0, 0, 1], peer_ports[slot])),
-                        metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], http_ports[slot]))),
-                    };
-                    (args, endpoint)
-                }
-                System::Etcd => {
-                    let cluster: Vec<String> = ids
-                        .iter()
-                        .zip(&peer_ports)
-                        .map(|(peer, port)| format!("n{peer}=http://127.0.0.1:{port}"))
-                        .collect();
-                    let client_url = format!("http://127.0.0.1:{}", client_ports[slot]);
-                    let peer_url = format!("http://127.0.0.1:{}", peer_ports[slot]);
-                    let args = vec![
-                        "--name".into(),
-                        format!("n{id}"),
-                        "--data-dir".into(),
-                        dir.path().join(format!("etcd-{id}")).display().to_string(),
-                        "--listen-client-urls".into(),
-                        client_url.clone(),
-                        "--advertise-client-urls".into(),
-                        client_url,
-                        "--listen-peer-urls".into(),
-                        peer_url.clone(),
-                        "--initial-advertise-peer-urls".into(),
-                        peer_url,
-                        "--initial-cluster".into(),
-                        cluster.join(","),
-                        "--initial-cluster-token".into(),
-                        "kv-bench".into(),
-                        "--initial-cluster-state".into(),
-                        "new".into(),
-                        "--logger".into(),
-                        "zap".into(),
-                        "--log-outputs".into(),
-                        "stderr".into(),
-                    ];
-                    let client_addr = SocketAddr::from(([127, 0, 0, 1], client_ports[slot]));
-                    let endpoint =
-                        NodeEndpoint { id, client_addr, metrics_addr: Some(client_addr) };
-                    (args, endpoint)
-                }
+            let (args, endpoint) = match &certs_dir {
+                Some(certs) => kv_server_node(system, config, dir.path(), certs, &ports, slot),
+                None => etcd_node(dir.path(), &ports, slot),
             };
             let mut process = NodeProcess {
                 id,
@@ -429,6 +365,120 @@ impl Cluster {
             process.stop();
         }
     }
+}
+
+/// The loopback ports of one launched node.
+#[derive(Clone, Copy, Debug)]
+struct NodePorts {
+    /// Ours: the QUIC port, for peers and `kv-client` alike; etcd: the peer port.
+    peer: u16,
+    /// Ours: the etcd v3 API (`--etcd-listen`); etcd: its client port.
+    etcd_api: u16,
+    /// Ours: the HTTP port serving `/metrics` and `/health` (etcd serves them on its client
+    /// port, so leaves this one unused).
+    http: u16,
+}
+
+impl NodePorts {
+    fn pick(picker: &mut PortPicker) -> Result<NodePorts, Error> {
+        Ok(NodePorts { peer: picker.pick()?, etcd_api: picker.pick()?, http: picker.pick()? })
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The command line and endpoint of `kv-server` node `slot` (id `slot + 1`). Every node
+/// serves the etcd API on a port picked here, never the QUIC port + 200 default, which
+/// another node's picked port could hold; `kv-etcd`'s client connects to it, `kv`'s to
+/// the QUIC port. Both systems launch the very same servers.
+fn kv_server_node(
+    system: System,
+    config: &LaunchConfig,
+    dir: &Path,
+    certs: &Path,
+    ports: &[NodePorts],
+    slot: usize,
+) -> (Vec<String>, NodeEndpoint) {
+    let id = slot as u64 + 1;
+    let node = ports[slot];
+    let peers: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(peer, ports)| format!("{}=127.0.0.1:{}", peer + 1, ports.peer))
+        .collect();
+    let args = vec![
+        "--id".into(),
+        id.to_string(),
+        "--listen".into(),
+        loopback(node.peer).to_string(),
+        "--peers".into(),
+        peers.join(","),
+        "--data-dir".into(),
+        dir.join(format!("node-{id}")).display().to_string(),
+        "--certs-dir".into(),
+        certs.display().to_string(),
+        "--http".into(),
+        loopback(node.http).to_string(),
+        "--etcd-listen".into(),
+        loopback(node.etcd_api).to_string(),
+        "--snapshot-threshold".into(),
+        config.snapshot_size.clone(),
+        "--storage".into(),
+        config.storage.clone(),
+        "--cluster-id".into(),
+        "kv".into(),
+    ];
+    let client_port = match system.protocol() {
+        Protocol::KvClient => node.peer,
+        Protocol::EtcdClient => node.etcd_api,
+    };
+    let endpoint = NodeEndpoint {
+        id,
+        client_addr: loopback(client_port),
+        metrics_addr: Some(loopback(node.http)),
+    };
+    (args, endpoint)
+}
+
+/// The command line and endpoint of etcd node `slot` (id `slot + 1`).
+fn etcd_node(dir: &Path, ports: &[NodePorts], slot: usize) -> (Vec<String>, NodeEndpoint) {
+    let id = slot as u64 + 1;
+    let node = ports[slot];
+    let cluster: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(peer, ports)| format!("n{}=http://127.0.0.1:{}", peer + 1, ports.peer))
+        .collect();
+    let client_url = format!("http://{}", loopback(node.etcd_api));
+    let peer_url = format!("http://{}", loopback(node.peer));
+    let args = vec![
+        "--name".into(),
+        format!("n{id}"),
+        "--data-dir".into(),
+        dir.join(format!("etcd-{id}")).display().to_string(),
+        "--listen-client-urls".into(),
+        client_url.clone(),
+        "--advertise-client-urls".into(),
+        client_url,
+        "--listen-peer-urls".into(),
+        peer_url.clone(),
+        "--initial-advertise-peer-urls".into(),
+        peer_url,
+        "--initial-cluster".into(),
+        cluster.join(","),
+        "--initial-cluster-token".into(),
+        "kv-bench".into(),
+        "--initial-cluster-state".into(),
+        "new".into(),
+        "--logger".into(),
+        "zap".into(),
+        "--log-outputs".into(),
+        "stderr".into(),
+    ];
+    let client_addr = loopback(node.etcd_api);
+    (args, NodeEndpoint { id, client_addr, metrics_addr: Some(client_addr) })
 }
 
 fn make_certs(program: &Path, out: &Path, ids: &[u64]) -> Result<(), Error> {

@@ -59,7 +59,7 @@ pub enum Error {
     /// The cluster did not become ready in time.
     #[error("the {system} cluster was not ready after {waited_s} s: {reason}")]
     NotReady {
-        /// `kv` or `etcd`.
+        /// `kv`, `kv-etcd` or `etcd`.
         system: String,
         /// Seconds waited.
         waited_s: u64,
@@ -72,6 +72,14 @@ pub enum Error {
     /// The etcd client failed to start.
     #[error("etcd client: {0}")]
     Etcd(#[from] etcd_client::Error),
+    /// A watcher of the watch workload could not be created.
+    #[error("cannot create watcher {watcher}: {reason}")]
+    Watch {
+        /// The watcher (0-based).
+        watcher: usize,
+        /// The client's or server's complaint.
+        reason: String,
+    },
     /// A chart could not be drawn.
     #[error("cannot draw chart {chart}: {reason}")]
     Chart {

@@ -1,6 +1,7 @@
 //! `kv-bench`: the load-test harness. It launches a cluster of `kv-server` (or `etcd`)
-//! processes on loopback, drives a workload through a [`target::Target`], injects faults,
-//! and writes a report folder.
+//! processes on loopback, drives a workload through a [`target::Target`] (ours through
+//! `kv-client` or through its etcd API, etcd through `etcd-client`), injects faults, and
+//! writes a report folder.
 //!
 //! ```text
 //!  CLI ──> cluster (N processes, certs, ports) ──> workers (one shared client) ──> Target
@@ -10,7 +11,8 @@
 //! ```
 //!
 //! Every acknowledged write is remembered (version and value hash per key) and read back
-//! linearizably at the end; `summary.json` counts the keys verified and missing.
+//! linearizably at the end; `summary.json` counts the keys verified and missing. The watch
+//! workload also checks that every acknowledged write reached every watcher exactly once.
 //!
 //! # Example
 //!
@@ -25,6 +27,7 @@
 pub mod charts;
 pub mod cli;
 pub mod cluster;
+pub mod comparison;
 pub mod cpu;
 mod error;
 pub mod metrics;
@@ -34,6 +37,7 @@ pub mod run;
 pub mod scrape;
 pub mod system;
 pub mod target;
+pub mod watch;
 pub mod workload;
 
 pub use error::Error;

@@ -1,5 +1,6 @@
-//! The report folder: `summary.json`, `timeseries.csv`, HdrHistogram files, `report.html`,
-//! the comparison files and the one-screen text summary.
+//! A run's report folder: `summary.json`, `timeseries.csv` (and the watch workload's
+//! `watch-timeseries.csv`), HdrHistogram files, `report.html` and the one-screen text
+//! summary. The comparison of two runs is in [`crate::comparison`].
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use crate::charts::{FaultMark, TIME_CHARTS};
 use crate::error::Error;
 use crate::system::NodeRole;
+use crate::watch::WatchSummary;
 use crate::workload::{Percentiles, Row, Verification};
 
 /// One node's end-of-run figures.
@@ -41,8 +43,14 @@ pub struct NodeSummary {
 /// `summary.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
-    /// `kv` or `etcd`.
+    /// `kv`, `kv-etcd` or `etcd`.
     pub system: String,
+    /// `write` or `watch`.
+    pub workload: String,
+    /// The server program: `kv-server` or `etcd`.
+    pub server: String,
+    /// The client library and protocol the workload used.
+    pub client: String,
     /// How the harness connected.
     pub connection_model: String,
     /// Concurrent workers.
@@ -99,6 +107,8 @@ pub struct Summary {
     pub faults: Vec<FaultMark>,
     /// A few distinct error messages.
     pub error_samples: Vec<String>,
+    /// The watchers' figures (watch workload only; the fields above are the writers').
+    pub watch: Option<WatchSummary>,
 }
 
 /// The per-node summaries from the rows.
@@ -149,7 +159,7 @@ fn cell<T: ToString>(value: Option<T>) -> String {
 
 /// CPU per operation in µs, or "n/a" when it was not measured (a cluster the harness did
 /// not launch).
-fn cpu_cell(value: Option<f64>) -> String {
+pub(crate) fn cpu_cell(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_owned(), |micros| format!("{micros:.1}"))
 }
 
@@ -219,6 +229,33 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
     std::fs::write(path, text).map_err(|source| Error::io("write", path, source))
 }
 
+/// Writes `watch-timeseries.csv`: one row per second with the events the watchers received
+/// (summed over watchers) and their delivery latency percentiles.
+///
+/// # Errors
+///
+/// [`Error::Io`].
+pub fn write_watch_timeseries(path: &Path, rows: &[Row]) -> Result<(), Error> {
+    let mut text = String::from("t_s,warmup,events,p50_ms,p90_ms,p99_ms,p999_ms,max_ms\n");
+    for row in rows {
+        let Some(watch) = row.watch else { continue };
+        let latency = watch.latency_ms;
+        let _ = writeln!(
+            text,
+            "{:.3},{},{},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            row.t_s,
+            u8::from(row.warmup),
+            watch.events,
+            latency.p50,
+            latency.p90,
+            latency.p99,
+            latency.p999,
+            latency.max
+        );
+    }
+    std::fs::write(path, text).map_err(|source| Error::io("write", path, source))
+}
+
 /// Writes a histogram as `<stem>.hdr` (HdrHistogram V2, microseconds) and
 /// `<stem>-percentiles.txt` (the classic percentile distribution, in ms).
 ///
@@ -259,20 +296,18 @@ pub fn write_histogram(dir: &Path, stem: &str, histogram: &Histogram<u64>) -> Re
     std::fs::write(&path, text).map_err(|source| Error::io("write", &path, source))
 }
 
-fn escape(text: &str) -> String {
+/// `text` with HTML's special characters escaped.
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The page of one run; [`fill_template`] fills its `{{name}}` placeholders.
 const REPORT_TEMPLATE: &str = include_str!("templates/report.html");
 
-/// The page comparing two runs; [`fill_template`] fills its `{{name}}` placeholders.
-const COMPARISON_TEMPLATE: &str = include_str!("templates/comparison.html");
-
 /// `template` with each `{{name}}` replaced by the value `values` gives for `name`, in one
 /// pass, so a value that itself contains `{{...}}` is never expanded. A placeholder without
 /// a value stays as it is (the tests check that every template placeholder gets one).
-fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
+pub(crate) fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
     let mut filled = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -316,6 +351,9 @@ fn list_section(heading: &str, items: impl Iterator<Item = String>) -> String {
 pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Error> {
     let parameters = table_rows(&[
         ("system", summary.system.clone()),
+        ("workload", summary.workload.clone()),
+        ("server", summary.server.clone()),
+        ("client", summary.client.clone()),
         ("connection model", summary.connection_model.clone()),
         ("clients", summary.clients.to_string()),
         ("read ratio", summary.read_ratio.to_string()),
@@ -330,7 +368,7 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
         ("seed", summary.seed.to_string()),
     ]);
     let latency = summary.latency_ms;
-    let results = table_rows(&[
+    let mut results = table_rows(&[
         ("operations", summary.ops.to_string()),
         ("operations/s", format!("{:.0}", summary.ops_per_sec)),
         ("errors", summary.errors.to_string()),
@@ -355,6 +393,9 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
             ),
         ),
     ]);
+    if let Some(watch) = &summary.watch {
+        results.push_str(&table_rows(&watch_results(watch)));
+    }
     let mut nodes = String::new();
     for node in &summary.nodes {
         let _ = writeln!(
@@ -405,6 +446,78 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
     std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
 }
 
+/// The watch workload's rows of a run's results table.
+fn watch_results(watch: &WatchSummary) -> Vec<(&'static str, String)> {
+    let latency = watch.delivery_latency_ms;
+    vec![
+        ("watchers", format!("{} (prefix {:?})", watch.watchers, watch.prefix)),
+        ("events delivered (measured, all watchers)", watch.events.to_string()),
+        ("events delivered/s", format!("{:.0}", watch.events_per_sec)),
+        (
+            "delivery latency p50 / p90 / p99 / p99.9 / max (ms)",
+            format!(
+                "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
+                latency.p50, latency.p90, latency.p99, latency.p999, latency.max
+            ),
+        ),
+        ("server CPU per event (µs)", cpu_cell(watch.server_cpu_us_per_event)),
+        (
+            "acknowledged writes × watchers: expected / delivered / missing",
+            format!("{} / {} / {}", watch.expected_events, watch.delivered, watch.missing),
+        ),
+        (
+            "duplicates / out of order / unacknowledged writes seen",
+            format!(
+                "{} / {} / {}",
+                watch.duplicates, watch.out_of_order, watch.unacknowledged_events
+            ),
+        ),
+        (
+            "drain after the writers stopped (s)",
+            format!(
+                "{:.2}{}",
+                watch.drain_s,
+                if watch.caught_up { "" } else { " (gave up: not caught up)" }
+            ),
+        ),
+        ("watch streams ended early", watch.failed_watchers.to_string()),
+    ]
+}
+
+/// The watch workload's lines of the text summary.
+fn watch_text(text: &mut String, watch: &WatchSummary) {
+    let latency = watch.delivery_latency_ms;
+    let _ = writeln!(
+        text,
+        "   watch: {} watchers  events {}  events/s {:.0}  server CPU {} µs/event",
+        watch.watchers,
+        watch.events,
+        watch.events_per_sec,
+        cpu_cell(watch.server_cpu_us_per_event)
+    );
+    let _ = writeln!(
+        text,
+        "   delivery latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        latency.p50, latency.p90, latency.p99, latency.p999, latency.max
+    );
+    let _ = writeln!(
+        text,
+        "   acknowledged writes × watchers: {} expected, {} delivered, {} missing, \
+         {} duplicates, {} out of order; drain {:.2} s{}",
+        watch.expected_events,
+        watch.delivered,
+        watch.missing,
+        watch.duplicates,
+        watch.out_of_order,
+        watch.drain_s,
+        if watch.failed_watchers > 0 {
+            format!("; {} streams ended early", watch.failed_watchers)
+        } else {
+            String::new()
+        }
+    );
+}
+
 /// The one-screen text summary.
 #[must_use]
 pub fn text_summary(summary: &Summary, dir: &Path) -> String {
@@ -412,8 +525,10 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "== {} == {} clients, read ratio {}, {} B values, {} keys, {:.1} s measured{}",
+        "== {} == {} workload, {} clients, read ratio {}, {} B values, {} keys, {:.1} s \
+         measured{}",
         summary.system,
+        summary.workload,
         summary.clients,
         summary.read_ratio,
         summary.value_size,
@@ -421,6 +536,7 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         summary.duration_s,
         if summary.occ { ", OCC" } else { "" }
     );
+    let _ = writeln!(text, "   server: {}  client: {}", summary.server, summary.client);
     let _ = writeln!(text, "   connection: {}", summary.connection_model);
     let _ = writeln!(
         text,
@@ -443,6 +559,9 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         "   acknowledged keys: {} verified, {} missing, {} unreadable",
         summary.verified, summary.missing, summary.verification.read_errors
     );
+    if let Some(watch) = &summary.watch {
+        watch_text(&mut text, watch);
+    }
     for node in &summary.nodes {
         let _ = writeln!(
             text,
@@ -460,90 +579,6 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     }
     let _ = writeln!(text, "   report: {}", dir.join("report.html").display());
     text
-}
-
-/// `comparison.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Comparison {
-    /// Our summary.
-    pub ours: Summary,
-    /// etcd's summary.
-    pub etcd: Summary,
-    /// ops/s ours / etcd.
-    pub ops_per_sec_ratio: f64,
-    /// p99 ours / etcd (below 1: ours is faster).
-    pub p99_ratio: f64,
-    /// p50 ours / etcd.
-    pub p50_ratio: f64,
-    /// p99.9 ours / etcd.
-    pub p999_ratio: f64,
-    /// Server CPU per operation ours / etcd (below 1: ours spends less).
-    pub server_cpu_ratio: Option<f64>,
-}
-
-impl Comparison {
-    /// The comparison of two summaries.
-    #[must_use]
-    pub fn new(ours: Summary, etcd: Summary) -> Comparison {
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-        Comparison {
-            ops_per_sec_ratio: ratio(ours.ops_per_sec, etcd.ops_per_sec),
-            p99_ratio: ratio(ours.latency_ms.p99, etcd.latency_ms.p99),
-            p50_ratio: ratio(ours.latency_ms.p50, etcd.latency_ms.p50),
-            p999_ratio: ratio(ours.latency_ms.p999, etcd.latency_ms.p999),
-            server_cpu_ratio: ours
-                .server_cpu_us_per_op
-                .zip(etcd.server_cpu_us_per_op)
-                .map(|(ours, etcd)| ratio(ours, etcd)),
-            ours,
-            etcd,
-        }
-    }
-}
-
-/// Writes the comparison's `report.html` linking both runs.
-///
-/// # Errors
-///
-/// [`Error::Io`].
-pub fn write_comparison_html(
-    dir: &Path,
-    comparison: &Comparison,
-    command: &str,
-) -> Result<(), Error> {
-    let (ours, etcd) = (&comparison.ours, &comparison.etcd);
-    let html = fill_template(
-        COMPARISON_TEMPLATE,
-        &[
-            ("command", &escape(command)),
-            ("ours_ops_per_sec", &format!("{:.0}", ours.ops_per_sec)),
-            ("etcd_ops_per_sec", &format!("{:.0}", etcd.ops_per_sec)),
-            ("ops_per_sec_ratio", &format!("{:.2}", comparison.ops_per_sec_ratio)),
-            ("ours_p50_ms", &format!("{:.2}", ours.latency_ms.p50)),
-            ("etcd_p50_ms", &format!("{:.2}", etcd.latency_ms.p50)),
-            ("p50_ratio", &format!("{:.2}", comparison.p50_ratio)),
-            ("ours_p99_ms", &format!("{:.2}", ours.latency_ms.p99)),
-            ("etcd_p99_ms", &format!("{:.2}", etcd.latency_ms.p99)),
-            ("p99_ratio", &format!("{:.2}", comparison.p99_ratio)),
-            ("ours_p999_ms", &format!("{:.2}", ours.latency_ms.p999)),
-            ("etcd_p999_ms", &format!("{:.2}", etcd.latency_ms.p999)),
-            ("p999_ratio", &format!("{:.2}", comparison.p999_ratio)),
-            ("ours_server_cpu", &cpu_cell(ours.server_cpu_us_per_op)),
-            ("etcd_server_cpu", &cpu_cell(etcd.server_cpu_us_per_op)),
-            (
-                "server_cpu_ratio",
-                &comparison.server_cpu_ratio.map_or_else(String::new, |r| format!("{r:.2}")),
-            ),
-            ("ours_client_cpu", &cpu_cell(ours.client_cpu_us_per_op)),
-            ("etcd_client_cpu", &cpu_cell(etcd.client_cpu_us_per_op)),
-            ("ours_errors", &ours.errors.to_string()),
-            ("etcd_errors", &etcd.errors.to_string()),
-            ("ours_connection", &escape(&ours.connection_model)),
-            ("etcd_connection", &escape(&etcd.connection_model)),
-        ],
-    );
-    let path = dir.join("report.html");
-    std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) for the default report folder.
@@ -567,13 +602,17 @@ pub fn timestamp() -> String {
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
+/// Summaries for the tests of the report and the comparison.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn summary(system: &str) -> Summary {
+    pub(crate) fn summary(system: &str) -> Summary {
         Summary {
             system: system.to_owned(),
+            workload: "write".to_owned(),
+            server: if system == "etcd" { "etcd" } else { "kv-server" }.to_owned(),
+            client: format!("{system}'s client"),
             connection_model: "one <shared> client".to_owned(),
             clients: 4,
             read_ratio: 0.5,
@@ -601,8 +640,47 @@ mod tests {
             nodes: vec![NodeSummary { id: 1, down_s: 2, ..NodeSummary::default() }],
             faults: vec![FaultMark { t_s: 1.5, label: "kill 2".to_owned(), resumed: None }],
             error_samples: vec!["timed out {{command}}".to_owned()],
+            watch: None,
         }
     }
+
+    fn watch_summary(events_per_sec: f64, p99: f64) -> WatchSummary {
+        WatchSummary {
+            watchers: 16,
+            prefix: "key-".to_owned(),
+            events: (events_per_sec * 3.0) as u64,
+            events_per_sec,
+            delivery_latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99, p999: 9.0, max: 20.0 },
+            server_cpu_us_per_event: Some(12.5),
+            acknowledged_writes: 100,
+            expected_events: 1600,
+            delivered: 1599,
+            missing: 1,
+            duplicates: 0,
+            out_of_order: 0,
+            unacknowledged_events: 2,
+            untracked_events: 0,
+            unparsable_events: 0,
+            drain_s: 0.25,
+            caught_up: true,
+            failed_watchers: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    pub(crate) fn watching(system: &str, events_per_sec: f64, p99: f64) -> Summary {
+        Summary {
+            workload: "watch".to_owned(),
+            watch: Some(watch_summary(events_per_sec, p99)),
+            ..summary(system)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{summary, watching};
+    use super::*;
 
     #[test]
     fn placeholders_are_filled_once_and_unknown_ones_stay() {
@@ -638,16 +716,38 @@ mod tests {
     }
 
     #[test]
-    fn the_comparison_page_fills_every_placeholder() {
+    fn a_watch_run_reports_its_watchers_in_the_page_and_the_text() {
+        let summary = watching("kv-etcd", 3000.0, 4.0);
         let dir = tempfile::tempdir().unwrap();
-        let comparison = Comparison::new(summary("kv"), summary("etcd"));
-        write_comparison_html(dir.path(), &comparison, "kv-bench --compare etcd").unwrap();
+        write_html(dir.path(), &summary, "kv-bench --workload watch").unwrap();
         let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-        assert!(html.contains("<td>400</td><td>400</td>"));
-        assert!(html.contains("<td>1.00</td>"));
-        assert!(html.contains("<td>one &lt;shared&gt; client</td>"));
-        assert!(html.contains("<th>server CPU µs/op</th><td>150.0</td><td>150.0</td>"));
-        assert_eq!(comparison.server_cpu_ratio, Some(1.0));
-        assert!(!html.contains("{{"), "every placeholder is filled");
+        assert!(html.contains("<tr><th>events delivered/s</th><td>3000</td></tr>"));
+        assert!(html.contains("<td>1600 / 1599 / 1</td>"), "expected / delivered / missing");
+        assert!(html.contains("<tr><th>workload</th><td>watch</td></tr>"));
+        let text = text_summary(&summary, Path::new("out"));
+        assert!(text.contains("watch: 16 watchers  events 9000  events/s 3000"), "{text}");
+        assert!(text.contains("delivery latency ms: p50 1.00"), "{text}");
+        assert!(text.contains("1600 expected, 1599 delivered, 1 missing, 0 duplicates"), "{text}");
+    }
+
+    #[test]
+    fn the_watch_time_series_has_a_row_per_watched_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |t_s: f64, watch: Option<crate::workload::WatchRow>| Row {
+            t_s,
+            warmup: false,
+            ops: 1,
+            errors: 0,
+            conflicts: 0,
+            latency_ms: Percentiles::default(),
+            nodes: Vec::new(),
+            watch,
+        };
+        let watched = crate::workload::WatchRow { events: 42, latency_ms: Percentiles::default() };
+        let path = dir.path().join("watch-timeseries.csv");
+        write_watch_timeseries(&path, &[row(1.0, Some(watched)), row(2.0, None)]).unwrap();
+        let csv = std::fs::read_to_string(path).unwrap();
+        assert_eq!(csv.lines().count(), 2, "{csv}");
+        assert!(csv.lines().nth(1).unwrap().starts_with("1.000,0,42,"), "{csv}");
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, warn};
 
-use crate::charts::{self, CompareBars, FaultMark, Resumed, TimeData};
+use crate::charts::{self, FaultMark, Resumed, TimeData};
 use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint};
 use crate::cpu;
 use crate::error::Error;
@@ -17,10 +17,12 @@ use crate::parse::{Fault, FaultAction, FaultNode};
 
 /// How long the fault schedule waits for a restarted node to answer its metrics.
 const RESUME_WAIT: Duration = Duration::from_secs(15);
-use crate::report::{self, Comparison, Summary};
+use crate::comparison::{self, Comparison};
+use crate::report::{self, Summary};
 use crate::scrape::Scraper;
-use crate::system::System;
+use crate::system::{Protocol, Server, System};
 use crate::target::{EtcdTarget, KvTarget, Target};
+use crate::watch::WatchSummary;
 use crate::workload::{self, Outcome, Percentiles, WorkloadConfig};
 
 /// Everything one run needs.
@@ -86,8 +88,15 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
     let _ = tokio::task::spawn_blocking(move || stopper.stop()).await;
     let (outcome, faults, connection_model, verification) = result?;
     let node_ids: Vec<u64> = cluster.endpoints.iter().map(|node| node.id).collect();
+    let watch = outcome
+        .watch
+        .as_ref()
+        .map(|watch| WatchSummary::new(watch, outcome.measured_s, outcome.server_cpu_micros));
     let summary = Summary {
         system: config.system.name().to_owned(),
+        workload: config.workload.kind.name().to_owned(),
+        server: config.system.server().name().to_owned(),
+        client: config.system.protocol().description().to_owned(),
         connection_model,
         clients: config.workload.clients,
         read_ratio: config.workload.read_ratio,
@@ -119,6 +128,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         nodes: report::node_summaries(&node_ids, &outcome.rows),
         faults,
         error_samples: outcome.error_samples.clone(),
+        watch,
     };
     write_report(config, &summary, &outcome, &node_ids)?;
     Ok(summary)
@@ -132,10 +142,10 @@ async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
             .map(|(slot, addr)| NodeEndpoint {
                 id: slot as u64 + 1,
                 client_addr: *addr,
-                metrics_addr: match (&config.metrics_endpoints, config.system) {
+                metrics_addr: match (&config.metrics_endpoints, config.system.server()) {
                     (Some(metrics), _) => metrics.get(slot).copied(),
-                    (None, System::Etcd) => Some(*addr),
-                    (None, System::Kv) => None,
+                    (None, Server::Etcd) => Some(*addr),
+                    (None, Server::KvServer) => None,
                 },
             })
             .collect();
@@ -155,9 +165,10 @@ async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
 type Driven = (Outcome, Vec<FaultMark>, String, workload::Verification);
 
 async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Error> {
-    let addrs: Vec<SocketAddr> = cluster.endpoints.iter().map(|node| node.client_addr).collect();
-    match config.system {
-        System::Kv => {
+    match config.system.protocol() {
+        Protocol::KvClient => {
+            let addrs: Vec<SocketAddr> =
+                cluster.endpoints.iter().map(|node| node.client_addr).collect();
             let certs = cluster.certs_dir.clone().ok_or_else(|| {
                 Error::invalid("--certs-dir", "", "an external cluster of ours needs --certs-dir")
             })?;
@@ -169,33 +180,45 @@ async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Err
             target.close().await;
             result
         }
-        System::Etcd => {
-            // One HTTP/2 connection to the leader multiplexing every worker is etcd's fastest
-            // setup here; with faults the client needs every endpoint to survive the leader.
-            let leader = cluster.leader().await;
-            let leader_addr = cluster
-                .endpoints
-                .iter()
-                .find(|node| Some(node.id) == leader)
-                .map(|node| node.client_addr);
-            let (connect, model) = match leader_addr {
-                Some(addr) if config.faults.is_empty() => (
-                    vec![addr],
-                    format!(
-                        "one shared etcd-client (one HTTP/2 connection to the leader {addr}) \
-                         multiplexing all workers"
-                    ),
-                ),
-                _ => (
-                    addrs.clone(),
-                    "one shared etcd-client balancing over one HTTP/2 connection per endpoint, \
-                     multiplexing all workers"
-                        .to_owned(),
-                ),
-            };
+        Protocol::EtcdClient => {
+            let (connect, model) = etcd_connection(config, cluster).await;
             let target = EtcdTarget::connect(&connect).await?;
             drive_target(config, cluster, target, model).await
         }
+    }
+}
+
+/// The etcd API addresses to connect to, and the connection model in words. One HTTP/2
+/// connection to the leader multiplexing every worker (and every watcher) is etcd's
+/// fastest setup here, and `kv-etcd` gets exactly the same; with faults the client needs
+/// every endpoint to survive the leader.
+async fn etcd_connection(config: &RunConfig, cluster: &Cluster) -> (Vec<SocketAddr>, String) {
+    let server = config.system.server().name();
+    let watchers = match config.workload.kind {
+        workload::WorkloadKind::Write => String::new(),
+        workload::WorkloadKind::Watch => format!(
+            "; each of the {} watchers on its own gRPC watch stream over the same connection",
+            config.workload.watchers
+        ),
+    };
+    let leader = cluster.leader().await;
+    let leader_addr =
+        cluster.endpoints.iter().find(|node| Some(node.id) == leader).map(|node| node.client_addr);
+    match leader_addr {
+        Some(addr) if config.faults.is_empty() => (
+            vec![addr],
+            format!(
+                "one shared etcd-client (one HTTP/2 connection to the leader's etcd API at \
+                 {addr}, served by {server}) multiplexing all workers{watchers}"
+            ),
+        ),
+        _ => (
+            cluster.endpoints.iter().map(|node| node.client_addr).collect(),
+            format!(
+                "one shared etcd-client balancing over one HTTP/2 connection per endpoint's \
+                 etcd API (served by {server}), multiplexing all workers{watchers}"
+            ),
+        ),
     }
 }
 
@@ -219,8 +242,11 @@ async fn drive_target<T: Target>(
     let bar = progress.clone();
     let on_row: workload::OnRow = Box::new(move |row| {
         bar.set_position(row.t_s.round() as u64);
+        let watch = row.watch.map_or_else(String::new, |watch| {
+            format!("  events/s {}  delivery p99 {:.2} ms", watch.events, watch.latency_ms.p99)
+        });
         bar.set_message(format!(
-            "{} ops/s  p99 {:.2} ms  errors {}",
+            "{} ops/s  p99 {:.2} ms  errors {}{watch}",
             row.ops, row.latency_ms.p99, row.errors
         ));
     });
@@ -229,6 +255,13 @@ async fn drive_target<T: Target>(
     let outcome =
         workload::run(target.clone(), &config.workload, scraper, started, on_row, server_pids)
             .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            progress.finish_and_clear();
+            return Err(error);
+        }
+    };
     progress.finish_and_clear();
     let faults = marks.lock().unwrap_or_else(PoisonError::into_inner).clone();
     info!(keys = outcome.acks.iter().flatten().count(), "verifying acknowledged writes");
@@ -323,6 +356,10 @@ fn write_report(
     report::write_histogram(dir, "latency", &outcome.all)?;
     report::write_histogram(dir, "latency-read", &outcome.reads)?;
     report::write_histogram(dir, "latency-write", &outcome.writes)?;
+    if let Some(watch) = &outcome.watch {
+        report::write_histogram(dir, "delivery-latency", &watch.latency)?;
+        report::write_watch_timeseries(&dir.join("watch-timeseries.csv"), &outcome.rows)?;
+    }
     let data = TimeData {
         rows: &outcome.rows,
         node_ids,
@@ -334,39 +371,30 @@ fn write_report(
     Ok(())
 }
 
-/// Runs ours then etcd with the same workload into `<out>/kv` and `<out>/etcd`, and writes
-/// `comparison.json`, `comparison.{png,svg}` and `report.html` into `<out>`.
+/// Runs `subject` then `reference` with the same workload into `<out>/<subject>` and
+/// `<out>/<reference>` (the systems' names), and writes `comparison.json`,
+/// `comparison.{png,svg}` and `report.html` into `<out>` (`subject`'s `out`). Ratios are
+/// subject / reference.
 ///
 /// # Errors
 ///
-/// As [`run_one`].
-pub async fn run_compare(ours: &RunConfig, etcd: &RunConfig) -> Result<Comparison, Error> {
-    let out = ours.out.clone();
-    let mut ours = ours.clone();
-    ours.out = out.join("kv");
-    let mut etcd = etcd.clone();
-    etcd.out = out.join("etcd");
-    let our_summary = run_one(&ours).await?;
-    eprint!("{}", report::text_summary(&our_summary, &ours.out));
-    let etcd_summary = run_one(&etcd).await?;
-    eprint!("{}", report::text_summary(&etcd_summary, &etcd.out));
-    let comparison = Comparison::new(our_summary, etcd_summary);
+/// As [`run_one`], and [`Error::Invalid`] when both name the same system.
+pub async fn run_compare(subject: &RunConfig, reference: &RunConfig) -> Result<Comparison, Error> {
+    if subject.system == reference.system {
+        return Err(Error::invalid("--compare", subject.system.name(), "compare two systems"));
+    }
+    let out = subject.out.clone();
+    let mut subject = subject.clone();
+    subject.out = out.join(subject.system.name());
+    let mut reference = reference.clone();
+    reference.out = out.join(reference.system.name());
+    let subject_summary = run_one(&subject).await?;
+    eprint!("{}", report::text_summary(&subject_summary, &subject.out));
+    let reference_summary = run_one(&reference).await?;
+    eprint!("{}", report::text_summary(&reference_summary, &reference.out));
+    let comparison = Comparison::new(subject_summary, reference_summary);
     report::write_json(&out.join("comparison.json"), &comparison)?;
-    let latencies = |summary: &Summary| {
-        [summary.latency_ms.p50, summary.latency_ms.p99, summary.latency_ms.p999]
-    };
-    let bars = CompareBars {
-        names: ["kv (ours)".to_owned(), "etcd".to_owned()],
-        ops_per_sec: [comparison.ours.ops_per_sec, comparison.etcd.ops_per_sec],
-        latency_ms: [latencies(&comparison.ours), latencies(&comparison.etcd)],
-        title: format!(
-            "{} clients, {:.0}% reads, {} B",
-            comparison.ours.clients,
-            comparison.ours.read_ratio * 100.0,
-            comparison.ours.value_size
-        ),
-    };
-    charts::draw_comparison(&bars, &out)?;
-    report::write_comparison_html(&out, &comparison, &ours.command)?;
+    charts::draw_comparison(&comparison.bars(), &out)?;
+    comparison::write_comparison_html(&out, &comparison, &subject.command)?;
     Ok(comparison)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cluster::NodeEndpoint;
 use crate::metrics::{Samples, http_get, quantile_between};
-use crate::system::{NodeRole, System};
+use crate::system::{NodeRole, Server, System};
 
 /// How long one scrape may take: a paused node must not hold up the second's row.
 const SCRAPE_TIMEOUT: Duration = Duration::from_millis(400);
@@ -38,7 +38,7 @@ pub struct NodeSample {
     pub persist_p99_ms: Option<f64>,
 }
 
-/// The metric names of one system.
+/// The metric names of one server program.
 struct MetricNames {
     term: Option<&'static str>,
     log_first: Option<&'static str>,
@@ -105,9 +105,9 @@ impl Scraper {
                 }
             }));
         }
-        let names = match self.system {
-            System::Kv => &KV_NAMES,
-            System::Etcd => &ETCD_NAMES,
+        let names = match self.system.server() {
+            Server::KvServer => &KV_NAMES,
+            Server::Etcd => &ETCD_NAMES,
         };
         let mut samples = Vec::new();
         for (slot, task) in tasks.into_iter().enumerate() {

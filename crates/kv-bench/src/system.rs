@@ -1,42 +1,106 @@
-//! The system under test: ours (`kv-server`) or etcd, as the command line names it, and
-//! the role a node of either reports in its metrics.
+//! The system under test: ours (`kv-server`) through its own client or its etcd API, or
+//! etcd, as the command line names it; which server each launches and which client drives
+//! it; and the role a node of either server reports in its metrics.
 
 use serde::{Serialize, Serializer};
 
 use crate::metrics::Samples;
 
-/// The system under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+/// The system under test: a server program driven through one client protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum System {
-    /// Our store: `kv-server` processes, reached with `kv-client`.
+    /// Our store: `kv-server` processes, reached with `kv-client` over QUIC.
     #[value(alias = "ours")]
     Kv,
+    /// Our store: the same `kv-server` processes, reached through their etcd v3 API with
+    /// `etcd-client`, the very client and connection model used for etcd.
+    KvEtcd,
     /// etcd, reached with `etcd-client`.
     Etcd,
 }
 
+/// The server program a system launches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// Ours: `kv-server`.
+    KvServer,
+    /// `etcd`.
+    Etcd,
+}
+
+/// The client library (and so the protocol) the workload drives a system with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `kv-client`: our protocol over QUIC with mutual TLS.
+    KvClient,
+    /// `etcd-client`: etcd's v3 gRPC API over plaintext HTTP/2.
+    EtcdClient,
+}
+
 impl System {
-    /// The name used in reports and folder names.
+    /// The name used on the command line, in reports and in folder names.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             System::Kv => "kv",
+            System::KvEtcd => "kv-etcd",
             System::Etcd => "etcd",
+        }
+    }
+
+    /// The server program the harness launches for this system.
+    #[must_use]
+    pub fn server(self) -> Server {
+        match self {
+            System::Kv | System::KvEtcd => Server::KvServer,
+            System::Etcd => Server::Etcd,
+        }
+    }
+
+    /// The client the workload drives this system with.
+    #[must_use]
+    pub fn protocol(self) -> Protocol {
+        match self {
+            System::Kv => Protocol::KvClient,
+            System::KvEtcd | System::Etcd => Protocol::EtcdClient,
         }
     }
 
     /// The role a node reports in its metrics, decoded once for every later use: ours
     /// exports its role in `raft_role`, etcd only whether it leads (`etcd_server_is_leader`),
     /// so an etcd node is a leader or a follower. `None` when the metric is missing or holds
-    /// a value the system does not export.
+    /// a value the server does not export.
     #[must_use]
     pub fn node_role(self, samples: &Samples) -> Option<NodeRole> {
-        match self {
-            System::Kv => samples.get("raft_role").and_then(NodeRole::from_code),
-            System::Etcd => samples
+        match self.server() {
+            Server::KvServer => samples.get("raft_role").and_then(NodeRole::from_code),
+            Server::Etcd => samples
                 .get("etcd_server_is_leader")
                 .map(|leads| if leads >= 1.0 { NodeRole::Leader } else { NodeRole::Follower }),
+        }
+    }
+}
+
+impl Server {
+    /// The program's name, as reports show it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::KvServer => "kv-server",
+            Server::Etcd => "etcd",
+        }
+    }
+}
+
+impl Protocol {
+    /// The client and protocol, as reports show them.
+    #[must_use]
+    pub fn description(self) -> &'static str {
+        match self {
+            Protocol::KvClient => "kv-client: our protocol over QUIC with mutual TLS",
+            Protocol::EtcdClient => {
+                "etcd-client 0.21 (Rust): etcd's v3 gRPC API over plaintext HTTP/2"
+            }
         }
     }
 }
@@ -107,7 +171,16 @@ mod tests {
             assert_eq!(parsed, *system);
         }
         assert_eq!(System::from_str("ours", false).unwrap(), System::Kv);
+        assert_eq!(System::from_str("kv-etcd", false).unwrap(), System::KvEtcd);
         assert!(System::from_str("redis", false).is_err());
+    }
+
+    #[test]
+    fn kv_etcd_launches_our_server_and_speaks_etcds_protocol() {
+        assert_eq!(System::KvEtcd.server(), System::Kv.server());
+        assert_eq!(System::KvEtcd.protocol(), System::Etcd.protocol());
+        assert_eq!(System::Kv.protocol(), Protocol::KvClient);
+        assert_eq!(System::Etcd.server(), Server::Etcd);
     }
 
     #[test]
@@ -127,5 +200,6 @@ mod tests {
         let etcd = Samples::parse("etcd_server_is_leader 1\n");
         assert_eq!(System::Etcd.node_role(&etcd), Some(NodeRole::Leader));
         assert_eq!(System::Kv.node_role(&etcd), None);
+        assert_eq!(System::KvEtcd.node_role(&ours), Some(NodeRole::Leader), "our metrics");
     }
 }

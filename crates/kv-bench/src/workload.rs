@@ -1,6 +1,7 @@
 //! The workload: `clients` workers hammering random keys through a [`Target`], a sampler
 //! that closes a row per second (ops, errors, latency percentiles, node metrics), and the
-//! end-of-run check that every acknowledged write is still there.
+//! end-of-run check that every acknowledged write is still there. The watch workload adds
+//! watchers of every key the workers write (see [`crate::watch`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,8 +14,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::cpu::{CpuSample, own_cpu_micros};
+use crate::error::Error;
 use crate::scrape::{NodeSample, Scraper};
 use crate::target::{PutResult, Target};
+use crate::watch::{MeasuredWindow, WatchOutcome, Watchers, nanos_since, timestamped_value};
 
 /// The largest latency the histograms hold, in microseconds (one minute).
 const LATENCY_US_MAX: u64 = 60_000_000;
@@ -28,9 +31,35 @@ const VERIFY_CONCURRENCY: usize = 32;
 /// Distinct error messages kept for the report.
 const ERROR_SAMPLES_MAX: usize = 10;
 
+/// Which workload runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// Workers read and write random keys.
+    #[default]
+    Write,
+    /// Workers put random keys while watchers watch them all (etcd's API only).
+    Watch,
+}
+
+impl WorkloadKind {
+    /// The name used on the command line and in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Write => "write",
+            WorkloadKind::Watch => "watch",
+        }
+    }
+}
+
 /// What the workers do.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadConfig {
+    /// Which workload.
+    pub kind: WorkloadKind,
+    /// Watchers of the watch workload (0 for the write workload).
+    pub watchers: usize,
     /// Concurrent workers, each with one request in flight.
     pub clients: usize,
     /// Fraction of operations that are reads (0..=1).
@@ -68,6 +97,17 @@ pub struct Row {
     pub latency_ms: Percentiles,
     /// One sample per node.
     pub nodes: Vec<NodeSample>,
+    /// The watchers' second (watch workload only).
+    pub watch: Option<WatchRow>,
+}
+
+/// The events the watchers received in one second.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct WatchRow {
+    /// Events received, summed over watchers.
+    pub events: u64,
+    /// Their delivery latency, in ms.
+    pub latency_ms: Percentiles,
 }
 
 /// Latency percentiles in milliseconds.
@@ -140,6 +180,48 @@ pub struct Outcome {
     pub server_cpu_micros: Option<u64>,
     /// CPU this process (the load generator) spent in the measured window, in µs.
     pub client_cpu_micros: Option<u64>,
+    /// What the watchers saw (watch workload only).
+    pub watch: Option<WatchOutcome>,
+}
+
+impl Outcome {
+    fn new() -> Outcome {
+        Outcome {
+            rows: Vec::new(),
+            all: new_histogram(),
+            reads: new_histogram(),
+            writes: new_histogram(),
+            ops: 0,
+            errors: 0,
+            conflicts: 0,
+            measured_s: 0.0,
+            acks: Vec::new(),
+            error_samples: Vec::new(),
+            server_cpu_micros: None,
+            client_cpu_micros: None,
+            watch: None,
+        }
+    }
+
+    /// Notes the CPU the servers and this process spent between the readings.
+    fn close_cpu_window(&mut self, start: &CpuReading, end: &CpuReading) {
+        if !end.servers.micros.is_empty() {
+            self.server_cpu_micros = Some(end.servers.since(&start.servers));
+        }
+        self.client_cpu_micros =
+            end.client.zip(start.client).map(|(end, start)| end.saturating_sub(start));
+    }
+
+    /// Adds a measured (post-warmup) interval of `seconds`.
+    fn measure(&mut self, interval: &Interval, seconds: f64) {
+        let _ = self.all.add(&interval.all);
+        let _ = self.reads.add(&interval.reads);
+        let _ = self.writes.add(&interval.writes);
+        self.ops += interval.ops;
+        self.errors += interval.errors;
+        self.conflicts += interval.conflicts;
+        self.measured_s += seconds;
+    }
 }
 
 /// What happened in the current second; the sampler swaps it out.
@@ -165,6 +247,13 @@ impl Interval {
     }
 }
 
+/// Records `latency` in a histogram of [`new_histogram`]'s microseconds, clamped to its
+/// bounds.
+pub fn record_micros(histogram: &mut Histogram<u64>, latency: Duration) {
+    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    let _ = histogram.record(micros.clamp(1, LATENCY_US_MAX));
+}
+
 /// An empty latency histogram of microseconds with 3 significant digits.
 #[must_use]
 #[allow(clippy::expect_used)]
@@ -176,11 +265,42 @@ pub fn new_histogram() -> Histogram<u64> {
 struct Shared {
     interval: Mutex<Interval>,
     acks: Vec<Mutex<Option<Ack>>>,
+    /// Every acknowledged write's version (etcd: revision), for the watchers' check; only
+    /// kept for the watch workload.
+    acked_revisions: Option<Mutex<Vec<u64>>>,
     stop: AtomicBool,
     error_samples: Mutex<Vec<String>>,
 }
 
 impl Shared {
+    fn new(config: &WorkloadConfig) -> Shared {
+        let keys = usize::try_from(config.keys.max(1)).unwrap_or(usize::MAX);
+        let acked_revisions = match config.kind {
+            WorkloadKind::Write => None,
+            WorkloadKind::Watch => Some(Mutex::new(Vec::new())),
+        };
+        Shared {
+            interval: Mutex::new(Interval::new()),
+            acks: (0..keys).map(|_| Mutex::new(None)).collect(),
+            acked_revisions,
+            stop: AtomicBool::new(false),
+            error_samples: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every acknowledged write's revision so far (none for the write workload).
+    fn take_revisions(&self) -> Vec<u64> {
+        self.acked_revisions.as_ref().map_or_else(Vec::new, |revisions| {
+            std::mem::take(&mut *revisions.lock().unwrap_or_else(PoisonError::into_inner))
+        })
+    }
+
+    /// The interval just ended; a fresh one starts.
+    fn take_interval(&self) -> Interval {
+        let mut current = self.interval.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *current, Interval::new())
+    }
+
     fn record(&self, latency: Duration, read: bool, result: &OpResult) {
         let us = (latency.as_micros() as u64).clamp(1, LATENCY_US_MAX);
         let mut interval = self.interval.lock().unwrap_or_else(PoisonError::into_inner);
@@ -202,6 +322,9 @@ impl Shared {
     }
 
     fn acknowledge(&self, key: usize, version: u64, value_hash: u64) {
+        if let Some(revisions) = &self.acked_revisions {
+            revisions.lock().unwrap_or_else(PoisonError::into_inner).push(version);
+        }
         let Some(slot) = self.acks.get(key) else { return };
         let mut ack = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if ack.is_none_or(|known| known.version < version) {
@@ -255,6 +378,12 @@ impl CpuReading {
 
 /// Runs the workload for warmup + duration, scraping the nodes every second, and reads the
 /// CPU time of `server_pids` and of this process at the start and end of the measured window.
+/// The watch workload creates its watchers first and, once the workers stop, waits for them
+/// to deliver the last acknowledged write.
+///
+/// # Errors
+///
+/// [`Error::Watch`] when a watcher cannot be created.
 pub async fn run<T: Target>(
     target: T,
     config: &WorkloadConfig,
@@ -262,36 +391,24 @@ pub async fn run<T: Target>(
     started: Instant,
     mut on_row: OnRow,
     server_pids: ServerPids,
-) -> Outcome {
-    let keys = usize::try_from(config.keys.max(1)).unwrap_or(usize::MAX);
-    let shared = Arc::new(Shared {
-        interval: Mutex::new(Interval::new()),
-        acks: (0..keys).map(|_| Mutex::new(None)).collect(),
-        stop: AtomicBool::new(false),
-        error_samples: Mutex::new(Vec::new()),
-    });
-    let mut workers = Vec::new();
-    for worker in 0..config.clients {
-        let target = target.clone();
-        let shared = Arc::clone(&shared);
-        let config = config.clone();
-        workers.push(tokio::spawn(async move { work(worker, target, &config, &shared).await }));
-    }
+) -> Result<Outcome, Error> {
     let total = config.warmup + config.duration;
-    let mut outcome = Outcome {
-        rows: Vec::new(),
-        all: new_histogram(),
-        reads: new_histogram(),
-        writes: new_histogram(),
-        ops: 0,
-        errors: 0,
-        conflicts: 0,
-        measured_s: 0.0,
-        acks: Vec::new(),
-        error_samples: Vec::new(),
-        server_cpu_micros: None,
-        client_cpu_micros: None,
+    let watchers = match config.kind {
+        WorkloadKind::Write => None,
+        WorkloadKind::Watch => {
+            let window = MeasuredWindow { started, warmup: config.warmup, end: total };
+            Some(Watchers::start(&target, config.watchers, window).await?)
+        }
     };
+    let shared = Arc::new(Shared::new(config));
+    let workers: Vec<_> = (0..config.clients)
+        .map(|worker| {
+            let (target, shared, config) = (target.clone(), Arc::clone(&shared), config.clone());
+            tokio::spawn(async move { work(worker, target, &config, &shared, started).await })
+        })
+        .collect();
+    let mut outcome = Outcome::new();
+    let mut watch_events = 0;
     // The measured window starts after the last warmup second (or now, without a warmup).
     let mut window_start = CpuReading::now(&server_pids);
     let mut last = started;
@@ -299,10 +416,11 @@ pub async fn run<T: Target>(
     loop {
         let due = started + Duration::from_secs(u64::from(tick)).min(total);
         tokio::time::sleep_until(due.into()).await;
-        let interval = {
-            let mut current = shared.interval.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::replace(&mut *current, Interval::new())
-        };
+        let interval = shared.take_interval();
+        let watch = watchers.as_ref().map(|watchers| {
+            let second = watchers.take_interval();
+            WatchRow { events: second.events, latency_ms: Percentiles::of(&second.latency) }
+        });
         let now = Instant::now();
         let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
         if warmup {
@@ -310,13 +428,8 @@ pub async fn run<T: Target>(
         }
         let nodes = scraper.scrape().await;
         if !warmup {
-            let _ = outcome.all.add(&interval.all);
-            let _ = outcome.reads.add(&interval.reads);
-            let _ = outcome.writes.add(&interval.writes);
-            outcome.ops += interval.ops;
-            outcome.errors += interval.errors;
-            outcome.conflicts += interval.conflicts;
-            outcome.measured_s += now.duration_since(last).as_secs_f64();
+            outcome.measure(&interval, now.duration_since(last).as_secs_f64());
+            watch_events += watch.map_or(0, |row| row.events);
         }
         last = now;
         let row = Row {
@@ -327,18 +440,12 @@ pub async fn run<T: Target>(
             conflicts: interval.conflicts,
             latency_ms: Percentiles::of(&interval.all),
             nodes,
+            watch,
         };
         on_row(&row);
         outcome.rows.push(row);
         if due >= started + total {
-            let window_end = CpuReading::now(&server_pids);
-            if !window_end.servers.micros.is_empty() {
-                outcome.server_cpu_micros = Some(window_end.servers.since(&window_start.servers));
-            }
-            outcome.client_cpu_micros = window_end
-                .client
-                .zip(window_start.client)
-                .map(|(end, start)| end.saturating_sub(start));
+            outcome.close_cpu_window(&window_start, &CpuReading::now(&server_pids));
             break;
         }
         tick += 1;
@@ -354,11 +461,20 @@ pub async fn run<T: Target>(
         .collect();
     outcome.error_samples =
         shared.error_samples.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    outcome
+    if let Some(watchers) = watchers {
+        outcome.watch = Some(watchers.finish(shared.take_revisions(), watch_events).await);
+    }
+    Ok(outcome)
 }
 
 /// One worker: one operation at a time until told to stop.
-async fn work<T: Target>(worker: usize, target: T, config: &WorkloadConfig, shared: &Shared) {
+async fn work<T: Target>(
+    worker: usize,
+    target: T,
+    config: &WorkloadConfig,
+    shared: &Shared,
+    started: Instant,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ (worker as u64).wrapping_mul(0x9e37));
     let mut known_versions = std::collections::HashMap::new();
     let mut sequence = 0u64;
@@ -374,7 +490,12 @@ async fn work<T: Target>(worker: usize, target: T, config: &WorkloadConfig, shar
             }
         } else {
             sequence += 1;
-            let value = make_value(worker, sequence, config.value_size);
+            let value = match config.kind {
+                WorkloadKind::Write => make_value(worker, sequence, config.value_size),
+                WorkloadKind::Watch => {
+                    timestamped_value(nanos_since(started), worker, sequence, config.value_size)
+                }
+            };
             let hash = fnv1a(&value);
             let outcome = if config.occ {
                 let known = known_versions.get(&key_index).copied();

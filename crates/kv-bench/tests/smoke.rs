@@ -1,6 +1,8 @@
-//! Smoke test for CI: the harness runs for about 3 s against three real `kv-server`
-//! processes on 127.0.0.1 and writes a complete report folder, and every acknowledged write
-//! is read back. Method: run the `kv-bench` binary as a user would, then check the folder.
+//! Smoke tests for CI: the harness runs for about 3 s against three real `kv-server`
+//! processes on 127.0.0.1 (through kv-client, and through their etcd API) or etcd, writes a
+//! complete report folder, and every acknowledged write is read back; the watch workload's
+//! watchers get every acknowledged write. Method: run the `kv-bench` binary as a user
+//! would, then check the folder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -96,6 +98,62 @@ fn a_short_run_against_three_kv_servers_writes_a_complete_report() {
     for node in summary["nodes"].as_array().unwrap() {
         assert!(node["start_index"].is_u64(), "node without metrics: {node}");
     }
+}
+
+#[test]
+fn a_short_run_against_kv_servers_etcd_api_writes_a_complete_report() {
+    let server = kv_server();
+    let out = tempfile::tempdir().unwrap();
+    run_bench(&["--server-bin", server.to_str().unwrap(), "--system", "kv-etcd"], out.path());
+    let summary = check_report(out.path(), "kv-etcd");
+    assert_eq!(summary["server"], "kv-server");
+    let client = summary["client"].as_str().unwrap();
+    assert!(client.starts_with("etcd-client"), "driven through etcd's client: {client}");
+    let model = summary["connection_model"].as_str().unwrap();
+    assert!(model.contains("etcd API") && model.contains("kv-server"), "{model}");
+    assert!(summary["server_cpu_us_per_op"].as_f64().unwrap() > 0.0, "server CPU: {summary}");
+    // Our metrics are scraped as for `kv`: every node reports its log and its role.
+    for node in summary["nodes"].as_array().unwrap() {
+        assert!(node["start_index"].is_u64(), "node without metrics: {node}");
+        assert!(node["role"].is_u64(), "node without a role: {node}");
+    }
+}
+
+#[test]
+fn a_short_watch_run_through_kv_servers_etcd_api_delivers_every_acknowledged_write() {
+    let server = kv_server();
+    let out = tempfile::tempdir().unwrap();
+    let system = ["--server-bin", server.to_str().unwrap(), "--system", "kv-etcd"];
+    let watch = ["--workload", "watch", "--watchers", "4"];
+    run_bench(&[&system[..], &watch[..]].concat(), out.path());
+    let summary = check_report(out.path(), "kv-etcd");
+    assert_eq!(summary["workload"], "watch");
+    for file in ["watch-timeseries.csv", "delivery-latency.hdr"] {
+        assert!(out.path().join(file).is_file(), "{file} is missing");
+    }
+    let watch = &summary["watch"];
+    assert_eq!(watch["watchers"], 4);
+    assert!(watch["events"].as_u64().unwrap() > 0, "no events delivered: {watch}");
+    assert!(watch["delivery_latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    let expected = watch["expected_events"].as_u64().unwrap();
+    assert!(expected > 0, "no acknowledged writes: {watch}");
+    assert_eq!(watch["acknowledged_writes"].as_u64().unwrap() * 4, expected);
+    assert_eq!(watch["delivered"].as_u64(), Some(expected), "{watch}");
+    assert_eq!(watch["missing"], 0, "events lost: {watch}");
+    assert_eq!(watch["duplicates"], 0, "events delivered twice: {watch}");
+    assert_eq!(watch["out_of_order"], 0, "events out of revision order: {watch}");
+    assert_eq!(watch["failed_watchers"], 0, "watch streams ended: {watch}");
+}
+
+#[test]
+fn a_watch_run_through_kv_client_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kv-bench"))
+        .args(["--system", "kv", "--workload", "watch", "--no-progress"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "kv-client cannot watch");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--system kv-etcd"), "the error says what to use: {stderr}");
 }
 
 #[test]
