@@ -2,14 +2,15 @@
 //! of two systems (ours and etcd, or ours through two clients).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use crate::cluster::find_program;
+use crate::comparison::{StorageComparison, StorageRow};
 use crate::error::Error;
 use crate::parse::{parse_clients, parse_duration, parse_faults, parse_size};
-use crate::report;
+use crate::report::{self, Summary};
 use crate::run::{RunConfig, run_compare, run_one};
 use crate::system::{Protocol, Server, System};
 use crate::watch::WATCH_VALUE_BYTES_MIN;
@@ -298,6 +299,7 @@ pub async fn execute(args: Args) -> Result<(), Error> {
     };
     let other_program = compare.map(|other| program_for(&args, other)).transpose()?;
     let runs = engines.iter().flat_map(|engine| counts.iter().map(move |&count| (engine, count)));
+    let mut storage = StorageComparison::default();
     for (engine, clients) in runs {
         let mut config = base.clone();
         config.workload.clients = clients;
@@ -317,14 +319,27 @@ pub async fn execute(args: Args) -> Result<(), Error> {
                     if subject == system { (config, second) } else { (second, config) };
                 let comparison = run_compare(&subject, &reference).await?;
                 eprintln!("{}", comparison.text_line(&subject.out));
+                storage.rows.push(storage_row(engine, &comparison.subject, &out, &subject.out));
             }
             _ => {
                 let summary = run_one(&config).await?;
                 eprint!("{}", report::text_summary(&summary, &config.out));
+                storage.rows.push(storage_row(engine, &summary, &out, &config.out));
             }
         }
     }
+    if engines.len() > 1 {
+        storage.write(&out, &base.command)?;
+        eprint!("{}", storage.text_table(&out));
+    }
     Ok(())
+}
+
+/// The storage table's row of a run whose report (or comparison page) is in `run_out`,
+/// linked relative to the sweep's folder `out`.
+fn storage_row(engine: &str, summary: &Summary, out: &Path, run_out: &Path) -> StorageRow {
+    let run_dir = run_out.strip_prefix(out).unwrap_or(run_out);
+    StorageRow::new(engine, summary, &run_dir.join("report.html"))
 }
 
 #[cfg(test)]

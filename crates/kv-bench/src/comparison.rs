@@ -1,6 +1,7 @@
 //! Comparing two runs of the same workload: `comparison.json`, its `report.html` and the
 //! numbers its chart draws. Every ratio is subject / reference; etcd, when in the
-//! comparison, is the reference.
+//! comparison, is the reference. Also the side-by-side table of a `--storage` sweep
+//! (`storage-comparison.json` and `.html`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,13 +10,16 @@ use serde::Serialize;
 
 use crate::charts::CompareBars;
 use crate::error::Error;
-use crate::report::{Summary, cpu_cell, escape, fill_template};
+use crate::report::{Summary, bytes_cell, cpu_cell, escape, fill_template, write_json};
 use crate::system::Server;
 use crate::watch::WatchSummary;
 use crate::workload::Percentiles;
 
 /// The page comparing two runs; [`fill_template`] fills its `{{name}}` placeholders.
 const COMPARISON_TEMPLATE: &str = include_str!("templates/comparison.html");
+
+/// The page of a `--storage` sweep; [`fill_template`] fills its `{{name}}` placeholders.
+const STORAGE_TEMPLATE: &str = include_str!("templates/storage-comparison.html");
 
 /// `comparison.json`: two runs of the same workload. Every ratio is subject / reference;
 /// etcd, when in the comparison, is the reference.
@@ -253,6 +257,126 @@ pub fn write_comparison_html(
     std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
 }
 
+/// One engine's run in `storage-comparison.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StorageRow {
+    /// The log engine (`wal` or `redb`).
+    pub engine: String,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Measured operations per second.
+    pub ops_per_sec: f64,
+    /// Latency of all measured operations.
+    pub latency_ms: Percentiles,
+    /// Server CPU per operation in µs, as in the run's summary.
+    pub server_cpu_us_per_op: Option<f64>,
+    /// Server bytes written per operation, as in the run's summary.
+    pub server_write_bytes_per_op: Option<f64>,
+    /// Acknowledged keys read back.
+    pub verified: u64,
+    /// Acknowledged keys not found.
+    pub missing: u64,
+    /// The run's `report.html`, relative to the sweep's folder.
+    pub report: String,
+}
+
+impl StorageRow {
+    /// The row of `engine`'s run from its summary and the path of its report.
+    #[must_use]
+    pub fn new(engine: &str, summary: &Summary, report: &Path) -> StorageRow {
+        StorageRow {
+            engine: engine.to_owned(),
+            clients: summary.clients,
+            ops_per_sec: summary.ops_per_sec,
+            latency_ms: summary.latency_ms,
+            server_cpu_us_per_op: summary.server_cpu_us_per_op,
+            server_write_bytes_per_op: summary.server_write_bytes_per_op,
+            verified: summary.verified,
+            missing: summary.missing,
+            report: report.display().to_string(),
+        }
+    }
+
+    /// The cells both the page and the console show, in the header's order.
+    fn cells(&self) -> [String; 9] {
+        let latency = self.latency_ms;
+        [
+            self.engine.clone(),
+            self.clients.to_string(),
+            format!("{:.0}", self.ops_per_sec),
+            format!("{:.2}", latency.p50),
+            format!("{:.2}", latency.p99),
+            format!("{:.2}", latency.p999),
+            cpu_cell(self.server_cpu_us_per_op),
+            bytes_cell(self.server_write_bytes_per_op),
+            format!("{} / {}", self.verified, self.missing),
+        ]
+    }
+}
+
+/// The console header of the storage table, matching [`StorageRow::cells`].
+const STORAGE_HEADER: [&str; 9] = [
+    "engine",
+    "clients",
+    "ops/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "CPU µs/op",
+    "B written/op",
+    "verified / missing",
+];
+
+/// `storage-comparison.json`: the runs of a `--storage` sweep side by side.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StorageComparison {
+    /// One row per run, in the order they ran.
+    pub rows: Vec<StorageRow>,
+}
+
+impl StorageComparison {
+    /// The table printed at the end of the sweep, one line per run.
+    #[must_use]
+    pub fn text_table(&self, dir: &Path) -> String {
+        let mut lines = vec![STORAGE_HEADER.map(str::to_owned)];
+        lines.extend(self.rows.iter().map(StorageRow::cells));
+        let widths: Vec<usize> = (0..STORAGE_HEADER.len())
+            .map(|column| lines.iter().map(|line| line[column].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut text = String::from("== log engines side by side ==\n");
+        for line in &lines {
+            for (cell, width) in line.iter().zip(&widths) {
+                let _ = write!(text, "   {cell:>width$}");
+            }
+            text.push('\n');
+        }
+        let _ = writeln!(text, "   {}", dir.join("storage-comparison.html").display());
+        text
+    }
+
+    /// Writes `storage-comparison.json` and `storage-comparison.html` into `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] or [`Error::Io`].
+    pub fn write(&self, dir: &Path, command: &str) -> Result<(), Error> {
+        write_json(&dir.join("storage-comparison.json"), self)?;
+        let mut rows = String::new();
+        for row in &self.rows {
+            rows.push_str("<tr>");
+            for cell in row.cells() {
+                let _ = write!(rows, "<td>{}</td>", escape(&cell));
+            }
+            let link = escape(&row.report);
+            let _ = writeln!(rows, "<td><a href=\"{link}\">{link}</a></td></tr>");
+        }
+        let html =
+            fill_template(STORAGE_TEMPLATE, &[("command", &escape(command)), ("rows", &rows)]);
+        let path = dir.join("storage-comparison.html");
+        std::fs::write(&path, html).map_err(|source| Error::io("write", &path, source))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +423,39 @@ mod tests {
         assert!(html.contains("<th>delivery p99 ms</th><td>4.00</td><td>8.00</td><td>0.50</td>"));
         assert!(html.contains("1599 delivered, 1 missing, 0 duplicates, 0 out of order"));
         assert!(!html.contains("{{"), "every placeholder is filled");
+    }
+
+    #[test]
+    fn the_storage_table_puts_two_engines_side_by_side() {
+        let redb = Summary { ops_per_sec: 250.0, server_write_bytes_per_op: None, ..summary("kv") };
+        let comparison = StorageComparison {
+            rows: vec![
+                StorageRow::new("wal", &summary("kv"), Path::new("storage-wal/report.html")),
+                StorageRow::new("redb", &redb, Path::new("storage-redb/report.html")),
+            ],
+        };
+        let text = comparison.text_table(Path::new("out"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines[1].contains("engine") && lines[1].contains("B written/op"), "{text}");
+        assert!(lines[2].trim_start().starts_with("wal"), "{text}");
+        assert!(lines[2].contains("400") && lines[2].contains("2048"), "{text}");
+        assert!(lines[3].contains("250") && lines[3].contains("n/a"), "{text}");
+        assert!(lines[2].contains("480 / 0"), "verified / missing: {text}");
+        assert_eq!(lines[1].chars().count(), lines[2].chars().count(), "aligned: {text}");
+        let dir = tempfile::tempdir().unwrap();
+        comparison.write(dir.path(), "kv-bench --storage wal,redb").unwrap();
+        let html = std::fs::read_to_string(dir.path().join("storage-comparison.html")).unwrap();
+        assert!(html.contains("<code>kv-bench --storage wal,redb</code>"));
+        assert!(html.contains("<tr><td>wal</td><td>4</td><td>400</td><td>1.00</td><td>5.00</td>"));
+        assert!(html.contains("<td>150.0</td><td>2048</td><td>480 / 0</td>"));
+        assert!(html.contains("<td>n/a</td><td>480 / 0</td>"), "redb's bytes are absent");
+        assert!(html.contains("<a href=\"storage-redb/report.html\">"));
+        assert!(!html.contains("{{"), "every placeholder is filled");
+        let json = std::fs::read_to_string(dir.path().join("storage-comparison.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(json["rows"][1]["engine"], "redb");
+        assert!(json["rows"][1]["server_write_bytes_per_op"].is_null());
+        assert_eq!(json["rows"][0]["latency_ms"]["p999"], 9.0);
     }
 }

@@ -89,6 +89,10 @@ pub struct Summary {
     /// CPU time the load generator (this process) spent in the measured window, per
     /// measured operation, in µs.
     pub client_cpu_us_per_op: Option<f64>,
+    /// Bytes all server processes sent to the storage layer in the measured window
+    /// (`/proc/PID/io` `write_bytes`), per measured operation; `None` (JSON `null`, never 0)
+    /// for a cluster the harness did not launch or when `/proc/PID/io` is unreadable.
+    pub server_write_bytes_per_op: Option<f64>,
     /// Latency of all measured operations.
     pub latency_ms: Percentiles,
     /// Latency of reads.
@@ -161,6 +165,11 @@ fn cell<T: ToString>(value: Option<T>) -> String {
 /// not launch).
 pub(crate) fn cpu_cell(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_owned(), |micros| format!("{micros:.1}"))
+}
+
+/// Bytes per operation, or "n/a" when they were not measured.
+pub(crate) fn bytes_cell(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |bytes| format!("{bytes:.0}"))
 }
 
 fn cell_ms(value: Option<f64>) -> String {
@@ -379,6 +388,10 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
         ),
         ("load generator CPU per operation (µs)", cpu_cell(summary.client_cpu_us_per_op)),
         (
+            "server bytes written per operation (all server processes, /proc/PID/io)",
+            bytes_cell(summary.server_write_bytes_per_op),
+        ),
+        (
             "latency p50 / p90 / p99 / p99.9 / max (ms)",
             format!(
                 "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
@@ -556,6 +569,11 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     );
     let _ = writeln!(
         text,
+        "   bytes written per op: servers {} B",
+        bytes_cell(summary.server_write_bytes_per_op)
+    );
+    let _ = writeln!(
+        text,
         "   acknowledged keys: {} verified, {} missing, {} unreadable",
         summary.verified, summary.missing, summary.verification.read_errors
     );
@@ -631,6 +649,7 @@ pub(crate) mod fixtures {
             conflicts: 0,
             server_cpu_us_per_op: Some(150.0),
             client_cpu_us_per_op: Some(40.0),
+            server_write_bytes_per_op: Some(2048.0),
             latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
             read_latency_ms: Percentiles::default(),
             write_latency_ms: Percentiles::default(),
@@ -703,6 +722,7 @@ mod tests {
         assert!(html.contains("<img src=\"roles.svg\" alt=\"Role of each node\">"));
         assert!(html.contains("<td>150.0</td>"), "server CPU per operation");
         assert!(html.contains("<td>40.0</td>"), "load generator CPU per operation");
+        assert!(html.contains("<td>2048</td>"), "server bytes written per operation");
         assert_eq!(html.matches("{{").count(), 1, "only the error sample's braces remain");
     }
 
@@ -713,6 +733,17 @@ mod tests {
         let external = Summary { server_cpu_us_per_op: None, ..summary("kv") };
         let text = text_summary(&external, Path::new("out"));
         assert!(text.contains("servers n/a µs"), "{text}");
+    }
+
+    #[test]
+    fn bytes_written_per_operation_are_given_or_absent_never_zero() {
+        let text = text_summary(&summary("kv"), Path::new("out"));
+        assert!(text.contains("bytes written per op: servers 2048 B"), "{text}");
+        let unreadable = Summary { server_write_bytes_per_op: None, ..summary("etcd") };
+        let text = text_summary(&unreadable, Path::new("out"));
+        assert!(text.contains("bytes written per op: servers n/a B"), "{text}");
+        let json = serde_json::to_value(&unreadable).unwrap();
+        assert!(json["server_write_bytes_per_op"].is_null(), "{json}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::charts::{self, FaultMark, Resumed, TimeData};
 use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint};
 use crate::cpu;
+use crate::disk_writes;
 use crate::error::Error;
 use crate::metrics::{Samples, http_get};
 use crate::parse::{Fault, FaultAction, FaultNode};
@@ -119,6 +120,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         conflicts: outcome.conflicts,
         server_cpu_us_per_op: cpu::per_op(outcome.server_cpu_micros, outcome.ops),
         client_cpu_us_per_op: cpu::per_op(outcome.client_cpu_micros, outcome.ops),
+        server_write_bytes_per_op: disk_writes::per_op(outcome.server_write_bytes, outcome.ops),
         latency_ms: Percentiles::of(&outcome.all),
         read_latency_ms: Percentiles::of(&outcome.reads),
         write_latency_ms: Percentiles::of(&outcome.writes),

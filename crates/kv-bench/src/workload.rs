@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::cpu::{CpuSample, own_cpu_micros};
+use crate::disk_writes::WriteBytesSample;
 use crate::error::Error;
 use crate::scrape::{NodeSample, Scraper};
 use crate::target::{PutResult, Target};
@@ -180,6 +181,10 @@ pub struct Outcome {
     pub server_cpu_micros: Option<u64>,
     /// CPU this process (the load generator) spent in the measured window, in µs.
     pub client_cpu_micros: Option<u64>,
+    /// Bytes the server processes sent to the storage layer in the measured window
+    /// (`/proc/PID/io` `write_bytes`); `None` when the harness knows no process ids or
+    /// `/proc` would not tell.
+    pub server_write_bytes: Option<u64>,
     /// What the watchers saw (watch workload only).
     pub watch: Option<WatchOutcome>,
 }
@@ -199,12 +204,15 @@ impl Outcome {
             error_samples: Vec::new(),
             server_cpu_micros: None,
             client_cpu_micros: None,
+            server_write_bytes: None,
             watch: None,
         }
     }
 
-    /// Notes the CPU the servers and this process spent between the readings.
-    fn close_cpu_window(&mut self, start: &CpuReading, end: &CpuReading) {
+    /// Notes the CPU the servers and this process spent, and the bytes the servers wrote,
+    /// between the readings.
+    fn close_window(&mut self, start: &WindowReading, end: &WindowReading) {
+        self.server_write_bytes = end.server_writes.since(&start.server_writes);
         if !end.servers.micros.is_empty() {
             self.server_cpu_micros = Some(end.servers.since(&start.servers));
         }
@@ -364,20 +372,28 @@ pub type OnRow = Box<dyn FnMut(&Row) + Send>;
 /// The server processes' ids, asked again at every sample (a restarted node has a new one).
 pub type ServerPids = Box<dyn Fn() -> Vec<u32> + Send>;
 
-/// CPU readings at one moment: the servers' and this process's.
-struct CpuReading {
+/// Readings at one moment: the servers' and this process's CPU, and the servers' bytes
+/// written.
+struct WindowReading {
     servers: CpuSample,
     client: Option<u64>,
+    server_writes: WriteBytesSample,
 }
 
-impl CpuReading {
-    fn now(server_pids: &ServerPids) -> CpuReading {
-        CpuReading { servers: CpuSample::read(&server_pids()), client: own_cpu_micros() }
+impl WindowReading {
+    fn now(server_pids: &ServerPids) -> WindowReading {
+        let pids = server_pids();
+        WindowReading {
+            servers: CpuSample::read(&pids),
+            client: own_cpu_micros(),
+            server_writes: WriteBytesSample::read(&pids),
+        }
     }
 }
 
 /// Runs the workload for warmup + duration, scraping the nodes every second, and reads the
-/// CPU time of `server_pids` and of this process at the start and end of the measured window.
+/// CPU time of `server_pids` and of this process, and the bytes `server_pids` wrote, at the
+/// start and end of the measured window.
 /// The watch workload creates its watchers first and, once the workers stop, waits for them
 /// to deliver the last acknowledged write.
 ///
@@ -410,7 +426,7 @@ pub async fn run<T: Target>(
     let mut outcome = Outcome::new();
     let mut watch_events = 0;
     // The measured window starts after the last warmup second (or now, without a warmup).
-    let mut window_start = CpuReading::now(&server_pids);
+    let mut window_start = WindowReading::now(&server_pids);
     let mut last = started;
     let mut tick = 1u32;
     loop {
@@ -424,7 +440,7 @@ pub async fn run<T: Target>(
         let now = Instant::now();
         let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
         if warmup {
-            window_start = CpuReading::now(&server_pids);
+            window_start = WindowReading::now(&server_pids);
         }
         let nodes = scraper.scrape().await;
         if !warmup {
@@ -445,7 +461,7 @@ pub async fn run<T: Target>(
         on_row(&row);
         outcome.rows.push(row);
         if due >= started + total {
-            outcome.close_cpu_window(&window_start, &CpuReading::now(&server_pids));
+            outcome.close_window(&window_start, &WindowReading::now(&server_pids));
             break;
         }
         tick += 1;

@@ -167,3 +167,27 @@ fn a_short_run_against_etcd_writes_a_complete_report() {
     run_bench(&["--system", "etcd"], out.path());
     check_report(out.path(), "etcd");
 }
+
+#[test]
+fn a_short_storage_sweep_reports_each_engine_and_puts_them_side_by_side() {
+    let server = kv_server();
+    let out = tempfile::tempdir().unwrap();
+    let sweep = ["--server-bin", server.to_str().unwrap(), "--storage", "wal,redb"];
+    run_bench(&sweep, out.path());
+    for engine in ["wal", "redb"] {
+        let summary = check_report(&out.path().join(format!("storage-{engine}")), "kv");
+        let written = &summary["server_write_bytes_per_op"];
+        assert!(written.is_null() || written.as_f64().unwrap() > 0.0, "{engine}: {written}");
+    }
+    let html = std::fs::read_to_string(out.path().join("storage-comparison.html")).unwrap();
+    assert!(html.contains("<a href=\"storage-redb/report.html\">"), "{html}");
+    let text = std::fs::read_to_string(out.path().join("storage-comparison.json")).unwrap();
+    let table: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let engines: Vec<&str> = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(engines, ["wal", "redb"]);
+}
