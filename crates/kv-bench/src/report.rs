@@ -388,7 +388,9 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
         ),
         ("load generator CPU per operation (µs)", cpu_cell(summary.client_cpu_us_per_op)),
         (
-            "server bytes written per operation (all server processes, /proc/PID/io)",
+            "server bytes written per operation (all server processes: /proc/PID/io write_bytes, \
+             pages dirtied; a page dirtied again after an fsync counts again, so this can far \
+             exceed the bytes that reach the disk)",
             bytes_cell(summary.server_write_bytes_per_op),
         ),
         (
@@ -569,7 +571,7 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     );
     let _ = writeln!(
         text,
-        "   bytes written per op: servers {} B",
+        "   bytes written per op: servers {} B (pages dirtied, /proc/PID/io; not bytes on disk)",
         bytes_cell(summary.server_write_bytes_per_op)
     );
     let _ = writeln!(
