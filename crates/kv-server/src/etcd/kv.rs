@@ -51,7 +51,8 @@ impl PbKvService for EtcdApi {
         &self,
         request: Request<PbRangeRequest>,
     ) -> Result<Response<PbRangeResponse>, Status> {
-        self.range_checked(request.into_inner()).await.map(Response::new)
+        let call = self.range_checked(request.into_inner());
+        self.observed("etcd_range", call).await.map(Response::new)
     }
 
     type RangeStreamStream = RangeStream;
@@ -67,44 +68,67 @@ impl PbKvService for EtcdApi {
     }
 
     async fn put(&self, request: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
-        let put = convert::put_request(request.into_inner())?;
-        match self.apply_one(TxnOp::Put(put)).await? {
-            (TxnOpResponse::Put(put), revision) => {
-                Ok(Response::new(convert::put_response(&put, self.header(revision))))
-            }
-            _ => Err(Status::internal("etcdserver: a put answered as another operation")),
-        }
+        self.observed("etcd_put", self.put_checked(request.into_inner())).await.map(Response::new)
     }
 
     async fn delete_range(
         &self,
         request: Request<PbDeleteRequest>,
     ) -> Result<Response<PbDeleteResponse>, Status> {
-        let delete = convert::delete_request(request.into_inner())?;
-        match self.apply_one(TxnOp::DeleteRange(delete)).await? {
-            (TxnOpResponse::DeleteRange(deleted), revision) => {
-                Ok(Response::new(convert::delete_response(&deleted, self.header(revision))))
-            }
-            _ => Err(Status::internal("etcdserver: a delete answered as another operation")),
-        }
+        let call = self.delete_checked(request.into_inner());
+        self.observed("etcd_delete_range", call).await.map(Response::new)
     }
 
     async fn txn(&self, request: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
-        let txn = convert::txn_request(request.into_inner())?;
-        let (result, revision) = self.apply_txn(txn).await?;
-        Ok(Response::new(convert::txn_response(&result, &self.header(revision))))
+        self.observed("etcd_txn", self.txn_checked(request.into_inner())).await.map(Response::new)
     }
 
     async fn compact(
         &self,
         request: Request<PbCompactionRequest>,
     ) -> Result<Response<PbCompactionResponse>, Status> {
-        let revision = u64::try_from(request.into_inner().revision).map_err(|_| {
+        let call = self.compact_checked(request.into_inner());
+        self.observed("etcd_compact", call).await.map(Response::new)
+    }
+}
+
+impl EtcdApi {
+    async fn put_checked(&self, request: PbPutRequest) -> Result<PbPutResponse, Status> {
+        let put = convert::put_request(request)?;
+        match self.apply_one(TxnOp::Put(put)).await? {
+            (TxnOpResponse::Put(put), revision) => {
+                Ok(convert::put_response(&put, self.header(revision)))
+            }
+            _ => Err(Status::internal("etcdserver: a put answered as another operation")),
+        }
+    }
+
+    async fn delete_checked(&self, request: PbDeleteRequest) -> Result<PbDeleteResponse, Status> {
+        let delete = convert::delete_request(request)?;
+        match self.apply_one(TxnOp::DeleteRange(delete)).await? {
+            (TxnOpResponse::DeleteRange(deleted), revision) => {
+                Ok(convert::delete_response(&deleted, self.header(revision)))
+            }
+            _ => Err(Status::internal("etcdserver: a delete answered as another operation")),
+        }
+    }
+
+    async fn txn_checked(&self, request: PbTxnRequest) -> Result<PbTxnResponse, Status> {
+        let txn = convert::txn_request(request)?;
+        let (result, revision) = self.apply_txn(txn).await?;
+        Ok(convert::txn_response(&result, &self.header(revision)))
+    }
+
+    async fn compact_checked(
+        &self,
+        request: PbCompactionRequest,
+    ) -> Result<PbCompactionResponse, Status> {
+        let revision = u64::try_from(request.revision).map_err(|_| {
             Status::invalid_argument("etcdserver: the compaction revision must not be negative")
         })?;
         match self.apply(Write::Compact { revision }).await? {
             kv_store::Response::Compacted { .. } => {
-                Ok(Response::new(PbCompactionResponse { header: self.current_header() }))
+                Ok(PbCompactionResponse { header: self.current_header() })
             }
             other => Err(unexpected_answer(&other)),
         }

@@ -176,42 +176,48 @@ impl PbLeaseService for EtcdApi {
         &self,
         request: Request<PbLeaseGrantRequest>,
     ) -> Result<Response<PbLeaseGrantResponse>, Status> {
-        let request = request.into_inner();
-        if request.ttl > LEASE_TTL_MAX_SECONDS {
-            return Err(Status::out_of_range("etcdserver: too large lease TTL"));
-        }
-        let ttl_seconds = request.ttl.max(LEASE_TTL_MIN_SECONDS);
-        let id = match request.id {
-            0 => rand::random::<i64>().checked_abs().unwrap_or(1).max(1),
-            id if id < 0 => {
-                return Err(Status::invalid_argument("etcdserver: lease ids must be positive"));
+        self.observed("etcd_lease_grant", async {
+            let request = request.into_inner();
+            if request.ttl > LEASE_TTL_MAX_SECONDS {
+                return Err(Status::out_of_range("etcdserver: too large lease TTL"));
             }
-            id => id,
-        };
-        match self.apply(Write::LeaseGrant { id, ttl_seconds }).await? {
-            kv_store::Response::LeaseGranted { id, ttl_seconds, revision } => {
-                Ok(Response::new(PbLeaseGrantResponse {
-                    header: self.header(revision),
-                    id,
-                    ttl: ttl_seconds,
-                    error: String::new(),
-                }))
+            let ttl_seconds = request.ttl.max(LEASE_TTL_MIN_SECONDS);
+            let id = match request.id {
+                0 => rand::random::<i64>().checked_abs().unwrap_or(1).max(1),
+                id if id < 0 => {
+                    return Err(Status::invalid_argument("etcdserver: lease ids must be positive"));
+                }
+                id => id,
+            };
+            match self.apply(Write::LeaseGrant { id, ttl_seconds }).await? {
+                kv_store::Response::LeaseGranted { id, ttl_seconds, revision } => {
+                    Ok(Response::new(PbLeaseGrantResponse {
+                        header: self.header(revision),
+                        id,
+                        ttl: ttl_seconds,
+                        error: String::new(),
+                    }))
+                }
+                other => Err(unexpected_answer(&other)),
             }
-            other => Err(unexpected_answer(&other)),
-        }
+        })
+        .await
     }
 
     async fn lease_revoke(
         &self,
         request: Request<PbLeaseRevokeRequest>,
     ) -> Result<Response<PbLeaseRevokeResponse>, Status> {
-        let id = request.into_inner().id;
-        match self.apply(Write::LeaseRevoke { id }).await? {
-            kv_store::Response::LeaseRevoked { revision } => {
-                Ok(Response::new(PbLeaseRevokeResponse { header: self.header(revision) }))
+        self.observed("etcd_lease_revoke", async {
+            let id = request.into_inner().id;
+            match self.apply(Write::LeaseRevoke { id }).await? {
+                kv_store::Response::LeaseRevoked { revision } => {
+                    Ok(Response::new(PbLeaseRevokeResponse { header: self.header(revision) }))
+                }
+                other => Err(unexpected_answer(&other)),
             }
-            other => Err(unexpected_answer(&other)),
-        }
+        })
+        .await
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;
@@ -254,21 +260,24 @@ impl PbLeaseService for EtcdApi {
         &self,
         request: Request<PbLeaseTimeToLiveRequest>,
     ) -> Result<Response<PbLeaseTimeToLiveResponse>, Status> {
-        let request = request.into_inner();
-        let ttl = self.lease_ttl(request.id, false).await?;
-        let keys = if request.keys {
-            let lease = self.service().kv.lease(request.id);
-            lease.map(|lease| lease.keys.iter().map(|key| key.to_vec()).collect())
-        } else {
-            None
-        };
-        Ok(Response::new(PbLeaseTimeToLiveResponse {
-            header: self.current_header(),
-            id: ttl.id,
-            ttl: ttl.remaining_seconds,
-            granted_ttl: ttl.granted_seconds,
-            keys: keys.unwrap_or_default(),
-        }))
+        self.observed("etcd_lease_time_to_live", async {
+            let request = request.into_inner();
+            let ttl = self.lease_ttl(request.id, false).await?;
+            let keys = if request.keys {
+                let lease = self.service().kv.lease(request.id);
+                lease.map(|lease| lease.keys.iter().map(|key| key.to_vec()).collect())
+            } else {
+                None
+            };
+            Ok(Response::new(PbLeaseTimeToLiveResponse {
+                header: self.current_header(),
+                id: ttl.id,
+                ttl: ttl.remaining_seconds,
+                granted_ttl: ttl.granted_seconds,
+                keys: keys.unwrap_or_default(),
+            }))
+        })
+        .await
     }
 
     async fn lease_leases(

@@ -160,6 +160,24 @@ impl EtcdApi {
         self.inner.service.id
     }
 
+    /// Runs one call of the etcd API and records it in the node's request metrics
+    /// (`kv_requests_total` and the latency histogram) as `etcd_<method>`, with its gRPC
+    /// status code as the outcome.
+    async fn observed<T>(
+        &self,
+        method: &'static str,
+        call: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(status) => status_outcome(status.code()),
+        };
+        self.service().metrics.observe_request(method, outcome, started.elapsed());
+        result
+    }
+
     /// A response header at `revision`.
     fn header(&self, revision: u64) -> Option<PbResponseHeader> {
         Some(PbResponseHeader {
@@ -222,6 +240,20 @@ fn cluster_id_of(name: &str) -> u64 {
 /// `i64::MAX` in practice).
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A gRPC status code as a metrics label.
+fn status_outcome(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::InvalidArgument => "invalid",
+        tonic::Code::OutOfRange => "out_of_range",
+        tonic::Code::NotFound => "not_found",
+        tonic::Code::FailedPrecondition => "failed_precondition",
+        tonic::Code::Unavailable => "unavailable",
+        tonic::Code::ResourceExhausted => "resource_exhausted",
+        tonic::Code::Unimplemented => "unimplemented",
+        _ => "internal",
+    }
 }
 
 /// A wire error as gRPC status, with etcd's own messages where clients match on them.
