@@ -74,6 +74,9 @@ pub struct Settings {
     /// Where etcd's v3 gRPC API listens: `HOST:PORT` on a loopback address, or `off`
     /// (default: the QUIC address's IP with its port + 200, when that is loopback).
     pub etcd_listen: Option<String>,
+    /// Serve etcd's API over TLS with the node's certificate, accepting only clients with
+    /// a certificate from the cluster's CA; required for a non-loopback `etcd-listen`.
+    pub etcd_tls: Option<bool>,
     /// How many revisions of history the store keeps for reads at past revisions and
     /// watches (etcd's `--auto-compaction-retention` in revision mode): older ones are
     /// compacted as writes apply. Every node of a cluster must use the same value.
@@ -115,6 +118,7 @@ impl Settings {
             join: self.join.or(fallback.join),
             storage: self.storage.or(fallback.storage),
             etcd_listen: self.etcd_listen.or(fallback.etcd_listen),
+            etcd_tls: self.etcd_tls.or(fallback.etcd_tls),
             auto_compaction_retention: self
                 .auto_compaction_retention
                 .or(fallback.auto_compaction_retention),
@@ -198,12 +202,14 @@ impl Settings {
             ),
             None => None,
         };
-        let etcd_listen = resolve_etcd_listen(self.etcd_listen.as_deref(), listen)?;
+        let etcd_tls = self.etcd_tls.unwrap_or(false);
+        let etcd_listen = resolve_etcd_listen(self.etcd_listen.as_deref(), listen, etcd_tls)?;
         if self.auto_compaction_retention == Some(0) {
             return Err(invalid("auto-compaction-retention", "0", "must be at least 1 revision"));
         }
         Ok(ServerConfig {
             etcd_listen,
+            etcd_tls,
             history_revisions: self.auto_compaction_retention,
             id,
             listen,
@@ -251,28 +257,31 @@ pub struct ServerConfig {
     pub storage: Option<Engine>,
     /// Where etcd's v3 API listens; `None`: it is off.
     pub etcd_listen: Option<SocketAddr>,
+    /// Whether etcd's v3 API is served over mutual TLS.
+    pub etcd_tls: bool,
     /// The revisions of history kept (`None`: kv-store's default).
     pub history_revisions: Option<u64>,
 }
 
-/// The etcd API's address: `off`, a loopback `HOST:PORT`, or by default the QUIC IP with
-/// the port + 200 when that IP is loopback (off otherwise). The API is served without
-/// TLS, so it is never bound beyond loopback.
+/// The etcd API's address: `off`, a `HOST:PORT`, or by default the QUIC IP with the port +
+/// 200 (when that IP is loopback, or with TLS). Without TLS the API is never bound beyond
+/// loopback.
 fn resolve_etcd_listen(
     text: Option<&str>,
     listen: SocketAddr,
+    tls: bool,
 ) -> Result<Option<SocketAddr>, Error> {
     let addr = match text.map(str::trim) {
         Some("off") => return Ok(None),
         Some(text) => parse_addr("etcd-listen", text)?,
         None => match crate::etcd::default_etcd_addr(listen) {
-            Some(addr) if addr.ip().is_loopback() => addr,
+            Some(addr) if tls || addr.ip().is_loopback() => addr,
             _ => return Ok(None),
         },
     };
-    if !addr.ip().is_loopback() {
-        let rule = "the etcd API is served without TLS, so only on a loopback address; \
-                    put a TLS-terminating proxy in front of it, or use `off`";
+    if !tls && !addr.ip().is_loopback() {
+        let rule = "without --etcd-tls the etcd API is served in plaintext, so only on a \
+                    loopback address; add --etcd-tls, or use `off`";
         return Err(invalid("etcd-listen", &addr.to_string(), rule));
     }
     Ok(Some(addr))
@@ -484,8 +493,11 @@ mod tests {
         let off = Settings { etcd_listen: Some("off".to_owned()), ..Settings::default() };
         assert_eq!(off.resolve().unwrap().etcd_listen, None);
         let open = Settings { etcd_listen: Some("0.0.0.0:2379".to_owned()), ..Settings::default() };
-        let error = open.resolve().unwrap_err().to_string();
+        let error = open.clone().resolve().unwrap_err().to_string();
         assert!(error.contains("etcd-listen") && error.contains("loopback"), "{error}");
+        let secured = Settings { etcd_tls: Some(true), ..open }.resolve().unwrap();
+        assert_eq!(secured.etcd_listen, Some("0.0.0.0:2379".parse().unwrap()));
+        assert!(secured.etcd_tls);
         let zero = Settings { auto_compaction_retention: Some(0), ..Settings::default() }.resolve();
         assert!(zero.unwrap_err().to_string().contains("auto-compaction-retention"));
     }

@@ -98,6 +98,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The etcd API's TLS could not be set up.
+    #[error(
+        "cannot serve etcd's v3 API over TLS with {path}: {reason}; make the certificates with `kv-server certs`"
+    )]
+    EtcdTls {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The Raft node failed to start or stopped on a fatal error.
     #[error("raft node failed: {source}")]
     Raft {

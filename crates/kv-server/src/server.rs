@@ -135,9 +135,10 @@ impl Server {
                     .await
                     .map_err(|source| Error::Etcd { addr, source })?;
                 let bound = listener.local_addr().map_err(|source| Error::Etcd { addr, source })?;
+                let tls = if config.etcd_tls { Some(etcd::tls_config(&config)?) } else { None };
                 let api = EtcdApi::new(&config, bound, service, term)?;
-                background.push(api.serve(listener));
-                info!(etcd = %bound, "serving etcd's v3 API");
+                background.push(api.serve(listener, tls)?);
+                info!(etcd = %bound, tls = config.etcd_tls, "serving etcd's v3 API");
                 Some(bound)
             }
             None => None,

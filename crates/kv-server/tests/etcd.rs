@@ -140,12 +140,13 @@ fn etcdctl_works_against_a_three_node_cluster() {
 
     // watch: a background etcdctl sees the later writes, in order, once each; a watch
     // from an old revision replays history.
-    let mut watcher = etcdctl_command(&all, &["watch", "--prefix", "w/"])
+    // From the next revision, so the watch misses nothing however late it starts.
+    let next = (revision_of(&ok(&all, &["get", "greeting", "-w", "json"])) + 1).to_string();
+    let mut watcher = etcdctl_command(&all, &["watch", "--prefix", "w/", "--rev", &next])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ok(&at_follower, &["put", "w/1", "one"]), "OK");
     assert_eq!(ok(&at_follower, &["put", "w/2", "two"]), "OK");
     assert_eq!(ok(&at_follower, &["del", "w/1"]), "1");
@@ -255,6 +256,9 @@ async fn the_etcd_client_crate_works_against_a_node() {
 
     // A watch sees a put and a delete, with the previous value when asked.
     let mut stream = client.watch("k", Some(WatchOptions::new().with_prev_key())).await.unwrap();
+    // etcd-client returns before the node has the watch: wait for it, as etcd's users do.
+    let first = tokio::time::timeout(WAIT_MAX, stream.message()).await.unwrap().unwrap();
+    assert!(first.unwrap().created());
     client.put("k", "v4", None).await.unwrap();
     client.delete("k", None).await.unwrap();
     let mut seen = Vec::new();
@@ -340,6 +344,9 @@ async fn a_stalled_watcher_holds_bounded_memory() {
         .watch("w/", Some(WatchOptions::new().with_prefix().with_prev_key()))
         .await
         .unwrap();
+    // The node has the watch before the writes start; from here on nothing reads it.
+    let created = tokio::time::timeout(WAIT_MAX, stalled.message()).await.unwrap().unwrap();
+    assert!(created.unwrap().created());
     let value = "x".repeat(100);
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
@@ -376,4 +383,35 @@ async fn a_stalled_watcher_holds_bounded_memory() {
             break;
         }
     }
+}
+
+#[test]
+fn etcdctl_speaks_mutual_tls_with_the_clusters_certificates() {
+    if !etcdctl_installed() {
+        eprintln!("SKIPPED: etcdctl is not installed (Debian: apt-get install etcd-client)");
+        return;
+    }
+    let cluster = Cluster::start(1, &["--etcd-tls"]);
+    cluster.leader();
+    let endpoint = format!("https://{}", cluster.etcd_addr(1));
+    let certs = cluster.certs_dir();
+    let file = |name: &str| certs.join(name).to_str().unwrap().to_owned();
+    let (ca, cert, key) = (file("ca.pem"), file("client-1.pem"), file("client-1.key"));
+    let tls = ["--cacert", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
+    let with_tls = |args: &[&str]| {
+        let mut all = tls.to_vec();
+        all.extend_from_slice(args);
+        etcdctl(&endpoint, &all)
+    };
+    let put = with_tls(&["put", "secret", "value"]);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let got = with_tls(&["get", "secret", "--print-value-only"]);
+    assert_eq!(text(&got.stdout), "value", "{}", text(&got.stderr));
+    // Without a client certificate the server refuses the connection; plaintext too.
+    let quick = ["--dial-timeout", "1s", "--command-timeout", "2s"];
+    let anonymous = etcdctl(&endpoint, &[&quick[..], &["--cacert", &ca, "get", "secret"]].concat());
+    assert!(!anonymous.status.success(), "a client without a certificate was served");
+    let plain =
+        etcdctl(&cluster.etcd_addr(1).to_string(), &[&quick[..], &["get", "secret"]].concat());
+    assert!(!plain.status.success(), "a plaintext client was served");
 }

@@ -43,6 +43,10 @@ pub fn node_name(id: NodeId) -> String {
 /// The DNS name every node certificate carries besides its own.
 pub const ANY_NODE_NAME: &str = "nodes.raft";
 
+/// The host names every node certificate carries besides its node names, so that a client
+/// verifying host names reaches a node on its own machine.
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
 /// The DNS name a client's certificate carries.
 #[must_use]
 pub fn client_name(id: ClientId) -> String {
@@ -133,7 +137,25 @@ impl CertificateAuthority {
     ///
     /// [`Error::CertificateGeneration`] if rcgen fails.
     pub fn issue_node(&self, id: NodeId) -> Result<Issued, Error> {
-        let names = vec![node_name(id), ANY_NODE_NAME.to_owned()];
+        self.issue_node_for_hosts(id, &[])
+    }
+
+    /// Issues the certificate for node `id`, naming also the loopback host
+    /// ([`LOOPBACK_HOSTS`]) and `hosts` (IP addresses or DNS names), so that clients that
+    /// check a server's host name against its certificate (etcd's, over TLS) accept the
+    /// node at those addresses.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CertificateGeneration`] if rcgen fails, a malformed host name included.
+    pub fn issue_node_for_hosts(&self, id: NodeId, hosts: &[String]) -> Result<Issued, Error> {
+        let mut names = vec![node_name(id), ANY_NODE_NAME.to_owned()];
+        names.extend(LOOPBACK_HOSTS.iter().map(|host| (*host).to_owned()));
+        for host in hosts {
+            if !names.contains(host) {
+                names.push(host.clone());
+            }
+        }
         let usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(&format!("node {id}"), names, usages)
     }
@@ -211,6 +233,21 @@ pub struct Issued {
 /// [`Error::CertificateGeneration`] if rcgen fails, [`Error::File`] naming the file that could
 /// not be written.
 pub fn generate(out_dir: &Path, nodes: &[NodeId], clients: &[ClientId]) -> Result<(), Error> {
+    generate_for_hosts(out_dir, nodes, clients, &[])
+}
+
+/// As [`generate`], with `hosts` (IP addresses or DNS names where the nodes are reached)
+/// named in every node certificate besides the loopback host.
+///
+/// # Errors
+///
+/// As [`generate`].
+pub fn generate_for_hosts(
+    out_dir: &Path,
+    nodes: &[NodeId],
+    clients: &[ClientId],
+    hosts: &[String],
+) -> Result<(), Error> {
     fs::create_dir_all(out_dir)
         .map_err(|source| Error::File { path: out_dir.to_path_buf(), source })?;
     let (ca_certificate, ca_key) = (out_dir.join("ca.pem"), out_dir.join("ca.key"));
@@ -223,7 +260,7 @@ pub fn generate(out_dir: &Path, nodes: &[NodeId], clients: &[ClientId]) -> Resul
         ca
     };
     for &id in nodes {
-        let issued = ca.issue_node(id)?;
+        let issued = ca.issue_node_for_hosts(id, hosts)?;
         write_file(&out_dir.join(format!("node-{}.pem", id.0)), &issued.certificate_pem, false)?;
         write_file(&out_dir.join(format!("node-{}.key", id.0)), &issued.key_pem, true)?;
     }

@@ -41,6 +41,11 @@ enum Command {
         /// Client ids, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1", value_parser = id_parser())]
         clients: Vec<u64>,
+        /// IP addresses or DNS names the nodes are reached at, comma-separated, named in
+        /// every node certificate (besides localhost, 127.0.0.1 and ::1) so that TLS clients
+        /// checking host names (etcd's, with --etcd-tls) accept them.
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
     },
 }
 
@@ -94,6 +99,11 @@ struct NodeFlags {
     /// (default: the QUIC port + 200 when --listen is loopback, else off).
     #[arg(long)]
     etcd_listen: Option<String>,
+    /// Serve etcd's API with TLS: the node's certificate from --certs-dir, and only
+    /// clients with a certificate from the cluster's CA (`kv-server certs --clients`).
+    /// Needed for an --etcd-listen address beyond loopback.
+    #[arg(long)]
+    etcd_tls: bool,
     /// Revisions of history kept for watches and reads at past revisions; older ones are
     /// compacted automatically (default 10000). The same on every node.
     #[arg(long)]
@@ -119,6 +129,7 @@ impl NodeFlags {
             join: self.join.then_some(true),
             storage: self.storage,
             etcd_listen: self.etcd_listen,
+            etcd_tls: self.etcd_tls.then_some(true),
             auto_compaction_retention: self.auto_compaction_retention,
         };
         Ok(match self.config {
@@ -149,7 +160,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Certs { out, nodes, clients }) => make_certs(&out, &nodes, &clients),
+        Some(Command::Certs { out, nodes, clients, hosts }) => {
+            make_certs(&out, &nodes, &clients, &hosts)
+        }
         None => match cli.node.settings().and_then(Settings::resolve) {
             Ok(config) => run(config),
             Err(error) => {
@@ -167,10 +180,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn make_certs(out: &std::path::Path, nodes: &[u64], clients: &[u64]) -> anyhow::Result<()> {
+fn make_certs(
+    out: &std::path::Path,
+    nodes: &[u64],
+    clients: &[u64],
+    hosts: &[String],
+) -> anyhow::Result<()> {
     let nodes: Vec<NodeId> = nodes.iter().copied().map(NodeId).collect();
     let clients: Vec<ClientId> = clients.iter().copied().map(ClientId).collect();
-    certs::generate(out, &nodes, &clients)?;
+    certs::generate_for_hosts(out, &nodes, &clients, hosts)?;
     println!(
         "wrote a CA, {} node and {} client certificates to {}",
         nodes.len(),

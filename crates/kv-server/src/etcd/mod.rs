@@ -87,6 +87,8 @@ struct Inner {
     forward: KvClient,
     /// This node's own etcd address, for the member list.
     listen: SocketAddr,
+    /// Where the certificates are, for errors.
+    certs_dir: std::path::PathBuf,
 }
 
 impl EtcdApi {
@@ -129,27 +131,40 @@ impl EtcdApi {
             revisions,
             forward,
             listen,
+            certs_dir: config.certs_dir.clone(),
         };
         Ok(EtcdApi { inner: Arc::new(inner) })
     }
 
-    /// Serves every etcd service on `listener` until the task is aborted.
-    pub(crate) fn serve(self, listener: tokio::net::TcpListener) -> JoinHandle<()> {
+    /// Serves every etcd service on `listener` until the task is aborted, over `tls` when
+    /// given.
+    pub(crate) fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> Result<JoinHandle<()>, crate::Error> {
         // Replies are small and latency-bound: without TCP_NODELAY a reply queued behind
         // unacknowledged bytes waits for the client's delayed ACK (40 ms on Linux).
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(|error| crate::Error::EtcdTls {
+                path: self.inner.certs_dir.clone(),
+                reason: error.to_string(),
+            })?;
+        }
+        let router = builder
             .add_service(PbKvServer::new(self.clone()))
             .add_service(PbWatchServer::new(self.clone()))
             .add_service(PbLeaseServer::new(self.clone()))
             .add_service(PbClusterServer::new(self.clone()))
             .add_service(PbMaintenanceServer::new(self));
-        tokio::spawn(async move {
+        Ok(tokio::spawn(async move {
             if let Err(error) = router.serve_with_incoming(incoming).await {
                 error!(%error, "the etcd API stopped");
             }
-        })
+        }))
     }
 
     fn service(&self) -> &Service {
@@ -227,6 +242,28 @@ impl EtcdApi {
             Err(error) => Err(server_status(self.service().raft_error(error))),
         }
     }
+}
+
+/// The etcd API's TLS: node `config.id`'s certificate and key, and only clients whose
+/// certificate the cluster's CA signed (mutual TLS, as on the QUIC side).
+///
+/// # Errors
+///
+/// [`crate::Error::EtcdTls`] naming the file that cannot be read.
+pub(crate) fn tls_config(
+    config: &ServerConfig,
+) -> Result<tonic::transport::ServerTlsConfig, crate::Error> {
+    let read = |name: String| {
+        let path = config.certs_dir.join(name);
+        std::fs::read(&path)
+            .map_err(|error| crate::Error::EtcdTls { path, reason: error.to_string() })
+    };
+    let certificate = read(format!("node-{}.pem", config.id.0))?;
+    let key = read(format!("node-{}.key", config.id.0))?;
+    let ca = read("ca.pem".to_owned())?;
+    Ok(tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(certificate, key))
+        .client_ca_root(tonic::transport::Certificate::from_pem(ca)))
 }
 
 /// etcd's cluster id for a cluster name: FNV-1a, so every node derives the same one.
