@@ -138,7 +138,8 @@ impl Service {
             }
             Request::Apply { command, timeout_ms } if command.write.is_user_write() => {
                 let deadline = received + Duration::from_millis(u64::from(timeout_ms));
-                self.apply_user(command, deadline).await
+                let response = self.propose_once(command, Some(deadline)).await;
+                response.map(|response| Response::Applied { response, leader: self.id })
             }
             Request::Lease { id, keep_alive } => {
                 self.lease_ttl(id, keep_alive).await.map(Response::Lease)
@@ -178,25 +179,23 @@ impl Service {
         command: Command,
         deadline: Option<Instant>,
     ) -> Result<Response, ServerError> {
-        self.kv_config.validate_write(&command.write)?;
-        check_session_start(command.session, unix_seconds_now())?;
-        let proposal = self.propose_before(&command, deadline);
-        let applied = self.in_flight.run_once(command.session, proposal).await?;
+        let applied = self.propose_once(command, deadline).await?;
         WriteOutcome::from_applied(applied, self.id).map(Response::Written)
     }
 
-    /// Proposes any user write for a follower's etcd API, like [`Service::write_user`], and
-    /// answers with the state machine's own response.
-    async fn apply_user(
+    /// Proposes a client's user write under its session, once however often it is retried
+    /// while in flight, and returns the state machine's answer: the shared path of
+    /// [`Request::Write`], [`Request::WriteWithin`] and [`Request::Apply`] (a follower's
+    /// etcd API forwarding).
+    async fn propose_once(
         &self,
         command: Command,
-        deadline: Instant,
-    ) -> Result<Response, ServerError> {
+        deadline: Option<Instant>,
+    ) -> Result<kv_store::Response, ServerError> {
         self.kv_config.validate_write(&command.write)?;
         check_session_start(command.session, unix_seconds_now())?;
-        let proposal = self.propose_before(&command, Some(deadline));
-        let response = self.in_flight.run_once(command.session, proposal).await?;
-        Ok(Response::Applied { response, leader: self.id })
+        let proposal = self.propose_before(&command, deadline);
+        self.in_flight.run_once(command.session, proposal).await
     }
 
     /// Lease `id`'s time to live as this node, the leader, counts it; with `keep_alive`,

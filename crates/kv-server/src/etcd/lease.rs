@@ -27,9 +27,6 @@ use super::{EtcdApi, unexpected_answer};
 /// minimum), so a lease outlives an election and a client's first keep-alive.
 pub const LEASE_TTL_MIN_SECONDS: i64 = 2;
 
-/// The longest time to live granted: etcd's limit (9,000,000,000 s).
-pub const LEASE_TTL_MAX_SECONDS: i64 = 9_000_000_000;
-
 /// How often the countdowns are checked.
 const COUNTDOWN_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -141,10 +138,8 @@ pub(crate) async fn run_lease_countdowns(
         let leases = if leading.is_some() { kv.leases() } else { Vec::new() };
         for id in clock.tick(leading, &leases, Instant::now()) {
             info!(lease = id, "lease expired; revoking");
-            let command = Command {
-                session: Session { client_id: 0, sequence: 0 },
-                write: Write::LeaseRevoke { id },
-            };
+            let command =
+                Command { session: Session::UNSESSIONED, write: Write::LeaseRevoke { id } };
             let Ok(payload) = command.encode() else { continue };
             // A failed revoke is retried on the next tick (the lease is still due).
             if let Err(error) = raft.propose(payload).await {
@@ -178,7 +173,7 @@ impl PbLeaseService for EtcdApi {
     ) -> Result<Response<PbLeaseGrantResponse>, Status> {
         self.observed("etcd_lease_grant", async {
             let request = request.into_inner();
-            if request.ttl > LEASE_TTL_MAX_SECONDS {
+            if request.ttl > kv_store::LEASE_TTL_SECONDS_MAX {
                 return Err(Status::out_of_range("etcdserver: too large lease TTL"));
             }
             let ttl_seconds = request.ttl.max(LEASE_TTL_MIN_SECONDS);

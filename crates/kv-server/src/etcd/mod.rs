@@ -232,7 +232,7 @@ impl EtcdApi {
             .kv_config
             .validate_write(&write)
             .map_err(|error| server_status(ServerError::from(error)))?;
-        let command = Command { session: Session { client_id: 0, sequence: 0 }, write };
+        let command = Command { session: Session::UNSESSIONED, write };
         let payload = command.encode().map_err(|error| Status::internal(error.to_string()))?;
         match self.service().raft.propose(payload).await {
             Ok(response) => Ok(response),
