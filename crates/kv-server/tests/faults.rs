@@ -32,6 +32,8 @@ use rand::{Rng, SeedableRng};
 const KEYS: u64 = 3;
 /// Concurrent clients.
 const CLIENTS: u64 = 4;
+/// How long a client waits after an operation failed before its next one.
+const FAILURE_PAUSE: Duration = Duration::from_millis(20);
 /// How long one client operation may take before it counts as "maybe happened".
 const OPERATION_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -304,8 +306,6 @@ async fn run_client(
             _ => Call::Delete,
         };
         let invoked = recorder.now();
-        let id =
-            recorder.history.lock().unwrap().invoke(ClientId(number), key, call.clone(), invoked);
         let outcome = match &call {
             Call::Read => connection.read(key_bytes).await.map(|(value, version)| {
                 versions.insert(key, version);
@@ -334,10 +334,19 @@ async fn run_client(
             }),
             Call::Cas { .. } => unreachable!("the clients only compare versions"),
         };
-        // An operation without an answer may or may not have happened: it stays open.
-        if let Some(outcome) = outcome {
-            let completed = recorder.now();
-            recorder.history.lock().unwrap().complete(id, outcome, completed).unwrap();
+        let completion = outcome.map(|outcome| (outcome, recorder.now()));
+        let failed = completion.is_none();
+        // A write without an answer may or may not have happened: it stays open. A read
+        // without one changed nothing, so it is left out: an open read only widens the
+        // checker's search.
+        if !(failed && call == Call::Read) {
+            let mut history = recorder.history.lock().unwrap();
+            history.record(ClientId(number), key, call, invoked, completion).unwrap();
+        }
+        if failed {
+            // The cluster is failing over: a short pause keeps a client from piling up
+            // hundreds of open operations against a node that is down.
+            tokio::time::sleep(FAILURE_PAUSE).await;
         }
     }
 }
