@@ -143,6 +143,15 @@ pub trait StorageFile: Send + Sync + fmt::Debug + 'static {
     ///
     /// The operating system's error. Never retry.
     fn sync_all(&self) -> io::Result<()>;
+
+    /// Tells the operating system that the file's cached pages, all clean and synced, will
+    /// not be read soon, so it may drop them. A hint only: nothing about the file changes,
+    /// and the default does nothing.
+    ///
+    /// The write-ahead log calls it on a segment it has just zero-filled and synced. The
+    /// zeros would otherwise stay cached in large pages (folios), and each small append
+    /// would then dirty, and be accounted as writing, a whole large page.
+    fn drop_cached_pages(&self) {}
 }
 
 /// The real file system, through `std::fs`.
@@ -218,7 +227,20 @@ impl StorageFile for File {
     fn sync_all(&self) -> io::Result<()> {
         File::sync_all(self)
     }
+
+    fn drop_cached_pages(&self) {
+        // A hint: when it fails the pages merely stay cached.
+        let _ = rustix::fs::fadvise(self, 0, None, rustix::fs::Advice::DontNeed);
+    }
 }
+
+/// Large writes (a segment's zeros, a snapshot file) sync after every this many bytes.
+///
+/// The device then never holds more than this much of them queued ahead of the log's
+/// small appends, whose `fdatasync` would otherwise wait behind the whole large write:
+/// zero-filling a 16 MiB segment in one go held a concurrent append's sync for 5 ms here,
+/// against 1.3 ms when paced at 1 MiB.
+pub(crate) const WRITE_PACE_BYTES: u64 = 1 << 20;
 
 /// Syncs `directory` so the names created, renamed or removed in it are durable.
 pub(crate) fn sync_directory<F: FileSystem>(

@@ -25,8 +25,8 @@ impl StateMachine for Counter {
             })
             .collect()
     }
-    async fn snapshot(&mut self) -> Result<Bytes, Error> {
-        Ok(Bytes::copy_from_slice(&self.0.to_le_bytes()))
+    fn snapshot(&mut self) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
+        std::future::ready(Ok(Bytes::copy_from_slice(&self.0.to_le_bytes())))
     }
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
         self.0 = u64::from_le_bytes(snapshot.data.as_ref().try_into().unwrap());

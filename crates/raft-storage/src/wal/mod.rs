@@ -36,7 +36,8 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, io_error};
 use crate::file_system::{
-    FileSystem, RealFileSystem, StorageFile, create_directory_all, lock_store, sync_directory,
+    FileSystem, RealFileSystem, StorageFile, WRITE_PACE_BYTES, create_directory_all, lock_store,
+    sync_directory,
 };
 use crate::snapshot_file;
 use crate::stats::StoreStats;
@@ -432,8 +433,14 @@ fn preallocate_segment<F: FileSystem>(
         file.write_all_at(chunk, offset)
             .map_err(io_error("preallocating the segment", &temporary))?;
         offset += chunk.len() as u64;
+        if offset % WRITE_PACE_BYTES == 0 {
+            // Paced, so the log's appends never queue behind the whole segment.
+            file.sync_data().map_err(io_error("syncing the segment", &temporary))?;
+        }
     }
     file.sync_all().map_err(io_error("syncing the segment", &temporary))?;
+    // The zeros are durable; cached, they would make every append dirty a large page.
+    file.drop_cached_pages();
     Ok((file, file_bytes))
 }
 
