@@ -10,6 +10,21 @@ use crate::response::Response;
 use crate::shared::SharedKvStore;
 use crate::store::KvStore;
 
+/// Serializes `frozen`, a copy of the store taken when the driver asked for a snapshot, on
+/// a blocking thread: a large store takes milliseconds to encode, and the copy shares its
+/// keys and values with the live store, so taking it is cheap.
+async fn serialize(frozen: KvStore) -> Result<Bytes, raft_runtime::Error> {
+    let at = frozen.applied_log_id();
+    let operation = || format!("building a kv-store snapshot at {at}");
+    match tokio::task::spawn_blocking(move || frozen.snapshot_bytes()).await {
+        Ok(encoded) => encoded.map_err(|error| error.into_raft(operation())),
+        Err(failed) => Err(raft_runtime::Error::StateMachine {
+            operation: operation(),
+            source: raft_runtime::ErrorSource::new(failed),
+        }),
+    }
+}
+
 impl StateMachine for KvStore {
     type Response = Response;
 
@@ -17,10 +32,10 @@ impl StateMachine for KvStore {
         entries.iter().map(|entry| self.apply_entry(entry)).collect()
     }
 
-    async fn snapshot(&mut self) -> Result<Bytes, raft_runtime::Error> {
-        self.snapshot_bytes().map_err(|error| {
-            error.into_raft(format!("building a kv-store snapshot at {}", self.applied_log_id()))
-        })
+    fn snapshot(
+        &mut self,
+    ) -> impl Future<Output = Result<Bytes, raft_runtime::Error>> + Send + 'static {
+        serialize(self.clone())
     }
 
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_runtime::Error> {
@@ -47,11 +62,10 @@ impl StateMachine for SharedKvStore {
         responses
     }
 
-    async fn snapshot(&mut self) -> Result<Bytes, raft_runtime::Error> {
-        let store = self.read_guard();
-        store.snapshot_bytes().map_err(|error| {
-            error.into_raft(format!("building a kv-store snapshot at {}", store.applied_log_id()))
-        })
+    fn snapshot(
+        &mut self,
+    ) -> impl Future<Output = Result<Bytes, raft_runtime::Error>> + Send + 'static {
+        serialize(self.read_guard().clone())
     }
 
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), raft_runtime::Error> {

@@ -36,8 +36,8 @@ impl StateMachine for Noop {
         vec![(); entries.len()]
     }
 
-    async fn snapshot(&mut self) -> Result<Bytes, Error> {
-        Ok(Bytes::new())
+    fn snapshot(&mut self) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
+        std::future::ready(Ok(Bytes::new()))
     }
 
     async fn restore(&mut self, _: &Snapshot) -> Result<(), Error> {

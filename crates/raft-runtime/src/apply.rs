@@ -24,7 +24,8 @@ pub(crate) enum ApplyJob<R> {
     Apply { entries: Vec<Entry>, waiters: Vec<(usize, Responder<R>)> },
     /// Replace the application's state with a snapshot from the leader.
     Restore(Snapshot),
-    /// Snapshot the application as it stands after everything queued before.
+    /// Snapshot the application as it stands after everything queued before (captured
+    /// then; serialized on a task of its own).
     BuildSnapshot,
     /// Answer a confirmed read once the application has applied up to `read_index`.
     Read { read_index: LogIndex, responder: ReadResponder },
@@ -71,7 +72,7 @@ impl<A: StateMachine, M: MetricsSink> ApplyTask<A, M> {
             match job {
                 ApplyJob::Apply { entries, waiters } => self.apply(&entries, waiters)?,
                 ApplyJob::Restore(snapshot) => self.restore(&snapshot).await?,
-                ApplyJob::BuildSnapshot => self.build_snapshot().await,
+                ApplyJob::BuildSnapshot => self.build_snapshot(),
                 ApplyJob::Read { read_index, responder } => {
                     self.reads.push((read_index, responder));
                 }
@@ -140,19 +141,25 @@ impl<A: StateMachine, M: MetricsSink> ApplyTask<A, M> {
         Ok(())
     }
 
-    async fn build_snapshot(&mut self) {
+    /// Captures the application's state now and serializes it on a task of its own, so
+    /// entries keep applying (and proposers keep getting answers) meanwhile.
+    fn build_snapshot(&mut self) {
         let started = Instant::now();
-        let data = self.state_machine.snapshot().await;
-        match &data {
-            Ok(bytes) => {
-                let size = bytes.len() as u64;
-                self.metrics.snapshot_built(self.node, self.last_applied, size, started.elapsed());
+        let serialize = self.state_machine.snapshot();
+        let last_log_id = self.last_applied;
+        let (node, metrics, built) = (self.node, Arc::clone(&self.metrics), self.built.clone());
+        tokio::spawn(async move {
+            let data = serialize.await;
+            match &data {
+                Ok(bytes) => {
+                    let size = bytes.len() as u64;
+                    metrics.snapshot_built(node, last_log_id, size, started.elapsed());
+                }
+                Err(error) => warn!(%error, "the state machine failed to snapshot; will retry"),
             }
-            Err(error) => warn!(%error, "the state machine failed to snapshot; will retry"),
-        }
-        let built = BuiltSnapshot { last_log_id: self.last_applied, data };
-        // The node task asks for one snapshot at a time, so there is always room; if it
-        // stopped, nobody needs the snapshot.
-        let _ = self.built.try_send(built);
+            // The node task asks for one snapshot at a time, so there is always room; if it
+            // stopped, nobody needs the snapshot.
+            let _ = built.try_send(BuiltSnapshot { last_log_id, data });
+        });
     }
 }

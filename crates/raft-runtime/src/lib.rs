@@ -56,8 +56,9 @@
 //!     fn apply(&mut self, entries: &[Entry]) -> Vec<u64> {
 //!         entries.iter().map(|_| { self.0 += 1; self.0 }).collect()
 //!     }
-//!     async fn snapshot(&mut self) -> Result<Bytes, Error> {
-//!         Ok(Bytes::copy_from_slice(&self.0.to_le_bytes()))
+//!     // The state is captured now; the future may finish while later entries apply.
+//!     fn snapshot(&mut self) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
+//!         std::future::ready(Ok(Bytes::copy_from_slice(&self.0.to_le_bytes())))
 //!     }
 //!     async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
 //!         self.0 = snapshot.data.iter().rev().fold(0, |n, &b| n << 8 | u64::from(b));

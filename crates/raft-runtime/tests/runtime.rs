@@ -56,13 +56,13 @@ impl StateMachine for Recording {
             .collect()
     }
 
-    async fn snapshot(&mut self) -> Result<Bytes, Error> {
+    fn snapshot(&mut self) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
         let mut data = BytesMut::new();
         for command in self.applied.lock().unwrap().iter() {
             data.put_u32(command.len() as u32);
             data.put_slice(command);
         }
-        Ok(data.freeze())
+        std::future::ready(Ok(data.freeze()))
     }
 
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Error> {

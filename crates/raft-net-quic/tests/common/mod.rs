@@ -117,7 +117,7 @@ impl StateMachine for Recording {
             .collect()
     }
 
-    async fn snapshot(&mut self) -> Result<Bytes, RaftError> {
+    fn snapshot(&mut self) -> impl Future<Output = Result<Bytes, RaftError>> + Send + 'static {
         let mut data = BytesMut::new();
         let applied = self.applied.lock().unwrap();
         data.put_u32(applied.len() as u32);
@@ -126,7 +126,7 @@ impl StateMachine for Recording {
             data.put_slice(command);
         }
         data.put_bytes(0xAB, self.padding_bytes);
-        Ok(data.freeze())
+        std::future::ready(Ok(data.freeze()))
     }
 
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
