@@ -279,16 +279,24 @@ impl RaftLog {
         true
     }
 
-    /// The last index that may be applied: committed and durable here.
+    /// The last index that may be applied: committed, and handed out for persisting here.
+    ///
+    /// A committed entry is durable on a majority, so it may be applied before this node's
+    /// own write of it is durable: a leader commits on its followers' acknowledgements
+    /// alone while its own disk is busy (storing a snapshot, say), and its proposers get
+    /// their answers meanwhile. It must have been handed out, though, so that nothing made
+    /// durable here from applied state (a snapshot, written in the order the writes were
+    /// handed out) can reach the disk before the entries it covers.
     fn applicable_index(&self) -> LogIndex {
-        self.commit_index.min(self.persisted_index)
+        let handed_out = LogIndex(self.unpersisted_from.0.saturating_sub(1));
+        self.commit_index.min(handed_out)
     }
 
     pub(crate) fn has_committed_to_apply(&self) -> bool {
         self.applicable_index() > self.applied_index
     }
 
-    /// Hands out committed, durable entries not yet handed out for applying.
+    /// Hands out committed entries not yet handed out for applying.
     pub(crate) fn take_committed(&mut self) -> Vec<Entry> {
         let until = self.applicable_index();
         if until <= self.applied_index {
@@ -395,14 +403,17 @@ mod tests {
     }
 
     #[test]
-    fn only_durable_committed_entries_are_applied() {
+    fn committed_entries_apply_once_handed_out_for_persisting_not_once_durable() {
         let mut log = log_with_terms(&[1]);
         log.append(entry(1, 2));
         log.commit_to(LogIndex(2));
         assert_eq!(log.take_committed(), vec![entry(1, 1)]);
-        let _ = log.take_unpersisted();
-        assert!(!log.has_committed_to_apply());
-        log.on_persisted(LogId::new(Term(1), LogIndex(2)));
+        assert!(!log.has_committed_to_apply(), "entry 2 is not handed out yet");
+        assert_eq!(log.take_unpersisted(), vec![entry(1, 2)]);
+        assert!(log.has_committed_to_apply());
         assert_eq!(log.take_committed(), vec![entry(1, 2)]);
+        assert_eq!(log.persisted_index(), LogIndex(1), "applied before its write is durable");
+        assert!(log.on_persisted(LogId::new(Term(1), LogIndex(2))));
+        assert!(!log.has_committed_to_apply());
     }
 }
