@@ -6,7 +6,7 @@
 //! would create) first, changes keys at that stamp, and [`KvStore::finish_write`] moves the
 //! store's revision only if some key changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Bound;
@@ -301,12 +301,15 @@ impl KvStore {
         value: Bytes,
         expect_version: Option<u64>,
     ) -> Response {
-        let previous = self.map.get(&key).map(|record| record.meta);
-        if let Some(conflict) = Self::conflict(previous, expect_version) {
-            return conflict;
+        if expect_version.is_some() {
+            let current = self.map.get(&key).map(|record| record.meta);
+            if let Some(conflict) = Self::conflict(current, expect_version) {
+                return conflict;
+            }
         }
         // A put without a lease detaches the key from its lease, as etcd's.
-        let (meta, _) = self.put_key(stamp, key, value, 0);
+        let (meta, previous) = self.put_key(stamp, key, value, 0);
+        let previous = previous.map(|previous| previous.meta);
         Response::Written(WriteResult { index: stamp.index, version: meta.version, previous })
     }
 
@@ -329,24 +332,36 @@ impl KvStore {
         value: Bytes,
         lease: i64,
     ) -> (KeyMeta, Option<KeyValue>) {
-        let previous = self.get(&key);
-        let meta = match &previous {
-            Some(previous) => KeyMeta {
-                version: previous.meta.version.saturating_add(1),
-                create_index: previous.meta.create_index,
-                mod_index: stamp.index,
-                create_revision: previous.meta.create_revision,
-                mod_revision: stamp.revision,
-                lease,
-            },
-            None => KeyMeta {
-                version: 1,
-                create_index: stamp.index,
-                mod_index: stamp.index,
-                create_revision: stamp.revision,
-                mod_revision: stamp.revision,
-                lease,
-            },
+        // One search of the map: the common write replaces a key's value in place.
+        let (meta, previous) = match self.map.entry(key.clone()) {
+            btree_map::Entry::Occupied(mut slot) => {
+                let record = slot.get_mut();
+                let meta = KeyMeta {
+                    version: record.meta.version.saturating_add(1),
+                    mod_index: stamp.index,
+                    mod_revision: stamp.revision,
+                    lease,
+                    ..record.meta
+                };
+                let previous = KeyValue {
+                    key: key.clone(),
+                    value: std::mem::replace(&mut record.value, value.clone()),
+                    meta: std::mem::replace(&mut record.meta, meta),
+                };
+                (meta, Some(previous))
+            }
+            btree_map::Entry::Vacant(slot) => {
+                let meta = KeyMeta {
+                    version: 1,
+                    create_index: stamp.index,
+                    mod_index: stamp.index,
+                    create_revision: stamp.revision,
+                    mod_revision: stamp.revision,
+                    lease,
+                };
+                slot.insert(Record { value: value.clone(), meta });
+                (meta, None)
+            }
         };
         if let Some(previous) = &previous {
             let old_bytes = previous.key.len() + previous.value.len();
@@ -358,7 +373,6 @@ impl KvStore {
             debug_assert!(attached, "a put attached key to missing lease {lease}");
         }
         self.data_bytes = self.data_bytes.saturating_add((key.len() + value.len()) as u64);
-        self.map.insert(key.clone(), Record { value: value.clone(), meta });
         let kv = KeyValue { key, value, meta };
         self.history.push(Event { kind: EventKind::Put, kv, prev_kv: previous.clone() });
         (meta, previous)
