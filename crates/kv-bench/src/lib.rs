@@ -31,6 +31,7 @@ pub mod comparison;
 pub mod cpu;
 pub mod disk_writes;
 mod error;
+pub mod floor;
 pub mod metrics;
 pub mod parse;
 pub mod report;

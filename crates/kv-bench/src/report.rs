@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::charts::{FaultMark, TIME_CHARTS};
 use crate::error::Error;
+use crate::floor::Floor;
 use crate::system::NodeRole;
 use crate::watch::WatchSummary;
 use crate::workload::{Percentiles, Row, Verification};
@@ -93,6 +94,9 @@ pub struct Summary {
     /// (`/proc/PID/io` `write_bytes`), per measured operation; `None` (JSON `null`, never 0)
     /// for a cluster the harness did not launch or when `/proc/PID/io` is unreadable.
     pub server_write_bytes_per_op: Option<f64>,
+    /// The floor under one write's latency, measured just before the cluster started:
+    /// a bare `fdatasync` and a loopback round trip (`None` when it could not be measured).
+    pub floor: Option<Floor>,
     /// Latency of all measured operations.
     pub latency_ms: Percentiles,
     /// Latency of reads.
@@ -574,6 +578,23 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         "   bytes written per op: servers {} B (pages dirtied, /proc/PID/io; not bytes on disk)",
         bytes_cell(summary.server_write_bytes_per_op)
     );
+    if let Some(floor) = summary.floor {
+        // Only a lone client's latency is judged against the floor; with more, queueing
+        // dominates.
+        let judged = if summary.clients == 1 {
+            format!("; the p50 is {:.2}x it", latency.p50 / floor.total_ms())
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            text,
+            "   latency floor: bare 4 KiB fdatasync p50 {:.3} ms + loopback round trip p50 {:.3} \
+             ms = {:.3} ms{judged}",
+            floor.fdatasync_p50_ms,
+            floor.loopback_round_trip_p50_ms,
+            floor.total_ms(),
+        );
+    }
     let _ = writeln!(
         text,
         "   acknowledged keys: {} verified, {} missing, {} unreadable",
@@ -652,6 +673,7 @@ pub(crate) mod fixtures {
             server_cpu_us_per_op: Some(150.0),
             client_cpu_us_per_op: Some(40.0),
             server_write_bytes_per_op: Some(2048.0),
+            floor: Some(Floor { fdatasync_p50_ms: 0.25, loopback_round_trip_p50_ms: 0.05 }),
             latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
             read_latency_ms: Percentiles::default(),
             write_latency_ms: Percentiles::default(),
@@ -746,6 +768,26 @@ mod tests {
         assert!(text.contains("bytes written per op: servers n/a B"), "{text}");
         let json = serde_json::to_value(&unreadable).unwrap();
         assert!(json["server_write_bytes_per_op"].is_null(), "{json}");
+    }
+
+    #[test]
+    fn the_latency_floor_is_given_and_a_lone_clients_p50_is_judged_against_it() {
+        // The fixture's floor: 0.25 + 0.05 = 0.30 ms; its p50 is 1.0 ms.
+        let text = text_summary(&summary("kv"), Path::new("out"));
+        assert!(
+            text.contains(
+                "latency floor: bare 4 KiB fdatasync p50 0.250 ms + loopback round \
+                           trip p50 0.050 ms = 0.300 ms\n"
+            ),
+            "{text}"
+        );
+        let lone = Summary { clients: 1, ..summary("kv") };
+        let text = text_summary(&lone, Path::new("out"));
+        assert!(text.contains("= 0.300 ms; the p50 is 3.33x it"), "{text}");
+        let unmeasured = Summary { floor: None, ..summary("kv") };
+        assert!(!text_summary(&unmeasured, Path::new("out")).contains("latency floor"));
+        let json = serde_json::to_value(&lone).unwrap();
+        assert_eq!(json["floor"]["fdatasync_p50_ms"], 0.25, "{json}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint};
 use crate::cpu;
 use crate::disk_writes;
 use crate::error::Error;
+use crate::floor::Floor;
 use crate::metrics::{Samples, http_get};
 use crate::parse::{Fault, FaultAction, FaultNode};
 
@@ -76,6 +77,7 @@ impl Drop for AbortOnDrop {
 pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
     std::fs::create_dir_all(&config.out)
         .map_err(|source| Error::io("create", &config.out, source))?;
+    let floor = measure_floor().await;
     let cluster = Arc::new(launch(config).await?);
     if !config.faults.is_empty() && !cluster.launched() {
         return Err(Error::invalid(
@@ -121,6 +123,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         server_cpu_us_per_op: cpu::per_op(outcome.server_cpu_micros, outcome.ops),
         client_cpu_us_per_op: cpu::per_op(outcome.client_cpu_micros, outcome.ops),
         server_write_bytes_per_op: disk_writes::per_op(outcome.server_write_bytes, outcome.ops),
+        floor,
         latency_ms: Percentiles::of(&outcome.all),
         read_latency_ms: Percentiles::of(&outcome.reads),
         write_latency_ms: Percentiles::of(&outcome.writes),
@@ -134,6 +137,24 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
     };
     write_report(config, &summary, &outcome, &node_ids)?;
     Ok(summary)
+}
+
+/// The latency floor on the file system the servers write to (the temporary directory),
+/// measured on a blocking thread before the cluster starts; `None`, with a warning, when it
+/// cannot be.
+async fn measure_floor() -> Option<Floor> {
+    let directory = std::env::temp_dir();
+    match tokio::task::spawn_blocking(move || Floor::measure(&directory)).await {
+        Ok(Ok(floor)) => Some(floor),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not measure the latency floor");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the latency floor's measurement failed");
+            None
+        }
+    }
 }
 
 async fn launch(config: &RunConfig) -> Result<Cluster, Error> {

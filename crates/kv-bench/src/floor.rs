@@ -1,0 +1,149 @@
+//! The floor under one write's latency on this machine, measured in the same invocation as
+//! the run it is compared with: a bare 4 KiB `fdatasync` on the file system the servers
+//! write to, and a loopback TCP round trip.
+//!
+//! A replicated write needs at least one durable write and one network round trip (the
+//! client's request and reply; the leader's own write overlaps its followers' in a good
+//! implementation), so `fdatasync + round trip` is what a single client's p50 is judged
+//! against. Both are measured again for each run because these machines are shared and
+//! their speed drifts; a figure from another run says little.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Syncs timed for the `fdatasync` figure (after one untimed).
+const SYNCS: usize = 200;
+/// Bytes per timed write: one page.
+const SYNC_BYTES: usize = 4096;
+/// Round trips timed for the loopback figure (after a few untimed).
+const ROUND_TRIPS: usize = 2000;
+/// Bytes each way per round trip: about a small request.
+const ROUND_TRIP_BYTES: usize = 64;
+
+/// The two parts of the floor, as medians.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Floor {
+    /// Median time of writing 4 KiB into a preallocated file and `fdatasync`ing it, in ms.
+    pub fdatasync_p50_ms: f64,
+    /// Median time of sending 64 bytes over loopback TCP (no Nagle) and reading 64 back,
+    /// in ms.
+    pub loopback_round_trip_p50_ms: f64,
+}
+
+impl Floor {
+    /// `fdatasync + round trip`, in ms.
+    #[must_use]
+    pub fn total_ms(&self) -> f64 {
+        self.fdatasync_p50_ms + self.loopback_round_trip_p50_ms
+    }
+
+    /// Measures both parts, syncing a temporary file in `directory`.
+    ///
+    /// # Errors
+    ///
+    /// The file or socket error that stopped a measurement.
+    pub fn measure(directory: &Path) -> std::io::Result<Floor> {
+        Ok(Floor {
+            fdatasync_p50_ms: fdatasync_p50_ms(directory)?,
+            loopback_round_trip_p50_ms: round_trip_p50_ms()?,
+        })
+    }
+}
+
+fn fdatasync_p50_ms(directory: &Path) -> std::io::Result<f64> {
+    let file: File = tempfile::tempfile_in(directory)?;
+    // Preallocated and synced first, as a log segment is: the timed syncs then carry data,
+    // not a growing file's metadata.
+    let zeros = vec![0_u8; SYNC_BYTES * (SYNCS + 1)];
+    file.write_all_at(&zeros, 0)?;
+    file.sync_all()?;
+    let page = vec![0x5A_u8; SYNC_BYTES];
+    let mut times = Vec::with_capacity(SYNCS);
+    for write in 0..=SYNCS {
+        let started = Instant::now();
+        file.write_all_at(&page, (write * SYNC_BYTES) as u64)?;
+        file.sync_data()?;
+        if write > 0 {
+            times.push(started.elapsed());
+        }
+    }
+    Ok(median_ms(&mut times))
+}
+
+fn round_trip_p50_ms() -> std::io::Result<f64> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let address = listener.local_addr()?;
+    let echo = std::thread::Builder::new().name("floor-echo".to_owned()).spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut buffer = [0_u8; ROUND_TRIP_BYTES];
+        while stream.read_exact(&mut buffer).is_ok() {
+            if stream.write_all(&buffer).is_err() {
+                return;
+            }
+        }
+    })?;
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_nodelay(true)?;
+    // Bounded: a wedged echo fails the measurement instead of hanging the run.
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let message = [0xA5_u8; ROUND_TRIP_BYTES];
+    let mut reply = [0_u8; ROUND_TRIP_BYTES];
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for trip in 0..ROUND_TRIPS + 10 {
+        let started = Instant::now();
+        stream.write_all(&message)?;
+        stream.read_exact(&mut reply)?;
+        if trip >= 10 {
+            times.push(started.elapsed());
+        }
+    }
+    drop(stream);
+    let _ = echo.join();
+    Ok(median_ms(&mut times))
+}
+
+fn median_ms(times: &mut [Duration]) -> f64 {
+    times.sort_unstable();
+    times.get(times.len() / 2).map_or(0.0, |median| median.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn both_parts_are_measured_and_positive() {
+        let directory = tempfile::tempdir().unwrap();
+        let floor = Floor::measure(directory.path()).unwrap();
+        assert!(floor.fdatasync_p50_ms > 0.0, "{floor:?}");
+        assert!(floor.loopback_round_trip_p50_ms > 0.0, "{floor:?}");
+        assert!(
+            (floor.total_ms() - floor.fdatasync_p50_ms - floor.loopback_round_trip_p50_ms).abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_not_a_zero() {
+        let directory = tempfile::tempdir().unwrap();
+        let gone = directory.path().join("absent");
+        assert!(Floor::measure(&gone).is_err());
+    }
+
+    #[test]
+    fn the_median_is_the_middle_sample() {
+        let mut times: Vec<Duration> = [5, 1, 3].into_iter().map(Duration::from_millis).collect();
+        assert!((median_ms(&mut times) - 3.0).abs() < 1e-9);
+        assert!((median_ms(&mut []) - 0.0).abs() < 1e-12);
+    }
+}
