@@ -18,6 +18,12 @@ use raft_core::NodeId;
 use raft_net_quic::{ClientId, certs};
 use tracing::{error, info};
 
+/// mimalloc rather than glibc's malloc: the write path allocates and frees small buffers
+/// (requests, entries, responses) at every hop, and glibc's allocator took about a sixth of
+/// the servers' CPU in a 256-client profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One node of the replicated key-value store.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
