@@ -2,6 +2,7 @@
 //! of two systems (ours and etcd, or ours through two clients).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -61,6 +62,11 @@ pub struct Args {
     /// engine (reports in `storage-<engine>/`).
     #[arg(long, default_value = "wal")]
     pub storage: String,
+    /// Threads each server process runs on: `kv-server --worker-threads N`, and
+    /// `GOMAXPROCS=N` for etcd, so a comparison gives both the same (default: each
+    /// server's own, one per CPU).
+    #[arg(long)]
+    pub server_threads: Option<NonZeroUsize>,
     /// Writes are put-with-expected-version; on a conflict, read and retry.
     #[arg(long)]
     pub occ: bool,
@@ -284,6 +290,7 @@ pub async fn execute(args: Args) -> Result<(), Error> {
         snapshot_bytes: parse_size(&args.snapshot_size)?,
         snapshot_size: args.snapshot_size.clone(),
         storage: engines[0].to_owned(),
+        server_threads: args.server_threads,
         faults: parse_faults(&args.fault)?,
         endpoints: args.endpoints.as_deref().map(|t| parse_addrs("--endpoints", t)).transpose()?,
         metrics_endpoints: args

@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -44,6 +45,8 @@ pub struct NodeProcess {
     id: u64,
     program: PathBuf,
     args: Vec<String>,
+    /// Environment variables set for the process besides the harness's own.
+    env: Vec<(String, String)>,
     log_path: PathBuf,
     child: Option<Child>,
     paused: bool,
@@ -65,6 +68,7 @@ impl NodeProcess {
             log.try_clone().map_err(|source| Error::io("open", &self.log_path, source))?;
         let mut command = Command::new(&self.program);
         command.args(&self.args).stdin(Stdio::null()).stdout(log).stderr(log_err);
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
@@ -169,6 +173,8 @@ pub struct LaunchConfig {
     pub snapshot_size: String,
     /// The servers' log engine, `wal` or `redb` (ours only).
     pub storage: String,
+    /// Threads per server process (`None`: each server's default).
+    pub server_threads: Option<NonZeroUsize>,
     /// Folder for the node logs (`node-N.log`).
     pub log_dir: PathBuf,
 }
@@ -222,10 +228,12 @@ impl Cluster {
                 Some(certs) => kv_server_node(system, config, dir.path(), certs, &ports, slot),
                 None => etcd_node(dir.path(), &ports, slot),
             };
+            let env = server_env(system.server(), config.server_threads);
             let mut process = NodeProcess {
                 id,
                 program: config.program.clone(),
                 args,
+                env,
                 log_path: config.log_dir.join(format!("{}-node-{id}.log", system.name())),
                 child: None,
                 paused: false,
@@ -408,7 +416,7 @@ fn kv_server_node(
         .enumerate()
         .map(|(peer, ports)| format!("{}=127.0.0.1:{}", peer + 1, ports.peer))
         .collect();
-    let args = vec![
+    let mut args = vec![
         "--id".into(),
         id.to_string(),
         "--listen".into(),
@@ -430,6 +438,9 @@ fn kv_server_node(
         "--cluster-id".into(),
         "kv".into(),
     ];
+    if let Some(threads) = config.server_threads {
+        args.extend(["--worker-threads".into(), threads.to_string()]);
+    }
     let client_port = match system.protocol() {
         Protocol::KvClient => node.peer,
         Protocol::EtcdClient => node.etcd_api,
@@ -440,6 +451,15 @@ fn kv_server_node(
         metrics_addr: Some(loopback(node.http)),
     };
     (args, endpoint)
+}
+
+/// The environment a server process gets besides the harness's own: Go's runtime takes its
+/// thread count from `GOMAXPROCS` (ours takes `--worker-threads` on its command line).
+fn server_env(server: Server, threads: Option<NonZeroUsize>) -> Vec<(String, String)> {
+    match (server, threads) {
+        (Server::Etcd, Some(threads)) => vec![("GOMAXPROCS".to_owned(), threads.to_string())],
+        _ => Vec::new(),
+    }
 }
 
 /// The command line and endpoint of etcd node `slot` (id `slot + 1`).
@@ -577,4 +597,36 @@ pub fn find_program(explicit: Option<&Path>, name: &str, hint: &str) -> Result<P
         }
     }
     Err(Error::NotFound { program: name.to_owned(), hint: hint.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn launch_config(server_threads: Option<NonZeroUsize>) -> LaunchConfig {
+        LaunchConfig {
+            nodes: 3,
+            program: PathBuf::from("kv-server"),
+            snapshot_size: "4MB".to_owned(),
+            storage: "wal".to_owned(),
+            server_threads,
+            log_dir: PathBuf::from("logs"),
+        }
+    }
+
+    #[test]
+    fn server_threads_reach_both_servers_the_way_each_takes_them() {
+        let ports = vec![NodePorts { peer: 7001, etcd_api: 7201, http: 7101 }];
+        let dir = Path::new("/tmp/run");
+        let (args, _) = kv_server_node(System::Kv, &launch_config(None), dir, dir, &ports, 0);
+        assert!(!args.contains(&"--worker-threads".to_owned()), "{args:?}");
+        let one = NonZeroUsize::new(1);
+        let (args, _) = kv_server_node(System::Kv, &launch_config(one), dir, dir, &ports, 0);
+        let flag = args.iter().position(|arg| arg == "--worker-threads").unwrap();
+        assert_eq!(args[flag + 1], "1");
+        assert_eq!(server_env(Server::Etcd, one), vec![("GOMAXPROCS".into(), "1".into())]);
+        assert!(server_env(Server::Etcd, None).is_empty());
+        assert!(server_env(Server::KvServer, one).is_empty(), "ours takes the flag");
+    }
 }

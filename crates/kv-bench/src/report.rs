@@ -94,6 +94,9 @@ pub struct Summary {
     /// (`/proc/PID/io` `write_bytes`), per measured operation; `None` (JSON `null`, never 0)
     /// for a cluster the harness did not launch or when `/proc/PID/io` is unreadable.
     pub server_write_bytes_per_op: Option<f64>,
+    /// Threads per server process as `--server-threads` set them (`None`: each server's
+    /// default, one per CPU).
+    pub server_threads: Option<usize>,
     /// The floor under one write's latency, measured just before the cluster started:
     /// a bare `fdatasync` and a loopback round trip (`None` when it could not be measured).
     pub floor: Option<Floor>,
@@ -555,7 +558,14 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         summary.duration_s,
         if summary.occ { ", OCC" } else { "" }
     );
-    let _ = writeln!(text, "   server: {}  client: {}", summary.server, summary.client);
+    let threads = summary
+        .server_threads
+        .map_or_else(|| "its default threads".to_owned(), |threads| format!("{threads} threads"));
+    let _ = writeln!(
+        text,
+        "   server: {} ({threads} per process)  client: {}",
+        summary.server, summary.client
+    );
     let _ = writeln!(text, "   connection: {}", summary.connection_model);
     let _ = writeln!(
         text,
@@ -673,6 +683,7 @@ pub(crate) mod fixtures {
             server_cpu_us_per_op: Some(150.0),
             client_cpu_us_per_op: Some(40.0),
             server_write_bytes_per_op: Some(2048.0),
+            server_threads: None,
             floor: Some(Floor { fdatasync_p50_ms: 0.25, loopback_round_trip_p50_ms: 0.05 }),
             latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
             read_latency_ms: Percentiles::default(),

@@ -1,6 +1,7 @@
 //! One benchmark run from launch to report, and the comparison of two runs.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ pub struct RunConfig {
     pub snapshot_size: String,
     /// Our servers' log engine (`wal` or `redb`).
     pub storage: String,
+    /// Threads per server process (`None`: each server's default).
+    pub server_threads: Option<NonZeroUsize>,
     /// The same in bytes.
     pub snapshot_bytes: u64,
     /// The fault schedule.
@@ -123,6 +126,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         server_cpu_us_per_op: cpu::per_op(outcome.server_cpu_micros, outcome.ops),
         client_cpu_us_per_op: cpu::per_op(outcome.client_cpu_micros, outcome.ops),
         server_write_bytes_per_op: disk_writes::per_op(outcome.server_write_bytes, outcome.ops),
+        server_threads: config.server_threads.map(NonZeroUsize::get),
         floor,
         latency_ms: Percentiles::of(&outcome.all),
         read_latency_ms: Percentiles::of(&outcome.reads),
@@ -179,6 +183,7 @@ async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
         program: config.program.clone(),
         snapshot_size: config.snapshot_size.clone(),
         storage: config.storage.clone(),
+        server_threads: config.server_threads,
         log_dir: config.out.join("logs"),
     };
     info!(system = config.system.name(), nodes = config.nodes, "launching cluster");

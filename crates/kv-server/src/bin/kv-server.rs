@@ -114,6 +114,10 @@ struct NodeFlags {
     /// compacted automatically (default 10000). The same on every node.
     #[arg(long)]
     auto_compaction_retention: Option<u64>,
+    /// Threads of the node's async runtime (default: one per CPU). Several nodes sharing
+    /// a machine's cores run faster with 1 each.
+    #[arg(long, allow_negative_numbers = true)]
+    worker_threads: Option<u64>,
 }
 
 /// Exit code: bad usage or a malformed setting.
@@ -137,6 +141,7 @@ impl NodeFlags {
             etcd_listen: self.etcd_listen,
             etcd_tls: self.etcd_tls.then_some(true),
             auto_compaction_retention: self.auto_compaction_retention,
+            worker_threads: self.worker_threads,
         };
         Ok(match self.config {
             Some(path) => flags.or(Settings::from_file(&path)?),
@@ -205,10 +210,11 @@ fn make_certs(
 }
 
 fn run(config: kv_server::ServerConfig) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.worker_threads {
+        builder.worker_threads(threads.get());
+    }
+    let runtime = builder.enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let single = config.peers.len() == 1;
         let mut server = Server::start(config).await?;
