@@ -558,14 +558,12 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         summary.duration_s,
         if summary.occ { ", OCC" } else { "" }
     );
-    let threads = summary
-        .server_threads
-        .map_or_else(|| "its default threads".to_owned(), |threads| format!("{threads} threads"));
-    let _ = writeln!(
-        text,
-        "   server: {} ({threads} per process)  client: {}",
-        summary.server, summary.client
-    );
+    let threads = match summary.server_threads {
+        None => "its default threads per process".to_owned(),
+        Some(1) => "1 thread per process".to_owned(),
+        Some(threads) => format!("{threads} threads per process"),
+    };
+    let _ = writeln!(text, "   server: {} ({threads})  client: {}", summary.server, summary.client);
     let _ = writeln!(text, "   connection: {}", summary.connection_model);
     let _ = writeln!(
         text,
@@ -779,6 +777,17 @@ mod tests {
         assert!(text.contains("bytes written per op: servers n/a B"), "{text}");
         let json = serde_json::to_value(&unreadable).unwrap();
         assert!(json["server_write_bytes_per_op"].is_null(), "{json}");
+    }
+
+    #[test]
+    fn the_text_summary_says_how_many_threads_each_server_ran_on() {
+        let text = text_summary(&summary("kv"), Path::new("out"));
+        assert!(text.contains("server: kv-server (its default threads per process)"), "{text}");
+        let one = Summary { server_threads: Some(1), ..summary("etcd") };
+        let text = text_summary(&one, Path::new("out"));
+        assert!(text.contains("server: etcd (1 thread per process)"), "{text}");
+        let json = serde_json::to_value(&one).unwrap();
+        assert_eq!(json["server_threads"], 1, "{json}");
     }
 
     #[test]
