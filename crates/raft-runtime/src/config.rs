@@ -23,9 +23,10 @@ pub struct RuntimeConfig {
     /// callers wait.
     pub command_queue_max: NonZeroUsize,
     /// The most `Ready` writes queued for the persistence task. When the disk falls this far
-    /// behind, the node task holds later writes back (merged into one) and refuses new
-    /// proposals with [`Error::TooManyPendingProposals`] until the queue frees up; it never
-    /// waits for the disk itself, so it keeps ticking, heartbeating and answering.
+    /// behind, the node task holds later writes back (merged into one; at most
+    /// `proposals_pending_max` entries, beyond which new proposals are refused with
+    /// [`Error::TooManyPendingProposals`]); it never waits for the disk itself, so it keeps
+    /// ticking, heartbeating and answering.
     pub persist_queue_max: NonZeroUsize,
     /// The most queued writes the persistence task merges into one durable write (group
     /// commit).
@@ -33,9 +34,10 @@ pub struct RuntimeConfig {
     /// The most batches of committed entries queued for the apply task before the node task
     /// waits (backpressure from a slow application).
     pub apply_queue_max: NonZeroUsize,
-    /// The most proposals a leader keeps waiting for their entries to apply; more are
-    /// refused with [`Error::TooManyPendingProposals`] (a leader that cannot commit, for
-    /// lack of a quorum, must not queue unbounded memory).
+    /// The most proposals a leader keeps waiting for their entries to apply, and the most
+    /// entries it holds back while its write queue is full; more are refused with
+    /// [`Error::TooManyPendingProposals`] (a leader that cannot commit, for lack of a
+    /// quorum, or whose disk stalls must not queue unbounded memory).
     pub proposals_pending_max: NonZeroUsize,
     /// The most inputs (messages and client requests) the node task takes before it asks
     /// the node for a `Ready`: large enough to batch a burst of proposals into one append,

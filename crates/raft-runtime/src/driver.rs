@@ -309,9 +309,15 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
     }
 
     /// Whether a new proposal may be taken: the leader keeps a bounded number waiting, and
-    /// takes none while its disk is so far behind that the write queue is full.
+    /// holds back a bounded number of entries while its write queue is full.
+    ///
+    /// A full queue alone refuses nothing: it fills for a moment whenever the leader's disk
+    /// is busy (storing a snapshot takes tens of milliseconds), and meanwhile the followers'
+    /// acknowledgements commit and apply the entries, so proposers are answered. Refusing
+    /// then turned every leader snapshot into a burst of "unavailable" answers.
     fn check_waiters_room(&self) -> Result<(), Error> {
-        if self.waiters.len() >= self.waiters_max || !self.persist.backlog.is_empty() {
+        let held_back: usize = self.persist.backlog.iter().map(|job| job.entries.len()).sum();
+        if self.waiters.len() >= self.waiters_max || held_back >= self.waiters_max {
             return Err(Error::TooManyPendingProposals { pending: self.waiters.len() });
         }
         Ok(())

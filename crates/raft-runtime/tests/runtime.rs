@@ -592,8 +592,10 @@ async fn a_requested_snapshot_compacts_the_log_below_the_threshold() {
 async fn a_leader_whose_disk_stalls_keeps_leading_and_refuses_what_it_cannot_queue() {
     // The leader's disk stops answering for 2 s while clients keep proposing. Its write
     // queue (2 jobs) fills at once; the node task must keep ticking and heartbeating (no
-    // election: every node stays in the same term under the same leader), refuse what it
-    // cannot queue with TooManyPendingProposals, and take proposals again afterwards.
+    // election: every node stays in the same term under the same leader). Its followers
+    // commit the first proposals, so those are answered; once it holds back as many
+    // entries as it may (`proposals_pending_max`, 20 here), it refuses the rest with
+    // TooManyPendingProposals, and it takes proposals again afterwards.
     bounded(async {
         let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
         let membership = Membership::with_voters(ids.iter().copied());
@@ -602,6 +604,7 @@ async fn a_leader_whose_disk_stalls_keeps_leading_and_refuses_what_it_cannot_que
             tick: TICK,
             seed: 7,
             persist_queue_max: std::num::NonZeroUsize::new(2).unwrap(),
+            proposals_pending_max: std::num::NonZeroUsize::new(20).unwrap(),
             ..RuntimeConfig::default()
         };
         let mut stores = BTreeMap::new();
@@ -653,16 +656,29 @@ async fn a_leader_whose_disk_stalls_keeps_leading_and_refuses_what_it_cannot_que
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let mut refused = 0;
+        let (mut answered, mut refused) = (0, 0);
         for proposal in proposals {
             match proposal.await.unwrap() {
-                Ok(_) => {}
+                Ok(_) => answered += 1,
                 Err(Error::TooManyPendingProposals { .. }) => refused += 1,
                 Err(error) => panic!("a proposal during the stall failed: {error}"),
             }
         }
-        assert!(refused > 0, "the full write queue refused no proposal");
-        leader_handle.propose(command("after".to_string())).await.unwrap();
+        assert!(answered > 0, "the followers' acknowledgements committed nothing");
+        assert!(refused > 0, "the leader held back entries without bound");
+        // It takes proposals again once its disk has caught up with what it held back.
+        let caught_up_by = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match leader_handle.propose(command("after".to_string())).await {
+                Ok(_) => break,
+                Err(Error::TooManyPendingProposals { .. })
+                    if tokio::time::Instant::now() < caught_up_by =>
+                {
+                    tokio::time::sleep(TICK).await;
+                }
+                Err(error) => panic!("the leader still refuses after its disk caught up: {error}"),
+            }
+        }
         let status = leader_handle.status().await.unwrap();
         assert_eq!((status.role, status.term), (Role::Leader, term));
         for handle in handles.values() {
