@@ -78,6 +78,7 @@ mod command;
 mod config;
 mod error;
 mod history;
+mod key_index;
 mod lease;
 mod mvcc;
 mod range;

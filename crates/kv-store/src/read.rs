@@ -164,7 +164,7 @@ impl KvStore {
         &'a self,
         range: &'a KeyRange,
     ) -> impl Iterator<Item = (&'a Bytes, &'a Record)> + 'a {
-        range.bounds().into_iter().flat_map(|bounds| self.map.range::<[u8], _>(bounds))
+        range.bounds().into_iter().flat_map(|bounds| self.map.range(bounds))
     }
 
     /// Calls `visit` with every key of `range` as it stood at `revision`, in key order.

@@ -61,6 +61,7 @@ use crate::command::decode_exact;
 use crate::config::{KvConfig, MEMBER_ADDRESSES_MAX};
 use crate::error::Error;
 use crate::history::History;
+use crate::key_index::KeyIndex;
 use crate::lease::{LEASE_TTL_SECONDS_MAX, Leases};
 use crate::mvcc::{Event, EventKind};
 use crate::response::{KeyMeta, KeyValue, Response};
@@ -199,7 +200,7 @@ impl KvStore {
         let leases = reader.leases(header.lease_count, &map)?;
         let history = reader.history(&header)?;
         reader.finish()?;
-        self.map = map;
+        self.map = KeyIndex::from(map);
         self.sessions = sessions;
         self.member_addresses = member_addresses;
         self.applied = header.applied;

@@ -6,7 +6,7 @@
 //! would create) first, changes keys at that stamp, and [`KvStore::finish_write`] moves the
 //! store's revision only if some key changed.
 
-use std::collections::{BTreeMap, btree_map};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Bound;
@@ -19,6 +19,7 @@ use crate::command::{Command, Write};
 use crate::config::{KvConfig, MEMBER_ADDRESSES_MAX};
 use crate::error::Error;
 use crate::history::History;
+use crate::key_index::KeyIndex;
 use crate::lease::Leases;
 use crate::mvcc::{Event, EventKind};
 use crate::response::{
@@ -69,7 +70,7 @@ pub(crate) struct Record {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvStore {
     pub(crate) config: KvConfig,
-    pub(crate) map: BTreeMap<Bytes, Record>,
+    pub(crate) map: KeyIndex,
     pub(crate) sessions: Sessions,
     /// Where each cluster member listens, as replicated through the log.
     pub(crate) member_addresses: BTreeMap<NodeId, SocketAddr>,
@@ -98,7 +99,7 @@ impl KvStore {
         config.validate()?;
         Ok(KvStore {
             config,
-            map: BTreeMap::new(),
+            map: KeyIndex::default(),
             sessions: Sessions::default(),
             member_addresses: BTreeMap::new(),
             applied: LogId::ZERO,
@@ -188,7 +189,7 @@ impl KvStore {
         let limit = limit.map_or(limit_max, |limit| u64::from(limit.get()).min(limit_max));
         let mut matching = self
             .map
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .range((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(key, _)| key.starts_with(prefix));
         let mut entries = Vec::new();
         for (key, record) in matching.by_ref() {
@@ -332,10 +333,9 @@ impl KvStore {
         value: Bytes,
         lease: i64,
     ) -> (KeyMeta, Option<KeyValue>) {
-        // One search of the map: the common write replaces a key's value in place.
-        let (meta, previous) = match self.map.entry(key.clone()) {
-            btree_map::Entry::Occupied(mut slot) => {
-                let record = slot.get_mut();
+        // One lookup: the common write replaces a key's value in place.
+        let (meta, previous) = match self.map.get_mut(&key) {
+            Some(record) => {
                 let meta = KeyMeta {
                     version: record.meta.version.saturating_add(1),
                     mod_index: stamp.index,
@@ -350,7 +350,7 @@ impl KvStore {
                 };
                 (meta, Some(previous))
             }
-            btree_map::Entry::Vacant(slot) => {
+            None => {
                 let meta = KeyMeta {
                     version: 1,
                     create_index: stamp.index,
@@ -359,7 +359,7 @@ impl KvStore {
                     mod_revision: stamp.revision,
                     lease,
                 };
-                slot.insert(Record { value: value.clone(), meta });
+                self.map.insert_new(key.clone(), Record { value: value.clone(), meta });
                 (meta, None)
             }
         };
