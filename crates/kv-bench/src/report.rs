@@ -209,20 +209,15 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
     }
     text.push('\n');
     for row in rows {
-        let latency = row.latency_ms;
         let _ = write!(
             text,
-            "{:.3},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            "{:.3},{},{},{},{},{}",
             row.t_s,
             u8::from(row.warmup),
             row.ops,
             row.errors,
             row.conflicts,
-            latency.p50,
-            latency.p90,
-            latency.p99,
-            latency.p999,
-            latency.max
+            latency_cells(&row.latency_ms)
         );
         for node in &row.nodes {
             let _ = write!(
@@ -245,6 +240,14 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
     std::fs::write(path, text).map_err(|source| Error::io("write", path, source))
 }
 
+/// A row's latency columns: p50, p90, p99, p99.9 and max, in ms.
+fn latency_cells(latency: &Percentiles) -> String {
+    format!(
+        "{:.3},{:.3},{:.3},{:.3},{:.3}",
+        latency.p50, latency.p90, latency.p99, latency.p999, latency.max
+    )
+}
+
 /// Writes `watch-timeseries.csv`: one row per second with the events the watchers received
 /// (summed over watchers) and their delivery latency percentiles.
 ///
@@ -255,18 +258,13 @@ pub fn write_watch_timeseries(path: &Path, rows: &[Row]) -> Result<(), Error> {
     let mut text = String::from("t_s,warmup,events,p50_ms,p90_ms,p99_ms,p999_ms,max_ms\n");
     for row in rows {
         let Some(watch) = row.watch else { continue };
-        let latency = watch.latency_ms;
         let _ = writeln!(
             text,
-            "{:.3},{},{},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            "{:.3},{},{},{}",
             row.t_s,
             u8::from(row.warmup),
             watch.events,
-            latency.p50,
-            latency.p90,
-            latency.p99,
-            latency.p999,
-            latency.max
+            latency_cells(&watch.latency_ms)
         );
     }
     std::fs::write(path, text).map_err(|source| Error::io("write", path, source))

@@ -244,7 +244,10 @@ impl Service {
     }
 
     /// Checks a command against the store's limits, proposes it and waits for it to apply.
-    async fn propose(&self, command: &Command) -> Result<kv_store::Response, ServerError> {
+    pub(crate) async fn propose(
+        &self,
+        command: &Command,
+    ) -> Result<kv_store::Response, ServerError> {
         self.kv_config.validate_write(&command.write)?;
         let payload = command.encode()?;
         self.raft.propose(payload).await.map_err(|error| self.raft_error(error))

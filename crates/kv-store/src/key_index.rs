@@ -90,15 +90,6 @@ impl From<BTreeMap<Bytes, Record>> for KeyIndex {
     }
 }
 
-impl<'a> IntoIterator for &'a KeyIndex {
-    type Item = (&'a Bytes, &'a Record);
-    type IntoIter = Box<dyn DoubleEndedIterator<Item = (&'a Bytes, &'a Record)> + 'a>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

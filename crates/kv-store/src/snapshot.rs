@@ -125,7 +125,7 @@ impl KvStore {
             + self.history.len() * EVENT_FIXED_BYTES;
         let mut buffer = BytesMut::with_capacity(capacity);
         self.put_header(&mut buffer);
-        for (key, record) in &self.map {
+        for (key, record) in self.map.iter() {
             put_field(&mut buffer, "key", key)?;
             put_field(&mut buffer, "value", &record.value)?;
             put_meta(&mut buffer, &record.meta);

@@ -53,7 +53,7 @@ pub(crate) fn is_snapshot_file(name: &str) -> bool {
     name.starts_with("snapshot-") && (name.ends_with(SUFFIX) || name.ends_with(TEMPORARY_SUFFIX))
 }
 
-use crate::file_system::WRITE_PACE_BYTES;
+use crate::file_system::WritePacer;
 pub(crate) use crate::file_system::sync_directory;
 
 /// Writes `snapshot` durably into `directory` and returns what the database records of it.
@@ -95,18 +95,13 @@ pub(crate) fn write<F: FileSystem>(
     header.extend_from_slice(&data_bytes.to_le_bytes());
     let write_error = io_error("writing the snapshot file", &temporary);
     let mut offset = 0_u64;
-    let mut unsynced = 0_u64;
+    // Paced, so the log's appends never queue behind the whole file.
+    let mut pacer = WritePacer::default();
     let mut put = |bytes: &[u8]| {
         hasher.update(bytes);
         file.write_all_at(bytes, offset)?;
         offset += bytes.len() as u64;
-        unsynced += bytes.len() as u64;
-        if unsynced >= WRITE_PACE_BYTES {
-            // Paced, so the log's appends never queue behind the whole file.
-            unsynced = 0;
-            file.sync_data()?;
-        }
-        Ok(())
+        pacer.wrote(&file, bytes.len())
     };
     let written =
         put(&header).and_then(|()| snapshot.data.chunks(CHUNK_BYTES).try_for_each(&mut put));

@@ -43,9 +43,8 @@ use etcd_client::proto::{
 use kv_client::protocol::{Consistency, ServerError};
 use kv_client::{ClientConfig, KvClient};
 use kv_store::{Command, Rejection, Session, Write};
-use raft_core::{Error as CoreError, NodeId};
+use raft_core::NodeId;
 use raft_net_quic::{Caller, certs};
-use raft_runtime::Error as RaftError;
 use tokio::sync::watch as tokio_watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
@@ -228,18 +227,13 @@ impl EtcdApi {
     /// (without a session, as etcd has none), forwarded to the leader from a follower.
     async fn apply(&self, write: Write) -> Result<kv_store::Response, Status> {
         self.check_serving()?;
-        self.service()
-            .kv_config
-            .validate_write(&write)
-            .map_err(|error| server_status(ServerError::from(error)))?;
         let command = Command { session: Session::UNSESSIONED, write };
-        let payload = command.encode().map_err(|error| Status::internal(error.to_string()))?;
-        match self.service().raft.propose(payload).await {
+        match self.service().propose(&command).await {
             Ok(response) => Ok(response),
-            Err(RaftError::Core(CoreError::NotLeader { .. })) => {
+            Err(ServerError::NotLeader { .. }) => {
                 self.inner.forward.apply(command.write).await.map_err(client_status)
             }
-            Err(error) => Err(server_status(self.service().raft_error(error))),
+            Err(error) => Err(server_status(error)),
         }
     }
 }

@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, io_error};
 use crate::file_system::{
-    FileSystem, RealFileSystem, StorageFile, WRITE_PACE_BYTES, create_directory_all, lock_store,
+    FileSystem, RealFileSystem, StorageFile, WritePacer, create_directory_all, lock_store,
     sync_directory,
 };
 use crate::snapshot_file;
@@ -426,6 +426,8 @@ fn preallocate_segment<F: FileSystem>(
         .create_file(&temporary)
         .map_err(io_error("creating the segment", &temporary))?;
     let zeros = vec![0_u8; ZERO_CHUNK_BYTES];
+    // Paced, so the log's appends never queue behind the whole segment.
+    let mut pacer = WritePacer::default();
     let mut offset = 0;
     while offset < file_bytes {
         let length = usize::try_from(file_bytes - offset).unwrap_or(ZERO_CHUNK_BYTES);
@@ -433,10 +435,7 @@ fn preallocate_segment<F: FileSystem>(
         file.write_all_at(chunk, offset)
             .map_err(io_error("preallocating the segment", &temporary))?;
         offset += chunk.len() as u64;
-        if offset % WRITE_PACE_BYTES == 0 {
-            // Paced, so the log's appends never queue behind the whole segment.
-            file.sync_data().map_err(io_error("syncing the segment", &temporary))?;
-        }
+        pacer.wrote(&file, chunk.len()).map_err(io_error("syncing the segment", &temporary))?;
     }
     file.sync_all().map_err(io_error("syncing the segment", &temporary))?;
     // The zeros are durable; cached, they would make every append dirty a large page.
