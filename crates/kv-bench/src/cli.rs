@@ -1,6 +1,7 @@
 //! The command line and what it runs: one run, a client-count sweep, or a comparison
 //! of two systems (ours and etcd, or ours through two clients).
 
+use kv_client::TransportKind;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,10 @@ pub struct Args {
     /// server's own, one per CPU).
     #[arg(long)]
     pub server_threads: Option<NonZeroUsize>,
+    /// The wire our servers and kv-client speak: `quic` or `tcp` (`kv-server
+    /// --transport`). etcd is unaffected.
+    #[arg(long, default_value = "quic", value_parser = transport_parser)]
+    pub transport: TransportKind,
     /// Writes are put-with-expected-version; on a conflict, read and retry.
     #[arg(long)]
     pub occ: bool,
@@ -112,6 +117,11 @@ pub struct Args {
 }
 
 /// The engines `--storage` names, in order.
+/// Parses `--transport` with the transport's own message for anything else.
+fn transport_parser(text: &str) -> Result<TransportKind, String> {
+    text.parse().map_err(|error: kv_client::UnknownTransport| error.to_string())
+}
+
 fn parse_storage(text: &str) -> Result<Vec<&str>, Error> {
     let engines: Vec<&str> =
         text.split(',').map(str::trim).filter(|part| !part.is_empty()).collect();
@@ -291,6 +301,7 @@ pub async fn execute(args: Args) -> Result<(), Error> {
         snapshot_size: args.snapshot_size.clone(),
         storage: engines[0].to_owned(),
         server_threads: args.server_threads,
+        transport: args.transport,
         faults: parse_faults(&args.fault)?,
         endpoints: args.endpoints.as_deref().map(|t| parse_addrs("--endpoints", t)).transpose()?,
         metrics_endpoints: args

@@ -3,6 +3,7 @@
 //! `kv` and `kv-etcd` launch the very same `kv-server` command lines; only the address the
 //! workload's client is given differs (QUIC, or the etcd API).
 
+use kv_client::TransportKind;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -175,6 +176,8 @@ pub struct LaunchConfig {
     pub storage: String,
     /// Threads per server process (`None`: each server's default).
     pub server_threads: Option<NonZeroUsize>,
+    /// The wire our servers speak (ours only).
+    pub transport: TransportKind,
     /// Folder for the node logs (`node-N.log`).
     pub log_dir: PathBuf,
 }
@@ -437,6 +440,8 @@ fn kv_server_node(
         config.storage.clone(),
         "--cluster-id".into(),
         "kv".into(),
+        "--transport".into(),
+        config.transport.name().into(),
     ];
     if let Some(threads) = config.server_threads {
         args.extend(["--worker-threads".into(), threads.to_string()]);
@@ -611,6 +616,7 @@ mod tests {
             snapshot_size: "4MB".to_owned(),
             storage: "wal".to_owned(),
             server_threads,
+            transport: TransportKind::Quic,
             log_dir: PathBuf::from("logs"),
         }
     }

@@ -1,5 +1,6 @@
 //! One benchmark run from launch to report, and the comparison of two runs.
 
+use kv_client::TransportKind;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ pub struct RunConfig {
     pub storage: String,
     /// Threads per server process (`None`: each server's default).
     pub server_threads: Option<NonZeroUsize>,
+    /// The wire our servers and kv-client speak.
+    pub transport: TransportKind,
     /// The same in bytes.
     pub snapshot_bytes: u64,
     /// The fault schedule.
@@ -102,7 +105,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         system: config.system.name().to_owned(),
         workload: config.workload.kind.name().to_owned(),
         server: config.system.server().name().to_owned(),
-        client: config.system.protocol().description().to_owned(),
+        client: config.system.protocol().description(config.transport),
         connection_model,
         clients: config.workload.clients,
         read_ratio: config.workload.read_ratio,
@@ -184,6 +187,7 @@ async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
         snapshot_size: config.snapshot_size.clone(),
         storage: config.storage.clone(),
         server_threads: config.server_threads,
+        transport: config.transport,
         log_dir: config.out.join("logs"),
     };
     info!(system = config.system.name(), nodes = config.nodes, "launching cluster");
@@ -200,10 +204,8 @@ async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Err
             let certs = cluster.certs_dir.clone().ok_or_else(|| {
                 Error::invalid("--certs-dir", "", "an external cluster of ours needs --certs-dir")
             })?;
-            let target = KvTarget::new(addrs, &certs)?;
-            let model = "one shared KvClient for all workers: one QUIC connection per node, \
-                         requests multiplexed on one stream per connection, sent to the leader"
-                .to_owned();
+            let target = KvTarget::new(addrs, &certs, config.transport)?;
+            let model = kv_connection_model(config.transport);
             let result = drive_target(config, cluster, target.clone(), model).await;
             target.close().await;
             result
@@ -214,6 +216,18 @@ async fn drive(config: &RunConfig, cluster: &Arc<Cluster>) -> Result<Driven, Err
             drive_target(config, cluster, target, model).await
         }
     }
+}
+
+/// How kv-client reaches the nodes over `transport`, in words.
+fn kv_connection_model(transport: TransportKind) -> String {
+    let (connection, multiplexed) = match transport {
+        TransportKind::Quic => ("QUIC connection", "one stream per connection"),
+        TransportKind::Tcp => ("TCP connection (TLS)", "the connection"),
+    };
+    format!(
+        "one shared KvClient for all workers: one {connection} per node, requests \
+         multiplexed on {multiplexed}, sent to the leader"
+    )
 }
 
 /// The etcd API addresses to connect to, and the connection model in words. One HTTP/2

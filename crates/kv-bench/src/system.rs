@@ -2,6 +2,7 @@
 //! etcd, as the command line names it; which server each launches and which client drives
 //! it; and the role a node of either server reports in its metrics.
 
+use kv_client::TransportKind;
 use serde::{Serialize, Serializer};
 
 use crate::metrics::Samples;
@@ -93,13 +94,18 @@ impl Server {
 }
 
 impl Protocol {
-    /// The client and protocol, as reports show them.
+    /// The client and protocol, as reports show them (kv-client's over `transport`).
     #[must_use]
-    pub fn description(self) -> &'static str {
-        match self {
-            Protocol::KvClient => "kv-client: our protocol over QUIC with mutual TLS",
-            Protocol::EtcdClient => {
-                "etcd-client 0.21 (Rust): etcd's v3 gRPC API over plaintext HTTP/2"
+    pub fn description(self, transport: TransportKind) -> String {
+        match (self, transport) {
+            (Protocol::KvClient, TransportKind::Quic) => {
+                "kv-client: our protocol over QUIC with mutual TLS".to_owned()
+            }
+            (Protocol::KvClient, TransportKind::Tcp) => {
+                "kv-client: our protocol over TCP with mutual TLS".to_owned()
+            }
+            (Protocol::EtcdClient, _) => {
+                "etcd-client 0.21 (Rust): etcd's v3 gRPC API over plaintext HTTP/2".to_owned()
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The systems under test behind one interface: ours through `kv-client`; etcd, and ours
 //! through its etcd API, through `etcd-client`. The workload only sees [`Target`].
 
+use kv_client::TransportKind;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -109,13 +110,19 @@ pub struct KvTarget {
 }
 
 impl KvTarget {
-    /// A client for the nodes at `endpoints`, with client certificate 1 from `certs_dir`.
+    /// A client for the nodes at `endpoints` over `transport`, with client certificate 1
+    /// from `certs_dir`.
     ///
     /// # Errors
     ///
     /// [`Error::KvClient`] when the certificates cannot be loaded.
-    pub fn new(endpoints: Vec<SocketAddr>, certs_dir: &Path) -> Result<KvTarget, Error> {
-        let config = ClientConfig::from_certs_dir(endpoints, "kv", certs_dir, ClientId(1))?;
+    pub fn new(
+        endpoints: Vec<SocketAddr>,
+        certs_dir: &Path,
+        transport: TransportKind,
+    ) -> Result<KvTarget, Error> {
+        let mut config = ClientConfig::from_certs_dir(endpoints, "kv", certs_dir, ClientId(1))?;
+        config.transport = transport;
         Ok(KvTarget { client: KvClient::new(config)? })
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use bytes::Bytes;
-use raft_net_quic::{Caller, ClientId, Identity, RpcClient, RpcClientConfig, certs};
+use raft_net_quic::{Caller, ClientId, Identity, RpcClient, RpcClientConfig, TransportKind, certs};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -77,6 +77,9 @@ pub struct ClientConfig {
     /// The most a connection's TLS handshake may take before the client moves on to the
     /// next endpoint: a stopped node never answers, and QUIC gets no "connection refused".
     pub connect_timeout: Duration,
+    /// The wire to the nodes: QUIC (default) or TCP; it must be the one the nodes speak
+    /// (`kv-server --transport`).
+    pub transport: TransportKind,
 }
 
 impl ClientConfig {
@@ -114,6 +117,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(5),
             follow_leader: true,
             connect_timeout: CONNECT_TIMEOUT_DEFAULT,
+            transport: TransportKind::default(),
         }
     }
 }
@@ -565,6 +569,7 @@ impl KvClient {
         let mut rpc_config = RpcClientConfig::new(config.cluster_id.clone(), config.caller);
         rpc_config.bind_addr = bind_addr_for(addr);
         rpc_config.handshake_timeout = config.connect_timeout;
+        rpc_config.transport = config.transport;
         let connection = RpcClient::connect(&rpc_config, &config.identity, addr, None)
             .await
             .map_err(|error| format!("cannot connect to {addr}: {error}"))?;

@@ -45,4 +45,4 @@ pub use client::{ClientConfig, KvClient};
 pub use error::Error;
 pub use protocol::{Consistency, KeyValue, Member, NodeStatus, WriteOutcome};
 pub use raft_core::{LogIndex, NodeId};
-pub use raft_net_quic::ClientId;
+pub use raft_net_quic::{ClientId, TransportKind, UnknownTransport};

@@ -6,6 +6,15 @@ pub fn id_parser() -> clap::builder::RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(1..)
 }
 
+/// A clap value parser for `--transport`: `quic` or `tcp`.
+///
+/// # Errors
+///
+/// The transport's own message for any other name.
+pub fn transport_parser(text: &str) -> Result<raft_net_quic::TransportKind, String> {
+    text.parse().map_err(|error: raft_net_quic::UnknownTransport| error.to_string())
+}
+
 /// A clap error on one line: its message and any context lines, without the usage and
 /// help hints that follow (a malformed flag gets a one-line error naming it).
 #[must_use]

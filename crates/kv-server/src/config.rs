@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use raft_core::NodeId;
+use raft_net_quic::TransportKind;
 use raft_storage::Engine;
 use serde::Deserialize;
 
@@ -89,6 +90,9 @@ pub struct Settings {
     /// wake-ups and switches (three nodes and a load generator on 2 cores did a quarter
     /// more writes with one each).
     pub worker_threads: Option<u64>,
+    /// The wire for peers and clients: `quic` (default) or `tcp` (TCP with the same mutual
+    /// TLS). Every node of a cluster, and its clients, must use the same.
+    pub transport: Option<String>,
 }
 
 impl Settings {
@@ -131,6 +135,7 @@ impl Settings {
                 .auto_compaction_retention
                 .or(fallback.auto_compaction_retention),
             worker_threads: self.worker_threads.or(fallback.worker_threads),
+            transport: self.transport.or(fallback.transport),
         }
     }
 
@@ -229,7 +234,14 @@ impl Settings {
                     })?,
             ),
         };
+        let transport = match self.transport.as_deref() {
+            None => TransportKind::default(),
+            Some(name) => {
+                name.parse().map_err(|_| invalid("transport", name, "must be quic or tcp"))?
+            }
+        };
         Ok(ServerConfig {
+            transport,
             etcd_listen,
             etcd_tls,
             history_revisions: self.auto_compaction_retention,
@@ -255,7 +267,7 @@ impl Settings {
 pub struct ServerConfig {
     /// This node's id.
     pub id: NodeId,
-    /// The QUIC address it binds.
+    /// The address it binds: UDP for QUIC, TCP for TCP.
     pub listen: SocketAddr,
     /// Every voter's address, this node's included.
     pub peers: BTreeMap<NodeId, SocketAddr>,
@@ -286,6 +298,8 @@ pub struct ServerConfig {
     pub history_revisions: Option<u64>,
     /// The async runtime's threads (`None`: one per CPU).
     pub worker_threads: Option<NonZeroUsize>,
+    /// The wire peers and clients speak.
+    pub transport: TransportKind,
 }
 
 /// The etcd API's address: `off`, a `HOST:PORT`, or by default the QUIC IP with the port +
@@ -525,6 +539,20 @@ mod tests {
         assert!(secured.etcd_tls);
         let zero = Settings { auto_compaction_retention: Some(0), ..Settings::default() }.resolve();
         assert!(zero.unwrap_err().to_string().contains("auto-compaction-retention"));
+    }
+
+    #[test]
+    fn transport_is_quic_by_default_tcp_on_request_and_nothing_else() {
+        assert_eq!(Settings::default().resolve().unwrap().transport, TransportKind::Quic);
+        let tcp = Settings { transport: Some("tcp".to_owned()), ..Settings::default() };
+        assert_eq!(tcp.resolve().unwrap().transport, TransportKind::Tcp);
+        let error = Settings { transport: Some("udp".to_owned()), ..Settings::default() }
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("transport") && error.contains("quic or tcp"), "{error}");
+        let file: Settings = toml::from_str("transport = \"tcp\"").unwrap();
+        assert_eq!(file.transport.as_deref(), Some("tcp"));
     }
 
     #[test]

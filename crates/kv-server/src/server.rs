@@ -73,6 +73,7 @@ impl Server {
 
         let mut net = NetConfig::new(config.cluster_id.clone(), config.id, config.listen);
         net.frame_bytes_max = net.frame_bytes_max.max(8 << 20);
+        net.transport = config.transport;
         let (quic, transport) = QuicNode::bind(net, &identity)
             .map_err(|source| Error::Transport { addr: config.listen, source: Box::new(source) })?;
         let quic = Arc::new(quic);
@@ -171,7 +172,7 @@ impl Server {
             failed_sender,
         ));
         background.extend([http, sampler]);
-        info!(node = %config.id, listen = %config.listen, http = %http_addr, "serving");
+        info!(node = %config.id, listen = %config.listen, transport = %config.transport, http = %http_addr, "serving");
         Ok(Server { config, raft, quic, stopping, failed, background, http_addr, etcd_addr })
     }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use common::{Cluster, json_of, text};
-use kv_client::Consistency;
 use kv_client::protocol::{Command, Request, Session, Write};
+use kv_client::{Consistency, TransportKind};
 use raft_core::NodeId;
 
 #[test]
@@ -28,6 +28,34 @@ fn a_write_is_readable_from_every_node_including_linearizably_through_a_follower
         assert!(get.status.success(), "node {id}: {}", text(&get.stderr));
         assert_eq!(text(&get.stdout), "hello", "node {id}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tcp_writes_replicate_and_a_killed_leader_is_replaced() {
+    let mut cluster = Cluster::start(3, &["--transport", "tcp"]);
+    let leader = cluster.leader();
+    let put = cluster.kvctl(&["put", "x", "1"]);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    assert!(text(&put.stdout).starts_with(&format!("OK leader={leader} index=")));
+    // A QUIC client finds nobody on the TCP port, and says so.
+    let wrong = cluster.kvctl_over(TransportKind::Quic, &["--timeout", "1500", "get", "x"]);
+    assert!(!wrong.status.success(), "a QUIC client read from a TCP cluster");
+    assert!(text(&wrong.stderr).contains("did not answer"), "{}", text(&wrong.stderr));
+    let client = cluster.client();
+    for number in 0..50 {
+        let key = Bytes::from(format!("key-{number}"));
+        client.put(key, Bytes::from(number.to_string())).await.unwrap();
+    }
+    cluster.kill(leader);
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, leader);
+    for number in 0..50 {
+        let key = Bytes::from(format!("key-{number}"));
+        let found = client.get(key, Consistency::Linearizable).await.unwrap();
+        assert_eq!(found.map(|kv| kv.value), Some(Bytes::from(number.to_string())));
+    }
+    let get = cluster.kvctl(&["get", "x"]);
+    assert_eq!(text(&get.stdout), "1", "{}", text(&get.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

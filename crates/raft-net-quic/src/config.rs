@@ -8,6 +8,7 @@ use raft_core::NodeId;
 
 use crate::error::Error;
 use crate::frame::FRAME_BYTES_MAX_DEFAULT;
+use crate::wire::TransportKind;
 
 /// How one node's endpoint runs. `Default`-like values come from [`NetConfig::new`] and are
 /// safe in production.
@@ -17,8 +18,12 @@ pub struct NetConfig {
     pub cluster_id: String,
     /// This node.
     pub node_id: NodeId,
-    /// The UDP address to listen on (port 0: the OS picks one; see `QuicNode::local_addr`).
+    /// The address to listen on: a UDP port for QUIC, a TCP port for TCP (port 0: the OS
+    /// picks one; see `QuicNode::local_addr`).
     pub listen_addr: SocketAddr,
+    /// The wire both protocols (peer and client) run on; every node of a cluster, and its
+    /// clients, must use the same.
+    pub transport: TransportKind,
     /// The largest frame sent or accepted, in bytes, not counting the 4-byte header. Must
     /// exceed raft-core's `append_bytes_max` and `snapshot_chunk_bytes` with room for
     /// framing.
@@ -87,6 +92,7 @@ impl NetConfig {
             cluster_id: cluster_id.into(),
             node_id,
             listen_addr,
+            transport: TransportKind::Quic,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             inbox_max: INBOX_MAX_DEFAULT,
             peer_queue_max: PEER_QUEUE_MAX_DEFAULT,

@@ -146,6 +146,24 @@ pub enum Error {
         /// quinn's error.
         source: quinn::ReadError,
     },
+    /// A TCP connection failed: connecting, its TLS handshake, or reading or writing it.
+    #[error("{what} with {addr} failed: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The remote address.
+        addr: SocketAddr,
+        /// The OS or TLS error.
+        source: std::io::Error,
+    },
+    /// A TCP port could not be bound.
+    #[error("cannot bind TCP {addr}: {source}; is the port in use?")]
+    BindTcp {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The stream ended before a whole frame arrived.
     #[error("stream ended inside a frame: {buffered} bytes buffered, frame needs {needed}")]
     FrameTruncated {

@@ -2,6 +2,10 @@
 //! stream and sends a [`Hello`]; the acceptor checks it against its own and against the
 //! dialer's certificate, then answers with its own `Hello` or closes the connection with
 //! [`REFUSED`] and a reason naming both sides' values.
+//!
+//! On TCP the hello travels on the connection itself, before the protocol's frames, and
+//! the acceptor answers with an [`Answer`]: its own hello, or the refusal's reason (TCP has
+//! no close reason to carry it).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,13 +13,16 @@ use std::time::Duration;
 
 use quinn::VarInt;
 use raft_core::NodeId;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::warn;
 
 use crate::certs::{ClientId, client_name, node_name};
 use crate::error::Error;
-use crate::frame::{encode_frame, read_one};
-use crate::tls::certificate_names;
+use crate::frame::{FrameDecoder, encode_frame, read_one};
+use crate::tls::{certificate_names, chain_names};
+use crate::wire::TlsStream;
 
 /// The wire protocol's version; a node refuses a different one.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -149,7 +156,7 @@ fn check_common(ours: &Hello, theirs: &Hello) -> Result<(), Refusal> {
 /// Checks the caller's claim against the protocol and its certificate, and on the peer
 /// protocol that the node is one `is_peer` allows.
 fn check_caller(
-    connection: &quinn::Connection,
+    names: &dyn Fn(&str) -> bool,
     protocol: Protocol,
     ours: &Hello,
     theirs: &Hello,
@@ -167,7 +174,7 @@ fn check_caller(
         Caller::Node(id) => node_name(id),
         Caller::Client(id) => client_name(id),
     };
-    if !certificate_names(connection, &name) {
+    if !names(&name) {
         return Err(Refusal::CertificateMismatch { claimed });
     }
     match claimed {
@@ -202,7 +209,8 @@ pub(crate) async fn accept(
             .await
             .map_err(|source| Error::Connection { addr: remote, source })?;
         let theirs: Hello = read_one(&mut recv, remote, "hello", HELLO_BYTES_MAX).await?;
-        if let Err(refusal) = check_caller(connection, protocol, ours, &theirs, is_peer) {
+        let names = |name: &str| certificate_names(connection, name);
+        if let Err(refusal) = check_caller(&names, protocol, ours, &theirs, is_peer) {
             return Err(refuse(connection, &refusal));
         }
         let frame = encode_frame(ours, "hello", HELLO_BYTES_MAX)?;
@@ -274,4 +282,132 @@ fn refused_by_remote(connection: &quinn::Connection) -> Option<Error> {
         }
         _ => None,
     }
+}
+
+/// A TCP acceptor's answer to the dialer's hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Answer {
+    /// The hello passed; the acceptor's own.
+    Accepted(Hello),
+    /// The hello was refused, for this reason (naming both sides' values).
+    Refused(String),
+}
+
+/// Reads exactly one frame from a TLS stream (nothing past it: the protocol's frames follow
+/// on the same connection).
+async fn read_frame<T: DeserializeOwned>(
+    stream: &mut TlsStream,
+    remote: SocketAddr,
+    what: &'static str,
+) -> Result<T, Error> {
+    let io = |source| Error::Io { what: "reading the hello", addr: remote, source };
+    let mut length = [0_u8; 4];
+    stream.read_exact(&mut length).await.map_err(io)?;
+    let length = u32::from_be_bytes(length);
+    if length > HELLO_BYTES_MAX {
+        return Err(Error::FrameTooLarge { length: u64::from(length), max: HELLO_BYTES_MAX });
+    }
+    let mut frame = vec![0_u8; 4 + length as usize];
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    stream.read_exact(&mut frame[4..]).await.map_err(io)?;
+    let mut decoder = FrameDecoder::new(HELLO_BYTES_MAX);
+    decoder.push(&frame);
+    decoder.next(what)?.ok_or(Error::FrameTruncated { buffered: frame.len(), needed: frame.len() })
+}
+
+async fn write_frame<T: Serialize>(
+    stream: &mut TlsStream,
+    remote: SocketAddr,
+    value: &T,
+    what: &'static str,
+) -> Result<(), Error> {
+    let frame = encode_frame(value, what, HELLO_BYTES_MAX)?;
+    let io = |source| Error::Io { what: "writing the hello", addr: remote, source };
+    stream.write_all(&frame).await.map_err(io)?;
+    stream.flush().await.map_err(io)
+}
+
+/// The acceptor's half on TCP: as [`accept`], answering with an [`Answer`].
+pub(crate) async fn accept_stream(
+    stream: &mut TlsStream,
+    remote: SocketAddr,
+    protocol: Protocol,
+    ours: &Hello,
+    timeout: Duration,
+    is_peer: &(dyn Fn(NodeId) -> bool + Sync),
+) -> Result<Caller, Error> {
+    let exchange = async {
+        let theirs: Hello = read_frame(stream, remote, "hello").await?;
+        let chain = stream.get_ref().1.peer_certificates().unwrap_or_default().to_vec();
+        let names = |name: &str| chain_names(&chain, name);
+        if let Err(refusal) = check_caller(&names, protocol, ours, &theirs, is_peer) {
+            refusal.log(remote);
+            let reason = refusal.to_string();
+            // The dialer learns why; the connection closes either way.
+            let _ = write_frame(stream, remote, &Answer::Refused(reason.clone()), "answer").await;
+            return Err(Error::HandshakeRefused { addr: remote, reason });
+        }
+        write_frame(stream, remote, &Answer::Accepted(ours.clone()), "answer").await?;
+        Ok(theirs.caller)
+    };
+    tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(Error::Timeout {
+        what: "handshake",
+        addr: remote,
+        after: timeout,
+    }))
+}
+
+/// Refuses a TCP dialer for `reason` before looking at its hello (the node is overloaded,
+/// or serves no requests): reads the hello, answers with the refusal.
+pub(crate) async fn refuse_stream(
+    stream: &mut TlsStream,
+    remote: SocketAddr,
+    reason: String,
+    timeout: Duration,
+) {
+    let exchange = async {
+        let _: Hello = read_frame(stream, remote, "hello").await?;
+        write_frame(stream, remote, &Answer::Refused(reason), "answer").await
+    };
+    // The connection closes either way; the dialer just does not learn why.
+    let _ = tokio::time::timeout(timeout, exchange).await;
+}
+
+/// The dialer's half on TCP: as [`dial`], reading an [`Answer`].
+pub(crate) async fn dial_stream(
+    stream: &mut TlsStream,
+    remote: SocketAddr,
+    ours: &Hello,
+    expected: Option<NodeId>,
+    timeout: Duration,
+) -> Result<NodeId, Error> {
+    let exchange = async {
+        write_frame(stream, remote, ours, "hello").await?;
+        let theirs = match read_frame(stream, remote, "answer").await? {
+            Answer::Accepted(hello) => hello,
+            Answer::Refused(reason) => {
+                return Err(Error::HandshakeRefused { addr: remote, reason });
+            }
+        };
+        let refused = |refusal: Refusal| {
+            refusal.log(remote);
+            Error::HandshakeRefused { addr: remote, reason: refusal.to_string() }
+        };
+        check_common(ours, &theirs).map_err(refused)?;
+        match (theirs.caller, expected) {
+            (Caller::Node(id), Some(expected)) if id != expected => {
+                Err(refused(Refusal::UnexpectedNode { expected, actual: theirs.caller }))
+            }
+            (Caller::Node(id), _) => Ok(id),
+            (actual @ Caller::Client(_), _) => {
+                let expected = expected.unwrap_or(NodeId(0));
+                Err(refused(Refusal::UnexpectedNode { expected, actual }))
+            }
+        }
+    };
+    tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(Error::Timeout {
+        what: "handshake",
+        addr: remote,
+        after: timeout,
+    }))
 }

@@ -57,7 +57,9 @@ mod peer;
 mod queue;
 mod rpc;
 mod shared;
+mod tcp;
 pub mod tls;
+mod wire;
 
 pub use certs::{ClientId, Identity};
 pub use config::NetConfig;
@@ -70,3 +72,4 @@ pub use node::QuicNode;
 pub use peer::{PeerSender, PeerTransport};
 pub use rpc::{REQUEST_FAILED, RpcClient, RpcClientConfig};
 pub use tls::{ALPN_PEER, ALPN_RPC};
+pub use wire::{TransportKind, UnknownTransport};

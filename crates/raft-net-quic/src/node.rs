@@ -1,5 +1,6 @@
-//! One node's QUIC endpoint: binds the socket, accepts connections and hands each to the
-//! peer protocol or the request/response protocol by its ALPN.
+//! One node's endpoint (QUIC, or TCP: see [`crate::tcp`]): binds the socket, accepts
+//! connections and hands each to the peer protocol or the request/response protocol by its
+//! ALPN.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -18,10 +19,13 @@ use crate::handler::{ErasedHandler, RequestHandler};
 use crate::handshake::{Caller, Hello, PROTOCOL_VERSION, REFUSED};
 use crate::peer::{self, PeerTransport};
 use crate::rpc::{self, ByteBudget};
-use crate::shared::{Shared, stopped};
+use crate::shared::{Shared, Wire, stopped};
+use crate::tcp;
 use crate::tls::{self, ALPN_PEER, ALPN_RPC, Timings};
+use crate::wire::TransportKind;
 
-/// A node's QUIC endpoint: the peer transport's connections and the client listener.
+/// A node's endpoint, on QUIC or TCP ([`NetConfig::transport`]): the peer transport's
+/// connections and the client listener.
 ///
 /// Dropping it (or [`QuicNode::shutdown`]) closes every connection; the [`PeerTransport`]
 /// then reports the end with `recv() == None`.
@@ -54,22 +58,13 @@ impl QuicNode {
         identity: &Identity,
     ) -> Result<(QuicNode, PeerTransport), Error> {
         config.validate()?;
-        let timings = Timings {
-            idle_timeout: config.idle_timeout,
-            keep_alive_interval: config.keep_alive_interval,
+        let (wire, tcp_listener) = match config.transport {
+            TransportKind::Quic => (bind_quic(&config, identity)?, None),
+            TransportKind::Tcp => {
+                let (wire, listener) = tcp::bind(&config, identity)?;
+                (Wire::Tcp(wire), Some(listener))
+            }
         };
-        let server_config = tls::server_config(identity, timings, config.requests_in_flight_max)?;
-        let peer_client_config = tls::client_config(identity, ALPN_PEER, timings, 0)?;
-        let addr = config.listen_addr;
-        let socket =
-            std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { addr, source })?;
-        let endpoint = quinn::Endpoint::new(
-            endpoint_config(identity),
-            Some(server_config),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(|source| Error::Bind { addr, source })?;
         let (inbox_sender, inbox) = mpsc::channel(config.inbox_max.get());
         let span = info_span!("quic", node = %config.node_id);
         let hello = Hello {
@@ -80,8 +75,7 @@ impl QuicNode {
         let rpc_bytes_max = config.rpc_bytes_max.get();
         let shared = Arc::new(Shared {
             config,
-            endpoint,
-            peer_client_config,
+            wire,
             hello,
             links: RwLock::new(HashMap::new()),
             allowed_peers: RwLock::new(BTreeSet::new()),
@@ -94,7 +88,12 @@ impl QuicNode {
             rpc_connections: AtomicUsize::new(0),
             span: span.clone(),
         });
-        tokio::spawn(accept_loop(Arc::clone(&shared)).instrument(span));
+        match tcp_listener {
+            Some(listener) => {
+                tokio::spawn(tcp::accept_loop(Arc::clone(&shared), listener).instrument(span))
+            }
+            None => tokio::spawn(accept_loop(Arc::clone(&shared)).instrument(span)),
+        };
         let transport = PeerTransport::new(Arc::clone(&shared), inbox);
         Ok((QuicNode { shared }, transport))
     }
@@ -102,7 +101,16 @@ impl QuicNode {
     /// The address the endpoint listens on (with the port the OS picked for port 0).
     #[must_use]
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.shared.endpoint.local_addr().ok()
+        match &self.shared.wire {
+            Wire::Quic { endpoint, .. } => endpoint.local_addr().ok(),
+            Wire::Tcp(wire) => Some(wire.local_addr),
+        }
+    }
+
+    /// The wire this node speaks.
+    #[must_use]
+    pub fn transport(&self) -> TransportKind {
+        self.shared.config.transport
     }
 
     /// This node's id.
@@ -182,14 +190,20 @@ impl QuicNode {
     /// the close to reach the other sides.
     pub async fn shutdown(&self) {
         self.close();
-        let idle = self.shared.endpoint.wait_idle();
+        let Wire::Quic { endpoint, .. } = &self.shared.wire else {
+            // TCP connections close as their tasks see the shutdown and drop them.
+            return;
+        };
+        let idle = endpoint.wait_idle();
         // Peers learn of the close from the first packet; do not wait out slow ones.
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), idle).await;
     }
 
     fn close(&self) {
         self.shared.shutdown.send_replace(true);
-        self.shared.endpoint.close(SHUTDOWN, b"node shutting down");
+        if let Wire::Quic { endpoint, .. } = &self.shared.wire {
+            endpoint.close(SHUTDOWN, b"node shutting down");
+        }
     }
 }
 
@@ -211,11 +225,34 @@ fn endpoint_config(identity: &Identity) -> quinn::EndpointConfig {
     quinn::EndpointConfig::new(Arc::new(key))
 }
 
+/// Binds the UDP socket and the QUIC endpoint.
+fn bind_quic(config: &NetConfig, identity: &Identity) -> Result<Wire, Error> {
+    let timings = Timings {
+        idle_timeout: config.idle_timeout,
+        keep_alive_interval: config.keep_alive_interval,
+    };
+    let server_config = tls::server_config(identity, timings, config.requests_in_flight_max)?;
+    let peer_client_config = tls::client_config(identity, ALPN_PEER, timings, 0)?;
+    let addr = config.listen_addr;
+    let socket = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    let endpoint = quinn::Endpoint::new(
+        endpoint_config(identity),
+        Some(server_config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|source| Error::Bind { addr, source })?;
+    Ok(Wire::Quic { endpoint, peer_client_config })
+}
+
 async fn accept_loop(shared: Arc<Shared>) {
+    let Wire::Quic { endpoint, .. } = &shared.wire else {
+        return;
+    };
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         let incoming = tokio::select! {
-            incoming = shared.endpoint.accept() => incoming,
+            incoming = endpoint.accept() => incoming,
             () = stopped(&mut shutdown) => return,
         };
         let Some(incoming) = incoming else {

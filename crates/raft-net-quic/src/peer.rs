@@ -1,4 +1,5 @@
-//! The peer transport: Raft messages between nodes, one connection per pair.
+//! The peer transport: Raft messages between nodes, one connection per pair on QUIC (TCP
+//! differs in its connections only: see [`crate::tcp`]).
 //!
 //! Each side of a connection opens two unidirectional streams of its own: a long-lived
 //! message stream (appends, heartbeats, votes, in order, pipelined) and a snapshot stream
@@ -8,6 +9,7 @@
 //! the same peer (it restarted). The higher-id node dials once when it starts, so a peer
 //! still holding a connection to its previous life switches to the new one at once.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 
@@ -21,7 +23,9 @@ use crate::error::Error;
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::handshake::{self, Caller, Protocol};
 use crate::link::{PeerLink, StreamKind};
-use crate::shared::{Shared, stopped};
+use crate::shared::{Shared, Wire, stopped};
+use crate::tcp;
+use crate::wire::{StreamReader, StreamWriter};
 
 /// The stream-stop code for a malformed frame.
 const MALFORMED: quinn::VarInt = quinn::VarInt::from_u32(0x4d46);
@@ -42,6 +46,14 @@ pub(crate) fn link_or_create(shared: &Arc<Shared>, peer: NodeId) -> Arc<PeerLink
     ));
     links.insert(peer, Arc::clone(&link));
     drop(links);
+    if let Wire::Tcp(_) = shared.wire {
+        // Each node dials its own connections to each peer: no dialer or announce.
+        for kind in [StreamKind::Messages, StreamKind::Snapshots] {
+            let task = tcp::write_loop(Arc::clone(shared), Arc::clone(&link), kind);
+            tokio::spawn(task.instrument(shared.span.clone()));
+        }
+        return link;
+    }
     for kind in [StreamKind::Messages, StreamKind::Snapshots] {
         let task = write_loop(Arc::clone(shared), Arc::clone(&link), kind);
         tokio::spawn(task.instrument(shared.span.clone()));
@@ -189,16 +201,31 @@ async fn write_stream(
     connection: &quinn::Connection,
 ) -> Result<(), Error> {
     let addr = connection.remote_address();
-    let mut stream =
+    let stream =
         connection.open_uni().await.map_err(|source| Error::Connection { addr, source })?;
     // Only fails on a stream already closed, which the next write reports.
     let _ = stream.set_priority(kind.priority());
+    let closed = async { Error::Connection { addr, source: connection.closed().await } };
+    send_queue(shared, link, kind, addr, &mut StreamWriter::Quic(stream), closed).await
+}
+
+/// Sends `link`'s `kind` queue on `writer` (to `addr`) until a write fails or `closed`
+/// resolves (with the error to report).
+pub(crate) async fn send_queue(
+    shared: &Shared,
+    link: &PeerLink,
+    kind: StreamKind,
+    addr: SocketAddr,
+    writer: &mut StreamWriter,
+    closed: impl Future<Output = Error>,
+) -> Result<(), Error> {
     let queue = link.queue(kind);
     let mut frames = Vec::with_capacity(PEER_WRITE_BATCH_MAX);
+    let mut closed = std::pin::pin!(closed);
     loop {
         let first = tokio::select! {
             message = queue.pop() => message,
-            source = connection.closed() => return Err(Error::Connection { addr, source }),
+            error = &mut closed => return Err(error),
         };
         // Everything already queued goes in the same write: one stream write (and one wake
         // of the connection) per burst rather than per message.
@@ -219,10 +246,11 @@ async fn write_stream(
                 next = queue.try_pop();
             }
         }
-        stream
-            .write_all_chunks(&mut frames)
-            .await
-            .map_err(|source| Error::Write { addr, source })?;
+        writer.write_chunks(&mut frames).await.map_err(|source| Error::Io {
+            what: "sending to peer",
+            addr,
+            source,
+        })?;
         frames.clear();
     }
 }
@@ -300,10 +328,12 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
 }
 
 async fn dial(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<quinn::Connection, Error> {
+    let Wire::Quic { endpoint, peer_client_config } = &shared.wire else {
+        return Err(Error::Shutdown);
+    };
     let timeout = shared.config.connect_timeout;
-    let connecting = shared
-        .endpoint
-        .connect_with(shared.peer_client_config.clone(), addr, &node_name(peer))
+    let connecting = endpoint
+        .connect_with(peer_client_config.clone(), addr, &node_name(peer))
         .map_err(|source| Error::Connect { addr, source })?;
     let connection = tokio::time::timeout(timeout, connecting)
         .await
@@ -358,6 +388,7 @@ async fn receive(shared: &Arc<Shared>, link: &Arc<PeerLink>, connection: quinn::
     loop {
         match connection.accept_uni().await {
             Ok(stream) => {
+                let stream = StreamReader::Quic(stream);
                 let task = read_stream(Arc::clone(shared), link.peer, remote, stream);
                 tokio::spawn(task.instrument(shared.span.clone()));
             }
@@ -370,12 +401,13 @@ async fn receive(shared: &Arc<Shared>, link: &Arc<PeerLink>, connection: quinn::
     link.uninstall(&connection);
 }
 
-/// Decodes one stream's frames into the inbox; a bad frame closes the stream only.
-async fn read_stream(
+/// Decodes one stream's frames into the inbox; a bad frame closes the stream only, and so
+/// does the peer's removal from the allowed peers.
+pub(crate) async fn read_stream(
     shared: Arc<Shared>,
     peer: NodeId,
     remote: SocketAddr,
-    mut stream: quinn::RecvStream,
+    mut stream: StreamReader,
 ) {
     let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
     loop {
@@ -389,13 +421,20 @@ async fn read_stream(
                 Ok(None) => break,
                 Err(error) => {
                     warn!(%peer, %remote, %error, "peer stream closed: malformed frame");
-                    let _ = stream.stop(MALFORMED);
+                    stream.stop(MALFORMED);
                     return;
                 }
             }
         }
-        match stream.read_chunk(READ_CHUNK_BYTES, true).await {
-            Ok(Some(chunk)) => decoder.push(&chunk.bytes),
+        match stream.read(READ_CHUNK_BYTES).await {
+            Ok(Some(chunk)) => {
+                decoder.push(&chunk);
+                if !shared.is_allowed_peer(peer) {
+                    warn!(%peer, %remote, "peer stream closed: no longer a configured peer");
+                    stream.stop(handshake::REFUSED);
+                    return;
+                }
+            }
             Ok(None) => {
                 if let Err(error) = decoder.finish() {
                     warn!(%peer, %remote, %error, "peer stream closed: truncated frame");

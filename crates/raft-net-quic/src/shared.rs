@@ -17,12 +17,22 @@ use crate::handler::ErasedHandler;
 use crate::handshake::Hello;
 use crate::link::PeerLink;
 use crate::rpc::ByteBudget;
+use crate::tcp::TcpWire;
+
+/// The wire a node speaks, with what dialing and accepting on it needs.
+pub(crate) enum Wire {
+    Quic {
+        endpoint: quinn::Endpoint,
+        /// Dials peers (ALPN `raft-peer`).
+        peer_client_config: quinn::ClientConfig,
+    },
+    Tcp(TcpWire),
+}
 
 /// What the endpoint's tasks share.
 pub(crate) struct Shared {
     pub(crate) config: NetConfig,
-    pub(crate) endpoint: quinn::Endpoint,
-    pub(crate) peer_client_config: quinn::ClientConfig,
+    pub(crate) wire: Wire,
     pub(crate) hello: Hello,
     pub(crate) links: RwLock<HashMap<NodeId, Arc<PeerLink>>>,
     /// The nodes whose peer connections are accepted: those given to `set_peer`, or the

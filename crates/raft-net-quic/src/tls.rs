@@ -1,5 +1,5 @@
 //! rustls and quinn configuration: mutual TLS 1.3 with the cluster CA as the only trust
-//! anchor, and the `ring` crypto provider.
+//! anchor, and the `ring` crypto provider, for QUIC and for TCP alike.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -48,13 +48,10 @@ fn transport(timings: Timings, bidi_streams: u32, uni_streams: u32) -> Arc<quinn
     Arc::new(transport)
 }
 
-/// The server side: requires a client certificate signed by the cluster CA, so any other
-/// connection fails in the TLS handshake before a byte of application data is read.
-pub(crate) fn server_config(
-    identity: &Identity,
-    timings: Timings,
-    bidi_streams: u32,
-) -> Result<quinn::ServerConfig, Error> {
+/// The server side's TLS: requires a client certificate signed by the cluster CA, so any
+/// other connection fails in the TLS handshake before a byte of application data is read.
+/// Used as is on TCP, wrapped for QUIC by [`server_config`].
+pub(crate) fn tls_server(identity: &Identity) -> Result<rustls::ServerConfig, Error> {
     let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(roots(identity)?, provider.clone())
         .build()
@@ -66,7 +63,16 @@ pub(crate) fn server_config(
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|source| Error::Tls { what: "this node's certificate and key", source })?;
     tls.alpn_protocols = vec![ALPN_PEER.to_vec(), ALPN_RPC.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+    Ok(tls)
+}
+
+/// The QUIC server side (see [`tls_server`]).
+pub(crate) fn server_config(
+    identity: &Identity,
+    timings: Timings,
+    bidi_streams: u32,
+) -> Result<quinn::ServerConfig, Error> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls_server(identity)?)
         .map_err(|source| Error::QuicCrypto { source })?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     // Peer connections lower their stream limits once the protocol is known.
@@ -84,14 +90,10 @@ pub(crate) const PEER_UNI_STREAMS: u32 = 4;
 /// together, small enough that a flood of handshakes cannot hold unbounded memory.
 const INCOMING_MAX: usize = 256;
 
-/// The client side: presents `identity` and accepts only a server certificate signed by the
-/// cluster CA that names the expected server.
-pub(crate) fn client_config(
-    identity: &Identity,
-    alpn: &[u8],
-    timings: Timings,
-    bidi_streams: u32,
-) -> Result<quinn::ClientConfig, Error> {
+/// The client side's TLS: presents `identity` and accepts only a server certificate signed
+/// by the cluster CA that names the expected server. Used as is on TCP, wrapped for QUIC by
+/// [`client_config`].
+pub(crate) fn tls_client(identity: &Identity, alpn: &[u8]) -> Result<rustls::ClientConfig, Error> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|source| Error::Tls { what: "TLS 1.3 with ring", source })?
@@ -99,7 +101,17 @@ pub(crate) fn client_config(
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|source| Error::Tls { what: "this side's certificate and key", source })?;
     tls.alpn_protocols = vec![alpn.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+    Ok(tls)
+}
+
+/// The QUIC client side (see [`tls_client`]).
+pub(crate) fn client_config(
+    identity: &Identity,
+    alpn: &[u8],
+    timings: Timings,
+    bidi_streams: u32,
+) -> Result<quinn::ClientConfig, Error> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls_client(identity, alpn)?)
         .map_err(|source| Error::QuicCrypto { source })?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport(timings, bidi_streams, PEER_UNI_STREAMS));
@@ -135,6 +147,11 @@ pub(crate) fn certificate_names(connection: &quinn::Connection, name: &str) -> b
     let Ok(chain) = identity.downcast::<Vec<CertificateDer<'static>>>() else {
         return false;
     };
+    chain_names(&chain, name)
+}
+
+/// Whether the leaf of an (already CA-verified) certificate chain names `name`.
+pub(crate) fn chain_names(chain: &[CertificateDer<'static>], name: &str) -> bool {
     let Some(leaf) = chain.first() else {
         return false;
     };

@@ -1,4 +1,4 @@
-//! Raft clusters over real QUIC on 127.0.0.1: election, replication, a restarted peer, and
+//! Raft clusters over real QUIC (and TCP) on 127.0.0.1: election, replication, a restarted peer, and
 //! a large snapshot that must not disturb the leader. Every test is bounded in time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Cluster, TICK, bounded, no_tweak};
 use raft_core::{Config, NodeId, Role};
+use raft_net_quic::TransportKind;
 
 fn command(text: String) -> Bytes {
     Bytes::from(text)
@@ -17,8 +18,17 @@ fn command(text: String) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_quic_elect_a_leader_and_replicate() {
+    elect_and_replicate(TransportKind::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_over_tcp_elect_a_leader_and_replicate() {
+    elect_and_replicate(TransportKind::Tcp).await;
+}
+
+async fn elect_and_replicate(transport: TransportKind) {
     bounded(async {
-        let cluster = Cluster::start(3, &[1, 2, 3], no_tweak, 0).await;
+        let cluster = Cluster::start_over(transport, 3, &[1, 2, 3], no_tweak, 0).await;
         let leader = cluster.handle(cluster.leader().await);
         for number in 0..50 {
             let response = leader.propose(command(format!("command {number}"))).await.unwrap();
@@ -36,8 +46,17 @@ async fn three_nodes_over_quic_elect_a_leader_and_replicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_peers_reconnect_and_catch_up() {
+    restart_peers(TransportKind::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_peers_reconnect_over_tcp_and_catch_up() {
+    restart_peers(TransportKind::Tcp).await;
+}
+
+async fn restart_peers(transport: TransportKind) {
     bounded(async {
-        let mut cluster = Cluster::start(3, &[1, 2, 3], no_tweak, 0).await;
+        let mut cluster = Cluster::start_over(transport, 3, &[1, 2, 3], no_tweak, 0).await;
         let leader = cluster.leader().await;
         cluster.handle(leader).propose(command("before".to_owned())).await.unwrap();
         // Restart every follower: the lowest id dials, the others are dialed, so both
@@ -69,10 +88,19 @@ fn snapshot_often(config: &mut Config) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_megabyte_snapshot_reaches_a_new_node_without_an_election() {
+    snapshot_to_new_node(TransportKind::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_megabyte_snapshot_over_tcp_reaches_a_new_node_without_an_election() {
+    snapshot_to_new_node(TransportKind::Tcp).await;
+}
+
+async fn snapshot_to_new_node(transport: TransportKind) {
     bounded(async {
         // Node 3 stays down while the others commit and compact; its snapshot then carries
         // 4 MiB of padding.
-        let mut cluster = Cluster::start(3, &[1, 2], snapshot_often, 4 << 20).await;
+        let mut cluster = Cluster::start_over(transport, 3, &[1, 2], snapshot_often, 4 << 20).await;
         let leader = cluster.leader_among(&[NodeId(1), NodeId(2)]).await;
         let handle = cluster.handle(leader);
         for number in 0..200 {

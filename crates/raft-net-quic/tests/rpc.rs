@@ -1,16 +1,17 @@
 //! The client request/response layer on a node's endpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{bind, bounded, loopback, wait_for_log};
+use common::{bind_over, bounded, loopback, wait_for_log};
 use raft_core::NodeId;
 use raft_net_quic::certs::CertificateAuthority;
 use raft_net_quic::{
-    Caller, ClientId, Error, QuicNode, RequestHandler, RpcClient, RpcClientConfig,
+    Caller, ClientId, Error, QuicNode, RequestHandler, RpcClient, RpcClientConfig, TransportKind,
 };
 
 const CLUSTER: &str = "rpc";
@@ -27,38 +28,42 @@ impl RequestHandler for Echo {
     }
 }
 
-fn client_config(id: u64) -> RpcClientConfig {
+fn client_config(id: u64, transport: TransportKind) -> RpcClientConfig {
     let mut config = RpcClientConfig::new(CLUSTER, Caller::Client(ClientId(id)));
     config.bind_addr = loopback();
+    config.transport = transport;
     config
 }
 
 /// A node serving [`Echo`] and client 1 connected to it.
-async fn echo_node_and_client() -> (QuicNode, RpcClient) {
+async fn echo_node_and_client(transport: TransportKind) -> (QuicNode, RpcClient) {
     let ca = CertificateAuthority::new("test CA").unwrap();
-    let node = serving_node(&ca);
+    let node = serving_node(&ca, transport);
     let identity = ca.issue_client(ClientId(1)).unwrap().identity;
     let addr = node.local_addr().unwrap();
-    let client =
-        RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await.unwrap();
+    let config = client_config(1, transport);
+    let client = RpcClient::connect(&config, &identity, addr, Some(NodeId(1))).await.unwrap();
     (node, client)
 }
 
-fn serving_node(ca: &CertificateAuthority) -> QuicNode {
-    let (node, _transport) = bind(ca, CLUSTER, 1, loopback());
+fn serving_node(ca: &CertificateAuthority, transport: TransportKind) -> QuicNode {
+    let (node, _transport) = bind_over(transport, ca, CLUSTER, 1, loopback());
     node.serve_requests(Echo);
     node
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_calls_on_one_connection_each_get_their_own_answer() {
+on_both_transports!(concurrent_calls_on_one_connection_each_get_their_own_answer);
+
+async fn concurrent_calls_on_one_connection_each_get_their_own_answer(transport: TransportKind) {
     bounded(async {
         let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
+        let node = serving_node(&ca, transport);
         let identity = ca.issue_client(ClientId(5)).unwrap().identity;
         let addr = node.local_addr().unwrap();
         let client =
-            RpcClient::connect(&client_config(5), &identity, addr, Some(NodeId(1))).await.unwrap();
+            RpcClient::connect(&client_config(5, transport), &identity, addr, Some(NodeId(1)))
+                .await
+                .unwrap();
         assert_eq!(client.server(), NodeId(1));
         let calls: Vec<_> = (0..100)
             .map(|number| {
@@ -83,12 +88,16 @@ async fn concurrent_calls_on_one_connection_each_get_their_own_answer() {
 async fn client_without_the_node_id_reaches_any_node_of_the_cluster() {
     bounded(async {
         let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
+        let node = serving_node(&ca, TransportKind::Quic);
         let identity = ca.issue_client(ClientId(6)).unwrap().identity;
-        let client =
-            RpcClient::connect(&client_config(6), &identity, node.local_addr().unwrap(), None)
-                .await
-                .unwrap();
+        let client = RpcClient::connect(
+            &client_config(6, TransportKind::Quic),
+            &identity,
+            node.local_addr().unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(client.server(), NodeId(1));
         let response = client.call(Bytes::from_static(b"hi"), Duration::from_secs(5)).await;
         assert_eq!(response.unwrap(), Bytes::from_static(b"client 6: hi"));
@@ -97,10 +106,11 @@ async fn client_without_the_node_id_reaches_any_node_of_the_cluster() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_call_times_out_and_the_connection_stays_usable() {
+on_both_transports!(slow_call_times_out_and_the_connection_stays_usable);
+
+async fn slow_call_times_out_and_the_connection_stays_usable(transport: TransportKind) {
     bounded(async {
-        let (node, client) = echo_node_and_client().await;
+        let (node, client) = echo_node_and_client(transport).await;
         let slow = client.call(Bytes::from_static(b"sleep"), Duration::from_millis(100)).await;
         assert!(matches!(slow, Err(Error::Timeout { what: "request", .. })), "{slow:?}");
         let fast = client.call(Bytes::from_static(b"x"), Duration::from_secs(5)).await.unwrap();
@@ -110,16 +120,19 @@ async fn slow_call_times_out_and_the_connection_stays_usable() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_of_another_ca_is_refused_in_tls() {
+on_both_transports!(client_of_another_ca_is_refused_in_tls);
+
+async fn client_of_another_ca_is_refused_in_tls(transport: TransportKind) {
     bounded(async {
         let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
+        let node = serving_node(&ca, transport);
         let foreign = CertificateAuthority::new("foreign CA").unwrap();
         let mut identity = foreign.issue_client(ClientId(1)).unwrap().identity;
         identity.ca = ca.issue_client(ClientId(1)).unwrap().identity.ca;
         let addr = node.local_addr().unwrap();
-        let result = RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1))).await;
+        let result =
+            RpcClient::connect(&client_config(1, transport), &identity, addr, Some(NodeId(1)))
+                .await;
         assert!(result.is_err(), "a foreign client got through");
         wait_for_log(&["connection refused during the TLS handshake", "UnknownIssuer"]).await;
         node.shutdown().await;
@@ -127,16 +140,18 @@ async fn client_of_another_ca_is_refused_in_tls() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_claiming_another_id_than_its_certificate_is_refused() {
+on_both_transports!(client_claiming_another_id_than_its_certificate_is_refused);
+
+async fn client_claiming_another_id_than_its_certificate_is_refused(transport: TransportKind) {
     bounded(async {
         let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
+        let node = serving_node(&ca, transport);
         let identity = ca.issue_client(ClientId(1)).unwrap().identity;
         let addr = node.local_addr().unwrap();
-        let error = RpcClient::connect(&client_config(2), &identity, addr, Some(NodeId(1)))
-            .await
-            .unwrap_err();
+        let error =
+            RpcClient::connect(&client_config(2, transport), &identity, addr, Some(NodeId(1)))
+                .await
+                .unwrap_err();
         assert!(
             matches!(&error, Error::HandshakeRefused { reason, .. }
             if reason.contains("certificate does not name client 2")),
@@ -147,30 +162,35 @@ async fn client_claiming_another_id_than_its_certificate_is_refused() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_without_a_handler_refuses_clients_with_a_reason() {
+on_both_transports!(node_without_a_handler_refuses_clients_with_a_reason);
+
+async fn node_without_a_handler_refuses_clients_with_a_reason(transport: TransportKind) {
     bounded(async {
         let ca = CertificateAuthority::new("test CA").unwrap();
-        let (node, _transport) = bind(&ca, CLUSTER, 1, loopback());
+        let (node, _transport) = bind_over(transport, &ca, CLUSTER, 1, loopback());
         let identity = ca.issue_client(ClientId(1)).unwrap().identity;
         let addr = node.local_addr().unwrap();
-        let error = RpcClient::connect(&client_config(1), &identity, addr, Some(NodeId(1)))
-            .await
-            .unwrap_err();
+        let error =
+            RpcClient::connect(&client_config(1, transport), &identity, addr, Some(NodeId(1)))
+                .await
+                .unwrap_err();
         assert!(error.to_string().contains("serves no client requests"), "{error}");
         node.shutdown().await;
     })
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_above_the_nodes_maximum_is_refused_and_the_node_serves_on() {
+on_both_transports!(request_above_the_nodes_maximum_is_refused_and_the_node_serves_on);
+
+async fn request_above_the_nodes_maximum_is_refused_and_the_node_serves_on(
+    transport: TransportKind,
+) {
     bounded(async {
         let ca = CertificateAuthority::new("test CA").unwrap();
-        let node = serving_node(&ca);
+        let node = serving_node(&ca, transport);
         let identity = ca.issue_client(ClientId(1)).unwrap().identity;
         let addr = node.local_addr().unwrap();
-        let mut config = client_config(1);
+        let mut config = client_config(1, transport);
         config.frame_bytes_max = 16 << 20;
         let client = RpcClient::connect(&config, &identity, addr, Some(NodeId(1))).await.unwrap();
         let huge = Bytes::from(vec![0_u8; 5 << 20]);
@@ -187,7 +207,7 @@ async fn request_above_the_nodes_maximum_is_refused_and_the_node_serves_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_call_does_not_hold_back_a_later_fast_one_on_the_shared_stream() {
     bounded(async {
-        let (node, client) = echo_node_and_client().await;
+        let (node, client) = echo_node_and_client(TransportKind::Quic).await;
         let slow_client = client.clone();
         let slow = tokio::spawn(async move {
             slow_client.call(Bytes::from_static(b"sleep"), Duration::from_secs(10)).await
@@ -205,10 +225,11 @@ async fn a_slow_call_does_not_hold_back_a_later_fast_one_on_the_shared_stream() 
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_waiting_when_the_connection_closes_fail_at_once() {
+on_both_transports!(calls_waiting_when_the_connection_closes_fail_at_once);
+
+async fn calls_waiting_when_the_connection_closes_fail_at_once(transport: TransportKind) {
     bounded(async {
-        let (node, client) = echo_node_and_client().await;
+        let (node, client) = echo_node_and_client(transport).await;
         let waiting = client.clone();
         let pending = tokio::spawn(async move {
             waiting.call(Bytes::from_static(b"sleep"), Duration::from_secs(20)).await
@@ -260,7 +281,10 @@ async fn request_bytes_and_connections_stay_within_their_budgets_and_others_are_
         let addr = node.local_addr().unwrap();
         let connect = |id: u64| {
             let identity = ca.issue_client(ClientId(id)).unwrap().identity;
-            async move { RpcClient::connect(&client_config(id), &identity, addr, None).await }
+            async move {
+                RpcClient::connect(&client_config(id, TransportKind::Quic), &identity, addr, None)
+                    .await
+            }
         };
         let flooder = connect(1).await.unwrap();
         let calls: Vec<_> = (0..40)
@@ -285,7 +309,7 @@ async fn request_bytes_and_connections_stay_within_their_budgets_and_others_are_
         assert_eq!(node.rpc_connections(), 3);
         let refused = connect(4).await.unwrap_err().to_string();
         assert!(refused.contains("overloaded"), "{refused}");
-        wait_for_log(&["connection refused: overloaded"]).await;
+        wait_for_log(&["client connection refused", "overloaded"]).await;
         // Released, the held requests finish and every byte is given back.
         release.send_replace(true);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

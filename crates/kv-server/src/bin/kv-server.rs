@@ -118,6 +118,10 @@ struct NodeFlags {
     /// a machine's cores run faster with 1 each.
     #[arg(long, allow_negative_numbers = true)]
     worker_threads: Option<u64>,
+    /// The wire for peers and clients: quic (default) or tcp (TCP with the same mutual
+    /// TLS, cheaper per message). Every node and client of a cluster must use the same.
+    #[arg(long)]
+    transport: Option<String>,
 }
 
 /// Exit code: bad usage or a malformed setting.
@@ -142,6 +146,7 @@ impl NodeFlags {
             etcd_tls: self.etcd_tls.then_some(true),
             auto_compaction_retention: self.auto_compaction_retention,
             worker_threads: self.worker_threads,
+            transport: self.transport,
         };
         Ok(match self.config {
             Some(path) => flags.or(Settings::from_file(&path)?),

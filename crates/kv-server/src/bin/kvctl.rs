@@ -4,7 +4,7 @@
 //! reachable; 3 not leader (only with `--no-follow`); 4 version conflict; 5 key not found;
 //! 6 outcome unknown (the write's session expired: read to find out whether it applied).
 
-use kv_server::cli::{id_parser, one_line};
+use kv_server::cli::{id_parser, one_line, transport_parser};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kv_client::protocol::Request;
 use kv_client::{
     ClientConfig, ClientId, Consistency, Error, KvClient, LogIndex, NodeId, NodeStatus,
+    TransportKind,
 };
 use serde_json::{Value, json};
 
@@ -41,7 +42,7 @@ const TIMEOUT_MS_MAX: u64 = 86_400_000;
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// The nodes' QUIC addresses, comma-separated.
+    /// The nodes' addresses (their `--listen`), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7001", global = true)]
     endpoints: Vec<SocketAddr>,
     /// The certificates directory (with ca.pem and client-N.pem/.key).
@@ -65,6 +66,9 @@ struct Cli {
     /// Report "not leader" (exit 3) instead of following the redirect.
     #[arg(long, global = true)]
     no_follow: bool,
+    /// The wire the nodes speak: quic or tcp (their `--transport`).
+    #[arg(long, default_value = "quic", global = true, value_parser = transport_parser)]
+    transport: TransportKind,
     #[command(subcommand)]
     command: Command,
 }
@@ -232,6 +236,7 @@ async fn run(cli: Cli) -> Result<Outcome, Failure> {
     )
     .map_err(|error| failure(&error))?;
     config.timeout = Duration::from_millis(cli.timeout.max(1));
+    config.transport = cli.transport;
     config.follow_leader = !cli.no_follow;
     let client = KvClient::new(config).map_err(|error| failure(&error))?;
     let result = execute(&client, &cli).await;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kv_client::{ClientConfig, ClientId, KvClient};
+use kv_client::{ClientConfig, ClientId, KvClient, TransportKind};
 use serde_json::Value;
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_kv-server");
@@ -175,12 +175,34 @@ impl Cluster {
         self.kvctl_command_at(&self.endpoints(), args)
     }
 
-    /// A kvctl command line against the given endpoints.
+    /// A kvctl command line against the given endpoints (on the nodes' transport).
     pub fn kvctl_command_at(&self, endpoints: &str, args: &[&str]) -> Command {
+        self.kvctl_command_over(self.transport(), endpoints, args)
+    }
+
+    /// Runs kvctl against every endpoint over `transport`, whatever the nodes speak.
+    pub fn kvctl_over(&self, transport: TransportKind, args: &[&str]) -> Output {
+        self.kvctl_command_over(transport, &self.endpoints(), args).output().unwrap()
+    }
+
+    fn kvctl_command_over(
+        &self,
+        transport: TransportKind,
+        endpoints: &str,
+        args: &[&str],
+    ) -> Command {
         let mut command = Command::new(KVCTL);
         command.args(["--endpoints", endpoints]).arg("--certs-dir").arg(self.certs_dir());
+        command.args(["--transport", transport.name()]);
         command.args(args);
         command
+    }
+
+    /// The transport the nodes were started with (`--transport` among the extra flags).
+    pub fn transport(&self) -> TransportKind {
+        let flag = self.extra_flags.iter().position(|flag| flag == "--transport");
+        flag.and_then(|at| self.extra_flags.get(at + 1))
+            .map_or(TransportKind::Quic, |name| name.parse().unwrap())
     }
 
     /// Every reachable node's status, by id.
@@ -232,8 +254,9 @@ impl Cluster {
     /// A library client for bulk work.
     pub fn client(&self) -> KvClient {
         let endpoints = self.addrs.values().copied().collect();
-        let config =
+        let mut config =
             ClientConfig::from_certs_dir(endpoints, "kv", &self.certs_dir(), ClientId(1)).unwrap();
+        config.transport = self.transport();
         KvClient::new(config).unwrap()
     }
 }

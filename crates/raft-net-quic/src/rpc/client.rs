@@ -17,13 +17,16 @@ use raft_core::NodeId;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_rustls::TlsConnector;
 
 use super::{Frame, FrameReader, TAG_CALL, TAG_DONE, TAG_FAILED, TAG_OVERLOADED, header};
 use crate::certs::{ANY_NODE_NAME, Identity, node_name};
 use crate::error::Error;
 use crate::frame::FRAME_BYTES_MAX_DEFAULT;
 use crate::handshake::{self, Caller, Hello, PROTOCOL_VERSION};
+use crate::tcp;
 use crate::tls::{self, ALPN_RPC, Timings};
+use crate::wire::{StreamReader, StreamWriter, TransportKind};
 
 /// How a client connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +35,9 @@ pub struct RpcClientConfig {
     pub cluster_id: String,
     /// Who this client is; must match its certificate.
     pub caller: Caller,
-    /// The local UDP address (port 0 lets the OS pick).
+    /// The wire to dial on; the node must speak the same.
+    pub transport: TransportKind,
+    /// The local UDP address for QUIC (port 0 lets the OS pick); TCP lets the OS choose.
     pub bind_addr: SocketAddr,
     /// The largest request or response, in bytes.
     pub frame_bytes_max: u32,
@@ -51,6 +56,7 @@ impl RpcClientConfig {
         RpcClientConfig {
             cluster_id: cluster_id.into(),
             caller,
+            transport: TransportKind::Quic,
             bind_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             handshake_timeout: Duration::from_secs(5),
@@ -80,8 +86,8 @@ pub struct RpcClient {
 
 #[derive(Debug)]
 struct Inner {
-    endpoint: quinn::Endpoint,
-    connection: quinn::Connection,
+    /// The QUIC endpoint and connection; TCP's connection belongs to the two tasks.
+    quic: Option<(quinn::Endpoint, quinn::Connection)>,
     addr: SocketAddr,
     server: NodeId,
     frame_bytes_max: u32,
@@ -134,27 +140,44 @@ impl RpcClient {
             idle_timeout: config.idle_timeout,
             keep_alive_interval: config.keep_alive_interval,
         };
-        let client_config = tls::client_config(identity, ALPN_RPC, timings, 0)?;
-        let bind = config.bind_addr;
-        let endpoint =
-            quinn::Endpoint::client(bind).map_err(|source| Error::Bind { addr: bind, source })?;
         let name = node.map_or_else(|| ANY_NODE_NAME.to_owned(), node_name);
-        let connecting = endpoint
-            .connect_with(client_config, addr, &name)
-            .map_err(|source| Error::Connect { addr, source })?;
-        let timeout = config.handshake_timeout;
-        let connection = tokio::time::timeout(timeout, connecting)
-            .await
-            .map_err(|_| Error::Timeout { what: "TLS handshake", addr, after: timeout })?
-            .map_err(|source| Error::Connection { addr, source })?;
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
             cluster_id: config.cluster_id.clone(),
             caller: config.caller,
         };
-        let server = handshake::dial(&connection, &hello, node, timeout).await?;
-        let (send, recv) =
-            connection.open_bi().await.map_err(|source| Error::Connection { addr, source })?;
+        let timeout = config.handshake_timeout;
+        let (quic, server, halves) = match config.transport {
+            TransportKind::Quic => {
+                let client_config = tls::client_config(identity, ALPN_RPC, timings, 0)?;
+                let bind = config.bind_addr;
+                let endpoint = quinn::Endpoint::client(bind)
+                    .map_err(|source| Error::Bind { addr: bind, source })?;
+                let connecting = endpoint
+                    .connect_with(client_config, addr, &name)
+                    .map_err(|source| Error::Connect { addr, source })?;
+                let connection = tokio::time::timeout(timeout, connecting)
+                    .await
+                    .map_err(|_| Error::Timeout { what: "TLS handshake", addr, after: timeout })?
+                    .map_err(|source| Error::Connection { addr, source })?;
+                let server = handshake::dial(&connection, &hello, node, timeout).await?;
+                let (send, recv) = connection
+                    .open_bi()
+                    .await
+                    .map_err(|source| Error::Connection { addr, source })?;
+                let halves = (StreamWriter::Quic(send), StreamReader::Quic(recv));
+                (Some((endpoint, connection)), server, halves)
+            }
+            TransportKind::Tcp => {
+                let connector = TlsConnector::from(Arc::new(tls::tls_client(identity, ALPN_RPC)?));
+                let mut stream = tcp::connect(&connector, addr, &name, timeout, timings).await?;
+                let server =
+                    handshake::dial_stream(&mut stream, addr, &hello, node, timeout).await?;
+                let (read, write) = tokio::io::split(stream);
+                (None, server, (StreamWriter::tcp(write), StreamReader::tcp(read)))
+            }
+        };
+        let (send, recv) = halves;
         let (calls, queued) = mpsc::channel(CALLS_QUEUED_MAX);
         let (registrations, registered) = mpsc::channel(CALLS_QUEUED_MAX);
         let max = config.frame_bytes_max;
@@ -163,8 +186,7 @@ impl RpcClient {
             tokio::spawn(read_replies(recv, registered, addr, max)),
         ];
         let inner = Inner {
-            endpoint,
-            connection,
+            quic,
             addr,
             server,
             frame_bytes_max: max,
@@ -219,14 +241,24 @@ impl RpcClient {
 
     /// Closes the connection; pending calls fail.
     pub fn close(&self) {
-        self.inner.connection.close(quinn::VarInt::from_u32(0), b"client closed");
-        self.inner.endpoint.close(quinn::VarInt::from_u32(0), b"client closed");
+        match &self.inner.quic {
+            Some((endpoint, connection)) => {
+                connection.close(quinn::VarInt::from_u32(0), b"client closed");
+                endpoint.close(quinn::VarInt::from_u32(0), b"client closed");
+            }
+            // The tasks own the connection's halves: it closes as they end.
+            None => {
+                for task in &self.inner.tasks {
+                    task.abort();
+                }
+            }
+        }
     }
 }
 
 /// The writer: hands each call to the reader, then writes every queued frame in one write.
 async fn write_calls(
-    mut send: quinn::SendStream,
+    mut send: StreamWriter,
     mut calls: mpsc::Receiver<Call>,
     registrations: mpsc::Sender<Waiting>,
 ) {
@@ -246,12 +278,12 @@ async fn write_calls(
                 next = calls.try_recv().ok();
             }
         }
-        if send.write_all_chunks(&mut frames).await.is_err() {
+        if send.write_chunks(&mut frames).await.is_err() {
             return;
         }
         frames.clear();
     }
-    let _ = send.finish();
+    send.finish();
 }
 
 /// The calls the reader waits to answer, and their deadlines in order.
@@ -294,7 +326,7 @@ impl Pending {
 /// The reader: matches replies to calls by id and fails calls past their deadline. When the
 /// stream ends, every call still waiting learns the connection closed (its sender drops).
 async fn read_replies(
-    mut recv: quinn::RecvStream,
+    mut recv: StreamReader,
     mut registered: mpsc::Receiver<Waiting>,
     addr: SocketAddr,
     max: u32,
@@ -307,9 +339,9 @@ async fn read_replies(
         tokio::select! {
             biased;
             Some(waiting) = registered.recv() => pending.insert(waiting),
-            chunk = recv.read_chunk(usize::MAX, true) => match chunk {
+            chunk = recv.read(usize::MAX) => match chunk {
                 Ok(Some(chunk)) => {
-                    reader.push(&chunk.bytes);
+                    reader.push(&chunk);
                     if deliver(&mut reader, &mut pending, &mut registered, addr).is_err() {
                         return;
                     }

@@ -25,7 +25,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub(crate) use budget::ByteBudget;
 pub use client::{RpcClient, RpcClientConfig};
-pub(crate) use server::serve_connection;
+pub(crate) use server::{serve_connection, serve_tcp};
 
 use crate::error::Error;
 

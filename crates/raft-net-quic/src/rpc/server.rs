@@ -40,6 +40,7 @@ use crate::error::Error;
 use crate::handler::ErasedHandler;
 use crate::handshake::{self, Caller, Protocol, REFUSED};
 use crate::shared::{Shared, stopped};
+use crate::wire::{StreamReader, StreamWriter, TlsStream};
 
 /// A place among the client connections served, given back when dropped.
 struct ConnectionSlot {
@@ -64,21 +65,30 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Serves one client connection until it closes.
-pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
-    let remote = connection.remote_address();
-    let Some(_slot) = ConnectionSlot::take(&shared) else {
+/// Takes a connection slot and the handler for a new client connection, or says why not
+/// (to log and send back as the refusal).
+fn admit(shared: &Arc<Shared>) -> Result<(ConnectionSlot, Arc<dyn ErasedHandler>), String> {
+    let Some(slot) = ConnectionSlot::take(shared) else {
         let max = shared.config.rpc_connections_max.get();
-        warn!(%remote, max, "connection refused: overloaded, serving the most client connections");
-        let reason = format!("overloaded: this node serves at most {max} client connections");
-        connection.close(REFUSED, reason.as_bytes());
-        return;
+        return Err(format!("overloaded: this node serves at most {max} client connections"));
     };
     let handler = shared.handler.read().unwrap_or_else(PoisonError::into_inner).clone();
-    let Some(handler) = handler else {
-        warn!(%remote, "connection refused: this node serves no client requests");
-        connection.close(REFUSED, b"this node serves no client requests");
-        return;
+    match handler {
+        Some(handler) => Ok((slot, handler)),
+        None => Err("this node serves no client requests".to_owned()),
+    }
+}
+
+/// Serves one QUIC client connection until it closes.
+pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
+    let remote = connection.remote_address();
+    let (_slot, handler) = match admit(&shared) {
+        Ok(admitted) => admitted,
+        Err(reason) => {
+            warn!(%remote, reason, "client connection refused");
+            connection.close(REFUSED, reason.as_bytes());
+            return;
+        }
     };
     let timeout = shared.config.handshake_timeout;
     let accepted =
@@ -93,7 +103,6 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
     };
     connection.set_max_concurrent_uni_streams(0_u32.into());
     debug!(%caller, %remote, "client connected");
-    let max = shared.config.frame_bytes_max;
     let connection_budget = Arc::new(ByteBudget::new(shared.config.rpc_connection_bytes_max.get()));
     let mut shutdown = shared.shutdown.subscribe();
     loop {
@@ -103,18 +112,14 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
         };
         match accepted {
             Ok((send, recv)) => {
-                let stream = RequestStream {
-                    handler: Arc::clone(&handler),
+                let stream = RequestStream::new(
+                    &shared,
+                    Arc::clone(&handler),
                     caller,
                     remote,
-                    send,
-                    recv,
-                    reader: FrameReader::new(max),
-                    frame_bytes_max: max,
-                    admitted: None,
-                    connection_budget: Arc::clone(&connection_budget),
-                    node_budget: Arc::clone(&shared.rpc_bytes),
-                };
+                    (StreamReader::Quic(recv), StreamWriter::Quic(send)),
+                    Arc::clone(&connection_budget),
+                );
                 tokio::spawn(stream.serve().instrument(shared.span.clone()));
             }
             Err(error) => {
@@ -122,6 +127,49 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
                 return;
             }
         }
+    }
+}
+
+/// Serves one TCP client connection (its requests follow the hello on the connection
+/// itself) until it closes.
+pub(crate) async fn serve_tcp(shared: Arc<Shared>, mut stream: TlsStream, remote: SocketAddr) {
+    let timeout = shared.config.handshake_timeout;
+    let (_slot, handler) = match admit(&shared) {
+        Ok(admitted) => admitted,
+        Err(reason) => {
+            warn!(%remote, reason, "client connection refused");
+            // Reads the hello and answers with the refusal, so the client learns why.
+            handshake::refuse_stream(&mut stream, remote, reason, timeout).await;
+            return;
+        }
+    };
+    let accepted = handshake::accept_stream(
+        &mut stream,
+        remote,
+        Protocol::Rpc,
+        &shared.hello,
+        timeout,
+        &|_| true,
+    )
+    .await;
+    let caller = match accepted {
+        Ok(caller) => caller,
+        Err(Error::HandshakeRefused { .. }) => return,
+        Err(error) => {
+            warn!(%remote, %error, "client handshake failed");
+            return;
+        }
+    };
+    debug!(%caller, %remote, "client connected");
+    let connection_budget = Arc::new(ByteBudget::new(shared.config.rpc_connection_bytes_max.get()));
+    let (read, write) = tokio::io::split(stream);
+    let halves = (StreamReader::tcp(read), StreamWriter::tcp(write));
+    let request_stream =
+        RequestStream::new(&shared, handler, caller, remote, halves, connection_budget);
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::select! {
+        () = request_stream.serve() => {}
+        () = stopped(&mut shutdown) => {}
     }
 }
 
@@ -143,8 +191,8 @@ struct RequestStream {
     handler: Arc<dyn ErasedHandler>,
     caller: Caller,
     remote: SocketAddr,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    send: StreamWriter,
+    recv: StreamReader,
     reader: FrameReader,
     frame_bytes_max: u32,
     /// The bytes taken for the frame being received, once its header was admitted.
@@ -154,6 +202,29 @@ struct RequestStream {
 }
 
 impl RequestStream {
+    fn new(
+        shared: &Shared,
+        handler: Arc<dyn ErasedHandler>,
+        caller: Caller,
+        remote: SocketAddr,
+        (recv, send): (StreamReader, StreamWriter),
+        connection_budget: Arc<ByteBudget>,
+    ) -> RequestStream {
+        let max = shared.config.frame_bytes_max;
+        RequestStream {
+            handler,
+            caller,
+            remote,
+            send,
+            recv,
+            reader: FrameReader::new(max),
+            frame_bytes_max: max,
+            admitted: None,
+            connection_budget,
+            node_budget: Arc::clone(&shared.rpc_bytes),
+        }
+    }
+
     async fn serve(mut self) {
         let (caller, remote) = (self.caller, self.remote);
         let mut in_flight: FuturesUnordered<Answer> = FuturesUnordered::new();
@@ -167,16 +238,16 @@ impl RequestStream {
                         return;
                     }
                 }
-                chunk = self.recv.read_chunk(READ_CHUNK_BYTES_MAX, true),
+                chunk = self.recv.read(READ_CHUNK_BYTES_MAX),
                     if reading && in_flight.len() < IN_FLIGHT_PER_STREAM_MAX =>
                 {
                     match chunk {
                         Ok(Some(chunk)) => {
-                            self.reader.push(&chunk.bytes);
+                            self.reader.push(&chunk);
                             if let Err(error) = self.start_requests(&mut in_flight) {
                                 warn!(%caller, %remote, %error, "requests refused: malformed frame");
-                                let _ = self.recv.stop(REQUEST_FAILED);
-                                let _ = self.send.reset(REQUEST_FAILED);
+                                self.recv.stop(REQUEST_FAILED);
+                                self.send.reset(REQUEST_FAILED);
                                 return;
                             }
 
@@ -191,7 +262,7 @@ impl RequestStream {
                 }
             }
         }
-        let _ = self.send.finish();
+        self.send.finish();
     }
 
     /// Starts a handler future for every whole request frame received, and fails every
@@ -244,13 +315,13 @@ impl RequestStream {
         &mut self,
         first: (u64, Reply),
         in_flight: &mut FuturesUnordered<Answer>,
-    ) -> Result<(), quinn::WriteError> {
+    ) -> std::io::Result<()> {
         let mut chunks = Vec::new();
         self.push_reply(first, &mut chunks);
         while let Some(Some(answer)) = in_flight.next().now_or_never() {
             self.push_reply(answer, &mut chunks);
         }
-        self.send.write_all_chunks(&mut chunks).await
+        self.send.write_chunks(&mut chunks).await
     }
 
     /// Adds a reply's header and body (the handler's bytes as they are) to `chunks`.

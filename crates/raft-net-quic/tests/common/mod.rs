@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use raft_core::{Config, Entry, EntryPayload, Membership, NodeId, Role, Snapshot};
 use raft_net_quic::certs::CertificateAuthority;
-use raft_net_quic::{NetConfig, PeerTransport, QuicNode};
+use raft_net_quic::{NetConfig, PeerTransport, QuicNode, TransportKind};
 use raft_runtime::{
     Error as RaftError, MemLogStore, Raft, RaftHandle, RuntimeConfig, StateMachine,
 };
@@ -156,8 +156,28 @@ pub fn bind(
     QuicNode::bind(config, &identity).unwrap()
 }
 
-/// Binds `addr`, retrying while the previous socket on it is still being released.
-pub async fn bind_again(
+/// Runs the async fn `$test(transport: TransportKind)` as two tests, `$test::quic` and
+/// `$test::tcp`.
+#[macro_export]
+macro_rules! on_both_transports {
+    ($test:ident) => {
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn quic() {
+                super::$test(raft_net_quic::TransportKind::Quic).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn tcp() {
+                super::$test(raft_net_quic::TransportKind::Tcp).await;
+            }
+        }
+    };
+}
+
+/// Binds node `id` on `addr` over `transport` with a certificate from `ca`.
+pub fn bind_over(
+    transport: TransportKind,
     ca: &CertificateAuthority,
     cluster: &str,
     id: u64,
@@ -165,11 +185,27 @@ pub async fn bind_again(
 ) -> (QuicNode, PeerTransport) {
     let identity = ca.issue_node(NodeId(id)).unwrap().identity;
     let mut config = NetConfig::new(cluster, NodeId(id), addr);
+    config.transport = transport;
     config.reconnect_backoff_max = Duration::from_millis(200);
+    QuicNode::bind(config, &identity).unwrap()
+}
+
+/// Binds `addr`, retrying while the previous socket on it is still being released.
+pub async fn bind_again(
+    ca: &CertificateAuthority,
+    cluster: &str,
+    id: u64,
+    addr: SocketAddr,
+    transport: TransportKind,
+) -> (QuicNode, PeerTransport) {
+    let identity = ca.issue_node(NodeId(id)).unwrap().identity;
+    let mut config = NetConfig::new(cluster, NodeId(id), addr);
+    config.reconnect_backoff_max = Duration::from_millis(200);
+    config.transport = transport;
     loop {
         match QuicNode::bind(config.clone(), &identity) {
             Ok(bound) => return bound,
-            Err(raft_net_quic::Error::Bind { .. }) => {
+            Err(raft_net_quic::Error::Bind { .. } | raft_net_quic::Error::BindTcp { .. }) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(error) => panic!("{error}"),
@@ -185,8 +221,9 @@ pub struct TestNode {
     pub addr: SocketAddr,
 }
 
-/// A Raft cluster whose nodes talk over real QUIC on 127.0.0.1.
+/// A Raft cluster whose nodes talk over real QUIC (or TCP) on 127.0.0.1.
 pub struct Cluster {
+    pub transport: TransportKind,
     pub ca: CertificateAuthority,
     pub cluster_id: String,
     pub nodes: BTreeMap<NodeId, TestNode>,
@@ -197,8 +234,19 @@ pub struct Cluster {
 pub fn no_tweak(_: &mut Config) {}
 
 impl Cluster {
-    /// Binds every node, then starts `started` of them (the rest stay down).
+    /// Binds every node on QUIC, then starts `started` of them (the rest stay down).
     pub async fn start(
+        count: u64,
+        started: &[u64],
+        tweak: fn(&mut Config),
+        padding_bytes: usize,
+    ) -> Cluster {
+        Cluster::start_over(TransportKind::Quic, count, started, tweak, padding_bytes).await
+    }
+
+    /// Binds every node on `transport`, then starts `started` of them.
+    pub async fn start_over(
+        transport: TransportKind,
         count: u64,
         started: &[u64],
         tweak: fn(&mut Config),
@@ -210,9 +258,11 @@ impl Cluster {
         // Reserve an address per node: bind, note the port, release it.
         let mut nodes = BTreeMap::new();
         for &id in &ids {
-            let socket = std::net::UdpSocket::bind(loopback()).unwrap();
-            let addr = socket.local_addr().unwrap();
-            drop(socket);
+            let addr = match transport {
+                TransportKind::Quic => std::net::UdpSocket::bind(loopback()).unwrap().local_addr(),
+                TransportKind::Tcp => std::net::TcpListener::bind(loopback()).unwrap().local_addr(),
+            }
+            .unwrap();
             let node = TestNode {
                 store: MemLogStore::new(membership.clone()),
                 application: Recording { padding_bytes, ..Recording::default() },
@@ -222,8 +272,8 @@ impl Cluster {
             };
             nodes.insert(id, node);
         }
-        let mut cluster =
-            Cluster { ca, cluster_id: "test-cluster".to_owned(), nodes, tweak, padding_bytes };
+        let cluster_id = "test-cluster".to_owned();
+        let mut cluster = Cluster { transport, ca, cluster_id, nodes, tweak, padding_bytes };
         for &id in started {
             cluster.start_node(NodeId(id)).await;
         }
@@ -238,7 +288,8 @@ impl Cluster {
         let addresses: Vec<(NodeId, SocketAddr)> =
             self.nodes.iter().map(|(&peer, node)| (peer, node.addr)).collect();
         let (quic, transport) =
-            bind_again(&self.ca, &self.cluster_id, id.0, self.nodes[&id].addr).await;
+            bind_again(&self.ca, &self.cluster_id, id.0, self.nodes[&id].addr, self.transport)
+                .await;
         for (peer, addr) in addresses {
             quic.set_peer(peer, addr);
         }
