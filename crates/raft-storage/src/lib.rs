@@ -105,7 +105,8 @@ mod wal;
 pub use engine::{AnyLogStore, ENGINE_FILE, Engine, stored_engine};
 pub use error::Error;
 pub use file_system::{
-    FileSystem, RealFileSystem, StorageFile, create_data_directory, create_directory_all,
+    DIRECT_ALIGNMENT, FileSystem, RealFileSystem, StorageFile, create_data_directory,
+    create_directory_all,
 };
 pub use stats::{LATENCY_BUCKETS, StatsReport, StoreStats};
 pub use store::{DATABASE_FILE, LogReader, RedbLogStore, StoreConfig};

@@ -100,11 +100,18 @@ impl<F: FileSystem> Shared<F> {
 
     fn write_in_place(&self, wal: &mut Wal<F>, frame: &[u8]) -> Result<Duration, Error> {
         let path = self.segment_path(wal);
-        wal.file
-            .write_all_at(frame, wal.position)
-            .map_err(io_error("writing to the segment", &path))?;
         let sync_started = Instant::now();
-        wal.file.sync_data().map_err(io_error("syncing the segment", &path))?;
+        if let Some(direct) = wal.direct.as_mut() {
+            // One direct, durable write: no page cache copy, no separate sync.
+            direct
+                .write(frame, wal.position)
+                .map_err(io_error("writing to the segment (direct)", &path))?;
+        } else {
+            wal.file
+                .write_all_at(frame, wal.position)
+                .map_err(io_error("writing to the segment", &path))?;
+            wal.file.sync_data().map_err(io_error("syncing the segment", &path))?;
+        }
         wal.position += frame.len() as u64;
         let synced = sync_started.elapsed();
         if wal.config.preallocation == Preallocation::Background
@@ -167,9 +174,13 @@ impl<F: FileSystem> Shared<F> {
             prepared,
             wal.config.segment_bytes,
         )?;
+        let path = self.wal_directory.join(super::segment_name(sequence));
+        let position = content.len() as u64;
+        wal.direct =
+            super::DirectTail::open(&self.file_system, &path, file_bytes, &content, position)?;
         wal.file = file;
         wal.file_bytes = file_bytes;
-        wal.position = content.len() as u64;
+        wal.position = position;
         wal.segments.push(SegmentInfo { sequence, last_at_start: wal.state.last.index });
         debug!(sequence, last = %wal.state.last, "started a new log segment");
         Ok(started.elapsed())

@@ -91,6 +91,8 @@ impl Change {
 pub struct SimulatedFile {
     file_system: SimulatedFileSystem,
     inode: u64,
+    /// Opened by `open_direct`: writes must be aligned and are durable at once.
+    direct: bool,
 }
 
 fn power_out() -> io::Error {
@@ -318,7 +320,7 @@ impl FileSystem for SimulatedFileSystem {
         let mut inner = self.lock();
         inner.tick()?;
         let inode = inner.add(path, Node::File(FileNode::default()))?;
-        Ok(SimulatedFile { file_system: self.clone(), inode })
+        Ok(SimulatedFile { file_system: self.clone(), inode, direct: false })
     }
 
     fn open_file(&self, path: &Path) -> io::Result<SimulatedFile> {
@@ -326,7 +328,18 @@ impl FileSystem for SimulatedFileSystem {
         inner.tick()?;
         let inode = inner.resolve(path)?;
         inner.file(inode)?;
-        Ok(SimulatedFile { file_system: self.clone(), inode })
+        Ok(SimulatedFile { file_system: self.clone(), inode, direct: false })
+    }
+
+    /// As the real file system with `O_DIRECT | O_DSYNC`: writes through the handle must
+    /// be aligned to `DIRECT_ALIGNMENT` (else `InvalidInput`, as Linux's `EINVAL`) and are
+    /// durable when they return. One may not overlap bytes written through the page cache
+    /// and not yet synced (the kernel would write those back first; the store never
+    /// relies on that).
+    fn open_direct(&self, path: &Path) -> io::Result<Option<SimulatedFile>> {
+        let mut file = self.open_file(path)?;
+        file.direct = true;
+        Ok(Some(file))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -365,6 +378,29 @@ impl StorageFile for SimulatedFile {
         let mut inner = self.file_system.lock();
         inner.tick()?;
         let file = inner.file(self.inode)?;
+        if self.direct {
+            let alignment = raft_storage::DIRECT_ALIGNMENT as u64;
+            if offset % alignment != 0 || bytes.len() as u64 % alignment != 0 {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "unaligned direct write"));
+            }
+            let end = offset + bytes.len() as u64;
+            let overlaps = file.pending.iter().any(|change| match change {
+                Change::Write { offset: at, bytes } => {
+                    *at < end && offset < at + bytes.len() as u64
+                }
+                Change::SetLength(_) => true,
+            });
+            if overlaps {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a direct write over unsynced bytes",
+                ));
+            }
+            let change = Change::Write { offset, bytes: bytes.to_vec() };
+            change.apply(&mut file.data);
+            change.apply(&mut file.durable);
+            return Ok(());
+        }
         let change = Change::Write { offset, bytes: bytes.to_vec() };
         change.apply(&mut file.data);
         file.pending.push(change);
