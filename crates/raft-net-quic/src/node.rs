@@ -19,7 +19,7 @@ use crate::handler::{ErasedHandler, RequestHandler};
 use crate::handshake::{Caller, Hello, PROTOCOL_VERSION, REFUSED};
 use crate::peer::{self, PeerTransport};
 use crate::rpc::{self, ByteBudget};
-use crate::shared::{Shared, Wire, stopped};
+use crate::shared::{Shared, Wire, handshake_finished, stopped};
 use crate::tcp;
 use crate::tls::{self, ALPN_PEER, ALPN_RPC, Timings};
 use crate::wire::TransportKind;
@@ -273,16 +273,9 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
         }
     };
     let timeout = shared.config.handshake_timeout;
-    let connection = match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(connection)) => connection,
-        Ok(Err(error)) => {
-            warn!(%remote, %error, "connection refused during the TLS handshake");
-            return;
-        }
-        Err(_) => {
-            warn!(%remote, ?timeout, "connection refused: the TLS handshake timed out");
-            return;
-        }
+    let outcome = tokio::time::timeout(timeout, connecting).await;
+    let Some(connection) = handshake_finished(outcome, remote, timeout) else {
+        return;
     };
     match tls::negotiated_protocol(&connection).as_deref() {
         Some(ALPN_PEER) => peer::accept(shared, connection).await,

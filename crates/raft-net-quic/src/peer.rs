@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use raft_core::{Message, MessageBody, NodeId};
 use raft_runtime::{Delivery, MessageSender, Transport};
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::certs::node_name;
+use crate::config::NetConfig;
 use crate::error::Error;
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::handshake::{self, Caller, Protocol};
@@ -281,16 +283,10 @@ async fn dial_when_known(
 async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut addresses = link.address.subscribe();
-    let config = &shared.config;
-    let mut backoff = config.reconnect_backoff_min;
-    let mut failures: u64 = 0;
+    let mut redial = Redial::new(&shared.config);
     loop {
-        // A node removed from the allowed peers is not dialed; check again later.
-        if !shared.is_allowed_peer(link.peer) {
-            tokio::select! {
-                () = tokio::time::sleep(config.reconnect_backoff_max) => continue,
-                () = stopped(&mut shutdown) => return,
-            }
+        if !until_allowed(&shared, link.peer, &mut shutdown).await {
+            return;
         }
         let Some((addr, dialed)) =
             dial_when_known(&shared, &link, &mut addresses, &mut shutdown).await
@@ -300,30 +296,78 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<PeerLink>) {
         match dialed {
             Ok(connection) => {
                 info!(peer = %link.peer, %addr, "peer connected");
-                failures = 0;
-                backoff = config.reconnect_backoff_min;
+                redial.connected();
                 tokio::select! {
                     () = receive(&shared, &link, connection) => {}
                     () = stopped(&mut shutdown) => return,
                 }
             }
-            Err(error) => {
-                failures += 1;
-                // The first failure is news; the retries that follow are not.
-                if failures == 1 {
-                    warn!(peer = %link.peer, %addr, %error, "cannot connect to peer; retrying");
-                } else {
-                    debug!(peer = %link.peer, %addr, %error, failures, "peer still unreachable");
-                }
-            }
+            Err(error) => redial.failed(link.peer, addr, &error, true),
         }
-        // Full jitter over the upper half, so peers restarted together spread out.
-        let delay = backoff.mul_f64(rand::random_range(0.5..=1.0));
+        if !redial.wait(&mut shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Waits until `peer` is among the allowed peers (a node removed from them is not dialed),
+/// looking again every `reconnect_backoff_max`; `false` when the node stops first.
+pub(crate) async fn until_allowed(
+    shared: &Shared,
+    peer: NodeId,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    while !shared.is_allowed_peer(peer) {
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = stopped(&mut shutdown) => return,
+            () = tokio::time::sleep(shared.config.reconnect_backoff_max) => {}
+            () = stopped(shutdown) => return false,
         }
-        backoff = backoff.saturating_mul(2).min(config.reconnect_backoff_max);
+    }
+    true
+}
+
+/// The backoff between dials of one peer (doubled per failure, from `reconnect_backoff_min`
+/// to `reconnect_backoff_max`, with jitter), and the logging of failed dials.
+pub(crate) struct Redial {
+    backoff: Duration,
+    min: Duration,
+    max: Duration,
+    failures: u64,
+}
+
+impl Redial {
+    pub(crate) fn new(config: &NetConfig) -> Redial {
+        let (min, max) = (config.reconnect_backoff_min, config.reconnect_backoff_max);
+        Redial { backoff: min, min, max, failures: 0 }
+    }
+
+    /// A dial succeeded: the next failure starts over.
+    pub(crate) fn connected(&mut self) {
+        self.failures = 0;
+        self.backoff = self.min;
+    }
+
+    /// A dial failed: the first failure is news (a warning, when `news` says this dialer
+    /// reports for the peer); the retries that follow are not.
+    pub(crate) fn failed(&mut self, peer: NodeId, addr: SocketAddr, error: &Error, news: bool) {
+        self.failures += 1;
+        let failures = self.failures;
+        if failures == 1 && news {
+            warn!(%peer, %addr, %error, "cannot connect to peer; retrying");
+        } else {
+            debug!(%peer, %addr, %error, failures, "peer still unreachable");
+        }
+    }
+
+    /// Waits out the backoff, jittered over its upper half so peers restarted together
+    /// spread out, and doubles it; `false` when the node stops first.
+    pub(crate) async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let delay = self.backoff.mul_f64(rand::random_range(0.5..=1.0));
+        self.backoff = self.backoff.saturating_mul(2).min(self.max);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            () = stopped(shutdown) => false,
+        }
     }
 }
 

@@ -64,6 +64,26 @@ impl Shared {
     }
 }
 
+/// The connection of an accepted TLS handshake that finished within `timeout`, or `None`
+/// after logging why not.
+pub(crate) fn handshake_finished<T, E: std::fmt::Display>(
+    outcome: Result<Result<T, E>, tokio::time::error::Elapsed>,
+    remote: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> Option<T> {
+    match outcome {
+        Ok(Ok(connection)) => Some(connection),
+        Ok(Err(error)) => {
+            tracing::warn!(%remote, %error, "connection refused during the TLS handshake");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%remote, ?timeout, "connection refused: the TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// Resolves when `shutdown` turns true (or its sender is gone).
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // An error means the sender is gone: the endpoint is gone too.

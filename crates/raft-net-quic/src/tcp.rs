@@ -28,9 +28,9 @@ use crate::config::NetConfig;
 use crate::error::Error;
 use crate::handshake::{self, Caller, Hello, Protocol};
 use crate::link::{PeerLink, StreamKind};
-use crate::peer;
+use crate::peer::{self, Redial};
 use crate::rpc;
-use crate::shared::{Shared, Wire, stopped};
+use crate::shared::{Shared, Wire, handshake_finished, stopped};
 use crate::tls::{self, ALPN_PEER, ALPN_RPC};
 use crate::wire::{StreamReader, StreamWriter, TlsStream};
 
@@ -138,17 +138,11 @@ async fn handle_incoming(shared: Arc<Shared>, socket: TcpStream, remote: SocketA
         return;
     }
     let timeout = config.handshake_timeout;
-    let stream = match tokio::time::timeout(timeout, wire.acceptor.accept(socket)).await {
-        Ok(Ok(stream)) => TlsStream::from(stream),
-        Ok(Err(error)) => {
-            warn!(%remote, %error, "connection refused during the TLS handshake");
-            return;
-        }
-        Err(_) => {
-            warn!(%remote, ?timeout, "connection refused: the TLS handshake timed out");
-            return;
-        }
+    let outcome = tokio::time::timeout(timeout, wire.acceptor.accept(socket)).await;
+    let Some(stream) = handshake_finished(outcome, remote, timeout) else {
+        return;
     };
+    let stream = TlsStream::from(stream);
     let protocol = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     match protocol.as_deref() {
         Some(ALPN_PEER) => accept_peer(shared, stream, remote).await,
@@ -198,15 +192,10 @@ async fn accept_peer(shared: Arc<Shared>, mut stream: TlsStream, remote: SocketA
 pub(crate) async fn write_loop(shared: Arc<Shared>, link: Arc<PeerLink>, kind: StreamKind) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut addresses = link.address.subscribe();
-    let config = &shared.config;
-    let mut backoff = config.reconnect_backoff_min;
-    let mut failures: u64 = 0;
+    let mut redial = Redial::new(&shared.config);
     loop {
-        if !shared.is_allowed_peer(link.peer) {
-            tokio::select! {
-                () = tokio::time::sleep(config.reconnect_backoff_max) => continue,
-                () = stopped(&mut shutdown) => return,
-            }
+        if !peer::until_allowed(&shared, link.peer, &mut shutdown).await {
+            return;
         }
         let addr = tokio::select! {
             addr = addresses.wait_for(Option::is_some) => match addr.ok().and_then(|addr| *addr) {
@@ -224,8 +213,7 @@ pub(crate) async fn write_loop(shared: Arc<Shared>, link: Arc<PeerLink>, kind: S
                 if kind == StreamKind::Messages {
                     info!(peer = %link.peer, %addr, "peer connected");
                 }
-                failures = 0;
-                backoff = config.reconnect_backoff_min;
+                redial.connected();
                 // The acceptor writes nothing after its hello; its end of stream arrives
                 // as a failed write.
                 let (_read, write) = tokio::io::split(stream);
@@ -239,21 +227,13 @@ pub(crate) async fn write_loop(shared: Arc<Shared>, link: Arc<PeerLink>, kind: S
                         "peer connection closed");
                 }
             }
-            Err(error) => {
-                failures += 1;
-                if failures == 1 && kind == StreamKind::Messages {
-                    warn!(peer = %link.peer, %addr, %error, "cannot connect to peer; retrying");
-                } else {
-                    debug!(peer = %link.peer, %addr, %error, failures, "peer still unreachable");
-                }
-            }
+            // The message stream's dialer reports for the peer; the snapshot stream's is
+            // quiet about the same failure.
+            Err(error) => redial.failed(link.peer, addr, &error, kind == StreamKind::Messages),
         }
-        let delay = backoff.mul_f64(rand::random_range(0.5..=1.0));
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = stopped(&mut shutdown) => return,
+        if !redial.wait(&mut shutdown).await {
+            return;
         }
-        backoff = backoff.saturating_mul(2).min(config.reconnect_backoff_max);
     }
 }
 

@@ -9,15 +9,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use common::{bind, bounded, loopback, wait_for_log};
-use raft_core::{LogIndex, Message, MessageBody, NodeId, Term};
+use common::{bind, bounded, exchange, loopback, wait_for_log};
+use raft_core::NodeId;
 use raft_net_quic::certs::{CertificateAuthority, node_name};
 use raft_net_quic::frame::encode_frame;
 use raft_net_quic::tls::dialer_config;
 use raft_net_quic::{
     ALPN_PEER, Caller, ClientId, Identity, PROTOCOL_VERSION, PeerTransport, QuicNode, REFUSED,
 };
-use raft_runtime::{MessageSender, Transport};
 
 const CLUSTER: &str = "refusals";
 
@@ -55,28 +54,6 @@ impl Pair {
     async fn shutdown(self) {
         self.one.shutdown().await;
         self.two.shutdown().await;
-    }
-}
-
-fn heartbeat(from: u64, to: u64, round: u64) -> Message {
-    Message {
-        from: NodeId(from),
-        to: NodeId(to),
-        term: Term(1),
-        body: MessageBody::Heartbeat { commit_index: LogIndex(0), round },
-    }
-}
-
-/// Sends heartbeats from `from` until `to` receives one.
-async fn exchange(sender: &PeerTransport, receiver: &mut PeerTransport, from: u64, to: u64) {
-    let sender = sender.sender();
-    for round in 1.. {
-        sender.send(heartbeat(from, to, round));
-        let wait = tokio::time::timeout(Duration::from_millis(50), receiver.recv()).await;
-        if let Ok(Some(message)) = wait {
-            assert_eq!(message.from, NodeId(from));
-            return;
-        }
     }
 }
 

@@ -7,36 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bind_over, bounded, loopback, wait_for_log};
-use raft_core::{LogIndex, Message, MessageBody, NodeId, Term};
+use common::{bind_over, bounded, exchange, heartbeat, loopback, wait_for_log};
+use raft_core::NodeId;
+use raft_net_quic::TransportKind;
 use raft_net_quic::certs::CertificateAuthority;
-use raft_net_quic::{PeerTransport, TransportKind};
 use raft_runtime::{MessageSender, Transport};
 use tokio::io::AsyncWriteExt;
 
 const CLUSTER: &str = "tcp";
-
-fn heartbeat(from: u64, to: u64, round: u64) -> Message {
-    Message {
-        from: NodeId(from),
-        to: NodeId(to),
-        term: Term(1),
-        body: MessageBody::Heartbeat { commit_index: LogIndex(0), round },
-    }
-}
-
-/// Sends heartbeats from `from` until `to` receives one.
-async fn exchange(sender: &PeerTransport, receiver: &mut PeerTransport, from: u64, to: u64) {
-    let sender = sender.sender();
-    for round in 1.. {
-        sender.send(heartbeat(from, to, round));
-        let wait = tokio::time::timeout(Duration::from_millis(50), receiver.recv()).await;
-        if let Ok(Some(message)) = wait {
-            assert_eq!(message.from, NodeId(from));
-            return;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_not_allowed_is_refused_with_the_reason_and_cut_off_once_removed() {

@@ -79,6 +79,19 @@ fn admit(shared: &Arc<Shared>) -> Result<(ConnectionSlot, Arc<dyn ErasedHandler>
     }
 }
 
+/// The caller a client's hello named, or `None` after logging why the handshake failed (a
+/// refusal was logged where it was made).
+fn client_caller(accepted: Result<Caller, Error>, remote: SocketAddr) -> Option<Caller> {
+    match accepted {
+        Ok(caller) => Some(caller),
+        Err(Error::HandshakeRefused { .. }) => None,
+        Err(error) => {
+            warn!(%remote, %error, "client handshake failed");
+            None
+        }
+    }
+}
+
 /// Serves one QUIC client connection until it closes.
 pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
     let remote = connection.remote_address();
@@ -93,13 +106,8 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, connection: quinn::Con
     let timeout = shared.config.handshake_timeout;
     let accepted =
         handshake::accept(&connection, Protocol::Rpc, &shared.hello, timeout, &|_| true).await;
-    let caller = match accepted {
-        Ok(caller) => caller,
-        Err(Error::HandshakeRefused { .. }) => return,
-        Err(error) => {
-            warn!(%remote, %error, "client handshake failed");
-            return;
-        }
+    let Some(caller) = client_caller(accepted, remote) else {
+        return;
     };
     connection.set_max_concurrent_uni_streams(0_u32.into());
     debug!(%caller, %remote, "client connected");
@@ -152,13 +160,8 @@ pub(crate) async fn serve_tcp(shared: Arc<Shared>, mut stream: TlsStream, remote
         &|_| true,
     )
     .await;
-    let caller = match accepted {
-        Ok(caller) => caller,
-        Err(Error::HandshakeRefused { .. }) => return,
-        Err(error) => {
-            warn!(%remote, %error, "client handshake failed");
-            return;
-        }
+    let Some(caller) = client_caller(accepted, remote) else {
+        return;
     };
     debug!(%caller, %remote, "client connected");
     let connection_budget = Arc::new(ByteBudget::new(shared.config.rpc_connection_bytes_max.get()));

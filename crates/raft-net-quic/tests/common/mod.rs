@@ -9,11 +9,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use raft_core::{Config, Entry, EntryPayload, Membership, NodeId, Role, Snapshot};
+use raft_core::{
+    Config, Entry, EntryPayload, LogIndex, Membership, Message, MessageBody, NodeId, Role,
+    Snapshot, Term,
+};
 use raft_net_quic::certs::CertificateAuthority;
 use raft_net_quic::{NetConfig, PeerTransport, QuicNode, TransportKind};
 use raft_runtime::{
-    Error as RaftError, MemLogStore, Raft, RaftHandle, RuntimeConfig, StateMachine,
+    Error as RaftError, MemLogStore, MessageSender, Raft, RaftHandle, RuntimeConfig, StateMachine,
+    Transport,
 };
 
 /// The most any test may take.
@@ -150,10 +154,30 @@ pub fn bind(
     id: u64,
     addr: SocketAddr,
 ) -> (QuicNode, PeerTransport) {
-    let identity = ca.issue_node(NodeId(id)).unwrap().identity;
-    let mut config = NetConfig::new(cluster, NodeId(id), addr);
-    config.reconnect_backoff_max = Duration::from_millis(200);
-    QuicNode::bind(config, &identity).unwrap()
+    bind_over(TransportKind::Quic, ca, cluster, id, addr)
+}
+
+/// A heartbeat from `from` to `to` in term 1.
+pub fn heartbeat(from: u64, to: u64, round: u64) -> Message {
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(1),
+        body: MessageBody::Heartbeat { commit_index: LogIndex(0), round },
+    }
+}
+
+/// Sends heartbeats from `from` until `to` receives one.
+pub async fn exchange(sender: &PeerTransport, receiver: &mut PeerTransport, from: u64, to: u64) {
+    let sender = sender.sender();
+    for round in 1.. {
+        sender.send(heartbeat(from, to, round));
+        let wait = tokio::time::timeout(Duration::from_millis(50), receiver.recv()).await;
+        if let Ok(Some(message)) = wait {
+            assert_eq!(message.from, NodeId(from));
+            return;
+        }
+    }
 }
 
 /// Runs the async fn `$test(transport: TransportKind)` as two tests, `$test::quic` and
