@@ -104,8 +104,13 @@ pub(crate) async fn connect(
 }
 
 /// Accepts TCP connections until the node stops.
+///
+/// At most [`tls::INCOMING_MAX`] connections are in their TLS handshake at once, as on QUIC:
+/// past that a new connection is closed at once (a flood of handshakes cannot hold unbounded
+/// tasks and buffers; a real peer or client retries).
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut shutdown = shared.shutdown.subscribe();
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(tls::INCOMING_MAX));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -113,7 +118,11 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         match accepted {
             Ok((socket, remote)) => {
-                let task = handle_incoming(Arc::clone(&shared), socket, remote);
+                let Ok(handshake) = Arc::clone(&handshakes).try_acquire_owned() else {
+                    debug!(%remote, "connection refused: too many handshakes in progress");
+                    continue;
+                };
+                let task = handle_incoming(Arc::clone(&shared), socket, remote, handshake);
                 tokio::spawn(task.instrument(shared.span.clone()));
             }
             Err(error) => {
@@ -128,7 +137,12 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-async fn handle_incoming(shared: Arc<Shared>, socket: TcpStream, remote: SocketAddr) {
+async fn handle_incoming(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    remote: SocketAddr,
+    handshake: tokio::sync::OwnedSemaphorePermit,
+) {
     let Wire::Tcp(wire) = &shared.wire else {
         return;
     };
@@ -142,6 +156,9 @@ async fn handle_incoming(shared: Arc<Shared>, socket: TcpStream, remote: SocketA
     let Some(stream) = handshake_finished(outcome, remote, timeout) else {
         return;
     };
+    // Past TLS the caller holds a certificate of the cluster's CA; its hello has its own
+    // timeout, and the connection limits of the protocols apply from here.
+    drop(handshake);
     let stream = TlsStream::from(stream);
     let protocol = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     match protocol.as_deref() {

@@ -88,7 +88,7 @@ pub(crate) const PEER_UNI_STREAMS: u32 = 4;
 
 /// Handshakes in progress at once: far more than a cluster's nodes and clients reconnecting
 /// together, small enough that a flood of handshakes cannot hold unbounded memory.
-const INCOMING_MAX: usize = 256;
+pub(crate) const INCOMING_MAX: usize = 256;
 
 /// The client side's TLS: presents `identity` and accepts only a server certificate signed
 /// by the cluster CA that names the expected server. Used as is on TCP, wrapped for QUIC by

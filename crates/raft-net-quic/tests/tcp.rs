@@ -12,7 +12,7 @@ use raft_core::NodeId;
 use raft_net_quic::TransportKind;
 use raft_net_quic::certs::CertificateAuthority;
 use raft_runtime::{MessageSender, Transport};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLUSTER: &str = "tcp";
 
@@ -67,6 +67,40 @@ async fn plaintext_on_the_tcp_port_is_refused_in_tls_and_the_node_serves_on() {
         // the peers talk both ways.
         exchange(&one_transport, &mut two_transport, 1, 2).await;
         exchange(&two_transport, &mut one_transport, 2, 1).await;
+        one.shutdown().await;
+        two.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_connections_is_bounded_and_the_peers_talk_on() {
+    bounded(async {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let (one, mut one_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 1, loopback());
+        let (two, mut two_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 2, loopback());
+        one.set_peer(NodeId(2), two.local_addr().unwrap());
+        two.set_peer(NodeId(1), one.local_addr().unwrap());
+        exchange(&one_transport, &mut two_transport, 1, 2).await;
+        // 256 connections that never start TLS hold every handshake place (until the
+        // handshake timeout); the next one is closed at once.
+        let addr = two.local_addr().unwrap();
+        let mut silent = Vec::new();
+        for _ in 0..256 {
+            silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0_u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "the connection past the limit was kept: {read:?}"
+        );
+        // The peers' established connections are untouched.
+        exchange(&one_transport, &mut two_transport, 1, 2).await;
+        exchange(&two_transport, &mut one_transport, 2, 1).await;
+        drop(silent);
         one.shutdown().await;
         two.shutdown().await;
     })
