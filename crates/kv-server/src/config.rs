@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
-/// The QUIC address of the single-node default.
+/// The peer and client address (QUIC or TCP) of the single-node default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7001";
 
 /// The data directory of the single-node default, relative to the working directory.
@@ -26,7 +26,7 @@ pub const DEFAULT_CERTS_DIR: &str = "kv-data/certs";
 /// The cluster name every node and client must agree on, unless set.
 pub const DEFAULT_CLUSTER_ID: &str = "kv";
 
-/// The HTTP port is the QUIC port plus this, unless `--http` is given (7001 → 7101), so
+/// The HTTP port is the listen port plus this, unless `--http` is given (7001 → 7101), so
 /// nodes started with only `--listen` do not collide.
 pub const HTTP_PORT_OFFSET: u16 = 100;
 
@@ -50,7 +50,7 @@ pub const WORKER_THREADS_MAX: usize = 1024;
 pub struct Settings {
     /// This node's id.
     pub id: Option<u64>,
-    /// The QUIC address for peers and clients.
+    /// The address for peers and clients (a UDP port for QUIC, a TCP port for TCP).
     pub listen: Option<String>,
     /// Every voter, itself included: `1=HOST:PORT,2=HOST:PORT`.
     pub peers: Option<String>,
@@ -76,7 +76,7 @@ pub struct Settings {
     /// directory gets the write-ahead log.
     pub storage: Option<String>,
     /// Where etcd's v3 gRPC API listens: `HOST:PORT` on a loopback address, or `off`
-    /// (default: the QUIC address's IP with its port + 200, when that is loopback).
+    /// (default: the listen address's IP with its port + 200, when that is loopback).
     pub etcd_listen: Option<String>,
     /// Serve etcd's API over TLS with the node's certificate, accepting only clients with
     /// a certificate from the cluster's CA; required for a non-loopback `etcd-listen`.
@@ -170,7 +170,7 @@ impl Settings {
             Some(text) => parse_addr("http", &text)?,
             None => {
                 let Some(port) = listen.port().checked_add(HTTP_PORT_OFFSET) else {
-                    let rule = "the default HTTP port (QUIC port + 100) overflows; set --http";
+                    let rule = "the default HTTP port (listen port + 100) overflows; set --http";
                     return Err(invalid("listen", &listen_text, rule));
                 };
                 SocketAddr::new(listen.ip(), port)

@@ -194,7 +194,7 @@ impl Server {
         self.etcd_addr
     }
 
-    /// The QUIC address actually bound.
+    /// The peer and client address actually bound.
     #[must_use]
     pub fn quic_addr(&self) -> Option<SocketAddr> {
         self.quic.local_addr()

@@ -64,7 +64,7 @@ struct NodeFlags {
     /// This node's id (default 1).
     #[arg(long, allow_negative_numbers = true)]
     id: Option<u64>,
-    /// The QUIC address for peers and clients (default 127.0.0.1:7001).
+    /// The address for peers and clients, UDP for QUIC or TCP (default 127.0.0.1:7001).
     #[arg(long)]
     listen: Option<String>,
     /// Every voter, itself included: `1=127.0.0.1:7001,2=127.0.0.1:7002,...` (default: just
@@ -77,7 +77,7 @@ struct NodeFlags {
     /// The certificates directory (default ./kv-data/certs).
     #[arg(long)]
     certs_dir: Option<PathBuf>,
-    /// The HTTP address for /metrics and /health (default: the QUIC port + 100).
+    /// The HTTP address for /metrics and /health (default: the --listen port + 100).
     #[arg(long)]
     http: Option<String>,
     /// Snapshot when the log passes this size: `4MB`, `512KiB` (default 64 MiB).
@@ -102,7 +102,7 @@ struct NodeFlags {
     #[arg(long)]
     storage: Option<String>,
     /// Where etcd's v3 gRPC API listens, on a loopback address (it has no TLS), or `off`
-    /// (default: the QUIC port + 200 when --listen is loopback, else off).
+    /// (default: the --listen port + 200 when --listen is loopback, else off).
     #[arg(long)]
     etcd_listen: Option<String>,
     /// Serve etcd's API with TLS: the node's certificate from --certs-dir, and only

@@ -156,7 +156,7 @@ enum MemberCommand {
         /// The new node's id.
         #[arg(value_parser = id_parser())]
         id: u64,
-        /// Its QUIC address, IP:PORT.
+        /// Its peer and client address (its --listen), IP:PORT.
         addr: SocketAddr,
         /// Keep it a learner (no vote).
         #[arg(long)]

@@ -56,7 +56,7 @@ use crate::service::Service;
 pub use lease::LeaseClock;
 pub(crate) use lease::run_lease_countdowns;
 
-/// etcd's default gRPC port is the QUIC port plus this, unless `--etcd-listen` is given
+/// etcd's default gRPC port is the listen port plus this, unless `--etcd-listen` is given
 /// (7001 → 7201), so nodes started with only `--listen` do not collide.
 pub const ETCD_PORT_OFFSET: u16 = 200;
 
@@ -354,7 +354,7 @@ fn unexpected_answer(response: &kv_store::Response) -> Status {
     }
 }
 
-/// The etcd address a node serves on by default: its QUIC address's port plus
+/// The etcd address a node serves on by default: its listen address's port plus
 /// [`ETCD_PORT_OFFSET`].
 #[must_use]
 pub fn default_etcd_addr(quic: SocketAddr) -> Option<SocketAddr> {
