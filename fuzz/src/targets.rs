@@ -853,6 +853,7 @@ fn frame_seeds(seeds: &mut Vec<Seed>) -> Option<()> {
             prev_log_id: LogId::new(Term(1), LogIndex(4)),
             entries,
             leader_commit: LogIndex(4),
+            answer_wanted: true,
         },
     };
     let payload = Bytes::from_static(b"client request bytes");

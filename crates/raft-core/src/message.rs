@@ -45,6 +45,13 @@ pub enum MessageBody {
         entries: Vec<Entry>,
         /// The leader's commit index.
         leader_commit: LogIndex,
+        /// Whether the leader waits for the answer when the append carries no entries. A
+        /// follower always answers an append with entries, and a rejection; it answers a
+        /// successful empty append only when this is set. The leader clears it on an
+        /// append that only brings a new commit index, whose answer would tell it nothing
+        /// (its window does not count such appends, and heartbeats keep it informed that
+        /// the follower is alive); it sets it on probes, which wait for their answer.
+        answer_wanted: bool,
     },
     /// The answer to a [`MessageBody::AppendRequest`].
     AppendResponse {

@@ -204,3 +204,58 @@ fn follower_recovers_when_a_whole_pipeline_of_appends_is_lost() {
     cluster.tick_all(10);
     assert_eq!(cluster.node(3).last_log_id(), cluster.node(1).last_log_id());
 }
+
+/// The answers node 2 gives to an append from leader 1 that carries no entries, with `prev`
+/// and `answer_wanted` as given.
+fn answers_to_empty_append(prev: raft_core::LogId, answer_wanted: bool) -> Vec<AppendResult> {
+    let mut cluster = Cluster::new(3);
+    cluster.campaign(1);
+    cluster.stabilize();
+    let term = cluster.node(1).term();
+    let commit = cluster.node(1).commit_index();
+    let append = raft_core::Message {
+        from: NodeId(1),
+        to: NodeId(2),
+        term,
+        body: MessageBody::AppendRequest {
+            prev_log_id: prev,
+            entries: Vec::new(),
+            leader_commit: commit,
+            answer_wanted,
+        },
+    };
+    let follower = cluster.node_mut(2);
+    follower.step(append).unwrap();
+    let ready = follower.ready();
+    ready
+        .messages_now
+        .iter()
+        .chain(&ready.messages_after_persist)
+        .filter_map(|message| match &message.body {
+            MessageBody::AppendResponse { result } => Some(*result),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_follower_leaves_a_commit_only_append_unanswered_but_answers_probes_and_rejects() {
+    let cluster = {
+        let mut cluster = Cluster::new(3);
+        cluster.campaign(1);
+        cluster.stabilize();
+        cluster
+    };
+    let last = cluster.node(2).last_log_id();
+    // Nothing new and no answer wanted (the leader only brings a commit index): silence.
+    assert_eq!(answers_to_empty_append(last, false), vec![]);
+    // A probe wants its answer even when it carries nothing.
+    assert_eq!(
+        answers_to_empty_append(last, true),
+        vec![AppendResult::Success { match_index: last.index }]
+    );
+    // A mismatch is always answered, so the leader can back up.
+    let beyond = raft_core::LogId::new(last.term, last.index.plus(5));
+    let answers = answers_to_empty_append(beyond, false);
+    assert!(matches!(answers.as_slice(), [AppendResult::Reject { .. }]), "{answers:?}");
+}

@@ -25,7 +25,7 @@ use crate::tls::{certificate_names, chain_names};
 use crate::wire::TlsStream;
 
 /// The wire protocol's version; a node refuses a different one.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The close code of a refused handshake; the close reason says why.
 pub const REFUSED: VarInt = VarInt::from_u32(0x52_46);

@@ -308,6 +308,7 @@ mod tests {
                 prev_log_id: LogId::ZERO,
                 entries: vec![entry(1), entry(2)],
                 leader_commit: LogIndex::ZERO,
+                answer_wanted: true,
             },
         };
         let summary = AppendSummary::of(&append).unwrap();

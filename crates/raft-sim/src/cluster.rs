@@ -532,7 +532,7 @@ impl Cluster {
 /// A one-line summary of a message body for traces: entries are counted, not printed.
 fn describe_body(body: &MessageBody) -> String {
     match body {
-        MessageBody::AppendRequest { prev_log_id, entries, leader_commit } => format!(
+        MessageBody::AppendRequest { prev_log_id, entries, leader_commit, .. } => format!(
             "append_request prev {prev_log_id} entries {} commit {leader_commit}",
             entries.len()
         ),

@@ -100,6 +100,7 @@ fn run(seed: u64, reads: KvReads) -> (Report<u64, u64>, Cluster, KvWorkload) {
 #[test]
 fn kv_workload_under_crashes_partitions_and_snapshots_is_linearizable() {
     let mut snapshots_installed = 0;
+    let (mut writes_answered, mut reads_served) = (0, 0);
     for seed in 0..8 {
         let (report, cluster, workload) = run(seed, KvReads::ReadIndex);
         assert!(
@@ -108,14 +109,21 @@ fn kv_workload_under_crashes_partitions_and_snapshots_is_linearizable() {
             report.verdict
         );
         let counts = workload.counts();
-        assert!(counts.writes_answered > 30, "seed {seed}: {counts:?}");
-        assert!(counts.reads_served > 30, "seed {seed}: {counts:?}");
+        // Every run makes progress through its chaos; how much depends on the schedule (a
+        // harsh one leaves the five nodes without a quorum for most of the 30 s: over seeds
+        // 100-499, the 10th percentile answered 99-113 writes and the lowest 20-30).
+        assert!(counts.writes_answered > 10, "seed {seed}: {counts:?}");
+        assert!(counts.reads_served > 10, "seed {seed}: {counts:?}");
+        writes_answered += counts.writes_answered;
+        reads_served += counts.reads_served;
         assert_eq!(report.stats.operations, workload.history().len());
         eprintln!("seed {seed}: {counts:?}, {} operations checked", report.stats.operations);
         snapshots_installed +=
             cluster.node_ids().into_iter().map(|id| cluster.snapshot_counts(id).0).sum::<u64>();
     }
     assert!(snapshots_installed > 0, "the scenario exercised InstallSnapshot");
+    assert!(writes_answered > 8 * 100, "{writes_answered} writes answered in 8 runs");
+    assert!(reads_served > 8 * 100, "{reads_served} reads served in 8 runs");
 }
 
 #[test]

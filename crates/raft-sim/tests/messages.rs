@@ -65,11 +65,14 @@ fn agreeing_on_one_entry_costs_a_bounded_number_of_messages() {
         wait_applied_everywhere(&mut cluster, log_id.index.0);
         let counts = cluster.message_counts();
         // Per follower: one append with the entry, one telling it the new commit index, and
-        // at most one empty append prompted by a heartbeat response that arrives while the
+        // at most two empty appends prompted by heartbeat responses that arrive while the
         // entry is in flight (it is how a leader recovers a follower whose appends were
-        // all lost); each answered once.
-        assert!(counts.get("append_request") <= 3 * FOLLOWERS, "seed {seed}: {counts:?}");
-        assert!(counts.get("append_response") <= 3 * FOLLOWERS, "seed {seed}: {counts:?}");
+        // all lost). Each is answered once, except the one bringing only the commit index:
+        // its answer would tell the leader nothing, so there are fewer answers than appends.
+        let (appends, answers) = (counts.get("append_request"), counts.get("append_response"));
+        assert!(appends <= 4 * FOLLOWERS, "seed {seed}: {counts:?}");
+        assert!(answers <= 3 * FOLLOWERS, "seed {seed}: {counts:?}");
+        assert!(answers < appends, "seed {seed}: commit-only appends answered: {counts:?}");
         assert_eq!(election_messages(counts), 0, "seed {seed}: no election");
     }
 }

@@ -295,8 +295,14 @@ impl Node {
             MessageBody::VoteResponse { campaign, granted } => {
                 self.handle_vote_response(from, campaign, granted);
             }
-            MessageBody::AppendRequest { prev_log_id, entries, leader_commit } => {
-                self.handle_append_request(from, prev_log_id, entries, leader_commit);
+            MessageBody::AppendRequest { prev_log_id, entries, leader_commit, answer_wanted } => {
+                self.handle_append_request(
+                    from,
+                    prev_log_id,
+                    entries,
+                    leader_commit,
+                    answer_wanted,
+                );
             }
             MessageBody::AppendResponse { result } => self.handle_append_response(from, result),
             MessageBody::Heartbeat { commit_index, round } => {

@@ -154,9 +154,16 @@ impl Node {
             }
         }
         let more = !entries.is_empty() && !probing;
+        // Only an append that brings nothing but a commit index goes unanswered.
+        let answer_wanted = !entries.is_empty() || send_empty || probing;
         progress.on_append_sent(entries.last().map(|entry| entry.log_id.index), commit_index);
         let prev_log_id = LogId::new(prev_term, prev_index);
-        let body = MessageBody::AppendRequest { prev_log_id, entries, leader_commit: commit_index };
+        let body = MessageBody::AppendRequest {
+            prev_log_id,
+            entries,
+            leader_commit: commit_index,
+            answer_wanted,
+        };
         self.send(peer, body);
         more
     }
@@ -263,12 +270,14 @@ impl Node {
         prev_log_id: LogId,
         entries: Vec<Entry>,
         leader_commit: LogIndex,
+        answer_wanted: bool,
     ) {
         if self.is_leader() {
             error!(%leader, term = %self.term, "append from another leader of our term; ignored");
             return;
         }
         self.follow(leader);
+        let brings_entries = !entries.is_empty();
         let commit_index = self.log.commit_index();
         let (prev_log_id, entries) = if prev_log_id.index < commit_index {
             // Entries up to our commit index match the leader's already; skip them.
@@ -298,6 +307,10 @@ impl Node {
                 hint: ConflictHint::LogTooShort { last_index: self.log.last_index() },
             },
         };
+        if !brings_entries && !answer_wanted && matches!(result, AppendResult::Success { .. }) {
+            // A new commit index alone: the leader does not wait for this answer.
+            return;
+        }
         self.send(leader, MessageBody::AppendResponse { result });
     }
 

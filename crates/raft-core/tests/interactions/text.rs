@@ -60,9 +60,13 @@ fn body_detail(body: &MessageBody) -> String {
             format!(" last={last_log_id}{transfer}")
         }
         MessageBody::VoteResponse { granted, .. } => format!(" granted={granted}"),
-        MessageBody::AppendRequest { prev_log_id, entries, leader_commit } => {
+        MessageBody::AppendRequest { prev_log_id, entries, leader_commit, answer_wanted } => {
             let entries: Vec<String> = entries.iter().map(entry_text).collect();
-            format!(" prev={prev_log_id} commit={leader_commit} entries=[{}]", entries.join(", "))
+            let quiet = if *answer_wanted { "" } else { " unanswered" };
+            format!(
+                " prev={prev_log_id} commit={leader_commit} entries=[{}]{quiet}",
+                entries.join(", ")
+            )
         }
         MessageBody::AppendResponse { result: AppendResult::Success { match_index } } => {
             format!(" match={match_index}")
