@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{bind_over, bounded, exchange, heartbeat, loopback, wait_for_log};
 use raft_core::NodeId;
-use raft_net_quic::TransportKind;
 use raft_net_quic::certs::CertificateAuthority;
+use raft_net_quic::{PeerTransport, QuicNode, TransportKind};
 use raft_runtime::{MessageSender, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -51,14 +51,20 @@ async fn a_node_not_allowed_is_refused_with_the_reason_and_cut_off_once_removed(
     .await;
 }
 
+/// Nodes 1 and 2 over TCP, each the other's peer.
+fn tcp_pair() -> ((QuicNode, PeerTransport), (QuicNode, PeerTransport)) {
+    let ca = CertificateAuthority::new("test CA").unwrap();
+    let (one, one_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 1, loopback());
+    let (two, two_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 2, loopback());
+    one.set_peer(NodeId(2), two.local_addr().unwrap());
+    two.set_peer(NodeId(1), one.local_addr().unwrap());
+    ((one, one_transport), (two, two_transport))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_on_the_tcp_port_is_refused_in_tls_and_the_node_serves_on() {
     bounded(async {
-        let ca = CertificateAuthority::new("test CA").unwrap();
-        let (one, mut one_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 1, loopback());
-        let (two, mut two_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 2, loopback());
-        one.set_peer(NodeId(2), two.local_addr().unwrap());
-        two.set_peer(NodeId(1), one.local_addr().unwrap());
+        let ((one, mut one_transport), (two, mut two_transport)) = tcp_pair();
         let mut socket = tokio::net::TcpStream::connect(two.local_addr().unwrap()).await.unwrap();
         let garbage = format!("remote={}", socket.local_addr().unwrap());
         socket.write_all(b"GET / HTTP/1.1\r\nHost: raft\r\n\r\n").await.unwrap();
@@ -76,11 +82,7 @@ async fn plaintext_on_the_tcp_port_is_refused_in_tls_and_the_node_serves_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_silent_connections_is_bounded_and_the_peers_talk_on() {
     bounded(async {
-        let ca = CertificateAuthority::new("test CA").unwrap();
-        let (one, mut one_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 1, loopback());
-        let (two, mut two_transport) = bind_over(TransportKind::Tcp, &ca, CLUSTER, 2, loopback());
-        one.set_peer(NodeId(2), two.local_addr().unwrap());
-        two.set_peer(NodeId(1), one.local_addr().unwrap());
+        let ((one, mut one_transport), (two, mut two_transport)) = tcp_pair();
         exchange(&one_transport, &mut two_transport, 1, 2).await;
         // 256 connections that never start TLS hold every handshake place (until the
         // handshake timeout); the next one is closed at once.
