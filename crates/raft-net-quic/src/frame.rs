@@ -89,15 +89,7 @@ impl FrameDecoder {
         }
         self.buffer.advance(HEADER_BYTES);
         let body = self.buffer.split_to(length as usize);
-        let (value, rest) = postcard::take_from_bytes::<T>(&body)
-            .map_err(|source| Error::FrameDecode { what, source })?;
-        if !rest.is_empty() {
-            return Err(Error::FrameDecode {
-                what,
-                source: postcard::Error::DeserializeBadEncoding,
-            });
-        }
-        Ok(Some(value))
+        decode_body(&body, what).map(Some)
     }
 
     /// Checks that the stream ended on a frame boundary.
@@ -119,6 +111,19 @@ impl FrameDecoder {
         };
         Err(Error::FrameTruncated { buffered: self.buffer.len(), needed })
     }
+}
+
+/// Decodes a frame's body as `T`; bytes left over make it malformed.
+pub(crate) fn decode_body<T: DeserializeOwned>(
+    body: &[u8],
+    what: &'static str,
+) -> Result<T, Error> {
+    let (value, rest) = postcard::take_from_bytes::<T>(body)
+        .map_err(|source| Error::FrameDecode { what, source })?;
+    if !rest.is_empty() {
+        return Err(Error::FrameDecode { what, source: postcard::Error::DeserializeBadEncoding });
+    }
+    Ok(value)
 }
 
 /// Reads exactly one frame from `stream` and expects the stream to end there.

@@ -20,7 +20,7 @@ use tracing::warn;
 
 use crate::certs::{ClientId, client_name, node_name};
 use crate::error::Error;
-use crate::frame::{FrameDecoder, encode_frame, read_one};
+use crate::frame::{decode_body, encode_frame, read_one};
 use crate::tls::{certificate_names, chain_names};
 use crate::wire::TlsStream;
 
@@ -249,24 +249,28 @@ pub(crate) async fn dial(
             Ok(hello) => hello,
             Err(error) => return Err(refused_by_remote(connection).unwrap_or(error)),
         };
-        check_common(ours, &theirs).map_err(|refusal| refuse(connection, &refusal))?;
-        match (theirs.caller, expected) {
-            (Caller::Node(id), Some(expected)) if id != expected => Err(refuse(
-                connection,
-                &Refusal::UnexpectedNode { expected, actual: theirs.caller },
-            )),
-            (Caller::Node(id), _) => Ok(id),
-            (actual @ Caller::Client(_), _) => {
-                let expected = expected.unwrap_or(NodeId(0));
-                Err(refuse(connection, &Refusal::UnexpectedNode { expected, actual }))
-            }
-        }
+        check_answer(ours, &theirs, expected).map_err(|refusal| refuse(connection, &refusal))
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
         Err(_) => {
             connection.close(REFUSED, b"handshake timed out");
             Err(Error::Timeout { what: "handshake", addr: remote, after: timeout })
+        }
+    }
+}
+
+/// The dialer's check of the acceptor's hello: the same cluster and version, and a node
+/// (the `expected` one, when the dialer knows which); the node's id.
+fn check_answer(ours: &Hello, theirs: &Hello, expected: Option<NodeId>) -> Result<NodeId, Refusal> {
+    check_common(ours, theirs)?;
+    match (theirs.caller, expected) {
+        (Caller::Node(id), Some(expected)) if id != expected => {
+            Err(Refusal::UnexpectedNode { expected, actual: theirs.caller })
+        }
+        (Caller::Node(id), _) => Ok(id),
+        (actual @ Caller::Client(_), _) => {
+            Err(Refusal::UnexpectedNode { expected: expected.unwrap_or(NodeId(0)), actual })
         }
     }
 }
@@ -300,19 +304,16 @@ async fn read_frame<T: DeserializeOwned>(
     remote: SocketAddr,
     what: &'static str,
 ) -> Result<T, Error> {
-    let io = |source| Error::Io { what: "reading the hello", addr: remote, source };
+    let io = |source| Error::Io { what: "reading the handshake", addr: remote, source };
     let mut length = [0_u8; 4];
     stream.read_exact(&mut length).await.map_err(io)?;
     let length = u32::from_be_bytes(length);
     if length > HELLO_BYTES_MAX {
         return Err(Error::FrameTooLarge { length: u64::from(length), max: HELLO_BYTES_MAX });
     }
-    let mut frame = vec![0_u8; 4 + length as usize];
-    frame[..4].copy_from_slice(&length.to_be_bytes());
-    stream.read_exact(&mut frame[4..]).await.map_err(io)?;
-    let mut decoder = FrameDecoder::new(HELLO_BYTES_MAX);
-    decoder.push(&frame);
-    decoder.next(what)?.ok_or(Error::FrameTruncated { buffered: frame.len(), needed: frame.len() })
+    let mut body = vec![0_u8; length as usize];
+    stream.read_exact(&mut body).await.map_err(io)?;
+    decode_body(&body, what)
 }
 
 async fn write_frame<T: Serialize>(
@@ -322,7 +323,7 @@ async fn write_frame<T: Serialize>(
     what: &'static str,
 ) -> Result<(), Error> {
     let frame = encode_frame(value, what, HELLO_BYTES_MAX)?;
-    let io = |source| Error::Io { what: "writing the hello", addr: remote, source };
+    let io = |source| Error::Io { what: "writing the handshake", addr: remote, source };
     stream.write_all(&frame).await.map_err(io)?;
     stream.flush().await.map_err(io)
 }
@@ -389,21 +390,10 @@ pub(crate) async fn dial_stream(
                 return Err(Error::HandshakeRefused { addr: remote, reason });
             }
         };
-        let refused = |refusal: Refusal| {
+        check_answer(ours, &theirs, expected).map_err(|refusal| {
             refusal.log(remote);
             Error::HandshakeRefused { addr: remote, reason: refusal.to_string() }
-        };
-        check_common(ours, &theirs).map_err(refused)?;
-        match (theirs.caller, expected) {
-            (Caller::Node(id), Some(expected)) if id != expected => {
-                Err(refused(Refusal::UnexpectedNode { expected, actual: theirs.caller }))
-            }
-            (Caller::Node(id), _) => Ok(id),
-            (actual @ Caller::Client(_), _) => {
-                let expected = expected.unwrap_or(NodeId(0));
-                Err(refused(Refusal::UnexpectedNode { expected, actual }))
-            }
-        }
+        })
     };
     tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(Error::Timeout {
         what: "handshake",
