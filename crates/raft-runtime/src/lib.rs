@@ -26,7 +26,10 @@
 //!
 //! The node task sends the leader's appends at once and hands the write to the persistence
 //! task, so followers write while the leader does (Raft dissertation §10.2.1) and the node
-//! keeps stepping messages while the disk works. The persistence task merges every write
+//! keeps stepping messages while the disk works. The persistence task runs on a thread of
+//! its own, which the store's writes block on the disk: no hand-off to tokio's blocking
+//! pool per write, and the acknowledgements a write promised leave the moment it is
+//! durable rather than after the runtime gets round to the task. The persistence task merges every write
 //! queued behind the one in progress into a single durable write (group commit), sends the
 //! messages that promised it (votes, acknowledgements), and reports the last durable entry
 //! back to the node task, which calls [`Node::on_persisted`]. The apply task applies
@@ -123,6 +126,22 @@ use apply::ApplyTask;
 use driver::{ApplyLink, Driver, PersistLink};
 use persist::{PersistProgress, PersistTask};
 
+/// Runs `task` on a thread of its own, inside the current runtime's context (its timers,
+/// and `tokio::spawn` from within, are the runtime's). For the persistence task: the
+/// store's calls block that thread on the disk, so a write needs no hand-off to the
+/// blocking pool and back, and its completion is not queued behind the runtime's other
+/// tasks before its acknowledgements go out.
+fn spawn_on_own_thread<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    // A blocking-pool thread is kept for as long as the task runs, and its join handle
+    // reports a panic like a task's would.
+    tokio::task::spawn_blocking(move || runtime.block_on(task))
+}
+
 /// A node ready to start: its configuration and the three parts it drives.
 ///
 /// `Raft::new(..).start().await` restores the node from its store and spawns its tasks;
@@ -214,7 +233,7 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
             submitted: 0,
             reported: None,
             backlog: std::collections::VecDeque::new(),
-            task: tokio::spawn(persist_task.run().instrument(span.clone())),
+            task: spawn_on_own_thread(persist_task.run().instrument(span.clone())),
         };
 
         let (apply_jobs, apply_queue) = mpsc::channel(runtime.apply_queue_max.get());

@@ -14,7 +14,13 @@ use raft_core::{Entry, HardState, LogIndex, Membership};
 /// A node's durable state: its hard state, its log and its latest snapshot.
 ///
 /// The driver owns the store on a persistence task and calls it from there only, one call
-/// at a time, in the order the node handed the work out. Every error is fatal: the node
+/// at a time, in the order the node handed the work out.
+///
+/// That task runs on a thread of its own, inside the runtime's context: `persist` and
+/// `store_snapshot` may block it on the disk (a file engine does its writes and fsyncs
+/// right there, with no `spawn_blocking`), and may still await timers and queues. `load`
+/// is awaited on the runtime by [`crate::Raft::start`], so a store that blocks moves it to
+/// the blocking pool. Every error is fatal: the node
 /// stops and the driver never retries (after a failed fsync the disk's contents are
 /// unknown, and retrying can report lost data as durable).
 pub trait LogStore: Send + 'static {

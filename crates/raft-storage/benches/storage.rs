@@ -4,7 +4,7 @@
 //!   write, for the write-ahead log and redb, and `bare_fdatasync` of the same number of
 //!   bytes (overwritten in place in a preallocated file, then `fdatasync`).
 //! - `durable_latency`: one 256-byte entry per write, on the calling thread and through
-//!   the `LogStore` trait (the driver's path, `spawn_blocking` hand-off included).
+//!   the `LogStore` trait (the calls the driver makes on its persistence thread).
 //! - `recovery`: opening and loading a store holding a 4 MB snapshot and 100,000 entries
 //!   of 256 bytes after it.
 //!

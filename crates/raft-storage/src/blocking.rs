@@ -1,16 +1,18 @@
-//! What both engines' [`LogStore`](raft_runtime::LogStore) impls share: each store
-//! operation runs on tokio's blocking pool (it syncs files), and a failure becomes the
-//! runtime's fatal error naming the operation.
+//! What both engines' [`LogStore`](raft_runtime::LogStore) impls share: `load` runs on
+//! tokio's blocking pool (the node's start awaits it on the runtime); `persist` and
+//! `store_snapshot` run on the calling thread, which the driver gives the store for that
+//! (its persistence thread); a failure becomes the runtime's fatal error naming the
+//! operation.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use raft_core::{Entry, HardState, RestoredState, Snapshot};
+use raft_core::{Entry, HardState, LogIndex, RestoredState, Snapshot};
 
 use crate::error::Error;
 
-/// An engine's state shared with the blocking pool: its operations, done on the calling
-/// thread.
+/// An engine's state, shared with the blocking pool for `load`: its operations, done on
+/// the calling thread.
 pub(crate) trait BlockingStore: Send + Sync + 'static {
     /// The file or directory errors name.
     fn path(&self) -> &Path;
@@ -22,25 +24,30 @@ pub(crate) trait BlockingStore: Send + Sync + 'static {
     fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error>;
 }
 
-/// What persisting `entries` is called in errors.
-pub(crate) fn persist_operation(entries: &[Entry]) -> String {
-    match (entries.first(), entries.last()) {
-        (Some(first), Some(last)) => {
-            format!("persisting entries {}..={}", first.log_id.index, last.log_id.index)
-        }
-        _ => "persisting the hard state".to_string(),
+/// What persisting some entries is called in errors: "persisting entries 5..=9", or
+/// "persisting the hard state" for none. Holds two indexes, so the write path can keep it
+/// and format it only on failure.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PersistOperation(Option<(LogIndex, LogIndex)>);
+
+impl PersistOperation {
+    /// The operation writing `entries`.
+    pub(crate) fn of(entries: &[Entry]) -> PersistOperation {
+        PersistOperation(
+            entries
+                .first()
+                .zip(entries.last())
+                .map(|(first, last)| (first.log_id.index, last.log_id.index)),
+        )
     }
 }
 
-/// Runs `work` on tokio's blocking pool.
-async fn run<S: BlockingStore, T: Send + 'static>(
-    shared: &Arc<S>,
-    work: impl FnOnce(&S) -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    let owned = Arc::clone(shared);
-    match tokio::task::spawn_blocking(move || work(&owned)).await {
-        Ok(outcome) => outcome,
-        Err(source) => Err(Error::BlockingTask { path: shared.path().to_path_buf(), source }),
+impl std::fmt::Display for PersistOperation {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some((first, last)) => write!(formatter, "persisting entries {first}..={last}"),
+            None => formatter.write_str("persisting the hard state"),
+        }
     }
 }
 
@@ -48,29 +55,33 @@ async fn run<S: BlockingStore, T: Send + 'static>(
 pub(crate) async fn load<S: BlockingStore>(
     shared: &Arc<S>,
 ) -> Result<RestoredState, raft_runtime::Error> {
-    let operation = format!("loading {}", shared.path().display());
-    run(shared, S::load).await.map_err(|error| error.into_runtime(operation))
+    let operation = || format!("loading {}", shared.path().display());
+    let owned = Arc::clone(shared);
+    match tokio::task::spawn_blocking(move || owned.load()).await {
+        Ok(outcome) => outcome.map_err(|error| error.into_runtime(operation())),
+        Err(source) => {
+            let error = Error::BlockingTask { path: shared.path().to_path_buf(), source };
+            Err(error.into_runtime(operation()))
+        }
+    }
 }
 
-/// [`BlockingStore::persist`] on the blocking pool.
-pub(crate) async fn persist<S: BlockingStore>(
-    shared: &Arc<S>,
+/// [`BlockingStore::persist`] on the calling thread.
+pub(crate) fn persist<S: BlockingStore>(
+    shared: &S,
     hard_state: Option<HardState>,
     entries: Vec<Entry>,
 ) -> Result<(), raft_runtime::Error> {
-    let operation = persist_operation(&entries);
-    run(shared, move |shared| shared.persist(hard_state, entries))
-        .await
-        .map_err(|error| error.into_runtime(operation))
+    let operation = PersistOperation::of(&entries);
+    shared.persist(hard_state, entries).map_err(|error| error.into_runtime(operation.to_string()))
 }
 
-/// [`BlockingStore::store_snapshot`] on the blocking pool.
-pub(crate) async fn store_snapshot<S: BlockingStore>(
-    shared: &Arc<S>,
-    snapshot: Snapshot,
+/// [`BlockingStore::store_snapshot`] on the calling thread.
+pub(crate) fn store_snapshot<S: BlockingStore>(
+    shared: &S,
+    snapshot: &Snapshot,
 ) -> Result<(), raft_runtime::Error> {
-    let operation = format!("storing the snapshot at {}", snapshot.meta.last_log_id);
-    run(shared, move |shared| shared.store_snapshot(&snapshot).map(drop))
-        .await
-        .map_err(|error| error.into_runtime(operation))
+    shared.store_snapshot(snapshot).map(drop).map_err(|error| {
+        error.into_runtime(format!("storing the snapshot at {}", snapshot.meta.last_log_id))
+    })
 }

@@ -51,12 +51,11 @@
 //! unsynced at a cut, and checks that every write reported durable survives and nothing
 //! else appears.
 //!
-//! The store's work runs on tokio's blocking thread pool (`spawn_blocking`): a durable
-//! write blocks in fsync for a millisecond or more, and doing that on a runtime worker
-//! would also hold back the node task, which tokio often schedules on the same worker
-//! right after the persistence task wakes it. The hand-off costs microseconds, two orders
-//! of magnitude under the fsync. The `*_blocking` methods run the same work on the
-//! calling thread.
+//! A durable write blocks in fsync for a millisecond or more. The runtime calls `persist`
+//! and `store_snapshot` on a thread it keeps for the store (its persistence thread), so
+//! both engines do that work right there, on the calling thread; only `load`, awaited on a
+//! runtime worker when the node starts, goes to tokio's blocking pool. The `*_blocking`
+//! methods run the same work on the calling thread from outside the runtime.
 //!
 //! The driver reports each write's latency and bytes to its `MetricsSink::persisted`;
 //! the store does not report them again. [`LogReader::stats`] adds what only the store

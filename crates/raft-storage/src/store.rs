@@ -402,7 +402,7 @@ impl<F: FileSystem> Shared<F> {
         last: LogId,
     ) -> Result<(u64, Duration), Error> {
         let path = &self.path;
-        let operation = || blocking::persist_operation(entries);
+        let operation = || blocking::PersistOperation::of(entries).to_string();
         let fail = |source: redb::Error| database_error(path, operation(), source);
         let mut transaction = self.database.begin_write().map_err(|e| fail(e.into()))?;
         transaction.set_durability(Durability::Immediate).map_err(|e| fail(e.into()))?;
@@ -653,10 +653,10 @@ impl<F: FileSystem> LogStore for RedbLogStore<F> {
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
     ) -> Result<(), raft_runtime::Error> {
-        blocking::persist(&self.shared, hard_state, entries).await
+        blocking::persist(&*self.shared, hard_state, entries)
     }
 
     async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_runtime::Error> {
-        blocking::store_snapshot(&self.shared, snapshot).await
+        blocking::store_snapshot(&*self.shared, &snapshot)
     }
 }

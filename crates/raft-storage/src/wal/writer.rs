@@ -291,10 +291,10 @@ impl<F: FileSystem> LogStore for WalLogStore<F> {
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
     ) -> Result<(), raft_runtime::Error> {
-        blocking::persist(&self.shared, hard_state, entries).await
+        blocking::persist(&*self.shared, hard_state, entries)
     }
 
     async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_runtime::Error> {
-        blocking::store_snapshot(&self.shared, snapshot).await
+        blocking::store_snapshot(&*self.shared, &snapshot)
     }
 }
