@@ -10,26 +10,46 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use kv_client::protocol::{ServerError, Session};
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 /// What a proposal ended with, shared with the retries that waited for it.
 pub(crate) type ProposalResult = Result<kv_store::Response, ServerError>;
 
+/// The retries waiting for one write's result.
+type Waiting = Vec<oneshot::Sender<ProposalResult>>;
+
 /// The table of writes in flight on this node.
+///
+/// A write costs one insert and one removal under the lock and nothing more: a retry that
+/// finds its write in flight leaves a channel to be answered on, and only then is one
+/// made (retries are rare; every write is tracked).
 #[derive(Debug)]
 pub(crate) struct InFlightWrites {
-    pending: Mutex<HashMap<Session, watch::Receiver<Option<ProposalResult>>>>,
+    pending: Mutex<HashMap<Session, Waiting>>,
     /// The most writes tracked at once; more are proposed untracked.
     writes_max: usize,
 }
 
-/// Removes a proposal's entry when the proposer finishes or gives up.
-struct Entry<'a> {
+/// A tracked proposal's row. Dropped unfinished (the proposer gave up), it removes the row
+/// and with it the retries' channels, which then report the outcome unknown.
+struct Row<'a> {
     table: &'a InFlightWrites,
     session: Session,
 }
 
-impl Drop for Entry<'_> {
+impl Row<'_> {
+    /// Removes the row and answers the retries waiting on it.
+    fn finish(self, result: &ProposalResult) {
+        let waiting = self.table.lock().remove(&self.session);
+        // Already removed; nothing leaks (the row is a reference and a `Copy` key).
+        std::mem::forget(self);
+        for retry in waiting.into_iter().flatten() {
+            let _ = retry.send(result.clone());
+        }
+    }
+}
+
+impl Drop for Row<'_> {
     fn drop(&mut self) {
         self.table.lock().remove(&self.session);
     }
@@ -41,9 +61,7 @@ impl InFlightWrites {
         InFlightWrites { pending: Mutex::new(HashMap::new()), writes_max }
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Session, watch::Receiver<Option<ProposalResult>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Session, Waiting>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -67,45 +85,42 @@ impl InFlightWrites {
     {
         let role = {
             let mut pending = self.lock();
-            if let Some(receiver) = pending.get(&session) {
-                Role::Retry(receiver.clone())
+            if let Some(waiting) = pending.get_mut(&session) {
+                let (sender, receiver) = oneshot::channel();
+                waiting.push(sender);
+                Role::Retry(receiver)
             } else if pending.len() >= self.writes_max {
                 Role::Untracked
             } else {
-                let (sender, receiver) = watch::channel(None);
-                pending.insert(session, receiver);
-                Role::Original(sender)
+                pending.insert(session, Vec::new());
+                Role::Original
             }
         };
-        let sender = match role {
-            Role::Original(sender) => sender,
+        match role {
+            Role::Original => {}
             Role::Untracked => return propose.await,
-            Role::Retry(mut receiver) => {
+            Role::Retry(receiver) => {
                 tracing::debug!(
                     client_id = session.client_id,
                     sequence = session.sequence,
                     "attached a retry to its write in flight"
                 );
-                return match receiver.wait_for(Option::is_some).await {
-                    Ok(result) => result.clone().unwrap_or_else(|| Err(gone())),
-                    Err(_) => Err(gone()),
-                };
+                return receiver.await.unwrap_or_else(|_| Err(gone()));
             }
-        };
-        let entry = Entry { table: self, session };
+        }
+        let row = Row { table: self, session };
         let result = propose.await;
-        sender.send_replace(Some(result.clone()));
-        drop(entry);
+        row.finish(&result);
         result
     }
 }
 
 /// What a caller of [`InFlightWrites::run_once`] does.
 enum Role {
-    /// Proposes and shares the result.
-    Original(watch::Sender<Option<ProposalResult>>),
+    /// Proposes, and answers the retries that attach meanwhile.
+    Original,
     /// Waits for the original's result.
-    Retry(watch::Receiver<Option<ProposalResult>>),
+    Retry(oneshot::Receiver<ProposalResult>),
     /// Proposes without sharing (the table is full).
     Untracked,
 }
@@ -170,6 +185,31 @@ mod tests {
         let session = Session { client_id: 1, sequence: 1 };
         let result = table.run_once(session, async { Ok(kv_store::Response::NoOp) }).await;
         assert_eq!(result, Ok(kv_store::Response::NoOp));
+        assert_eq!(table.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_retry_learns_the_outcome_is_unknown_when_the_original_gives_up() {
+        let table = Arc::new(InFlightWrites::new(8));
+        let session = Session { client_id: 2, sequence: 9 };
+        let original = tokio::spawn({
+            let table = table.clone();
+            async move { table.run_once(session, std::future::pending()).await }
+        });
+        while table.len() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let retry = tokio::spawn({
+            let table = table.clone();
+            async move { table.run_once(session, async { panic!("proposed twice") }).await }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        original.abort();
+        let limit = std::time::Duration::from_secs(5);
+        let answer = tokio::time::timeout(limit, retry).await.expect("retry hung").unwrap();
+        assert!(matches!(answer, Err(ServerError::OutcomeUnknown { .. })), "{answer:?}");
         assert_eq!(table.len(), 0);
     }
 }

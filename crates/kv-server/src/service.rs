@@ -220,15 +220,15 @@ impl Service {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Proposes a command unless `deadline` passed, and waits for it to apply, at most
-    /// until `deadline`.
+    /// Proposes a command (checked by the caller) unless `deadline` passed, and waits for
+    /// it to apply, at most until `deadline`.
     async fn propose_before(
         &self,
         command: &Command,
         deadline: Option<Instant>,
     ) -> Result<kv_store::Response, ServerError> {
         let Some(deadline) = deadline else {
-            return self.propose(command).await;
+            return self.propose_valid(command).await;
         };
         if Instant::now() >= deadline {
             debug!(client_id = command.session.client_id, "dropped a write past its deadline");
@@ -237,7 +237,7 @@ impl Service {
         }
         // Dropping the proposal while it waits to reach the Raft task drops it unproposed.
         let deadline = tokio::time::Instant::from_std(deadline);
-        tokio::time::timeout_at(deadline, self.propose(command)).await.unwrap_or_else(|_| {
+        tokio::time::timeout_at(deadline, self.propose_valid(command)).await.unwrap_or_else(|_| {
             let reason = "the client's deadline passed with the write in flight".to_owned();
             Err(ServerError::OutcomeUnknown { reason })
         })
@@ -249,6 +249,12 @@ impl Service {
         command: &Command,
     ) -> Result<kv_store::Response, ServerError> {
         self.kv_config.validate_write(&command.write)?;
+        self.propose_valid(command).await
+    }
+
+    /// Proposes a command already checked against the store's limits and waits for it to
+    /// apply.
+    async fn propose_valid(&self, command: &Command) -> Result<kv_store::Response, ServerError> {
         let payload = command.encode()?;
         self.raft.propose(payload).await.map_err(|error| self.raft_error(error))
     }
