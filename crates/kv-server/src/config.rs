@@ -41,6 +41,10 @@ const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 300;
 /// replace a failed leader is down for that long.
 pub const ELECTION_TIMEOUT_MS_MAX: u64 = 60_000;
 
+/// The largest `snapshot-log-percent`: a log 100 times the snapshot. Beyond that the log,
+/// held in memory, dwarfs the state it would replay into.
+pub const SNAPSHOT_LOG_PERCENT_MAX: u64 = 10_000;
+
 /// The most async runtime threads `worker-threads` accepts.
 pub const WORKER_THREADS_MAX: usize = 1024;
 
@@ -62,6 +66,9 @@ pub struct Settings {
     pub http: Option<String>,
     /// Snapshot once the log holds this many bytes (`4MB`, `512KiB`, `1000`).
     pub snapshot_threshold: Option<String>,
+    /// ... and once the log is also this percentage of the latest snapshot's size (default
+    /// 100; 0: the threshold alone), so snapshots write no more than the log they free.
+    pub snapshot_log_percent: Option<u64>,
     /// The election timeout in milliseconds (randomized up to twice this).
     pub election_timeout_ms: Option<u64>,
     /// The heartbeat interval in milliseconds.
@@ -124,6 +131,7 @@ impl Settings {
             certs_dir: self.certs_dir.or(fallback.certs_dir),
             http: self.http.or(fallback.http),
             snapshot_threshold: self.snapshot_threshold.or(fallback.snapshot_threshold),
+            snapshot_log_percent: self.snapshot_log_percent.or(fallback.snapshot_log_percent),
             election_timeout_ms: self.election_timeout_ms.or(fallback.election_timeout_ms),
             heartbeat_ms: self.heartbeat_ms.or(fallback.heartbeat_ms),
             cluster_id: self.cluster_id.or(fallback.cluster_id),
@@ -180,6 +188,12 @@ impl Settings {
             Some(text) => Some(parse_size("snapshot-threshold", &text)?),
             None => None,
         };
+        let snapshot_log_percent = self.snapshot_log_percent.unwrap_or(100);
+        if snapshot_log_percent > SNAPSHOT_LOG_PERCENT_MAX {
+            let rule =
+                format!("must be at most {SNAPSHOT_LOG_PERCENT_MAX} (100 times the snapshot)");
+            return Err(invalid("snapshot-log-percent", &snapshot_log_percent.to_string(), &rule));
+        }
         let heartbeat_ms = self.heartbeat_ms.unwrap_or(50);
         // 300 ms (elections after 300-600 ms of silence): PreVote makes an early timeout
         // harmless (a node that times out while the others still hear the leader wins no
@@ -253,6 +267,7 @@ impl Settings {
             certs_dir: self.certs_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR)),
             http,
             snapshot_threshold,
+            snapshot_log_percent,
             heartbeat: Duration::from_millis(heartbeat_ms),
             election_timeout: Duration::from_millis(election_timeout_ms),
             cluster_id,
@@ -279,6 +294,9 @@ pub struct ServerConfig {
     pub http: SocketAddr,
     /// The log size that triggers a snapshot (`None`: raft-core's default, 64 MiB).
     pub snapshot_threshold: Option<NonZeroU64>,
+    /// How large the log must also be, as a percentage of the latest snapshot, before the
+    /// next snapshot (raft-core's `snapshot_log_percent_of_snapshot`; 0: off).
+    pub snapshot_log_percent: u64,
     /// The heartbeat interval.
     pub heartbeat: Duration,
     /// The election timeout.
@@ -569,5 +587,22 @@ mod tests {
         }
         let file: Settings = toml::from_str("worker-threads = 2").unwrap();
         assert_eq!(file.worker_threads, Some(2));
+    }
+
+    #[test]
+    fn snapshot_log_percent_defaults_to_the_snapshots_size_and_is_bounded() {
+        assert_eq!(Settings::default().resolve().unwrap().snapshot_log_percent, 100);
+        let off = Settings { snapshot_log_percent: Some(0), ..Settings::default() }.resolve();
+        assert_eq!(off.unwrap().snapshot_log_percent, 0);
+        let error = Settings {
+            snapshot_log_percent: Some(SNAPSHOT_LOG_PERCENT_MAX + 1),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("snapshot-log-percent") && error.contains("at most"), "{error}");
+        let file: Settings = toml::from_str("snapshot-log-percent = 250").unwrap();
+        assert_eq!(file.snapshot_log_percent, Some(250));
     }
 }

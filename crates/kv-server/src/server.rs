@@ -97,6 +97,12 @@ impl Server {
         raft_config.lease_ticks = raft_config.election_ticks.saturating_sub(1).max(1);
         if let Some(threshold) = config.snapshot_threshold {
             raft_config.snapshot_log_bytes = Some(jittered_threshold(threshold, config.id));
+            // The other half of when a snapshot is due (the log outgrew the latest one),
+            // spread the same way: nodes hold snapshots of about one size.
+            raft_config.snapshot_log_percent_of_snapshot =
+                jittered(config.snapshot_log_percent, config.id);
+        } else {
+            raft_config.snapshot_log_percent_of_snapshot = config.snapshot_log_percent;
         }
         let runtime =
             RuntimeConfig { tick: config.tick(), seed: rand::random(), ..RuntimeConfig::default() };
@@ -409,11 +415,15 @@ async fn serve_health(State(health): State<Health>) -> impl IntoResponse {
 /// otherwise all snapshot at the same instant, and the cluster's throughput would dip at
 /// once on every node rather than on one at a time.
 fn jittered_threshold(threshold: NonZeroU64, id: NodeId) -> NonZeroU64 {
+    threshold.saturating_add(jittered(threshold.get(), id) - threshold.get())
+}
+
+/// `value` plus up to a quarter more, spread by node `id` (rounded down).
+fn jittered(value: u64, id: NodeId) -> u64 {
     // The 64-bit golden ratio spreads consecutive ids over the whole range.
     let spread = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56; // 0..=255
-    let extra =
-        u64::try_from(u128::from(threshold.get()) * u128::from(spread) / 1024).unwrap_or(u64::MAX);
-    threshold.saturating_add(extra)
+    let extra = u64::try_from(u128::from(value) * u128::from(spread) / 1024).unwrap_or(u64::MAX);
+    value.saturating_add(extra)
 }
 
 #[cfg(test)]
@@ -434,5 +444,10 @@ mod jitter_tests {
         assert_eq!(distinct.len(), sizes.len(), "{sizes:?}");
         let one = NonZeroU64::new(1).unwrap();
         assert_eq!(jittered_threshold(one, NodeId(3)), one, "rounding never goes below");
+        // The snapshot share moves with the threshold: node 2's is as far above 100%.
+        let percent = jittered(100, NodeId(2));
+        let threshold_two = jittered_threshold(threshold, NodeId(2)).get();
+        assert!((100..125).contains(&percent), "{percent}");
+        assert_eq!(percent, 100 + (threshold_two - threshold.get()) * 100 / threshold.get());
     }
 }

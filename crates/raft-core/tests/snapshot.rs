@@ -92,6 +92,29 @@ fn snapshot_is_due_once_the_applied_log_passes_the_threshold() {
     assert!(!cluster.node(1).snapshot_due(), "the log is short again");
 }
 
+/// After a snapshot larger than the threshold, the next one waits for the log to outgrow
+/// it (the default 100%), unless the share is switched off.
+#[test]
+fn snapshot_waits_for_the_log_to_outgrow_the_latest_snapshot() {
+    for percent in [100, 0] {
+        let mut cluster = Cluster::with_config(3, 1, |c| {
+            c.snapshot_log_bytes = Some(NonZeroU64::new(500).unwrap());
+            c.snapshot_log_percent_of_snapshot = percent;
+        });
+        cluster.campaign(1);
+        propose_many(&mut cluster, 1, 20);
+        let applied_index = cluster.node(1).applied_index();
+        // A state of 4,000 bytes, far above the 500-byte threshold.
+        cluster.node_mut(1).compact(applied_index, Bytes::from(vec![7; 4000])).unwrap();
+        propose_many(&mut cluster, 1, 30);
+        let bytes: u64 = cluster.node(1).log_entries().iter().map(|e| e.size_bytes()).sum();
+        assert!(bytes > 500 && bytes < 4000, "{bytes} bytes of log");
+        assert_eq!(cluster.node(1).snapshot_due(), percent == 0, "percent {percent}");
+        propose_many(&mut cluster, 1, 100);
+        assert!(cluster.node(1).snapshot_due(), "percent {percent}: the log outgrew it");
+    }
+}
+
 #[test]
 fn lagging_follower_gets_the_snapshot_in_chunks_and_resumes_after_a_lost_one() {
     let mut cluster = Cluster::with_config(3, 1, |c| {

@@ -83,6 +83,11 @@ struct NodeFlags {
     /// Snapshot when the log passes this size: `4MB`, `512KiB` (default 64 MiB).
     #[arg(long, allow_negative_numbers = true)]
     snapshot_threshold: Option<String>,
+    /// ... and once the log is also this percentage of the latest snapshot's size, so a
+    /// snapshot writes no more than the log it frees (default 100; 0: the threshold alone;
+    /// at most 10000).
+    #[arg(long)]
+    snapshot_log_percent: Option<u64>,
     /// The election timeout in milliseconds (default 300, at most 60000).
     #[arg(long, allow_negative_numbers = true)]
     election_timeout_ms: Option<u64>,
@@ -137,6 +142,7 @@ impl NodeFlags {
             certs_dir: self.certs_dir,
             http: self.http,
             snapshot_threshold: self.snapshot_threshold,
+            snapshot_log_percent: self.snapshot_log_percent,
             election_timeout_ms: self.election_timeout_ms,
             heartbeat_ms: self.heartbeat_ms,
             cluster_id: self.cluster_id,

@@ -55,15 +55,20 @@ impl Node {
         Ok(meta)
     }
 
-    /// Whether the log held in memory passed the configured snapshot threshold, counting
-    /// only applied entries (only those can go into a snapshot).
+    /// Whether the log held in memory passed the configured snapshot threshold and the
+    /// configured share of the latest snapshot's size
+    /// ([`crate::Config::snapshot_log_percent_of_snapshot`]), with applied entries to
+    /// snapshot (only those can go into one).
     #[must_use]
     pub fn snapshot_due(&self) -> bool {
         let Some(threshold) = self.config.snapshot_log_bytes else {
             return false;
         };
-        self.log.applied_index() > self.log.compacted().index
-            && self.log.entries_bytes() >= threshold.get()
+        let latest = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
+        let percent = self.config.snapshot_log_percent_of_snapshot;
+        let share = u128::from(latest) * u128::from(percent) / 100;
+        let due_at = threshold.get().max(u64::try_from(share).unwrap_or(u64::MAX));
+        self.log.applied_index() > self.log.compacted().index && self.log.entries_bytes() >= due_at
     }
 
     /// The latest snapshot this node holds (its own, or one installed from the leader).
