@@ -405,7 +405,7 @@ impl From<kv_store::Error> for ServerError {
 ///
 /// Only if serialization fails, which the types here never do.
 pub fn encode<T: Serialize>(value: &T) -> Result<Bytes, postcard::Error> {
-    postcard::to_allocvec(value).map(Bytes::from)
+    kv_store::encode_sized(value).map(Bytes::from)
 }
 
 /// Decodes a request or response.

@@ -72,7 +72,7 @@ impl Response {
     ///
     /// [`Error::Encode`] if postcard fails.
     pub fn encode(&self) -> Result<Bytes, Error> {
-        postcard::to_allocvec(self)
+        crate::command::encode_sized(self)
             .map(Bytes::from)
             .map_err(|source| Error::Encode { what: "response", source })
     }

@@ -25,7 +25,12 @@ pub const FRAME_BYTES_MAX_DEFAULT: u32 = 4 << 20;
 /// [`Error::FrameTooLarge`] when the encoding exceeds `max` (the receiver would refuse it),
 /// [`Error::FrameEncode`] if postcard fails.
 pub fn encode_frame<T: Serialize>(value: &T, what: &'static str, max: u32) -> Result<Bytes, Error> {
-    let mut out = BytesMut::with_capacity(64).writer();
+    // Sized first (a pass that writes nothing), so the buffer is allocated once rather
+    // than grown by doubling: an append of many entries would otherwise copy itself
+    // a dozen times.
+    let size = postcard::experimental::serialized_size(value)
+        .map_err(|source| Error::FrameEncode { what, source })?;
+    let mut out = BytesMut::with_capacity(HEADER_BYTES + size).writer();
     out.get_mut().put_u32(0);
     let mut out = postcard::to_io(value, out)
         .map_err(|source| Error::FrameEncode { what, source })?
