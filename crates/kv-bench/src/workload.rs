@@ -349,7 +349,11 @@ struct OpResult {
 /// The name of key `index`.
 #[must_use]
 pub fn key_name(index: u64) -> Bytes {
-    Bytes::from(format!("key-{index:08}"))
+    use std::io::Write as _;
+    // Allocated once at its usual size: the load generator shares the servers' cores.
+    let mut name = Vec::with_capacity(16);
+    let _ = write!(name, "key-{index:08}");
+    Bytes::from(name)
 }
 
 /// FNV-1a, to remember a value without keeping it.
@@ -361,7 +365,9 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 fn make_value(worker: usize, sequence: u64, size: usize) -> Bytes {
-    let mut value = format!("w{worker}-s{sequence}-").into_bytes();
+    use std::io::Write as _;
+    let mut value = Vec::with_capacity(size.max(48));
+    let _ = write!(value, "w{worker}-s{sequence}-");
     value.resize(size.max(1), b'x');
     Bytes::from(value)
 }
@@ -658,6 +664,8 @@ mod tests {
         assert_eq!(a.len(), 256);
         assert_ne!(fnv1a(&a), fnv1a(&b));
         assert_eq!(make_value(3, 9, 4).len(), 4);
+        assert_eq!(&make_value(3, 9, 8)[..], b"w3-s9-xx");
+        assert_eq!(&key_name(7)[..], b"key-00000007");
     }
 
     #[test]
