@@ -28,13 +28,14 @@
 //! task, so followers write while the leader does (Raft dissertation §10.2.1) and the node
 //! keeps stepping messages while the disk works. The persistence task runs on a thread of
 //! its own, which the store's writes block on the disk: no hand-off to tokio's blocking
-//! pool per write, and the acknowledgements a write promised leave the moment it is
-//! durable rather than after the runtime gets round to the task. The persistence task merges every write
-//! queued behind the one in progress into a single durable write (group commit), sends the
-//! messages that promised it (votes, acknowledgements), and reports the last durable entry
-//! back to the node task, which calls [`Node::on_persisted`]. The apply task applies
-//! committed entries and answers each waiting proposer with the application's response,
-//! and each linearizable read ([`RaftHandle::read_index`]) once it reached the read's index.
+//! pool per write, and the acknowledgements a write promised leave the moment it is durable
+//! rather than after the runtime gets round to the task. The persistence task merges every
+//! write queued behind the one in progress into a single durable write (group commit),
+//! sends the messages that promised it (votes, acknowledgements), and reports the last
+//! durable entry back to the node task, which calls [`Node::on_persisted`]. The apply task
+//! applies committed entries and answers each waiting proposer with the application's
+//! response, and each linearizable read ([`RaftHandle::read_index`]) once it reached the
+//! read's index.
 //!
 //! The driver is the only code that reads clocks, sleeps and spawns for the node (`raft-core`
 //! has no tokio dependency at all): time reaches the node as [`Node::tick`] calls every

@@ -18,11 +18,11 @@ use raft_core::{Entry, HardState, LogIndex, Membership};
 ///
 /// That task runs on a thread of its own, inside the runtime's context: `persist` and
 /// `store_snapshot` may block it on the disk (a file engine does its writes and fsyncs
-/// right there, with no `spawn_blocking`), and may still await timers and queues. `load`
-/// is awaited on the runtime by [`crate::Raft::start`], so a store that blocks moves it to
-/// the blocking pool. Every error is fatal: the node
-/// stops and the driver never retries (after a failed fsync the disk's contents are
-/// unknown, and retrying can report lost data as durable).
+/// right there, with no `spawn_blocking`), and may still await timers and queues. `load` is
+/// awaited on the runtime by [`crate::Raft::start`], so a store that blocks moves it to the
+/// blocking pool. Every error is fatal: the node stops and the driver never retries (after
+/// a failed fsync the disk's contents are unknown, and retrying can report lost data as
+/// durable).
 pub trait LogStore: Send + 'static {
     /// Reads back everything stored, for the node to restart from.
     ///
