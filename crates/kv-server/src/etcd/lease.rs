@@ -259,6 +259,10 @@ impl PbLeaseService for EtcdApi {
             let request = request.into_inner();
             let ttl = self.lease_ttl(request.id, false).await?;
             let keys = if request.keys {
+                // The attached keys are this node's own state: on a follower it may not yet
+                // have applied a write the leader acknowledged, so a linearizable barrier
+                // (it returns once this node has applied up to the leader's commit) first.
+                self.read_barrier(false).await?;
                 let lease = self.service().kv.lease(request.id);
                 lease.map(|lease| lease.keys.iter().map(|key| key.to_vec()).collect())
             } else {
