@@ -88,7 +88,10 @@ pub struct Service {
 impl RequestHandler for Service {
     async fn handle(&self, caller: Caller, request: Bytes) -> Bytes {
         let started = Instant::now();
-        let (command, response) = match protocol::decode::<Request>(&request) {
+        // A write's key and value stay slices of the request while it is served (the
+        // proposal is a fresh encoding, so nothing keeps them afterwards).
+        let decoded = kv_store::decode_sharing(&request, || protocol::decode::<Request>(&request));
+        let (command, response) = match decoded {
             Ok(request) => {
                 debug!(%caller, kind = request.kind(), "request");
                 (request.kind(), self.serve(request, started).await)

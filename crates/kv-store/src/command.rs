@@ -1,5 +1,6 @@
 //! The commands that carry writes through the log, and the sessions they belong to.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -19,8 +20,10 @@ pub enum Write {
     /// Sets `key` to `value`.
     Put {
         /// The key.
+        #[serde(deserialize_with = "sliced")]
         key: Bytes,
         /// The new value.
+        #[serde(deserialize_with = "sliced")]
         value: Bytes,
         /// `None`: write unconditionally. `Some(0)`: only if the key does not exist.
         /// `Some(n)`: only if the key's current version is `n` (compare-and-set).
@@ -29,6 +32,7 @@ pub enum Write {
     /// Removes `key`.
     Delete {
         /// The key.
+        #[serde(deserialize_with = "sliced")]
         key: Bytes,
         /// `None`: delete unconditionally (deleting a missing key succeeds and changes
         /// nothing). `Some(0)`: only if the key does not exist (a no-op that checks).
@@ -190,6 +194,16 @@ impl Command {
     pub fn decode(bytes: &[u8]) -> Result<Command, Error> {
         decode_exact(bytes, "command")
     }
+
+    /// [`Command::decode`], with the key and value of a put or delete sharing `bytes`'
+    /// buffer instead of copied out of it (see [`decode_sharing`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the bytes are not exactly one command.
+    pub fn decode_shared(bytes: &Bytes) -> Result<Command, Error> {
+        decode_sharing(bytes, || decode_exact(bytes, "command"))
+    }
 }
 
 /// Encodes `value` with postcard into a vector allocated once at its exact size: a size
@@ -202,6 +216,79 @@ impl Command {
 pub fn encode_sized<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     let size = postcard::experimental::serialized_size(value)?;
     postcard::to_extend(value, Vec::with_capacity(size))
+}
+
+thread_local! {
+    /// The buffer [`decode_sharing`] is decoding on this thread, if any.
+    static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Runs `decode`, which decodes from `bytes`, so that the `Bytes` fields marked
+/// `deserialize_with = "sliced"` (a put's key and value, a delete's key) come out as
+/// slices of `bytes`' buffer rather than copies: one allocation and copy fewer per field
+/// on the write path.
+///
+/// A slice keeps the whole buffer alive, so share only buffers about as large as what
+/// they hold: a proposal's own payload, a request being served. Never a read buffer
+/// holding many requests, if the result is kept.
+pub fn decode_sharing<R>(bytes: &Bytes, decode: impl FnOnce() -> R) -> R {
+    /// Puts back what was there (decodes do not nest today, but this keeps them correct
+    /// if they do), even if `decode` panics.
+    struct Restore(Option<Bytes>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SOURCE.with(|source| *source.borrow_mut() = previous);
+        }
+    }
+    let previous = SOURCE.with(|source| source.replace(Some(bytes.clone())));
+    let _restore = Restore(previous);
+    decode()
+}
+
+/// Deserializes a `Bytes` field: within [`decode_sharing`] of the buffer it is read from,
+/// as a slice of that buffer; otherwise (another buffer, or a format that does not lend
+/// its input) as a copy. The encoding is `Bytes`' own, so this changes no wire format.
+fn sliced<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Bytes;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("bytes")
+        }
+
+        fn visit_borrowed_bytes<E: serde::de::Error>(self, bytes: &'de [u8]) -> Result<Bytes, E> {
+            Ok(SOURCE.with(|source| match &*source.borrow() {
+                Some(source) if contains(source, bytes) => source.slice_ref(bytes),
+                _ => Bytes::copy_from_slice(bytes),
+            }))
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Bytes, E> {
+            Ok(Bytes::copy_from_slice(bytes))
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Bytes, E> {
+            Ok(Bytes::from(bytes))
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element()? {
+                bytes.push(byte);
+            }
+            Ok(Bytes::from(bytes))
+        }
+    }
+    deserializer.deserialize_bytes(Visitor)
+}
+
+/// Whether `part` lies within `whole`'s memory.
+fn contains(whole: &[u8], part: &[u8]) -> bool {
+    let start = whole.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    at >= start && at.saturating_add(part.len()) <= start.saturating_add(whole.len())
 }
 
 /// Decodes exactly one `T` from `bytes` with postcard.
@@ -245,6 +332,25 @@ mod tests {
     fn command_survives_encode_and_decode() {
         let command = put();
         assert_eq!(Command::decode(&command.encode().unwrap()).unwrap(), command);
+    }
+
+    #[test]
+    fn a_shared_decode_slices_the_key_and_value_out_of_the_payload() {
+        let command = put();
+        let payload = command.encode().unwrap();
+        let shared = Command::decode_shared(&payload).unwrap();
+        assert_eq!(shared, command);
+        let Write::Put { key, value, .. } = &shared.write else { panic!("{shared:?}") };
+        assert!(contains(&payload, key) && contains(&payload, value), "sliced, not copied");
+        // A plain decode copies, and so does a shared decode of another buffer.
+        let copied = Command::decode(&payload).unwrap();
+        let Write::Put { key, .. } = &copied.write else { panic!("{copied:?}") };
+        assert!(!contains(&payload, key));
+        let other = Bytes::copy_from_slice(&payload);
+        let elsewhere = decode_sharing(&other, || Command::decode(&payload)).unwrap();
+        let Write::Put { key, .. } = &elsewhere.write else { panic!("{elsewhere:?}") };
+        assert!(!contains(&payload, key) && !contains(&other, key));
+        assert_eq!(elsewhere, command);
     }
 
     #[test]

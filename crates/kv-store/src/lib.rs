@@ -96,7 +96,7 @@ mod test_support;
 mod txn;
 mod txn_check;
 
-pub use command::{Command, Session, Write, encode_sized};
+pub use command::{Command, Session, Write, decode_sharing, encode_sized};
 pub use config::{
     HISTORY_BYTES_MAX_LIMIT, HISTORY_REVISIONS_MAX_LIMIT, KEY_BYTES_MAX_LIMIT, KvConfig,
     LEASES_MAX_LIMIT, MEMBER_ADDRESSES_MAX, RANGE_ENTRIES_MAX_LIMIT, SESSIONS_MAX_LIMIT,

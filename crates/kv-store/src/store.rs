@@ -223,8 +223,10 @@ impl KvStore {
         }
     }
 
-    fn apply_command(&mut self, index: LogIndex, payload: &[u8]) -> Response {
-        let command = match Command::decode(payload) {
+    fn apply_command(&mut self, index: LogIndex, payload: &Bytes) -> Response {
+        // The key and value stay slices of the payload (every payload is an allocation of
+        // its own: the proposer's encoding, or a decoded message or log record).
+        let command = match Command::decode_shared(payload) {
             Ok(command) => command,
             Err(error) => {
                 warn!(%index, %error, "a committed entry is not a kv-store command");
@@ -359,6 +361,9 @@ impl KvStore {
                     mod_revision: stamp.revision,
                     lease,
                 };
+                // A new key is copied out of its payload: the map keeps it for as long as
+                // the key lives, and a slice would pin the first payload's value with it.
+                let key = Bytes::copy_from_slice(&key);
                 self.map.insert_new(key.clone(), Record { value: value.clone(), meta });
                 (meta, None)
             }
