@@ -415,7 +415,8 @@ async fn serve_health(State(health): State<Health>) -> impl IntoResponse {
 /// otherwise all snapshot at the same instant, and the cluster's throughput would dip at
 /// once on every node rather than on one at a time.
 fn jittered_threshold(threshold: NonZeroU64, id: NodeId) -> NonZeroU64 {
-    threshold.saturating_add(jittered(threshold.get(), id) - threshold.get())
+    // Never below the threshold, so never zero.
+    NonZeroU64::new(jittered(threshold.get(), id)).unwrap_or(threshold)
 }
 
 /// `value` plus up to a quarter more, spread by node `id` (rounded down).
