@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, error, warn};
@@ -18,10 +18,12 @@ use crate::handle::{Command, Responder, Status};
 use crate::metrics::{AppendSummary, MetricsSink, Observer};
 use crate::persist::{PersistJob, PersistProgress};
 use crate::reads::PendingReads;
+use crate::storage::{ErrorSource, SnapshotWriter};
 use crate::transport::{MessageSender, Transport};
 use raft_core::Message;
 use raft_core::Node;
 use raft_core::Ready;
+use raft_core::Snapshot;
 use raft_core::{Entry, LogId, Role};
 
 /// The node task's links to the persistence task.
@@ -43,8 +45,12 @@ pub(crate) struct PersistLink {
 pub(crate) struct ApplyLink<R> {
     pub(crate) jobs: mpsc::Sender<ApplyJob<R>>,
     pub(crate) built: mpsc::Receiver<BuiltSnapshot>,
-    /// A snapshot was asked for and has not come back yet.
+    /// A snapshot was asked for and is not stored yet (or written ahead, with `writer`).
     pub(crate) building: bool,
+    /// Writes our own snapshots ahead of their switch (see `LogStore::snapshot_writer`).
+    pub(crate) writer: Option<SnapshotWriter>,
+    /// The snapshot being written ahead, while it is: the writer's outcome.
+    pub(crate) written: Option<oneshot::Receiver<Result<Snapshot, Error>>>,
     /// No snapshot is asked for before this tick (after a failed one).
     pub(crate) retry_tick: u64,
     /// The handle asked for a snapshot now, whatever the log's size.
@@ -64,6 +70,8 @@ enum Event<R> {
     Persisted,
     PersistEnded,
     SnapshotBuilt(BuiltSnapshot),
+    /// The writer finished writing a snapshot ahead (`None`: it panicked).
+    SnapshotWritten(Option<Result<Snapshot, Error>>),
     ApplyEnded,
     Message(Option<Message>),
     Command(Option<Command<R>>),
@@ -196,6 +204,9 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
                 Some(built) => Event::SnapshotBuilt(built),
                 None => Event::ApplyEnded,
             },
+            written = written(&mut self.apply.written), if self.apply.written.is_some() => {
+                Event::SnapshotWritten(written)
+            }
             message = self.transport.recv() => Event::Message(message),
             command = self.commands.recv() => Event::Command(command),
         }
@@ -216,6 +227,7 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
             Event::Persisted => self.on_persist_progress(),
             Event::PersistEnded | Event::ApplyEnded => return Err(Stop::Fatal(None)),
             Event::SnapshotBuilt(built) => self.on_snapshot_built(built).await?,
+            Event::SnapshotWritten(written) => self.on_snapshot_written(written)?,
             Event::Message(Some(message)) => self.step(message),
             Event::Message(None) => {
                 return Err(Stop::Fatal(Some(Error::TransportClosed { node: self.node.id() })));
@@ -540,12 +552,12 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
     }
 
     async fn on_snapshot_built(&mut self, built: BuiltSnapshot) -> Result<(), Stop> {
-        self.apply.building = false;
         let data = match built.data {
             Ok(data) => data,
             Err(_) => {
                 // Logged by the apply task; try again after an election timeout's worth of
                 // ticks rather than at once, so a broken snapshot does not spin.
+                self.apply.building = false;
                 self.apply.retry_tick = self.ticks + self.node.config().election_ticks;
                 return Ok(());
             }
@@ -553,13 +565,64 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         let index = built.last_log_id.index;
         if let Err(error) = self.node.compact(index, data) {
             // A snapshot from the leader overtook ours; nothing to do.
+            self.apply.building = false;
             debug!(%error, "discarded the application's snapshot");
             return Ok(());
         }
         let Some(snapshot) = self.node.snapshot().cloned() else {
+            self.apply.building = false;
             return Ok(());
         };
-        let job = PersistJob { snapshot: Some(snapshot), ..PersistJob::default() };
-        self.submit(job)
+        let Some(writer) = self.apply.writer.clone() else {
+            self.apply.building = false;
+            return self.submit(PersistJob { snapshot: Some(snapshot), ..PersistJob::default() });
+        };
+        // Written off the persistence task, which goes on writing the log meanwhile; the
+        // switch is queued when the file is durable. Until then `building` holds the next
+        // snapshot back, and a snapshot from the leader may overtake this one (the store
+        // then ignores the older switch).
+        let (done, written) = oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let outcome = writer.write(&snapshot).map(|()| snapshot);
+            let _ = done.send(outcome);
+        });
+        self.apply.written = Some(written);
+        Ok(())
+    }
+
+    /// Queues the switch to a snapshot written ahead; a failed write stops the node, like
+    /// any failed store call.
+    fn on_snapshot_written(
+        &mut self,
+        written: Option<Result<Snapshot, Error>>,
+    ) -> Result<(), Stop> {
+        self.apply.written = None;
+        self.apply.building = false;
+        match written {
+            Some(Ok(snapshot)) => {
+                self.submit(PersistJob { snapshot: Some(snapshot), ..PersistJob::default() })
+            }
+            Some(Err(error)) => Err(Stop::Fatal(Some(error))),
+            None => Err(Stop::Fatal(Some(Error::Storage {
+                operation: "writing a snapshot ahead of its switch".to_owned(),
+                source: ErrorSource::new(WriterPanicked),
+            }))),
+        }
+    }
+}
+
+/// The snapshot writer panicked on the blocking pool.
+#[derive(Debug, thiserror::Error)]
+#[error("the snapshot writer panicked")]
+struct WriterPanicked;
+
+/// The outcome of the snapshot being written ahead; pending forever without one (the
+/// branch polling it is disabled then).
+async fn written(
+    slot: &mut Option<oneshot::Receiver<Result<Snapshot, Error>>>,
+) -> Option<Result<Snapshot, Error>> {
+    match slot {
+        Some(receiver) => receiver.await.ok(),
+        None => std::future::pending().await,
     }
 }

@@ -118,7 +118,7 @@ pub use error::Error;
 pub use handle::{RaftHandle, Status};
 pub use metrics::{AppendFailure, MetricsSink, NoopMetrics};
 pub use state_machine::StateMachine;
-pub use storage::{ErrorSource, LogStore, MemLogStore};
+pub use storage::{ErrorSource, LogStore, MemLogStore, SnapshotWriter};
 pub use transport::{
     ChannelNetwork, ChannelSender, ChannelTransport, Delivery, MessageSender, Transport,
 };
@@ -205,6 +205,7 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
         config.validate()?;
         let id = config.id;
         let mut restored = log_store.load().await?;
+        let snapshot_writer = log_store.snapshot_writer();
         let last_applied = restored.compacted();
         if let Some(snapshot) = &restored.snapshot {
             state_machine.restore(snapshot).await?;
@@ -252,6 +253,8 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
             jobs: apply_jobs,
             built,
             building: false,
+            writer: snapshot_writer,
+            written: None,
             requested: false,
             retry_tick: 0,
             task: tokio::spawn(apply_task.run().instrument(span.clone())),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::Error;
 use raft_core::RestoredState;
 use raft_core::Snapshot;
-use raft_core::{Entry, HardState, LogIndex, Membership};
+use raft_core::{Entry, HardState, LogId, LogIndex, Membership};
 
 /// A node's durable state: its hard state, its log and its latest snapshot.
 ///
@@ -86,6 +86,61 @@ pub trait LogStore: Send + 'static {
         &mut self,
         snapshot: Snapshot,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A handle that writes the application's own snapshots ahead of their
+    /// [`LogStore::store_snapshot`] call, or `None` (the default) for a store that writes
+    /// everything in that call.
+    ///
+    /// Called once, when the node starts. The driver then gives each snapshot the
+    /// application builds to the writer on the blocking pool, while the persistence task
+    /// goes on writing the log, and asks for `store_snapshot` only when the writer is done:
+    /// that call is then left with recording the switch, so a large snapshot no longer
+    /// holds the log's writes up behind its file. Snapshots from the leader are not
+    /// written ahead (the follower waits for them anyway).
+    fn snapshot_writer(&self) -> Option<SnapshotWriter> {
+        None
+    }
+}
+
+/// Writes a snapshot's data durably without making it the stored snapshot: see
+/// [`LogStore::snapshot_writer`]. A clone shares the writer.
+///
+/// # Correctness
+///
+/// - Durable on return, so the `store_snapshot` call that follows need only make it
+///   current (in order with the log's writes).
+/// - Invisible until then: a crash before that call leaves the old snapshot and log, and
+///   the written data is at most garbage the store cleans up.
+/// - An error is fatal, as for every store call: the driver stops the node.
+#[derive(Clone)]
+pub struct SnapshotWriter(Arc<WriteSnapshot>);
+
+/// What a [`SnapshotWriter`] calls.
+type WriteSnapshot = dyn Fn(&Snapshot) -> Result<(), Error> + Send + Sync;
+
+impl SnapshotWriter {
+    /// A writer calling `write`, which may block on the disk (the driver calls it on the
+    /// blocking pool).
+    pub fn new(
+        write: impl Fn(&Snapshot) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> SnapshotWriter {
+        SnapshotWriter(Arc::new(write))
+    }
+
+    /// Writes `snapshot` (see the type's correctness rules).
+    ///
+    /// # Errors
+    ///
+    /// The store's [`Error::Storage`].
+    pub fn write(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        (self.0)(snapshot)
+    }
+}
+
+impl fmt::Debug for SnapshotWriter {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("SnapshotWriter")
+    }
 }
 
 /// The underlying error of an [`Error::Storage`] or [`Error::StateMachine`]: any error,
@@ -130,6 +185,8 @@ impl Eq for ErrorSource {}
 pub struct MemLogStore {
     state: Arc<Mutex<MemState>>,
     latency: Option<Duration>,
+    /// Hands the driver a [`SnapshotWriter`] (see [`MemLogStore::with_snapshot_writer`]).
+    writes_ahead: bool,
 }
 
 #[derive(Debug)]
@@ -143,6 +200,11 @@ struct MemState {
     /// Writes wait until then (a stalled disk).
     stalled_until: Option<tokio::time::Instant>,
     writes: u64,
+    /// The snapshots the writer wrote ahead and no `store_snapshot` has taken yet.
+    written_ahead: Vec<LogId>,
+    /// How many snapshots `store_snapshot` took that the writer had written ahead.
+    stored_written_ahead: u64,
+    fail_writes_ahead: bool,
 }
 
 impl MemLogStore {
@@ -157,8 +219,30 @@ impl MemLogStore {
             fail_writes: false,
             stalled_until: None,
             writes: 0,
+            written_ahead: Vec::new(),
+            stored_written_ahead: 0,
+            fail_writes_ahead: false,
         };
-        MemLogStore { state: Arc::new(Mutex::new(state)), latency: None }
+        MemLogStore { state: Arc::new(Mutex::new(state)), latency: None, writes_ahead: false }
+    }
+
+    /// The same store, handing the driver a [`SnapshotWriter`]: the node's own snapshots
+    /// are then "written" ahead of their `store_snapshot` (recorded, for a test to see the
+    /// driver's order), as a file engine writes the file before the switch.
+    #[must_use]
+    pub fn with_snapshot_writer(self) -> MemLogStore {
+        MemLogStore { writes_ahead: true, ..self }
+    }
+
+    /// Makes every later write of the [`SnapshotWriter`] fail (fault injection for tests).
+    pub fn fail_snapshot_writes_ahead(&self) {
+        self.lock().fail_writes_ahead = true;
+    }
+
+    /// How many snapshots `store_snapshot` stored after the writer had written them ahead.
+    #[must_use]
+    pub fn snapshots_stored_after_writing_ahead(&self) -> u64 {
+        self.lock().stored_written_ahead
     }
 
     /// The same store, taking `latency` for every write (a stand-in for a disk sync).
@@ -304,6 +388,11 @@ impl LogStore for MemLogStore {
             ));
         }
         let last = snapshot.meta.last_log_id;
+        let ahead = state.written_ahead.len();
+        state.written_ahead.retain(|&written| written != last);
+        if state.written_ahead.len() < ahead {
+            state.stored_written_ahead += 1;
+        }
         if last.index <= state.snapshot_index() {
             return Ok(());
         }
@@ -316,6 +405,23 @@ impl LogStore for MemLogStore {
         state.snapshot = Some(snapshot);
         state.writes += 1;
         Ok(())
+    }
+
+    fn snapshot_writer(&self) -> Option<SnapshotWriter> {
+        if !self.writes_ahead {
+            return None;
+        }
+        let state = Arc::clone(&self.state);
+        Some(SnapshotWriter::new(move |snapshot| {
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            let last = snapshot.meta.last_log_id;
+            if state.fail_writes_ahead {
+                let operation = format!("writing the snapshot at {last} ahead of its switch");
+                return Err(storage_error(operation, "injected write failure"));
+            }
+            state.written_ahead.push(last);
+            Ok(())
+        }))
     }
 }
 

@@ -93,13 +93,22 @@ struct Cluster {
 
 impl Cluster {
     async fn start(count: u64, tweak: fn(&mut Config)) -> Cluster {
+        Cluster::start_with_stores(count, tweak, |store| store).await
+    }
+
+    /// A cluster whose stores `store` sets up.
+    async fn start_with_stores(
+        count: u64,
+        tweak: fn(&mut Config),
+        store: fn(MemLogStore) -> MemLogStore,
+    ) -> Cluster {
         let ids: Vec<NodeId> = (1..=count).map(NodeId).collect();
         let membership = Membership::with_voters(ids.iter().copied());
         let nodes = ids
             .iter()
             .map(|&id| {
                 let node = TestNode {
-                    store: MemLogStore::new(membership.clone()),
+                    store: store(MemLogStore::new(membership.clone())),
                     application: Recording::default(),
                     handle: None,
                 };
@@ -584,6 +593,60 @@ async fn a_requested_snapshot_compacts_the_log_below_the_threshold() {
         assert!(status.snapshot_bytes > 0);
         assert_eq!(status.membership.voters.len(), 3);
         cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_written_ahead_then_stored_and_a_restart_restores_them() {
+    bounded(async {
+        let mut cluster =
+            Cluster::start_with_stores(3, small_snapshots, MemLogStore::with_snapshot_writer).await;
+        let leader = cluster.handle(cluster.leader().await);
+        let mut sent = Vec::new();
+        for number in 0..60 {
+            let text = format!("command {number:02} padded to make the log outgrow the threshold");
+            leader.propose(command(text.clone())).await.unwrap();
+            sent.push(Bytes::from(text));
+        }
+        // Every node snapshots on its own; each snapshot goes through the writer first.
+        for id in cluster.running() {
+            let store = cluster.nodes[&id].store.clone();
+            while store.snapshot().is_none() {
+                tokio::time::sleep(TICK).await;
+            }
+            assert!(store.snapshots_stored_after_writing_ahead() >= 1, "node {id}");
+        }
+        let id = cluster.leader().await;
+        cluster.stop_node(id).await;
+        cluster.start_node(id).await;
+        assert_eq!(cluster.wait_applied(id, sent.len()).await[..sent.len()], sent[..]);
+        assert_eq!(cluster.nodes[&id].application.restores.load(Ordering::Relaxed), 1);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_snapshot_write_ahead_stops_the_node_and_stores_nothing() {
+    bounded(async {
+        let cluster =
+            Cluster::start_with_stores(1, no_tweak, MemLogStore::with_snapshot_writer).await;
+        let id = cluster.leader().await;
+        let handle = cluster.handle(id);
+        assert_eq!(handle.propose(Bytes::from_static(b"ok")).await, Ok(1));
+        let store = cluster.nodes[&id].store.clone();
+        store.fail_snapshot_writes_ahead();
+        handle.snapshot().await.unwrap();
+        let error = loop {
+            match handle.status().await {
+                Ok(_) => tokio::time::sleep(TICK).await,
+                Err(_) => break handle.shutdown().await.unwrap_err(),
+            }
+        };
+        assert!(matches!(&error, Error::Storage { operation, .. } if operation.contains("ahead")));
+        assert!(store.snapshot().is_none(), "the switch never ran");
+        assert_eq!(store.entries().len(), 2, "the log is untouched");
     })
     .await;
 }

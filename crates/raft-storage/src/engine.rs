@@ -215,6 +215,13 @@ impl LogStore for AnyLogStore {
             AnyLogStore::Wal(store) => store.store_snapshot(snapshot).await,
         }
     }
+
+    fn snapshot_writer(&self) -> Option<raft_runtime::SnapshotWriter> {
+        match self {
+            AnyLogStore::Redb(store) => store.snapshot_writer(),
+            AnyLogStore::Wal(store) => store.snapshot_writer(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -58,11 +58,16 @@ trait Engine: Sized {
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
     ) -> Result<(), Error>;
-    fn store_snapshot(store: &mut Self::Store, snapshot: &Snapshot) -> Result<bool, Error>;
+    fn store_snapshot(&self, store: &mut Self::Store, snapshot: &Snapshot) -> Result<bool, Error>;
     fn load(store: &mut Self::Store) -> Result<RestoredState, Error>;
 }
 
-struct Wal(WalConfig);
+/// The WAL engine, with `write_ahead` writing each snapshot's file ahead of its switch
+/// (as the driver does with the engine's `SnapshotWriter`) rather than in the switch.
+struct Wal {
+    config: WalConfig,
+    write_ahead: bool,
+}
 
 impl Engine for Wal {
     type Store = WalLogStore<SimulatedFileSystem>;
@@ -70,16 +75,23 @@ impl Engine for Wal {
     fn for_iteration(iteration: u64) -> Wal {
         let preallocation =
             if iteration % 2 == 0 { Preallocation::Inline } else { Preallocation::Background };
-        Wal(WalConfig { preallocation, ..WAL_CONFIG })
+        let config = WalConfig { preallocation, ..WAL_CONFIG };
+        Wal { config, write_ahead: iteration % 4 >= 2 }
     }
     fn describe(&self) -> String {
-        format!("{:?} preallocation", self.0.preallocation)
+        let snapshots = if self.write_ahead { "written ahead" } else { "written in the switch" };
+        format!("{:?} preallocation, snapshots {snapshots}", self.config.preallocation)
     }
     fn create(&self, file_system: &SimulatedFileSystem) -> Result<Self::Store, Error> {
-        WalLogStore::create_with(file_system.clone(), &directory(), &membership(), self.0.clone())
+        WalLogStore::create_with(
+            file_system.clone(),
+            &directory(),
+            &membership(),
+            self.config.clone(),
+        )
     }
     fn open(&self, file_system: &SimulatedFileSystem) -> Result<Self::Store, Error> {
-        WalLogStore::open_with(file_system.clone(), &directory(), self.0.clone())
+        WalLogStore::open_with(file_system.clone(), &directory(), self.config.clone())
     }
     fn persist(
         store: &mut Self::Store,
@@ -88,7 +100,10 @@ impl Engine for Wal {
     ) -> Result<(), Error> {
         store.persist_blocking(hard_state, entries)
     }
-    fn store_snapshot(store: &mut Self::Store, snapshot: &Snapshot) -> Result<bool, Error> {
+    fn store_snapshot(&self, store: &mut Self::Store, snapshot: &Snapshot) -> Result<bool, Error> {
+        if self.write_ahead {
+            store.write_snapshot_ahead_blocking(snapshot)?;
+        }
         store.store_snapshot_blocking(snapshot)
     }
     fn load(store: &mut Self::Store) -> Result<RestoredState, Error> {
@@ -121,7 +136,7 @@ impl Engine for Redb {
     ) -> Result<(), Error> {
         store.persist_blocking(hard_state, entries)
     }
-    fn store_snapshot(store: &mut Self::Store, snapshot: &Snapshot) -> Result<bool, Error> {
+    fn store_snapshot(&self, store: &mut Self::Store, snapshot: &Snapshot) -> Result<bool, Error> {
         store.store_snapshot_blocking(snapshot)
     }
     fn load(store: &mut Self::Store) -> Result<RestoredState, Error> {
@@ -130,12 +145,12 @@ impl Engine for Redb {
 }
 
 /// Runs `operation`; whether it reported success.
-fn apply<E: Engine>(store: &mut E::Store, operation: &Operation) -> bool {
+fn apply<E: Engine>(engine: &E, store: &mut E::Store, operation: &Operation) -> bool {
     match operation {
         Operation::Persist { hard_state, entries } => {
             E::persist(store, *hard_state, entries.clone()).is_ok()
         }
-        Operation::StoreSnapshot(snapshot) => E::store_snapshot(store, snapshot).is_ok(),
+        Operation::StoreSnapshot(snapshot) => engine.store_snapshot(store, snapshot).is_ok(),
     }
 }
 
@@ -171,11 +186,11 @@ fn count_file_operations<E: Engine>(engine: &E, operations: &[Operation], setup:
     let file_system = SimulatedFileSystem::new();
     let mut store = engine.create(&file_system).unwrap();
     for operation in &operations[..setup] {
-        assert!(apply::<E>(&mut store, operation), "{}: a setup operation failed", E::NAME);
+        assert!(apply(engine, &mut store, operation), "{}: a setup operation failed", E::NAME);
     }
     let before = file_system.operations();
     for operation in &operations[setup..] {
-        assert!(apply::<E>(&mut store, operation), "{}: an operation failed", E::NAME);
+        assert!(apply(engine, &mut store, operation), "{}: an operation failed", E::NAME);
     }
     file_system.operations() - before
 }
@@ -196,12 +211,12 @@ fn cut_and_check<E: Engine>(
     let mut rng = Rng::new(fail_at ^ ((operations.len() as u64) << 32));
     let mut store = engine.create(&file_system).unwrap();
     for operation in &operations[..setup] {
-        assert!(apply::<E>(&mut store, operation), "{context}: a setup operation failed");
+        assert!(apply(engine, &mut store, operation), "{context}: a setup operation failed");
     }
     file_system.fail_after(fail_at);
     let mut reported = setup;
     for operation in &operations[setup..] {
-        if !apply::<E>(&mut store, operation) {
+        if !apply(engine, &mut store, operation) {
             break;
         }
         reported += 1;
@@ -351,17 +366,16 @@ fn snapshot_install_and_purge() -> Vec<Operation> {
     ]
 }
 
-fn cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write<E: Engine>() {
+fn cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write<E: Engine>(engine: &E) {
     let operations = snapshot_install_and_purge();
-    let engine = E::for_iteration(0);
-    let count = count_file_operations(&engine, &operations, 1);
+    let count = count_file_operations(engine, &operations, 1);
     let survivals = [Survival::Nothing, Survival::Prefix, Survival::Sectors];
     let mut kept = 0;
     // Every operation, and one past the end (the sequence completes, then the cut).
     for fail_at in 1..=count + 1 {
         let survival = survivals[(fail_at % 3) as usize];
         let context = "snapshot install and purge";
-        kept += u64::from(cut_and_check(&engine, &operations, 1, fail_at, survival, context));
+        kept += u64::from(cut_and_check(engine, &operations, 1, fail_at, survival, context));
     }
     eprintln!("{}: {kept} of {} cuts kept the operation in flight", E::NAME, count + 1);
     assert!(kept > 0, "no cut landed after a write's sync");
@@ -369,12 +383,19 @@ fn cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write<E: Engine>()
 
 #[test]
 fn wal_power_loss_during_snapshot_install_and_purge_keeps_every_acknowledged_write() {
-    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write::<Wal>();
+    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write(&Wal::for_iteration(0));
+}
+
+#[test]
+fn wal_power_loss_with_snapshots_written_ahead_keeps_every_acknowledged_write() {
+    let engine = Wal::for_iteration(2);
+    assert!(engine.write_ahead);
+    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write(&engine);
 }
 
 #[test]
 fn redb_power_loss_during_snapshot_install_and_purge_keeps_every_acknowledged_write() {
-    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write::<Redb>();
+    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write(&Redb);
 }
 
 /// A cut at each operation of creating a store: after it there is no store (and creating

@@ -236,3 +236,71 @@ fn create_refuses_an_existing_store_and_open_refuses_a_second_handle() {
     let empty = tempfile::tempdir().unwrap();
     assert!(matches!(open(empty.path()), Err(Error::NotFound { .. })));
 }
+
+/// Asserts `entries` are exactly indexes `first..=last`.
+fn assert_indexes(entries: &[raft_core::Entry], first: u64, last: u64) {
+    let indexes: Vec<u64> = entries.iter().map(|entry| entry.log_id.index.0).collect();
+    assert_eq!(indexes, (first..=last).collect::<Vec<_>>());
+}
+
+fn snapshot_file_names(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(directory)
+        .unwrap()
+        .map(|item| item.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("snapshot-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_snapshot_written_ahead_becomes_current_only_at_its_switch() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = store_with_batches(directory.path(), 2);
+    let written = snapshot(1, 12, &[7; 5_000]);
+    store.write_snapshot_ahead_blocking(&written).unwrap();
+    assert_eq!(snapshot_file_names(directory.path()).len(), 1, "written, synced, in place");
+    // Appends go on before the switch.
+    block_on(store.persist(None, entries(1, 21, 25))).unwrap();
+    assert!(store.store_snapshot_blocking(&written).unwrap());
+    assert_eq!(snapshot_file_names(directory.path()).len(), 1, "the switch wrote no other");
+    drop(store);
+    let restored = block_on(open(directory.path()).unwrap().load()).unwrap();
+    assert_eq!(restored.snapshot, Some(written));
+    assert_indexes(&restored.entries, 13, 25);
+}
+
+#[test]
+fn a_snapshot_written_ahead_without_its_switch_is_removed_at_open() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = store_with_batches(directory.path(), 2);
+    store.write_snapshot_ahead_blocking(&snapshot(1, 12, &[7; 5_000])).unwrap();
+    drop(store);
+    let mut store = open(directory.path()).unwrap();
+    assert!(snapshot_file_names(directory.path()).is_empty(), "the stray file is gone");
+    let restored = block_on(store.load()).unwrap();
+    assert_eq!(restored.snapshot, None);
+    assert_indexes(&restored.entries, 1, 20);
+}
+
+#[test]
+fn a_newer_snapshot_stored_meanwhile_supersedes_one_written_ahead() {
+    // A snapshot from the leader is stored while the node's own, older one was written
+    // ahead: the older file goes with the switch to the newer one, and its own switch is
+    // then ignored.
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = store_with_batches(directory.path(), 2);
+    let own = snapshot(1, 12, &[7; 5_000]);
+    let leaders = snapshot(1, 18, b"the leader's");
+    store.write_snapshot_ahead_blocking(&own).unwrap();
+    assert!(store.store_snapshot_blocking(&leaders).unwrap());
+    assert_eq!(snapshot_file_names(directory.path()).len(), 1);
+    assert!(!store.store_snapshot_blocking(&own).unwrap(), "older: ignored");
+    // Too old to write ahead now: nothing is written.
+    store.write_snapshot_ahead_blocking(&own).unwrap();
+    assert_eq!(snapshot_file_names(directory.path()).len(), 1);
+    drop(store);
+    let restored = block_on(open(directory.path()).unwrap().load()).unwrap();
+    assert_eq!(restored.snapshot, Some(leaders));
+    assert_indexes(&restored.entries, 19, 20);
+}

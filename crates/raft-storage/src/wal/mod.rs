@@ -114,6 +114,10 @@ struct Shared<F: FileSystem> {
     directory: PathBuf,
     wal_directory: PathBuf,
     wal: Mutex<Wal<F>>,
+    /// The snapshot file written ahead of its switch frame, if any. Held while a snapshot
+    /// file is written or old ones removed, so a removal never takes a file being written
+    /// or written ahead. Lock order: `wal` first, then this.
+    written_ahead: Mutex<Option<snapshot_file::SnapshotRecord>>,
     stats: StoreStats,
 }
 
@@ -384,6 +388,7 @@ impl<F: FileSystem> WalLogStore<F> {
             directory: directory.to_path_buf(),
             wal_directory,
             wal: Mutex::new(wal),
+            written_ahead: Mutex::new(None),
             stats: StoreStats::default(),
         };
         Ok(WalLogStore { shared: Arc::new(shared) })
@@ -435,6 +440,20 @@ impl<F: FileSystem> WalLogStore<F> {
     /// As [`WalLogStore::persist_blocking`].
     pub fn store_snapshot_blocking(&mut self, snapshot: &Snapshot) -> Result<bool, Error> {
         self.shared.store_snapshot(snapshot)
+    }
+
+    /// Writes `snapshot`'s file durably ahead of the [`WalLogStore::store_snapshot_blocking`]
+    /// call that makes it current, as the store's `SnapshotWriter` does for the driver:
+    /// without the log's lock, so appends go on meanwhile. The file stays a stray (removed
+    /// at the next open, or by the next stored snapshot) until that call names it; a
+    /// snapshot not newer than the stored one writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unusable`] after an earlier failure; [`Error::Io`] or [`Error::Encode`]
+    /// for the file (the log is untouched and keeps taking writes).
+    pub fn write_snapshot_ahead_blocking(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.shared.write_ahead(snapshot)
     }
 }
 

@@ -2,6 +2,7 @@
 //! purging, and the [`LogStore`] implementation.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_core::{Entry, HardState, LogIndex, RestoredState, Snapshot};
@@ -191,6 +192,31 @@ impl<F: FileSystem> Shared<F> {
         self.wal_directory.join(segment_name(sequence))
     }
 
+    /// Writes `snapshot`'s file durably ahead of its switch frame (the store's
+    /// [`raft_runtime::SnapshotWriter`]), on the caller's thread and without the log's lock,
+    /// so the log's appends go on meanwhile. Until [`Shared::store_snapshot`] names it the
+    /// file is a stray: a crash leaves it for the next open to remove.
+    pub(super) fn write_ahead(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        let started = Instant::now();
+        let last_log_id = snapshot.meta.last_log_id;
+        let compacted = self.writer()?.state.compacted();
+        if last_log_id.index <= compacted.index {
+            debug!(%last_log_id, %compacted, "not writing an older snapshot ahead");
+            return Ok(());
+        }
+        let mut written_ahead = lock(&self.written_ahead);
+        let record = snapshot_file::write(&self.file_system, &self.directory, snapshot)
+            .inspect_err(|error| {
+                warn!(path = %self.directory.display(), %error, "writing a snapshot failed");
+            })?;
+        *written_ahead = Some(record);
+        drop(written_ahead);
+        let bytes = snapshot.data.len() as u64;
+        debug!(%last_log_id, bytes, "wrote a snapshot ahead of its switch");
+        self.stats.record_snapshot(bytes, started.elapsed());
+        Ok(())
+    }
+
     pub(super) fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error> {
         let started = Instant::now();
         let mut wal = self.writer()?;
@@ -200,10 +226,18 @@ impl<F: FileSystem> Shared<F> {
             return Ok(false);
         }
         let keep_suffix = wal.state.term_at(last_log_id.index) == Some(last_log_id.term);
+        let mut written_ahead = lock(&self.written_ahead);
+        // The same log id is the same state, so a file written ahead for it holds this
+        // snapshot; any other file written ahead is older and goes with the old ones below.
+        let ahead = written_ahead.take().filter(|record| {
+            record.meta == snapshot.meta && record.data_bytes == snapshot.data.len() as u64
+        });
+        let wrote_file = ahead.is_none();
         // The file first: the frame naming it is the switch, so a crash before the frame
         // leaves the old snapshot and log, and the stray file is removed at open.
-        let outcome =
-            snapshot_file::write(&self.file_system, &self.directory, snapshot).and_then(|record| {
+        let outcome = ahead
+            .map_or_else(|| snapshot_file::write(&self.file_system, &self.directory, snapshot), Ok)
+            .and_then(|record| {
                 let frame = Record::Snapshot { record: record.clone(), keep_suffix };
                 self.append(&mut wal, &frame).map(|_| record)
             });
@@ -224,9 +258,12 @@ impl<F: FileSystem> Shared<F> {
             Ok(removed) => debug!(files = removed.len(), "removed older snapshot files"),
             Err(error) => warn!(%error, "could not remove an older snapshot file"),
         }
+        drop(written_ahead);
         let bytes = snapshot.data.len() as u64;
-        info!(%last_log_id, bytes, keep_suffix, "stored a snapshot");
-        self.stats.record_snapshot(bytes, started.elapsed());
+        info!(%last_log_id, bytes, keep_suffix, written_ahead = !wrote_file, "stored a snapshot");
+        if wrote_file {
+            self.stats.record_snapshot(bytes, started.elapsed());
+        }
         Ok(true)
     }
 
@@ -296,5 +333,15 @@ impl<F: FileSystem> LogStore for WalLogStore<F> {
 
     async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_runtime::Error> {
         blocking::store_snapshot(&*self.shared, &snapshot)
+    }
+
+    fn snapshot_writer(&self) -> Option<raft_runtime::SnapshotWriter> {
+        let shared = Arc::clone(&self.shared);
+        Some(raft_runtime::SnapshotWriter::new(move |snapshot| {
+            shared.write_ahead(snapshot).map_err(|error| {
+                let at = snapshot.meta.last_log_id;
+                error.into_runtime(format!("writing the snapshot at {at} ahead of its switch"))
+            })
+        }))
     }
 }
