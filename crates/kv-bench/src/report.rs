@@ -587,18 +587,30 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
     if let Some(floor) = summary.floor {
         // Only a lone client's latency is judged against the floor; with more, queueing
         // dominates.
-        let judged = if summary.clients == 1 {
-            format!("; the p50 is {:.2}x it", latency.p50 / floor.total_ms())
-        } else {
-            String::new()
+        let judged = |floor_ms: f64| {
+            if summary.clients == 1 {
+                format!("; the p50 is {:.2}x it", latency.p50 / floor_ms)
+            } else {
+                String::new()
+            }
         };
         let _ = writeln!(
             text,
             "   latency floor: bare 4 KiB fdatasync p50 {:.3} ms + loopback round trip p50 {:.3} \
-             ms = {:.3} ms{judged}",
+             ms = {:.3} ms{}",
             floor.fdatasync_p50_ms,
             floor.loopback_round_trip_p50_ms,
             floor.total_ms(),
+            judged(floor.total_ms()),
+        );
+        let _ = writeln!(
+            text,
+            "   cluster floor (nodes sharing this disk): fdatasync p50 with {} at once {:.3} ms \
+             + 2 round trips = {:.3} ms{}",
+            floor.concurrent_syncs,
+            floor.concurrent_fdatasync_p50_ms,
+            floor.cluster_ms(),
+            judged(floor.cluster_ms()),
         );
     }
     let _ = writeln!(
@@ -680,7 +692,12 @@ pub(crate) mod fixtures {
             client_cpu_us_per_op: Some(40.0),
             server_write_bytes_per_op: Some(2048.0),
             server_threads: None,
-            floor: Some(Floor { fdatasync_p50_ms: 0.25, loopback_round_trip_p50_ms: 0.05 }),
+            floor: Some(Floor {
+                fdatasync_p50_ms: 0.25,
+                loopback_round_trip_p50_ms: 0.05,
+                concurrent_fdatasync_p50_ms: 0.4,
+                concurrent_syncs: 3,
+            }),
             latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
             read_latency_ms: Percentiles::default(),
             write_latency_ms: Percentiles::default(),
@@ -802,10 +819,19 @@ mod tests {
         let lone = Summary { clients: 1, ..summary("kv") };
         let text = text_summary(&lone, Path::new("out"));
         assert!(text.contains("= 0.300 ms; the p50 is 3.33x it"), "{text}");
+        // 0.4 + 2 * 0.05 = 0.5 ms.
+        assert!(
+            text.contains(
+                "cluster floor (nodes sharing this disk): fdatasync p50 with 3 at once 0.400 ms \
+                 + 2 round trips = 0.500 ms; the p50 is 2.00x it\n"
+            ),
+            "{text}"
+        );
         let unmeasured = Summary { floor: None, ..summary("kv") };
         assert!(!text_summary(&unmeasured, Path::new("out")).contains("latency floor"));
         let json = serde_json::to_value(&lone).unwrap();
         assert_eq!(json["floor"]["fdatasync_p50_ms"], 0.25, "{json}");
+        assert_eq!(json["floor"]["concurrent_fdatasync_p50_ms"], 0.4, "{json}");
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Drop for AbortOnDrop {
 pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
     std::fs::create_dir_all(&config.out)
         .map_err(|source| Error::io("create", &config.out, source))?;
-    let floor = measure_floor().await;
+    let floor = measure_floor(config.nodes).await;
     let cluster = Arc::new(launch(config).await?);
     if !config.faults.is_empty() && !cluster.launched() {
         return Err(Error::invalid(
@@ -149,9 +149,10 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
 /// The latency floor on the file system the servers write to (the temporary directory),
 /// measured on a blocking thread before the cluster starts; `None`, with a warning, when it
 /// cannot be.
-async fn measure_floor() -> Option<Floor> {
+async fn measure_floor(nodes: u64) -> Option<Floor> {
     let directory = std::env::temp_dir();
-    match tokio::task::spawn_blocking(move || Floor::measure(&directory)).await {
+    let nodes = usize::try_from(nodes).unwrap_or(usize::MAX);
+    match tokio::task::spawn_blocking(move || Floor::measure(&directory, nodes)).await {
         Ok(Ok(floor)) => Some(floor),
         Ok(Err(error)) => {
             tracing::warn!(%error, "could not measure the latency floor");
