@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use raft_core::{Entry, HardState, LogIndex, RestoredState, Snapshot};
+use raft_runtime::SnapshotWriter;
 
 use crate::error::Error;
 
@@ -22,6 +23,9 @@ pub(crate) trait BlockingStore: Send + Sync + 'static {
     fn persist(&self, hard_state: Option<HardState>, entries: Vec<Entry>) -> Result<(), Error>;
     /// Stores `snapshot`; whether it replaced the stored one.
     fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error>;
+    /// Writes `snapshot`'s file ahead of its `store_snapshot` (the store's
+    /// [`SnapshotWriter`]).
+    fn write_snapshot_ahead(&self, snapshot: &Snapshot) -> Result<(), Error>;
 }
 
 /// What persisting some entries is called in errors: "persisting entries 5..=9", or
@@ -74,6 +78,18 @@ pub(crate) fn persist<S: BlockingStore>(
 ) -> Result<(), raft_runtime::Error> {
     let operation = PersistOperation::of(&entries);
     shared.persist(hard_state, entries).map_err(|error| error.into_runtime(operation.to_string()))
+}
+
+/// The store's [`SnapshotWriter`]: [`BlockingStore::write_snapshot_ahead`] on the thread
+/// the driver calls it on (the blocking pool).
+pub(crate) fn snapshot_writer<S: BlockingStore>(shared: &Arc<S>) -> SnapshotWriter {
+    let shared = Arc::clone(shared);
+    SnapshotWriter::new(move |snapshot| {
+        shared.write_snapshot_ahead(snapshot).map_err(|error| {
+            let at = snapshot.meta.last_log_id;
+            error.into_runtime(format!("writing the snapshot at {at} ahead of its switch"))
+        })
+    })
 }
 
 /// [`BlockingStore::store_snapshot`] on the calling thread.

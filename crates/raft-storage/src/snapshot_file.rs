@@ -9,12 +9,17 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use raft_core::{LogId, Snapshot, SnapshotMeta};
 
+use tracing::{debug, warn};
+
 use crate::error::{Error, io_error};
 use crate::file_system::{FileSystem, StorageFile};
+use crate::stats::StoreStats;
 
 /// The first bytes of every snapshot file.
 const MAGIC: &[u8; 8] = b"RAFTSNAP";
@@ -257,4 +262,73 @@ pub(crate) fn remove_others<F: FileSystem>(
         sync_directory(file_system, directory)?;
     }
     Ok(removed)
+}
+
+/// The snapshot file an engine wrote ahead of its switch, if any (the engines'
+/// `SnapshotWriter`). Its lock is held while a snapshot file is written ahead and, by the
+/// switch, until older files are removed, so a removal never takes a file being written
+/// or written ahead. Lock order: the engine's writer lock first, then this one.
+#[derive(Debug, Default)]
+pub(crate) struct WrittenAhead(Mutex<Option<SnapshotRecord>>);
+
+/// [`WrittenAhead`]'s lock, held by a switch.
+pub(crate) struct HeldWrittenAhead<'a>(MutexGuard<'a, Option<SnapshotRecord>>);
+
+impl WrittenAhead {
+    /// Writes `snapshot`'s file durably into `directory` and keeps its record for the
+    /// switch; nothing when the store has compacted past it (`compacted`, read by the
+    /// caller without this lock held). A failure leaves at most a stray file.
+    pub(crate) fn write<F: FileSystem>(
+        &self,
+        file_system: &F,
+        directory: &Path,
+        snapshot: &Snapshot,
+        compacted: LogId,
+        stats: &StoreStats,
+    ) -> Result<(), Error> {
+        let started = Instant::now();
+        let last_log_id = snapshot.meta.last_log_id;
+        if last_log_id.index <= compacted.index {
+            debug!(%last_log_id, %compacted, "not writing an older snapshot ahead");
+            return Ok(());
+        }
+        let mut slot = self.hold();
+        let record = write(file_system, directory, snapshot).inspect_err(|error| {
+            warn!(path = %directory.display(), %error, "writing a snapshot ahead failed");
+        })?;
+        *slot.0 = Some(record);
+        drop(slot);
+        let bytes = snapshot.data.len() as u64;
+        debug!(%last_log_id, bytes, "wrote a snapshot ahead of its switch");
+        stats.record_snapshot(bytes, started.elapsed());
+        Ok(())
+    }
+
+    /// Takes the lock, for a switch to hold until it has removed the older files.
+    pub(crate) fn hold(&self) -> HeldWrittenAhead<'_> {
+        // Only a record is kept under it, set after the file is durable: a poisoned lock
+        // still guards a consistent value.
+        HeldWrittenAhead(self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl HeldWrittenAhead<'_> {
+    /// The record of `snapshot`'s file for its switch: the file written ahead when it is
+    /// this snapshot's (the same log id is the same state), else one written now; and
+    /// whether it was written ahead. Any other file written ahead is older and is left for
+    /// [`remove_others`].
+    pub(crate) fn file_for<F: FileSystem>(
+        &mut self,
+        file_system: &F,
+        directory: &Path,
+        snapshot: &Snapshot,
+    ) -> Result<(SnapshotRecord, bool), Error> {
+        let ahead = self.0.take().filter(|record| {
+            record.meta == snapshot.meta && record.data_bytes == snapshot.data.len() as u64
+        });
+        match ahead {
+            Some(record) => Ok((record, true)),
+            None => write(file_system, directory, snapshot).map(|record| (record, false)),
+        }
+    }
 }

@@ -76,6 +76,9 @@ struct Shared<F: FileSystem> {
     database: Database,
     writer: Mutex<Writer>,
     view: Mutex<LogView>,
+    /// The snapshot file written ahead of its switch, if any. Lock order: `writer` first,
+    /// then this.
+    written_ahead: snapshot_file::WrittenAhead,
     stats: StoreStats,
     /// The lock on the database file, held for the store's life. Declared after
     /// `database` so that it is released only once redb has closed the file.
@@ -198,6 +201,7 @@ impl<F: FileSystem> RedbLogStore<F> {
             database,
             writer: Mutex::new(writer),
             view: Mutex::new(view),
+            written_ahead: snapshot_file::WrittenAhead::default(),
             stats: StoreStats::default(),
             _lock: lock,
         };
@@ -285,6 +289,21 @@ impl<F: FileSystem> RedbLogStore<F> {
     /// As [`RedbLogStore::persist_blocking`], and [`Error::Io`] for the snapshot file.
     pub fn store_snapshot_blocking(&mut self, snapshot: &Snapshot) -> Result<bool, Error> {
         self.shared.store_snapshot(snapshot)
+    }
+
+    /// Writes `snapshot`'s file durably ahead of the
+    /// [`RedbLogStore::store_snapshot_blocking`] call that makes it current, as the store's
+    /// `SnapshotWriter` does for the driver: without the writer's lock, so log writes go on
+    /// meanwhile. The file stays a stray (removed at the next open, or by the next stored
+    /// snapshot) until that call names it; a snapshot not newer than the stored one writes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unusable`] after an earlier failure; [`Error::Io`] or [`Error::Encode`]
+    /// for the file (the log is untouched and keeps taking writes).
+    pub fn write_snapshot_ahead_blocking(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.shared.write_ahead(snapshot)
     }
 }
 
@@ -468,10 +487,14 @@ impl<F: FileSystem> Shared<F> {
             let view = lock(&self.view);
             view.compacted.index.next().0
         };
-        let outcome = snapshot_file::write(&self.file_system, &self.directory, snapshot)
-            .and_then(|record| self.switch_snapshot(&record, keep_suffix).map(|()| record));
-        let record = match outcome {
-            Ok(record) => record,
+        let mut written_ahead = self.written_ahead.hold();
+        let outcome = written_ahead
+            .file_for(&self.file_system, &self.directory, snapshot)
+            .and_then(|(record, ahead)| {
+                self.switch_snapshot(&record, keep_suffix).map(|()| (record, ahead))
+            });
+        let (record, ahead) = match outcome {
+            Ok(outcome) => outcome,
             Err(error) => {
                 writer.failed = true;
                 warn!(path = %self.path.display(), %error, "storing a snapshot failed");
@@ -495,10 +518,23 @@ impl<F: FileSystem> Shared<F> {
             Ok(removed) => debug!(files = removed.len(), "removed older snapshot files"),
             Err(error) => warn!(%error, "could not remove an older snapshot file"),
         }
+        drop(written_ahead);
         let bytes = snapshot.data.len() as u64;
-        info!(%last_log_id, bytes, keep_suffix, "stored a snapshot");
-        self.stats.record_snapshot(bytes, started.elapsed());
+        info!(%last_log_id, bytes, keep_suffix, written_ahead = ahead, "stored a snapshot");
+        if !ahead {
+            self.stats.record_snapshot(bytes, started.elapsed());
+        }
         Ok(true)
+    }
+
+    /// Writes `snapshot`'s file durably ahead of its switch (the store's `SnapshotWriter`),
+    /// without the writer's lock, so log writes go on meanwhile. Until the switch names it
+    /// the file is a stray: a crash leaves it for the next open to remove.
+    fn write_ahead(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        drop(self.writer()?);
+        let compacted = lock(&self.view).compacted;
+        let (file_system, directory) = (&self.file_system, &self.directory);
+        self.written_ahead.write(file_system, directory, snapshot, compacted, &self.stats)
     }
 
     /// Names the new snapshot file in the metadata and moves the log's first index past
@@ -641,6 +677,9 @@ impl<F: FileSystem> BlockingStore for Shared<F> {
     fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error> {
         Shared::store_snapshot(self, snapshot)
     }
+    fn write_snapshot_ahead(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.write_ahead(snapshot)
+    }
 }
 
 impl<F: FileSystem> LogStore for RedbLogStore<F> {
@@ -658,5 +697,9 @@ impl<F: FileSystem> LogStore for RedbLogStore<F> {
 
     async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), raft_runtime::Error> {
         blocking::store_snapshot(&*self.shared, &snapshot)
+    }
+
+    fn snapshot_writer(&self) -> Option<raft_runtime::SnapshotWriter> {
+        Some(blocking::snapshot_writer(&self.shared))
     }
 }

@@ -111,16 +111,20 @@ impl Engine for Wal {
     }
 }
 
-struct Redb;
+/// The redb engine, with `write_ahead` as for [`Wal`].
+struct Redb {
+    write_ahead: bool,
+}
 
 impl Engine for Redb {
     type Store = RedbLogStore<SimulatedFileSystem>;
     const NAME: &'static str = "redb";
-    fn for_iteration(_iteration: u64) -> Redb {
-        Redb
+    fn for_iteration(iteration: u64) -> Redb {
+        Redb { write_ahead: iteration % 2 == 1 }
     }
     fn describe(&self) -> String {
-        "redb over the simulated file system".to_string()
+        let snapshots = if self.write_ahead { "written ahead" } else { "written in the switch" };
+        format!("redb over the simulated file system, snapshots {snapshots}")
     }
     fn create(&self, file_system: &SimulatedFileSystem) -> Result<Self::Store, Error> {
         let config = StoreConfig::default();
@@ -137,6 +141,9 @@ impl Engine for Redb {
         store.persist_blocking(hard_state, entries)
     }
     fn store_snapshot(&self, store: &mut Self::Store, snapshot: &Snapshot) -> Result<bool, Error> {
+        if self.write_ahead {
+            store.write_snapshot_ahead_blocking(snapshot)?;
+        }
         store.store_snapshot_blocking(snapshot)
     }
     fn load(store: &mut Self::Store) -> Result<RestoredState, Error> {
@@ -395,7 +402,14 @@ fn wal_power_loss_with_snapshots_written_ahead_keeps_every_acknowledged_write() 
 
 #[test]
 fn redb_power_loss_during_snapshot_install_and_purge_keeps_every_acknowledged_write() {
-    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write(&Redb);
+    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write(&Redb::for_iteration(0));
+}
+
+#[test]
+fn redb_power_loss_with_snapshots_written_ahead_keeps_every_acknowledged_write() {
+    let engine = Redb::for_iteration(1);
+    assert!(engine.write_ahead);
+    cuts_in_snapshot_install_and_purge_keep_every_acknowledged_write(&engine);
 }
 
 /// A cut at each operation of creating a store: after it there is no store (and creating

@@ -444,3 +444,26 @@ fn a_snapshot_record_naming_a_file_outside_the_store_is_refused() {
     assert!(error.to_string().contains("outside.snap"), "{error}");
     assert!(error.to_string().contains("not the file of its snapshot"), "never opened: {error}");
 }
+
+#[test]
+fn a_snapshot_written_ahead_is_current_only_at_its_switch_and_a_stray_goes_at_open() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = create(directory.path());
+    block_on(store.persist(None, entries(1, 1, 10))).unwrap();
+    let written = snapshot(1, 6, &[9; 5_000]);
+    store.write_snapshot_ahead_blocking(&written).unwrap();
+    assert_eq!(snapshot_files(directory.path()).len(), 1, "written, synced, in place");
+    block_on(store.persist(None, entries(1, 11, 12))).unwrap();
+    assert!(store.store_snapshot_blocking(&written).unwrap());
+    assert_eq!(snapshot_files(directory.path()).len(), 1, "the switch wrote no other");
+    // A newer one written ahead but never switched to is a stray at the next open.
+    store.write_snapshot_ahead_blocking(&snapshot(1, 9, b"nine")).unwrap();
+    assert_eq!(snapshot_files(directory.path()).len(), 2);
+    drop(store);
+    let mut store = open(directory.path()).unwrap();
+    assert_eq!(snapshot_files(directory.path()).len(), 1, "the stray is gone");
+    let restored = block_on(store.load()).unwrap();
+    assert_eq!(restored.snapshot, Some(written));
+    let indexes: Vec<u64> = restored.entries.iter().map(|entry| entry.log_id.index.0).collect();
+    assert_eq!(indexes, (7..=12).collect::<Vec<_>>());
+}

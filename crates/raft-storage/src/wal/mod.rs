@@ -114,10 +114,9 @@ struct Shared<F: FileSystem> {
     directory: PathBuf,
     wal_directory: PathBuf,
     wal: Mutex<Wal<F>>,
-    /// The snapshot file written ahead of its switch frame, if any. Held while a snapshot
-    /// file is written or old ones removed, so a removal never takes a file being written
-    /// or written ahead. Lock order: `wal` first, then this.
-    written_ahead: Mutex<Option<snapshot_file::SnapshotRecord>>,
+    /// The snapshot file written ahead of its switch frame, if any. Lock order: `wal`
+    /// first, then this.
+    written_ahead: snapshot_file::WrittenAhead,
     stats: StoreStats,
 }
 
@@ -388,7 +387,7 @@ impl<F: FileSystem> WalLogStore<F> {
             directory: directory.to_path_buf(),
             wal_directory,
             wal: Mutex::new(wal),
-            written_ahead: Mutex::new(None),
+            written_ahead: snapshot_file::WrittenAhead::default(),
             stats: StoreStats::default(),
         };
         Ok(WalLogStore { shared: Arc::new(shared) })

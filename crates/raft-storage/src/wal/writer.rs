@@ -2,7 +2,6 @@
 //! purging, and the [`LogStore`] implementation.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raft_core::{Entry, HardState, LogIndex, RestoredState, Snapshot};
@@ -197,24 +196,9 @@ impl<F: FileSystem> Shared<F> {
     /// so the log's appends go on meanwhile. Until [`Shared::store_snapshot`] names it the
     /// file is a stray: a crash leaves it for the next open to remove.
     pub(super) fn write_ahead(&self, snapshot: &Snapshot) -> Result<(), Error> {
-        let started = Instant::now();
-        let last_log_id = snapshot.meta.last_log_id;
         let compacted = self.writer()?.state.compacted();
-        if last_log_id.index <= compacted.index {
-            debug!(%last_log_id, %compacted, "not writing an older snapshot ahead");
-            return Ok(());
-        }
-        let mut written_ahead = lock(&self.written_ahead);
-        let record = snapshot_file::write(&self.file_system, &self.directory, snapshot)
-            .inspect_err(|error| {
-                warn!(path = %self.directory.display(), %error, "writing a snapshot failed");
-            })?;
-        *written_ahead = Some(record);
-        drop(written_ahead);
-        let bytes = snapshot.data.len() as u64;
-        debug!(%last_log_id, bytes, "wrote a snapshot ahead of its switch");
-        self.stats.record_snapshot(bytes, started.elapsed());
-        Ok(())
+        let (file_system, directory) = (&self.file_system, &self.directory);
+        self.written_ahead.write(file_system, directory, snapshot, compacted, &self.stats)
     }
 
     pub(super) fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error> {
@@ -226,23 +210,17 @@ impl<F: FileSystem> Shared<F> {
             return Ok(false);
         }
         let keep_suffix = wal.state.term_at(last_log_id.index) == Some(last_log_id.term);
-        let mut written_ahead = lock(&self.written_ahead);
-        // The same log id is the same state, so a file written ahead for it holds this
-        // snapshot; any other file written ahead is older and goes with the old ones below.
-        let ahead = written_ahead.take().filter(|record| {
-            record.meta == snapshot.meta && record.data_bytes == snapshot.data.len() as u64
-        });
-        let wrote_file = ahead.is_none();
+        let mut written_ahead = self.written_ahead.hold();
         // The file first: the frame naming it is the switch, so a crash before the frame
         // leaves the old snapshot and log, and the stray file is removed at open.
-        let outcome = ahead
-            .map_or_else(|| snapshot_file::write(&self.file_system, &self.directory, snapshot), Ok)
-            .and_then(|record| {
+        let outcome = written_ahead
+            .file_for(&self.file_system, &self.directory, snapshot)
+            .and_then(|(record, ahead)| {
                 let frame = Record::Snapshot { record: record.clone(), keep_suffix };
-                self.append(&mut wal, &frame).map(|_| record)
+                self.append(&mut wal, &frame).map(|_| (record, ahead))
             });
-        let record = match outcome {
-            Ok(record) => record,
+        let (record, ahead) = match outcome {
+            Ok(outcome) => outcome,
             Err(error) => {
                 wal.failed = true;
                 warn!(path = %self.wal_directory.display(), %error, "storing a snapshot failed");
@@ -260,8 +238,8 @@ impl<F: FileSystem> Shared<F> {
         }
         drop(written_ahead);
         let bytes = snapshot.data.len() as u64;
-        info!(%last_log_id, bytes, keep_suffix, written_ahead = !wrote_file, "stored a snapshot");
-        if wrote_file {
+        info!(%last_log_id, bytes, keep_suffix, written_ahead = ahead, "stored a snapshot");
+        if !ahead {
             self.stats.record_snapshot(bytes, started.elapsed());
         }
         Ok(true)
@@ -316,6 +294,9 @@ impl<F: FileSystem> BlockingStore for Shared<F> {
     fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, Error> {
         Shared::store_snapshot(self, snapshot)
     }
+    fn write_snapshot_ahead(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.write_ahead(snapshot)
+    }
 }
 
 impl<F: FileSystem> LogStore for WalLogStore<F> {
@@ -336,12 +317,6 @@ impl<F: FileSystem> LogStore for WalLogStore<F> {
     }
 
     fn snapshot_writer(&self) -> Option<raft_runtime::SnapshotWriter> {
-        let shared = Arc::clone(&self.shared);
-        Some(raft_runtime::SnapshotWriter::new(move |snapshot| {
-            shared.write_ahead(snapshot).map_err(|error| {
-                let at = snapshot.meta.last_log_id;
-                error.into_runtime(format!("writing the snapshot at {at} ahead of its switch"))
-            })
-        }))
+        Some(blocking::snapshot_writer(&self.shared))
     }
 }
