@@ -140,6 +140,15 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
     /// The fatal error that stopped the node.
     pub(crate) async fn run(mut self) -> Result<(), Error> {
         let stop = self.run_loop().await;
+        // A snapshot being written ahead is waited for, so that the store is free once the
+        // node has stopped, and its switch is queued behind everything handed out (a
+        // failed write changes nothing: the switch is simply not queued).
+        if let Some(written) = self.apply.written.take() {
+            if let Ok(Ok(snapshot)) = written.await {
+                let _ =
+                    self.submit(PersistJob { snapshot: Some(snapshot), ..PersistJob::default() });
+            }
+        }
         let Driver { persist, apply, node, waiters, .. } = self;
         let id = node.id();
         // Proposers still waiting learn the node stopped when their responders drop.

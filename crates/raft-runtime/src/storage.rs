@@ -205,6 +205,10 @@ struct MemState {
     /// How many snapshots `store_snapshot` took that the writer had written ahead.
     stored_written_ahead: u64,
     fail_writes_ahead: bool,
+    /// Each write ahead blocks this long first (a slow disk).
+    write_ahead_latency: Duration,
+    /// How many writes ahead started.
+    writes_ahead_started: u64,
 }
 
 impl MemLogStore {
@@ -222,6 +226,8 @@ impl MemLogStore {
             written_ahead: Vec::new(),
             stored_written_ahead: 0,
             fail_writes_ahead: false,
+            write_ahead_latency: Duration::ZERO,
+            writes_ahead_started: 0,
         };
         MemLogStore { state: Arc::new(Mutex::new(state)), latency: None, writes_ahead: false }
     }
@@ -237,6 +243,18 @@ impl MemLogStore {
     /// Makes every later write of the [`SnapshotWriter`] fail (fault injection for tests).
     pub fn fail_snapshot_writes_ahead(&self) {
         self.lock().fail_writes_ahead = true;
+    }
+
+    /// Makes every later write of the [`SnapshotWriter`] block its thread for `latency`
+    /// first, as a slow disk would (for tests).
+    pub fn slow_snapshot_writes_ahead(&self, latency: Duration) {
+        self.lock().write_ahead_latency = latency;
+    }
+
+    /// How many writes of the [`SnapshotWriter`] have started.
+    #[must_use]
+    pub fn snapshot_writes_ahead_started(&self) -> u64 {
+        self.lock().writes_ahead_started
     }
 
     /// How many snapshots `store_snapshot` stored after the writer had written them ahead.
@@ -413,6 +431,13 @@ impl LogStore for MemLogStore {
         }
         let state = Arc::clone(&self.state);
         Some(SnapshotWriter::new(move |snapshot| {
+            let latency = {
+                let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.writes_ahead_started += 1;
+                state.write_ahead_latency
+            };
+            // On the blocking pool, where a disk write blocks too.
+            std::thread::sleep(latency);
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             let last = snapshot.meta.last_log_id;
             if state.fail_writes_ahead {

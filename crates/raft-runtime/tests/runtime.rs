@@ -628,6 +628,32 @@ async fn snapshots_are_written_ahead_then_stored_and_a_restart_restores_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_while_writing_a_snapshot_ahead_waits_for_it_and_stores_it() {
+    bounded(async {
+        let mut cluster =
+            Cluster::start_with_stores(1, no_tweak, MemLogStore::with_snapshot_writer).await;
+        let id = cluster.leader().await;
+        let handle = cluster.handle(id);
+        assert_eq!(handle.propose(Bytes::from_static(b"ok")).await, Ok(1));
+        let store = cluster.nodes[&id].store.clone();
+        store.slow_snapshot_writes_ahead(Duration::from_millis(300));
+        handle.snapshot().await.unwrap();
+        while store.snapshot_writes_ahead_started() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        cluster.stop_node(id).await;
+        // Stopped: the write ahead finished and its switch was stored before the stop
+        // returned, so the store is free and holds the snapshot.
+        assert_eq!(store.snapshots_stored_after_writing_ahead(), 1);
+        assert!(store.snapshot().is_some());
+        cluster.start_node(id).await;
+        assert_eq!(cluster.wait_applied(id, 1).await, vec![Bytes::from_static(b"ok")]);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_snapshot_write_ahead_stops_the_node_and_stores_nothing() {
     bounded(async {
         let cluster =
