@@ -88,6 +88,7 @@ pub struct ServerMetrics {
     persist_duration: Histogram,
     persist_bytes: Counter,
     persist_entries: Counter,
+    persist_inline: Counter,
     snapshots_built: Counter,
     snapshots_installed: Counter,
     snapshot_build_duration: Histogram,
@@ -169,6 +170,11 @@ impl ServerMetrics {
             ),
             persist_bytes: counter(r, "raft_persist_bytes", "Bytes of entries written durably"),
             persist_entries: counter(r, "raft_persist_entries", "Entries written durably"),
+            persist_inline: counter(
+                r,
+                "raft_persist_inline",
+                "Durable writes a follower made on its node task (its persistence task idle)",
+            ),
             snapshots_built: counter(
                 r,
                 "raft_snapshots_built",
@@ -345,6 +351,10 @@ impl MetricsSink for ServerMetrics {
         self.persist_entries.inc_by(entries);
     }
 
+    fn persisted_inline(&self, _node: NodeId) {
+        self.persist_inline.inc();
+    }
+
     fn snapshot_built(&self, _node: NodeId, last_log_id: LogId, bytes: u64, duration: Duration) {
         self.snapshots_built.inc();
         self.snapshot_build_duration.observe(duration.as_secs_f64());
@@ -374,6 +384,7 @@ mod tests {
     fn rendered_text_carries_the_names_the_bench_scrapes() {
         let metrics = ServerMetrics::new();
         metrics.persisted(NodeId(1), 3, 300, Duration::from_micros(800));
+        metrics.persisted_inline(NodeId(1));
         metrics.observe_request("put", "ok", Duration::from_millis(2));
         metrics.append_sent(NodeId(1), NodeId(2), 4, 400);
         metrics.observe_rpc(4096, 3);
@@ -386,6 +397,7 @@ mod tests {
             "raft_elections_total ",
             "raft_persist_duration_seconds_bucket{le=",
             "raft_persist_bytes_total 300",
+            "raft_persist_inline_total 1",
             "kv_requests_total{command=\"put\",outcome=\"ok\"} 1",
             "kv_request_duration_seconds_count{command=\"put\"} 1",
             "raft_appends_sent_total{peer=\"2\"} 1",

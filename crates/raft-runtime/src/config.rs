@@ -43,6 +43,18 @@ pub struct RuntimeConfig {
     /// the node for a `Ready`: large enough to batch a burst of proposals into one append,
     /// small enough that one burst does not delay the next heartbeat.
     pub input_batch_max: NonZeroUsize,
+    /// Whether a follower writes on its node task, rather than handing the write to the
+    /// persistence task, when that task has nothing left to write (every job handed to it
+    /// is durable). The write is then one thread hop shorter each way: the acknowledgement
+    /// leaves as soon as the sync returns, with no wake-up of the persistence thread before
+    /// it nor of the node's runtime after it. Meanwhile the node task waits for the disk:
+    /// what arrives queues up and is taken after it as one burst and one write. Under load
+    /// a follower so writes everything on its node task, and it costs fewer thread
+    /// switches per write. The price: a disk that stalls stalls the follower's node task
+    /// for as long (no ticks, no heartbeat answers); a leader's never stalls, as it always
+    /// hands its writes over (it sends its appends before its own write, and takes
+    /// acknowledgements while it writes). Snapshots always go to the persistence task.
+    pub follower_persist_inline: bool,
 }
 
 /// The default tick: with the default `election_ticks` of 10, elections time out after
@@ -86,6 +98,7 @@ impl Default for RuntimeConfig {
             apply_queue_max: APPLY_QUEUE_MAX_DEFAULT,
             proposals_pending_max: PROPOSALS_PENDING_MAX_DEFAULT,
             input_batch_max: INPUT_BATCH_MAX_DEFAULT,
+            follower_persist_inline: true,
         }
     }
 }

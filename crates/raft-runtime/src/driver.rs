@@ -16,9 +16,9 @@ use crate::apply::{ApplyJob, BuiltSnapshot};
 use crate::config::RuntimeConfig;
 use crate::handle::{Command, Responder, Status};
 use crate::metrics::{AppendSummary, MetricsSink, Observer};
-use crate::persist::{PersistJob, PersistProgress};
+use crate::persist::{PersistJob, PersistProgress, coalesce_acknowledgements};
 use crate::reads::PendingReads;
-use crate::storage::{ErrorSource, SnapshotWriter};
+use crate::storage::{ErrorSource, LogStore, SnapshotWriter};
 use crate::transport::{MessageSender, Transport};
 use raft_core::Message;
 use raft_core::Node;
@@ -27,7 +27,10 @@ use raft_core::Snapshot;
 use raft_core::{Entry, LogId, Role};
 
 /// The node task's links to the persistence task.
-pub(crate) struct PersistLink {
+pub(crate) struct PersistLink<S> {
+    /// The store, when a follower writes on the node task while the persistence task is
+    /// idle (`RuntimeConfig::follower_persist_inline`).
+    pub(crate) inline: Option<Arc<tokio::sync::Mutex<S>>>,
     pub(crate) jobs: mpsc::Sender<PersistJob>,
     pub(crate) progress: watch::Receiver<PersistProgress>,
     /// The sequence number of the last job handed over.
@@ -86,12 +89,12 @@ enum Stop {
 }
 
 /// The node task.
-pub(crate) struct Driver<T: Transport, R, M> {
+pub(crate) struct Driver<S, T: Transport, R, M> {
     pub(crate) node: Node,
     pub(crate) transport: T,
     pub(crate) sender: T::Sender,
     pub(crate) commands: mpsc::Receiver<Command<R>>,
-    pub(crate) persist: PersistLink,
+    pub(crate) persist: PersistLink<S>,
     pub(crate) apply: ApplyLink<R>,
     pub(crate) metrics: Arc<M>,
     pub(crate) tick: Duration,
@@ -103,16 +106,16 @@ pub(crate) struct Driver<T: Transport, R, M> {
     ticks: u64,
 }
 
-impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
+impl<S: LogStore, T: Transport, R: Send + 'static, M: MetricsSink> Driver<S, T, R, M> {
     pub(crate) fn new(
         node: Node,
         transport: T,
         commands: mpsc::Receiver<Command<R>>,
-        persist: PersistLink,
+        persist: PersistLink<S>,
         apply: ApplyLink<R>,
         metrics: Arc<M>,
         runtime: &RuntimeConfig,
-    ) -> Driver<T, R, M> {
+    ) -> Driver<S, T, R, M> {
         let observer = Observer::new(node.id());
         let sender = transport.sender();
         Driver {
@@ -379,6 +382,52 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         self.persist.progress.borrow().sequence != self.persist.submitted
     }
 
+    /// Makes `job` durable: on this task when it may (see `persist_inline`), else through
+    /// the persistence task.
+    async fn write(&mut self, job: PersistJob) -> Result<(), Stop> {
+        let inline = self.persist.inline.as_ref().filter(|_| {
+            job.snapshot.is_none()
+                && self.node.role() == Role::Follower
+                && self.persist.backlog.is_empty()
+                && !self.persist_busy()
+        });
+        // Free unless the persistence task is between reporting its last job and letting
+        // go of the store (it lets go first), or the node is stopping.
+        let Some(store) = inline.and_then(|store| Arc::clone(store).try_lock_owned().ok()) else {
+            return self.submit(job);
+        };
+        self.persist_inline(store, job).await
+    }
+
+    /// Writes a follower's job on the node task, every job handed out before it being
+    /// durable already: the acknowledgements it promises leave right after the sync, and
+    /// its durability is reported to the node at once, with no hop through the persistence
+    /// thread either way.
+    async fn persist_inline(
+        &mut self,
+        mut store: tokio::sync::OwnedMutexGuard<S>,
+        job: PersistJob,
+    ) -> Result<(), Stop> {
+        let PersistJob { hard_state, entries, messages, .. } = job;
+        let last = entries.last().map(|entry| entry.log_id);
+        if hard_state.is_some() || !entries.is_empty() {
+            let id = self.node.id();
+            let count = entries.len() as u64;
+            let bytes = entries.iter().map(Entry::size_bytes).sum();
+            let started = Instant::now();
+            store.persist(hard_state, entries).await.map_err(|error| Stop::Fatal(Some(error)))?;
+            self.metrics.persisted(id, count, bytes, started.elapsed());
+            self.metrics.persisted_inline(id);
+        }
+        drop(store);
+        self.send_now(coalesce_acknowledgements(messages));
+        if let Some(last) = last {
+            self.persist.reported = Some(last);
+            self.node.on_persisted(last);
+        }
+        Ok(())
+    }
+
     /// Hands a job to the persistence task, or to the backlog while the queue is full (or
     /// older jobs wait there): the node task never waits for the disk.
     fn submit(&mut self, mut job: PersistJob) -> Result<(), Stop> {
@@ -430,6 +479,12 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
         if self.node.has_ready() {
             let ready = self.node.ready();
             self.handle_ready(ready).await?;
+            // A write made on this task was reported durable at once, which may have left
+            // work (nothing else would wake the task for it).
+            if self.node.has_ready() {
+                let ready = self.node.ready();
+                self.handle_ready(ready).await?;
+            }
         }
         let log_length = self.node.log_entries().len() as u64;
         self.observer.on_log_length(&*self.metrics, log_length);
@@ -463,7 +518,7 @@ impl<T: Transport, R: Send + 'static, M: MetricsSink> Driver<T, R, M> {
                 entries: entries_to_persist,
                 messages: messages_after_persist,
             };
-            self.submit(job)?;
+            self.write(job).await?;
         } else {
             // Nothing is being written, so what these promise is already durable.
             self.send_now(messages_after_persist);

@@ -32,10 +32,13 @@
 //! rather than after the runtime gets round to the task. The persistence task merges every
 //! write queued behind the one in progress into a single durable write (group commit),
 //! sends the messages that promised it (votes, acknowledgements), and reports the last
-//! durable entry back to the node task, which calls [`Node::on_persisted`]. The apply task
-//! applies committed entries and answers each waiting proposer with the application's
-//! response, and each linearizable read ([`RaftHandle::read_index`]) once it reached the
-//! read's index.
+//! durable entry back to the node task, which calls [`Node::on_persisted`]. A follower
+//! whose persistence task is idle writes on the node task itself, and sends the messages
+//! the write promised right after it (see [`RuntimeConfig::follower_persist_inline`]): on
+//! a follower, whose node task has little else to do, that saves a thread wake-up each way
+//! on the leader's commit path. The apply task applies committed entries and answers each
+//! waiting proposer with the application's response, and each linearizable read
+//! ([`RaftHandle::read_index`]) once it reached the read's index.
 //!
 //! The driver is the only code that reads clocks, sleeps and spawns for the node (`raft-core`
 //! has no tokio dependency at all): time reaches the node as [`Node::tick`] calls every
@@ -218,9 +221,10 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
 
         let (persist_jobs, persist_queue) = mpsc::channel(runtime.persist_queue_max.get());
         let (progress_sender, progress) = watch::channel(PersistProgress::default());
+        let store = Arc::new(tokio::sync::Mutex::new(log_store));
         let persist_task = PersistTask {
             node: id,
-            store: log_store,
+            store: Arc::clone(&store),
             jobs: persist_queue,
             progress: progress_sender,
             sender: transport.sender(),
@@ -230,6 +234,7 @@ impl<S: LogStore, T: Transport, A: StateMachine, M: MetricsSink> Raft<S, T, A, M
             last_log_id: None,
         };
         let persist = PersistLink {
+            inline: runtime.follower_persist_inline.then_some(store),
             jobs: persist_jobs,
             progress,
             submitted: 0,

@@ -72,6 +72,13 @@ pub trait MetricsSink: Send + Sync + 'static {
         let _ = (node, entries, bytes, latency);
     }
 
+    /// The write just reported to [`MetricsSink::persisted`] ran on the node task (a
+    /// follower whose persistence task was idle; see
+    /// [`crate::RuntimeConfig::follower_persist_inline`]), not on the persistence task.
+    fn persisted_inline(&self, node: NodeId) {
+        let _ = node;
+    }
+
     /// The application snapshotted itself up to `last_log_id`: `bytes` bytes in `duration`.
     fn snapshot_built(&self, node: NodeId, last_log_id: LogId, bytes: u64, duration: Duration) {
         let _ = (node, last_log_id, bytes, duration);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::Error;
 use crate::metrics::MetricsSink;
@@ -87,7 +87,11 @@ impl Write {
 /// The persistence task's state.
 pub(crate) struct PersistTask<S, P, M> {
     pub(crate) node: NodeId,
-    pub(crate) store: S,
+    /// Shared with the node task, which writes a follower's job itself while this task is
+    /// idle (see `RuntimeConfig::follower_persist_inline`). Locked for one write at a
+    /// time, and released before progress is reported, so the node task, which writes only
+    /// once every job it handed out is reported durable, finds it free.
+    pub(crate) store: Arc<Mutex<S>>,
     pub(crate) jobs: mpsc::Receiver<PersistJob>,
     pub(crate) progress: watch::Sender<PersistProgress>,
     pub(crate) sender: P,
@@ -141,7 +145,7 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
     async fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), Error> {
         let bytes = snapshot.data.len() as u64;
         let started = Instant::now();
-        self.store.store_snapshot(snapshot).await?;
+        self.store.lock().await.store_snapshot(snapshot).await?;
         self.metrics.persisted(self.node, 0, bytes, started.elapsed());
         Ok(())
     }
@@ -155,7 +159,7 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
             let count = entries.len() as u64;
             let bytes = entries.iter().map(Entry::size_bytes).sum();
             let started = Instant::now();
-            self.store.persist(hard_state, entries).await?;
+            self.store.lock().await.persist(hard_state, entries).await?;
             self.metrics.persisted(self.node, count, bytes, started.elapsed());
         }
         // The messages promise this write: they may leave now, and go before the progress
@@ -173,7 +177,7 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
 /// how far the log now matches, instead of one per merged append. (The leader keeps the
 /// highest match index it hears, so the dropped answers told it nothing the last one does
 /// not.) Everything else, rejections and heartbeat answers included, stays, in order.
-fn coalesce_acknowledgements(mut messages: Vec<Message>) -> Vec<Message> {
+pub(crate) fn coalesce_acknowledgements(mut messages: Vec<Message>) -> Vec<Message> {
     let success_to = |message: &Message| match message.body {
         MessageBody::AppendResponse { result: AppendResult::Success { match_index } } => {
             Some((message.to, message.term, match_index))

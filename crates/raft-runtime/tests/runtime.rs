@@ -570,6 +570,158 @@ async fn metrics_see_elections_acknowledged_appends_and_writes() {
     .await;
 }
 
+/// Counts, per node, the writes made on the node task and all writes.
+#[derive(Default)]
+struct WritePaths {
+    inline: Mutex<BTreeMap<NodeId, u64>>,
+    all: Mutex<BTreeMap<NodeId, u64>>,
+}
+
+impl WritePaths {
+    fn inline(&self, id: NodeId) -> u64 {
+        self.inline.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+    fn all(&self, id: NodeId) -> u64 {
+        self.all.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+}
+
+impl MetricsSink for WritePaths {
+    fn persisted(&self, node: NodeId, _: u64, _: u64, _: Duration) {
+        *self.all.lock().unwrap().entry(node).or_default() += 1;
+    }
+    fn persisted_inline(&self, node: NodeId) {
+        *self.inline.lock().unwrap().entry(node).or_default() += 1;
+    }
+}
+
+/// Runs three nodes with `follower_persist_inline` set to `inline`, commits 20 proposals one
+/// at a time on the leader, and returns the leader, the followers and what each wrote
+/// where during those proposals (inline, all), once every node applied them.
+async fn write_paths(inline: bool) -> (NodeId, Vec<NodeId>, BTreeMap<NodeId, (u64, u64)>) {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let membership = Membership::with_voters(ids);
+    let network = ChannelNetwork::new();
+    let paths = Arc::new(WritePaths::default());
+    let mut handles = BTreeMap::new();
+    let mut applications = BTreeMap::new();
+    for id in ids {
+        let runtime = RuntimeConfig {
+            tick: TICK,
+            follower_persist_inline: inline,
+            ..RuntimeConfig::default()
+        };
+        let application = Recording::default();
+        let raft = Raft::new(
+            Config::new(id),
+            runtime,
+            MemLogStore::new(membership.clone()),
+            network.transport(id),
+            application.clone(),
+        )
+        .with_metrics(Arc::clone(&paths));
+        handles.insert(id, raft.start().await.unwrap());
+        applications.insert(id, application);
+    }
+    let (leader, term) = loop {
+        let mut found = None;
+        for (&id, handle) in &handles {
+            let status = handle.status().await.unwrap();
+            if status.role == Role::Leader {
+                found = Some((id, status.term));
+            }
+        }
+        if let Some(found) = found {
+            break found;
+        }
+        tokio::time::sleep(TICK).await;
+    };
+    let before: BTreeMap<NodeId, (u64, u64)> =
+        ids.iter().map(|&id| (id, (paths.inline(id), paths.all(id)))).collect();
+    for number in 0..20 {
+        handles[&leader].propose(command(format!("{number}"))).await.unwrap();
+    }
+    for application in applications.values() {
+        while application.commands().len() < 20 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let after = handles[&leader].status().await.unwrap();
+    assert_eq!((after.role, after.term), (Role::Leader, term), "one leader throughout");
+    let wrote = ids
+        .iter()
+        .map(|&id| (id, (paths.inline(id) - before[&id].0, paths.all(id) - before[&id].1)))
+        .collect();
+    for handle in handles.into_values() {
+        handle.shutdown().await.unwrap();
+    }
+    let followers = ids.into_iter().filter(|&id| id != leader).collect();
+    (leader, followers, wrote)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_followers_write_on_their_node_task_and_a_leader_never_does() {
+    bounded(async {
+        let (leader, followers, wrote) = write_paths(true).await;
+        let (leader_inline, leader_all) = wrote[&leader];
+        assert_eq!(leader_inline, 0, "the leader hands every write over");
+        // Fewer than 20: the followers' acknowledgements commit an entry before the leader's
+        // own write of it is durable, and its persistence task merges what queued meanwhile.
+        assert!(leader_all >= 1, "the leader wrote through its persistence task");
+        for follower in followers {
+            let (inline, all) = wrote[&follower];
+            // Proposals one at a time leave the persistence task idle before each append.
+            assert!(inline >= 10, "follower {follower}: {inline} of {all} writes inline");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_write_through_the_persistence_task_when_told_to() {
+    bounded(async {
+        let (_, followers, wrote) = write_paths(false).await;
+        for follower in followers {
+            let (inline, all) = wrote[&follower];
+            assert_eq!(inline, 0, "follower {follower}");
+            assert!(all >= 1, "follower {follower} wrote its entries");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_write_fails_stops_and_the_others_go_on() {
+    bounded(async {
+        let mut cluster = Cluster::start(3, no_tweak).await;
+        let leader = cluster.leader().await;
+        let handle = cluster.handle(leader);
+        assert_eq!(handle.propose(Bytes::from_static(b"before")).await, Ok(1));
+        let follower = cluster.running().into_iter().find(|&id| id != leader).unwrap();
+        cluster.nodes[&follower].store.fail_writes();
+        // The other follower makes the quorum.
+        assert_eq!(handle.propose(Bytes::from_static(b"after")).await, Ok(2));
+        let stopped = cluster.handle(follower);
+        loop {
+            if matches!(stopped.status().await, Err(Error::NodeStopped { .. })) {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        let error = cluster.nodes.get_mut(&follower).unwrap().handle.take().unwrap();
+        let error = error.shutdown().await.unwrap_err();
+        assert!(matches!(error, Error::Storage { .. }), "{error}");
+        let stored = cluster.nodes[&follower].store.entries();
+        let after = EntryPayload::Command(Bytes::from_static(b"after"));
+        assert!(
+            stored.iter().all(|entry| entry.payload != after),
+            "nothing written after the failure"
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requested_snapshot_compacts_the_log_below_the_threshold() {
     bounded(async {
