@@ -104,8 +104,12 @@ impl Server {
         } else {
             raft_config.snapshot_log_percent_of_snapshot = config.snapshot_log_percent;
         }
-        let runtime =
-            RuntimeConfig { tick: config.tick(), seed: rand::random(), ..RuntimeConfig::default() };
+        let runtime = RuntimeConfig {
+            tick: config.tick(),
+            seed: rand::random(),
+            follower_persist_inline: config.follower_persist_inline,
+            ..RuntimeConfig::default()
+        };
         let raft = Raft::new(raft_config, runtime, store, transport, kv.clone())
             .with_metrics(Arc::clone(&metrics))
             .start()

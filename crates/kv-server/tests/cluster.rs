@@ -30,6 +30,42 @@ fn a_write_is_readable_from_every_node_including_linearizably_through_a_follower
     }
 }
 
+/// Writes five keys through the leader and returns, per follower, how many of its writes it
+/// made on its node task.
+fn inline_writes_on_followers(cluster: &Cluster) -> Vec<f64> {
+    let leader = cluster.leader();
+    for number in 0..5 {
+        let put = cluster.kvctl(&["put", &format!("key-{number}"), "value"]);
+        assert!(put.status.success(), "{}", text(&put.stderr));
+    }
+    cluster
+        .addrs
+        .keys()
+        .filter(|&&id| id != leader)
+        .map(|&id| {
+            // Every node applied the writes once its status shows them (the kvctl replies
+            // came from the leader).
+            cluster.wait_for_status(id, "the writes applied", |status| {
+                status["applied_index"].as_u64().is_some_and(|index| index >= 6)
+            });
+            cluster.metric(id, "raft_persist_inline_total")
+        })
+        .collect()
+}
+
+#[test]
+fn followers_write_on_their_node_task_unless_the_flag_says_not_to() {
+    let inline_by_default = Cluster::start(3, &[]);
+    for inline in inline_writes_on_followers(&inline_by_default) {
+        assert!(inline >= 1.0, "{inline}");
+    }
+    drop(inline_by_default);
+    let cluster = Cluster::start(3, &["--follower-persist-inline", "false"]);
+    for inline in inline_writes_on_followers(&cluster) {
+        assert_eq!(inline, 0.0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tcp_writes_replicate_and_a_killed_leader_is_replaced() {
     let mut cluster = Cluster::start(3, &["--transport", "tcp"]);

@@ -122,6 +122,28 @@ impl Cluster {
         command
     }
 
+    /// Node `id`'s Prometheus metrics, as text (its HTTP port is its --listen port + 100).
+    pub fn metrics(&self, id: u64) -> String {
+        use std::io::{Read as _, Write as _};
+        let addr = self.addrs[&id];
+        let http = SocketAddr::new(addr.ip(), addr.port() + 100);
+        let mut stream = std::net::TcpStream::connect_timeout(&http, WAIT_MAX).unwrap();
+        stream.set_read_timeout(Some(WAIT_MAX)).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// The value of the sample `name` (no labels) in node `id`'s metrics.
+    pub fn metric(&self, id: u64, name: &str) -> f64 {
+        let text = self.metrics(id);
+        let prefix = format!("{name} ");
+        let line = text.lines().find(|line| line.starts_with(&prefix));
+        let line = line.unwrap_or_else(|| panic!("{name} missing from node {id}'s metrics"));
+        line[prefix.len()..].trim().parse().unwrap()
+    }
+
     /// Starts node `id`; its log goes to [`Cluster::log_path`] (appended across restarts).
     pub fn start_node(&mut self, id: u64) {
         let log =
