@@ -312,7 +312,6 @@ impl KvStore {
         }
         // A put without a lease detaches the key from its lease, as etcd's.
         let (meta, previous) = self.put_key(stamp, key, value, 0);
-        let previous = previous.map(|previous| previous.meta);
         Response::Written(WriteResult { index: stamp.index, version: meta.version, previous })
     }
 
@@ -326,15 +325,16 @@ impl KvStore {
     }
 
     /// Sets `key` to `value` attached to `lease` (0: none) at `stamp`, records the event,
-    /// and returns the key's new metadata and its previous state. The caller checked that
-    /// `lease` exists.
+    /// and returns the key's new metadata and its previous metadata. (The previous key and
+    /// value move into the history's event: a caller that answers with them reads them
+    /// before the put.) The caller checked that `lease` exists.
     pub(crate) fn put_key(
         &mut self,
         stamp: Stamp,
         key: Bytes,
         value: Bytes,
         lease: i64,
-    ) -> (KeyMeta, Option<KeyValue>) {
+    ) -> (KeyMeta, Option<KeyMeta>) {
         // One lookup: the common write replaces a key's value in place.
         let (meta, previous) = match self.map.get_mut(&key) {
             Some(record) => {
@@ -378,9 +378,10 @@ impl KvStore {
             debug_assert!(attached, "a put attached key to missing lease {lease}");
         }
         self.data_bytes = self.data_bytes.saturating_add((key.len() + value.len()) as u64);
+        let previous_meta = previous.as_ref().map(|previous| previous.meta);
         let kv = KeyValue { key, value, meta };
-        self.history.push(Event { kind: EventKind::Put, kv, prev_kv: previous.clone() });
-        (meta, previous)
+        self.history.push(Event { kind: EventKind::Put, kv, prev_kv: previous });
+        (meta, previous_meta)
     }
 
     /// Deletes `key` at `stamp`, records the event, and returns what it held; `None` (and

@@ -141,7 +141,8 @@ impl KvStore {
             Some(previous) if request.ignore_lease => previous.meta.lease,
             _ => request.lease,
         };
-        let (_, previous) = self.put_key(stamp, request.key.clone(), value, lease);
+        self.put_key(stamp, request.key.clone(), value, lease);
+        // Read before the put: the key's state it replaced.
         PutResponse { prev_kv: previous.filter(|_| request.prev_kv) }
     }
 
