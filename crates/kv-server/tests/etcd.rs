@@ -295,17 +295,8 @@ async fn the_etcd_client_crate_works_against_a_node() {
     assert!(client.get("leased", None).await.unwrap().kvs().is_empty());
 
     // The node's metrics count the etcd API's calls by method and outcome.
-    let http = std::net::SocketAddr::new(cluster.addrs[&1].ip(), cluster.addrs[&1].port() + 100);
-    let metrics = tokio::task::spawn_blocking(move || {
-        use std::io::Read as _;
-        let mut stream = std::net::TcpStream::connect(http).unwrap();
-        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    })
-    .await
-    .unwrap();
+    let http = cluster.http_addr(1);
+    let metrics = tokio::task::spawn_blocking(move || common::metrics_at(http)).await.unwrap();
     for method in ["etcd_put", "etcd_range", "etcd_txn", "etcd_compact", "etcd_lease_grant"] {
         let line = format!("command=\"{method}\",outcome=\"ok\"");
         assert!(metrics.contains(&line), "{method} missing from /metrics");

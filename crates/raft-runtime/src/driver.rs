@@ -16,7 +16,7 @@ use crate::apply::{ApplyJob, BuiltSnapshot};
 use crate::config::RuntimeConfig;
 use crate::handle::{Command, Responder, Status};
 use crate::metrics::{AppendSummary, MetricsSink, Observer};
-use crate::persist::{PersistJob, PersistProgress, coalesce_acknowledgements};
+use crate::persist::{PersistJob, PersistProgress, coalesce_acknowledgements, persist_measured};
 use crate::reads::PendingReads;
 use crate::storage::{ErrorSource, LogStore, SnapshotWriter};
 use crate::transport::{MessageSender, Transport};
@@ -410,16 +410,15 @@ impl<S: LogStore, T: Transport, R: Send + 'static, M: MetricsSink> Driver<S, T, 
     ) -> Result<(), Stop> {
         let PersistJob { hard_state, entries, messages, .. } = job;
         let last = entries.last().map(|entry| entry.log_id);
-        if hard_state.is_some() || !entries.is_empty() {
-            let id = self.node.id();
-            let count = entries.len() as u64;
-            let bytes = entries.iter().map(Entry::size_bytes).sum();
-            let started = Instant::now();
-            store.persist(hard_state, entries).await.map_err(|error| Stop::Fatal(Some(error)))?;
-            self.metrics.persisted(id, count, bytes, started.elapsed());
+        let writes = hard_state.is_some() || !entries.is_empty();
+        let id = self.node.id();
+        persist_measured(&mut *store, id, &*self.metrics, hard_state, entries)
+            .await
+            .map_err(|error| Stop::Fatal(Some(error)))?;
+        drop(store);
+        if writes {
             self.metrics.persisted_inline(id);
         }
-        drop(store);
         self.send_now(coalesce_acknowledgements(messages));
         if let Some(last) = last {
             self.persist.reported = Some(last);
@@ -479,12 +478,6 @@ impl<S: LogStore, T: Transport, R: Send + 'static, M: MetricsSink> Driver<S, T, 
         if self.node.has_ready() {
             let ready = self.node.ready();
             self.handle_ready(ready).await?;
-            // A write made on this task was reported durable at once, which may have left
-            // work (nothing else would wake the task for it).
-            if self.node.has_ready() {
-                let ready = self.node.ready();
-                self.handle_ready(ready).await?;
-            }
         }
         let log_length = self.node.log_entries().len() as u64;
         self.observer.on_log_length(&*self.metrics, log_length);

@@ -155,13 +155,9 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
         if let Some(last) = entries.last() {
             self.last_log_id = Some(last.log_id);
         }
-        if hard_state.is_some() || !entries.is_empty() {
-            let count = entries.len() as u64;
-            let bytes = entries.iter().map(Entry::size_bytes).sum();
-            let started = Instant::now();
-            self.store.lock().await.persist(hard_state, entries).await?;
-            self.metrics.persisted(self.node, count, bytes, started.elapsed());
-        }
+        let mut store = self.store.lock().await;
+        persist_measured(&mut *store, self.node, &*self.metrics, hard_state, entries).await?;
+        drop(store);
         // The messages promise this write: they may leave now, and go before the progress
         // report because a follower's acknowledgement is on the leader's commit path.
         for message in coalesce_acknowledgements(messages) {
@@ -170,6 +166,26 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
         self.progress.send_replace(PersistProgress { sequence, last_log_id: self.last_log_id });
         Ok(())
     }
+}
+
+/// Writes `hard_state` and `entries` durably, if there is anything to write, and reports
+/// the write to `metrics`: the persistence task's writes and a follower's on its node task.
+pub(crate) async fn persist_measured<S: LogStore, M: MetricsSink>(
+    store: &mut S,
+    node: NodeId,
+    metrics: &M,
+    hard_state: Option<HardState>,
+    entries: Vec<Entry>,
+) -> Result<(), Error> {
+    if hard_state.is_none() && entries.is_empty() {
+        return Ok(());
+    }
+    let count = entries.len() as u64;
+    let bytes = entries.iter().map(Entry::size_bytes).sum();
+    let started = Instant::now();
+    store.persist(hard_state, entries).await?;
+    metrics.persisted(node, count, bytes, started.elapsed());
+    Ok(())
 }
 
 /// Drops every successful append acknowledgement that a later one in `messages`, to the

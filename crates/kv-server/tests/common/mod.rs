@@ -122,17 +122,15 @@ impl Cluster {
         command
     }
 
-    /// Node `id`'s Prometheus metrics, as text (its HTTP port is its --listen port + 100).
-    pub fn metrics(&self, id: u64) -> String {
-        use std::io::{Read as _, Write as _};
+    /// Node `id`'s HTTP address (its --listen port + 100).
+    pub fn http_addr(&self, id: u64) -> SocketAddr {
         let addr = self.addrs[&id];
-        let http = SocketAddr::new(addr.ip(), addr.port() + 100);
-        let mut stream = std::net::TcpStream::connect_timeout(&http, WAIT_MAX).unwrap();
-        stream.set_read_timeout(Some(WAIT_MAX)).unwrap();
-        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
+        SocketAddr::new(addr.ip(), addr.port() + 100)
+    }
+
+    /// Node `id`'s Prometheus metrics, as text.
+    pub fn metrics(&self, id: u64) -> String {
+        metrics_at(self.http_addr(id))
     }
 
     /// The value of the sample `name` (no labels) in node `id`'s metrics.
@@ -293,6 +291,17 @@ impl Drop for Cluster {
 }
 
 /// The JSON kvctl printed on stdout (success) or stderr (failure).
+/// The Prometheus metrics served at `http`, as text (blocking).
+pub fn metrics_at(http: SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect_timeout(&http, WAIT_MAX).unwrap();
+    stream.set_read_timeout(Some(WAIT_MAX)).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
 pub fn json_of(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(bytes)))
