@@ -264,6 +264,10 @@ async fn write_calls(
 ) {
     let mut frames = Vec::with_capacity(2 * WRITE_BATCH_MAX);
     while let Some(first) = calls.recv().await {
+        // Callers woken by one burst of replies queue their next calls one after another,
+        // on this runtime's other threads too: yielding once lets those already running
+        // queue theirs, so one write carries them all rather than one each.
+        tokio::task::yield_now().await;
         let mut next = Some(first);
         while let Some(call) = next.take() {
             // Registered before it is written, so its reply always finds it.
