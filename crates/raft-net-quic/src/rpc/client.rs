@@ -181,9 +181,10 @@ impl RpcClient {
         let (calls, queued) = mpsc::channel(CALLS_QUEUED_MAX);
         let (registrations, registered) = mpsc::channel(CALLS_QUEUED_MAX);
         let max = config.frame_bytes_max;
+        let settled = Arc::new(AtomicU64::new(0));
         let tasks = [
-            tokio::spawn(write_calls(send, queued, registrations)),
-            tokio::spawn(read_replies(recv, registered, addr, max)),
+            tokio::spawn(write_calls(send, queued, registrations, Arc::clone(&settled))),
+            tokio::spawn(read_replies(recv, registered, addr, max, settled)),
         ];
         let inner = Inner {
             quic,
@@ -257,23 +258,31 @@ impl RpcClient {
 }
 
 /// The writer: hands each call to the reader, then writes every queued frame in one write.
+/// `settled` counts the calls the reader answered or timed out.
 async fn write_calls(
     mut send: StreamWriter,
     mut calls: mpsc::Receiver<Call>,
     registrations: mpsc::Sender<Waiting>,
+    settled: Arc<AtomicU64>,
 ) {
     let mut frames = Vec::with_capacity(2 * WRITE_BATCH_MAX);
+    let mut registered = 0_u64;
     while let Some(first) = calls.recv().await {
-        // Callers woken by one burst of replies queue their next calls one after another,
-        // on this runtime's other threads too: yielding once lets those already running
-        // queue theirs, so one write carries them all rather than one each.
-        tokio::task::yield_now().await;
+        // With other calls awaiting replies, their callers, woken by one burst of replies,
+        // queue their next calls one after another (on the runtime's other threads too), and
+        // this task wakes at the first: yielding once lets those already running queue
+        // theirs, so one write carries them all rather than one each. A lone caller does
+        // not wait for the scheduler's round.
+        if registered > settled.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
         let mut next = Some(first);
         while let Some(call) = next.take() {
             // Registered before it is written, so its reply always finds it.
             if registrations.send(call.waiting).await.is_err() {
                 return;
             }
+            registered += 1;
             frames.push(call.header);
             if !call.request.is_empty() {
                 frames.push(call.request);
@@ -291,10 +300,11 @@ async fn write_calls(
 }
 
 /// The calls the reader waits to answer, and their deadlines in order.
-#[derive(Default)]
 struct Pending {
     calls: HashMap<u64, Waiting>,
     deadlines: BTreeSet<(Instant, u64)>,
+    /// How many calls were answered or timed out: shared with the writer.
+    settled: Arc<AtomicU64>,
 }
 
 impl Pending {
@@ -307,6 +317,7 @@ impl Pending {
         let Some(waiting) = self.calls.remove(&id) else {
             return false;
         };
+        self.settled.fetch_add(1, Ordering::Release);
         self.deadlines.remove(&(waiting.deadline, id));
         // The caller may have given up and dropped its end: nothing to do then.
         let _ = waiting.reply.send(result);
@@ -320,6 +331,7 @@ impl Pending {
             }
             self.deadlines.pop_first();
             if let Some(waiting) = self.calls.remove(&id) {
+                self.settled.fetch_add(1, Ordering::Release);
                 let after = waiting.timeout;
                 let _ = waiting.reply.send(Err(Error::Timeout { what: "request", addr, after }));
             }
@@ -334,8 +346,9 @@ async fn read_replies(
     mut registered: mpsc::Receiver<Waiting>,
     addr: SocketAddr,
     max: u32,
+    settled: Arc<AtomicU64>,
 ) {
-    let mut pending = Pending::default();
+    let mut pending = Pending { calls: HashMap::new(), deadlines: BTreeSet::new(), settled };
     let mut reader = FrameReader::new(max);
     let mut sweep = tokio::time::interval(DEADLINE_SWEEP_INTERVAL);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
