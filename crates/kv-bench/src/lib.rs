@@ -37,6 +37,7 @@ pub mod parse;
 pub mod report;
 pub mod run;
 pub mod scrape;
+pub mod seconds;
 pub mod system;
 pub mod target;
 pub mod watch;

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::charts::{FaultMark, TIME_CHARTS};
 use crate::error::Error;
 use crate::floor::Floor;
+use crate::seconds::SecondsSummary;
 use crate::system::NodeRole;
 use crate::watch::WatchSummary;
 use crate::workload::{Percentiles, Row, Verification};
@@ -120,6 +121,10 @@ pub struct Summary {
     pub error_samples: Vec<String>,
     /// The watchers' figures (watch workload only; the fields above are the writers').
     pub watch: Option<WatchSummary>,
+    /// The measured seconds' throughput: the worst second against the median, and the
+    /// seconds in which a node stored a snapshot against the others (`None` without a
+    /// measured second that did anything).
+    pub seconds: Option<SecondsSummary>,
 }
 
 /// The per-node summaries from the rows.
@@ -413,6 +418,13 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
             ),
         ),
     ]);
+    if let Some(seconds) = &summary.seconds {
+        results.push_str(&table_rows(&[(
+            "per-second throughput (the worst second against the median; seconds in which a \
+             node stored a snapshot against the others)",
+            seconds.text(),
+        )]));
+    }
     if let Some(watch) = &summary.watch {
         results.push_str(&table_rows(&watch_results(watch)));
     }
@@ -613,6 +625,9 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
             judged(floor.cluster_ms()),
         );
     }
+    if let Some(seconds) = &summary.seconds {
+        let _ = writeln!(text, "   {}", seconds.text());
+    }
     let _ = writeln!(
         text,
         "   acknowledged keys: {} verified, {} missing, {} unreadable",
@@ -708,6 +723,7 @@ pub(crate) mod fixtures {
             faults: vec![FaultMark { t_s: 1.5, label: "kill 2".to_owned(), resumed: None }],
             error_samples: vec!["timed out {{command}}".to_owned()],
             watch: None,
+            seconds: None,
         }
     }
 
@@ -792,6 +808,31 @@ mod tests {
         assert!(text.contains("bytes written per op: servers n/a B"), "{text}");
         let json = serde_json::to_value(&unreadable).unwrap();
         assert!(json["server_write_bytes_per_op"].is_null(), "{json}");
+    }
+
+    #[test]
+    fn the_text_summary_and_the_page_give_the_worst_second_against_the_median() {
+        let seconds = SecondsSummary {
+            count: 60,
+            median_ops: 20_000.0,
+            worst_ops: 15_000,
+            worst_second: 41,
+            worst_ratio: 0.75,
+            snapshot_seconds: 50,
+            snapshot_mean_ratio: Some(1.01),
+            snapshot_worst_ratio: Some(0.75),
+            other_mean_ratio: Some(0.98),
+            other_worst_ratio: Some(0.9),
+        };
+        let with = Summary { seconds: Some(seconds), ..summary("kv") };
+        let text = text_summary(&with, Path::new("out"));
+        assert!(text.contains("worst 15000 (0.75x the median, second 41 of 60)"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        write_html(dir.path(), &with, "kv-bench").unwrap();
+        let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(page.contains("seconds with a node storing a snapshot: 50"), "{page}");
+        let without = text_summary(&summary("kv"), Path::new("out"));
+        assert!(!without.contains("per second:"), "{without}");
     }
 
     #[test]

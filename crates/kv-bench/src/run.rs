@@ -24,6 +24,7 @@ const RESUME_WAIT: Duration = Duration::from_secs(15);
 use crate::comparison::{self, Comparison};
 use crate::report::{self, Summary};
 use crate::scrape::Scraper;
+use crate::seconds::SecondsSummary;
 use crate::system::{Protocol, Server, System};
 use crate::target::{EtcdTarget, KvTarget, Target};
 use crate::watch::WatchSummary;
@@ -141,6 +142,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         faults,
         error_samples: outcome.error_samples.clone(),
         watch,
+        seconds: SecondsSummary::of(&outcome.rows),
     };
     write_report(config, &summary, &outcome, &node_ids)?;
     Ok(summary)

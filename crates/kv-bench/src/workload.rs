@@ -82,7 +82,7 @@ pub struct WorkloadConfig {
 }
 
 /// A one-second row of the time series.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Row {
     /// Seconds since the workload started, at the end of this row's interval.
     pub t_s: f64,
