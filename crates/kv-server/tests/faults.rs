@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,16 +64,38 @@ impl Recorder {
     }
 }
 
-/// GET `path` on a node's HTTP endpoint, retrying while it starts (up to 5 s).
-fn http_get(addr: SocketAddr, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// How long a node's HTTP endpoint may take to answer: a node restarted a moment ago
+/// loads its store and restores its snapshot first, and CI runs these tests' five debug
+/// clusters at once on two cores.
+const HTTP_WAIT_MAX: Duration = Duration::from_secs(20);
+
+/// GET `path` on node `id`'s HTTP endpoint, retrying while it starts. On failure the panic
+/// says whether the process is still running, and gives the end of its log.
+fn http_get(cluster: &mut Cluster, id: u64, path: &str) {
+    let addr = http_addr(cluster, id);
+    let deadline = Instant::now() + HTTP_WAIT_MAX;
     loop {
         match try_http_get(addr, path) {
             Ok(response) => {
                 assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
                 return;
             }
-            Err(error) if Instant::now() >= deadline => panic!("GET {addr}{path}: {error}"),
+            Err(error) if Instant::now() >= deadline => {
+                let state = match cluster.processes.get_mut(&id).map(Child::try_wait) {
+                    Some(Ok(None)) => "still running".to_owned(),
+                    Some(Ok(Some(status))) => format!("exited: {status}"),
+                    Some(Err(error)) => format!("unknown: {error}"),
+                    None => "not started".to_owned(),
+                };
+                let log = std::fs::read_to_string(cluster.log_path(id)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "GET node {id} {addr}{path}: {error}; the process is {state}; the end of \
+                     its log:\n{}",
+                    tail.join("\n")
+                );
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
@@ -94,14 +116,15 @@ fn http_addr(cluster: &Cluster, id: u64) -> SocketAddr {
 }
 
 /// Cuts (or restores) traffic between `a` and `b`, on both sides.
-fn cut(cluster: &Cluster, a: u64, b: u64) {
-    http_get(http_addr(cluster, a), &format!("/fault?peer={b}&partitioned=true"));
-    http_get(http_addr(cluster, b), &format!("/fault?peer={a}&partitioned=true"));
+fn cut(cluster: &mut Cluster, a: u64, b: u64) {
+    http_get(cluster, a, &format!("/fault?peer={b}&partitioned=true"));
+    http_get(cluster, b, &format!("/fault?peer={a}&partitioned=true"));
 }
 
-fn heal(cluster: &Cluster) {
-    for &id in cluster.processes.keys() {
-        http_get(http_addr(cluster, id), "/fault/clear");
+fn heal(cluster: &mut Cluster) {
+    let ids: Vec<u64> = cluster.processes.keys().copied().collect();
+    for id in ids {
+        http_get(cluster, id, "/fault/clear");
     }
 }
 
@@ -386,7 +409,7 @@ fn run(nemesis: Nemesis, api: Api, seed: u64) {
             cluster.start_node(id);
         }
     }
-    heal(&cluster);
+    heal(&mut cluster);
     cluster.leader();
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
