@@ -72,7 +72,7 @@ const HTTP_WAIT_MAX: Duration = Duration::from_secs(20);
 /// GET `path` on node `id`'s HTTP endpoint, retrying while it starts. On failure the panic
 /// says whether the process is still running, and gives the end of its log.
 fn http_get(cluster: &mut Cluster, id: u64, path: &str) {
-    let addr = http_addr(cluster, id);
+    let addr = cluster.http_addr(id);
     let deadline = Instant::now() + HTTP_WAIT_MAX;
     loop {
         match try_http_get(addr, path) {
@@ -108,11 +108,6 @@ fn try_http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
-}
-
-fn http_addr(cluster: &Cluster, id: u64) -> SocketAddr {
-    let quic = cluster.addrs[&id];
-    SocketAddr::new(quic.ip(), quic.port() + 100)
 }
 
 /// Cuts (or restores) traffic between `a` and `b`, on both sides.

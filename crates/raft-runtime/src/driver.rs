@@ -410,13 +410,12 @@ impl<S: LogStore, T: Transport, R: Send + 'static, M: MetricsSink> Driver<S, T, 
     ) -> Result<(), Stop> {
         let PersistJob { hard_state, entries, messages, .. } = job;
         let last = entries.last().map(|entry| entry.log_id);
-        let writes = hard_state.is_some() || !entries.is_empty();
         let id = self.node.id();
-        persist_measured(&mut *store, id, &*self.metrics, hard_state, entries)
+        let wrote = persist_measured(&mut *store, id, &*self.metrics, hard_state, entries)
             .await
             .map_err(|error| Stop::Fatal(Some(error)))?;
         drop(store);
-        if writes {
+        if wrote {
             self.metrics.persisted_inline(id);
         }
         self.send_now(coalesce_acknowledgements(messages));

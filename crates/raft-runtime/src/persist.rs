@@ -170,22 +170,23 @@ impl<S: LogStore, P: MessageSender, M: MetricsSink> PersistTask<S, P, M> {
 
 /// Writes `hard_state` and `entries` durably, if there is anything to write, and reports
 /// the write to `metrics`: the persistence task's writes and a follower's on its node task.
+/// Returns whether there was anything to write.
 pub(crate) async fn persist_measured<S: LogStore, M: MetricsSink>(
     store: &mut S,
     node: NodeId,
     metrics: &M,
     hard_state: Option<HardState>,
     entries: Vec<Entry>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     if hard_state.is_none() && entries.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let count = entries.len() as u64;
     let bytes = entries.iter().map(Entry::size_bytes).sum();
     let started = Instant::now();
     store.persist(hard_state, entries).await?;
     metrics.persisted(node, count, bytes, started.elapsed());
-    Ok(())
+    Ok(true)
 }
 
 /// Drops every successful append acknowledgement that a later one in `messages`, to the

@@ -290,7 +290,6 @@ impl Drop for Cluster {
     }
 }
 
-/// The JSON kvctl printed on stdout (success) or stderr (failure).
 /// The Prometheus metrics served at `http`, as text (blocking).
 pub fn metrics_at(http: SocketAddr) -> String {
     use std::io::{Read as _, Write as _};
@@ -302,6 +301,7 @@ pub fn metrics_at(http: SocketAddr) -> String {
     text
 }
 
+/// The JSON kvctl printed on stdout (success) or stderr (failure).
 pub fn json_of(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(bytes)))
