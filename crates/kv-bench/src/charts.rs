@@ -243,6 +243,20 @@ impl Chart for Throughput<'_> {
                 RGBAColor(128, 128, 128, 0.15).filled(),
             )))?;
         }
+        // Seconds in which the hypervisor took the CPUs: a dip there is the host's.
+        let stolen = RGBAColor(255, 140, 0, 0.25);
+        let stolen_seconds = data.rows.iter().filter(|row| {
+            row.host.is_some_and(|host| host.steal_pct >= crate::seconds::STOLEN_PCT)
+        });
+        chart
+            .draw_series(stolen_seconds.map(|row| {
+                Rectangle::new(
+                    [((row.t_s - 1.0).max(0.0), 0.0), (row.t_s, ops_max)],
+                    stolen.filled(),
+                )
+            }))?
+            .label(format!("host steal >= {}%", crate::seconds::STOLEN_PCT))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], stolen.filled()));
         draw_faults(&mut chart, data.faults, 0.0, ops_max * 0.97)?;
         chart
             .configure_series_labels()
@@ -720,6 +734,11 @@ mod tests {
                     latency_ms: Percentiles { p50: 1.0, p90: 2.0, p99: 5.0, p999: 9.0, max: 20.0 },
                     nodes: (0..3).map(node).collect(),
                     watch: None,
+                    // One second the host took the CPUs in.
+                    host: Some(crate::cpu::HostShares {
+                        busy_pct: 100.0,
+                        steal_pct: if second == 7 { 30.0 } else { 0.0 },
+                    }),
                 }
             })
             .collect()

@@ -10,6 +10,7 @@ use hdrhistogram::serialization::{Serializer, V2Serializer};
 use serde::Serialize;
 
 use crate::charts::{FaultMark, TIME_CHARTS};
+use crate::cpu::HostShares;
 use crate::error::Error;
 use crate::floor::Floor;
 use crate::seconds::SecondsSummary;
@@ -125,6 +126,10 @@ pub struct Summary {
     /// seconds in which a node stored a snapshot against the others (`None` without a
     /// measured second that did anything).
     pub seconds: Option<SecondsSummary>,
+    /// The whole machine's CPU over the measured window: how busy it was (every process,
+    /// not only the cluster's) and how much the hypervisor took (`None` where `/proc/stat`
+    /// cannot tell).
+    pub host_cpu: Option<HostShares>,
 }
 
 /// The per-node summaries from the rows.
@@ -188,14 +193,24 @@ fn cell_ms(value: Option<f64>) -> String {
     value.map(|value| format!("{value:.3}")).unwrap_or_default()
 }
 
-/// Writes `timeseries.csv`: one row per second, the workload then each node's columns.
+/// The machine's CPU over the measured window, in words.
+fn host_text(host: HostShares) -> String {
+    format!(
+        "CPUs {:.0}% busy (every process), {:.1}% taken by the hypervisor (steal)",
+        host.busy_pct, host.steal_pct
+    )
+}
+
+/// Writes `timeseries.csv`: one row per second, the workload, the machine's CPU (busy and
+/// stolen, percent of all CPUs), then each node's columns.
 ///
 /// # Errors
 ///
 /// [`Error::Io`].
 pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(), Error> {
-    let mut text =
-        String::from("t_s,warmup,ops,errors,conflicts,p50_ms,p90_ms,p99_ms,p999_ms,max_ms");
+    let mut text = String::from(
+        "t_s,warmup,ops,errors,conflicts,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,host_busy_pct,host_steal_pct",
+    );
     for id in node_ids {
         for column in [
             "up",
@@ -216,13 +231,15 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
     for row in rows {
         let _ = write!(
             text,
-            "{:.3},{},{},{},{},{}",
+            "{:.3},{},{},{},{},{},{},{}",
             row.t_s,
             u8::from(row.warmup),
             row.ops,
             row.errors,
             row.conflicts,
-            latency_cells(&row.latency_ms)
+            latency_cells(&row.latency_ms),
+            row.host.map(|host| format!("{:.1}", host.busy_pct)).unwrap_or_default(),
+            row.host.map(|host| format!("{:.1}", host.steal_pct)).unwrap_or_default(),
         );
         for node in &row.nodes {
             let _ = write!(
@@ -402,6 +419,10 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
              pages dirtied; a page dirtied again after an fsync counts again, so this can far \
              exceed the bytes that reach the disk)",
             bytes_cell(summary.server_write_bytes_per_op),
+        ),
+        (
+            "machine CPU (all CPUs, every process)",
+            summary.host_cpu.map(host_text).unwrap_or_default(),
         ),
         (
             "latency p50 / p90 / p99 / p99.9 / max (ms)",
@@ -596,6 +617,9 @@ pub fn text_summary(summary: &Summary, dir: &Path) -> String {
         "   bytes written per op: servers {} B (pages dirtied, /proc/PID/io; not bytes on disk)",
         bytes_cell(summary.server_write_bytes_per_op)
     );
+    if let Some(host) = summary.host_cpu {
+        let _ = writeln!(text, "   machine: {}", host_text(host));
+    }
     if let Some(floor) = summary.floor {
         // Only a lone client's latency is judged against the floor; with more, queueing
         // dominates.
@@ -724,6 +748,7 @@ pub(crate) mod fixtures {
             error_samples: vec!["timed out {{command}}".to_owned()],
             watch: None,
             seconds: None,
+            host_cpu: Some(HostShares { busy_pct: 97.0, steal_pct: 2.5 }),
         }
     }
 
@@ -800,6 +825,33 @@ mod tests {
     }
 
     #[test]
+    fn the_machines_cpu_is_given_when_known() {
+        let text = text_summary(&summary("kv"), Path::new("out"));
+        let line = "machine: CPUs 97% busy (every process), 2.5% taken by the hypervisor (steal)";
+        assert!(text.contains(line), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        write_html(dir.path(), &summary("kv"), "kv-bench").unwrap();
+        let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(page.contains("2.5% taken by the hypervisor"), "{page}");
+        let blind = Summary { host_cpu: None, ..summary("kv") };
+        assert!(!text_summary(&blind, Path::new("out")).contains("machine:"));
+    }
+
+    #[test]
+    fn the_time_series_gives_the_machines_cpu_each_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |host| Row { t_s: 1.0, ops: 7, host, ..Row::default() };
+        let host = Some(HostShares { busy_pct: 99.04, steal_pct: 12.55 });
+        let path = dir.path().join("timeseries.csv");
+        write_timeseries(&path, &[], &[row(host), row(None)]).unwrap();
+        let csv = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].ends_with("max_ms,host_busy_pct,host_steal_pct"), "{csv}");
+        assert!(lines[1].ends_with(",99.0,12.6"), "{csv}");
+        assert!(lines[2].ends_with(",,"), "unknown is empty, never 0: {csv}");
+    }
+
+    #[test]
     fn bytes_written_per_operation_are_given_or_absent_never_zero() {
         let text = text_summary(&summary("kv"), Path::new("out"));
         assert!(text.contains("bytes written per op: servers 2048 B"), "{text}");
@@ -823,6 +875,12 @@ mod tests {
             snapshot_worst_ratio: Some(0.75),
             other_mean_ratio: Some(0.98),
             other_worst_ratio: Some(0.9),
+            steal: Some(crate::seconds::StealSummary {
+                median_pct: 0.5,
+                worst_second_pct: 22.0,
+                stolen_seconds: 3,
+                calm_worst_ratio: Some(0.88),
+            }),
         };
         let with = Summary { seconds: Some(seconds), ..summary("kv") };
         let text = text_summary(&with, Path::new("out"));
@@ -831,6 +889,7 @@ mod tests {
         write_html(dir.path(), &with, "kv-bench").unwrap();
         let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
         assert!(page.contains("seconds with a node storing a snapshot: 50"), "{page}");
+        assert!(page.contains("22.0% in the worst second, 3 seconds at 5% or more"), "{page}");
         let without = text_summary(&summary("kv"), Path::new("out"));
         assert!(!without.contains("per second:"), "{without}");
     }
@@ -902,6 +961,7 @@ mod tests {
             latency_ms: Percentiles::default(),
             nodes: Vec::new(),
             watch,
+            host: None,
         };
         let watched = crate::workload::WatchRow { events: 42, latency_ms: Percentiles::default() };
         let path = dir.path().join("watch-timeseries.csv");

@@ -143,6 +143,7 @@ pub async fn run_one(config: &RunConfig) -> Result<Summary, Error> {
         error_samples: outcome.error_samples.clone(),
         watch,
         seconds: SecondsSummary::of(&outcome.rows),
+        host_cpu: outcome.host,
     };
     write_report(config, &summary, &outcome, &node_ids)?;
     Ok(summary)

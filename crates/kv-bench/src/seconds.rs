@@ -7,10 +7,20 @@
 //! in a second when its snapshot index differs from its index in the second before (the
 //! last warmup second included). etcd does not report a snapshot index, so its runs have
 //! no snapshot seconds.
+//!
+//! On a virtual machine the host can take the CPUs away for part of a second, and a
+//! CPU-bound cluster then does less in it whatever it was doing. So the seconds in which
+//! the hypervisor stole at least [`STOLEN_PCT`] of the machine's CPU time are counted, and
+//! the worst of the other seconds is given too: a dip there was not the host's.
 
 use serde::Serialize;
 
 use crate::workload::Row;
+
+/// A second in which the hypervisor took at least this share of the machine's CPU time
+/// (percent) counts as stolen: with every CPU busy, a cluster loses about as much
+/// throughput as the host takes.
+pub const STOLEN_PCT: f64 = 5.0;
 
 /// The measured seconds' throughput (`summary.json` `seconds`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -36,6 +46,24 @@ pub struct SecondsSummary {
     pub other_mean_ratio: Option<f64>,
     /// See `other_mean_ratio`.
     pub other_worst_ratio: Option<f64>,
+    /// The host's steal: the median second's, the worst second's, how many seconds reached
+    /// [`STOLEN_PCT`], and the worst of the other seconds against the median (`None` where
+    /// `/proc/stat` could not tell).
+    pub steal: Option<StealSummary>,
+}
+
+/// How much CPU the hypervisor took, second by second (see [`SecondsSummary::steal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct StealSummary {
+    /// The median of the measured seconds' steal, in percent of the machine's CPU time.
+    pub median_pct: f64,
+    /// The steal in the worst second (the one with the fewest operations).
+    pub worst_second_pct: f64,
+    /// Seconds with at least [`STOLEN_PCT`] stolen.
+    pub stolen_seconds: usize,
+    /// The fewest operations in a second with less stolen, as a fraction of the median
+    /// second (`None` when every second was stolen).
+    pub calm_worst_ratio: Option<f64>,
 }
 
 impl SecondsSummary {
@@ -47,46 +75,56 @@ impl SecondsSummary {
         let mut previous: Option<&Row> = None;
         for row in rows {
             if !row.warmup {
-                seconds
-                    .push((row.ops, previous.is_some_and(|before| stored_snapshot(before, row))));
+                let stored = previous.is_some_and(|before| stored_snapshot(before, row));
+                let steal = row.host.map(|host| host.steal_pct);
+                seconds.push(Second { ops: row.ops, stored, steal });
             }
             previous = Some(row);
         }
-        let mut sorted: Vec<u64> = seconds.iter().map(|&(ops, _)| ops).collect();
-        sorted.sort_unstable();
+        let mut sorted: Vec<f64> = seconds.iter().map(|second| second.ops as f64).collect();
+        sorted.sort_unstable_by(f64::total_cmp);
         let median_ops = median(&sorted)?;
         if median_ops <= 0.0 {
             return None;
         }
-        let (worst_second, worst_ops) = seconds
-            .iter()
-            .enumerate()
-            .min_by_key(|&(_, &(ops, _))| ops)
-            .map(|(second, &(ops, _))| (second, ops))?;
-        let group = |snapshot: bool| {
+        let (worst_second, worst) =
+            seconds.iter().enumerate().min_by_key(|&(_, second)| second.ops)?;
+        let ratios = |keep: &dyn Fn(&Second) -> bool| {
             let ratios: Vec<f64> = seconds
                 .iter()
-                .filter(|&&(_, stored)| stored == snapshot)
-                .map(|&(ops, _)| ops as f64 / median_ops)
+                .filter(|second| keep(second))
+                .map(|second| second.ops as f64 / median_ops)
                 .collect();
             let mean =
                 (!ratios.is_empty()).then(|| ratios.iter().sum::<f64>() / ratios.len() as f64);
             let worst = ratios.iter().copied().reduce(f64::min);
             (ratios.len(), mean, worst)
         };
-        let (snapshot_seconds, snapshot_mean_ratio, snapshot_worst_ratio) = group(true);
-        let (_, other_mean_ratio, other_worst_ratio) = group(false);
+        let (snapshot_seconds, snapshot_mean_ratio, snapshot_worst_ratio) =
+            ratios(&|second| second.stored);
+        let (_, other_mean_ratio, other_worst_ratio) = ratios(&|second| !second.stored);
+        let steal = worst.steal.and_then(|worst_second_pct| {
+            let mut steals: Vec<f64> = seconds.iter().filter_map(|second| second.steal).collect();
+            steals.sort_unstable_by(f64::total_cmp);
+            let median_pct = median(&steals)?;
+            let stolen = |second: &Second| second.steal.is_some_and(|pct| pct >= STOLEN_PCT);
+            let stolen_seconds = seconds.iter().filter(|second| stolen(second)).count();
+            let (_, _, calm_worst_ratio) =
+                ratios(&|second| second.steal.is_some() && !stolen(second));
+            Some(StealSummary { median_pct, worst_second_pct, stolen_seconds, calm_worst_ratio })
+        });
         Some(SecondsSummary {
             count: seconds.len(),
             median_ops,
-            worst_ops,
+            worst_ops: worst.ops,
             worst_second,
-            worst_ratio: worst_ops as f64 / median_ops,
+            worst_ratio: worst.ops as f64 / median_ops,
             snapshot_seconds,
             snapshot_mean_ratio,
             snapshot_worst_ratio,
             other_mean_ratio,
             other_worst_ratio,
+            steal,
         })
     }
 
@@ -109,8 +147,25 @@ impl SecondsSummary {
             ratio(self.snapshot_worst_ratio),
             ratio(self.other_mean_ratio),
             ratio(self.other_worst_ratio),
-        )
+        ) + &self.steal.map_or_else(String::new, |steal| {
+            format!(
+                "; host steal: median {:.1}%, {:.1}% in the worst second, {} seconds at {STOLEN_PCT}% \
+                 or more (worst of the others {})",
+                steal.median_pct,
+                steal.worst_second_pct,
+                steal.stolen_seconds,
+                ratio(steal.calm_worst_ratio),
+            )
+        })
     }
+}
+
+/// One measured second: its operations, whether a node stored a snapshot in it, and the
+/// host's steal.
+struct Second {
+    ops: u64,
+    stored: bool,
+    steal: Option<f64>,
 }
 
 /// Whether some node's snapshot index moved between `before` and `row`.
@@ -121,18 +176,19 @@ fn stored_snapshot(before: &Row, row: &Row) -> bool {
 }
 
 /// The median of sorted `values`; `None` for none.
-fn median(sorted: &[u64]) -> Option<f64> {
+fn median(sorted: &[f64]) -> Option<f64> {
     let middle = sorted.len() / 2;
     match sorted.len() {
         0 => None,
-        length if length % 2 == 1 => Some(sorted[middle] as f64),
-        _ => Some((sorted[middle - 1] + sorted[middle]) as f64 / 2.0),
+        length if length % 2 == 1 => Some(sorted[middle]),
+        _ => Some(f64::midpoint(sorted[middle - 1], sorted[middle])),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::HostShares;
     use crate::scrape::NodeSample;
 
     fn row(warmup: bool, ops: u64, snapshot_indexes: &[Option<u64>]) -> Row {
@@ -176,6 +232,39 @@ mod tests {
         assert_eq!(seconds.snapshot_seconds, 0);
         assert_eq!((seconds.snapshot_mean_ratio, seconds.snapshot_worst_ratio), (None, None));
         assert!(seconds.text().contains("snapshot: 0 (mean -, worst -)"), "{}", seconds.text());
+    }
+
+    #[test]
+    fn stolen_seconds_are_counted_and_the_worst_calm_second_given() {
+        let with_steal = |ops: u64, steal_pct: f64| Row {
+            host: Some(HostShares { busy_pct: 100.0, steal_pct }),
+            ..row(false, ops, &[])
+        };
+        let rows = [
+            with_steal(100, 0.5),
+            with_steal(50, 30.0),
+            with_steal(90, 1.0),
+            with_steal(110, 5.0),
+            with_steal(100, 0.0),
+        ];
+        let seconds = SecondsSummary::of(&rows).unwrap();
+        assert_eq!((seconds.worst_ops, seconds.worst_second), (50, 1));
+        let steal = seconds.steal.expect("every second has a host reading");
+        assert!((steal.median_pct - 1.0).abs() < 1e-9, "{steal:?}");
+        assert!((steal.worst_second_pct - 30.0).abs() < 1e-9, "{steal:?}");
+        assert_eq!(steal.stolen_seconds, 2, "30% and exactly 5%");
+        assert!((steal.calm_worst_ratio.unwrap() - 0.9).abs() < 1e-9, "{steal:?}");
+        let text = seconds.text();
+        assert!(text.contains("host steal: median 1.0%, 30.0% in the worst second"), "{text}");
+        assert!(text.contains("2 seconds at 5% or more (worst of the others 0.90x)"), "{text}");
+        // Every second stolen: no calm second to judge.
+        let stolen = [with_steal(10, 50.0), with_steal(20, 60.0)];
+        let steal = SecondsSummary::of(&stolen).unwrap().steal.unwrap();
+        assert_eq!((steal.stolen_seconds, steal.calm_worst_ratio), (2, None));
+        // No host reading: no steal summary, and the line says nothing of it.
+        let blind = SecondsSummary::of(&[row(false, 10, &[])]).unwrap();
+        assert_eq!(blind.steal, None);
+        assert!(!blind.text().contains("steal"), "{}", blind.text());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::cpu::{CpuSample, own_cpu_micros};
+use crate::cpu::{CpuSample, HostCpuSample, HostShares, own_cpu_micros};
 use crate::disk_writes::WriteBytesSample;
 use crate::error::Error;
 use crate::scrape::{NodeSample, Scraper};
@@ -100,6 +100,9 @@ pub struct Row {
     pub nodes: Vec<NodeSample>,
     /// The watchers' second (watch workload only).
     pub watch: Option<WatchRow>,
+    /// The whole machine's CPU in this second: how busy, and how much the hypervisor took
+    /// (`None` where `/proc/stat` cannot tell).
+    pub host: Option<HostShares>,
 }
 
 /// The events the watchers received in one second.
@@ -187,6 +190,9 @@ pub struct Outcome {
     pub server_write_bytes: Option<u64>,
     /// What the watchers saw (watch workload only).
     pub watch: Option<WatchOutcome>,
+    /// The whole machine's CPU over the measured window (`None` where `/proc/stat` cannot
+    /// tell).
+    pub host: Option<HostShares>,
 }
 
 impl Outcome {
@@ -206,6 +212,7 @@ impl Outcome {
             client_cpu_micros: None,
             server_write_bytes: None,
             watch: None,
+            host: None,
         }
     }
 
@@ -218,6 +225,7 @@ impl Outcome {
         }
         self.client_cpu_micros =
             end.client.zip(start.client).map(|(end, start)| end.saturating_sub(start));
+        self.host = end.host.zip(start.host).and_then(|(end, start)| end.since(&start));
     }
 
     /// Adds a measured (post-warmup) interval of `seconds`.
@@ -384,6 +392,7 @@ struct WindowReading {
     servers: CpuSample,
     client: Option<u64>,
     server_writes: WriteBytesSample,
+    host: Option<HostCpuSample>,
 }
 
 impl WindowReading {
@@ -393,6 +402,7 @@ impl WindowReading {
             servers: CpuSample::read(&pids),
             client: own_cpu_micros(),
             server_writes: WriteBytesSample::read(&pids),
+            host: HostCpuSample::read(),
         }
     }
 }
@@ -434,6 +444,7 @@ pub async fn run<T: Target>(
     // The measured window starts after the last warmup second (or now, without a warmup).
     let mut window_start = WindowReading::now(&server_pids);
     let mut last = started;
+    let mut host_last = HostCpuSample::read();
     let mut tick = 1u32;
     loop {
         let due = started + Duration::from_secs(u64::from(tick)).min(total);
@@ -444,6 +455,9 @@ pub async fn run<T: Target>(
             WatchRow { events: second.events, latency_ms: Percentiles::of(&second.latency) }
         });
         let now = Instant::now();
+        let host_now = HostCpuSample::read();
+        let host = host_now.zip(host_last).and_then(|(now, then)| now.since(&then));
+        host_last = host_now;
         let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
         if warmup {
             window_start = WindowReading::now(&server_pids);
@@ -463,6 +477,7 @@ pub async fn run<T: Target>(
             latency_ms: Percentiles::of(&interval.all),
             nodes,
             watch,
+            host,
         };
         on_row(&row);
         outcome.rows.push(row);
