@@ -129,9 +129,24 @@ impl Comparison {
         {
             let _ = write!(line, "; events/s {names} {events:.2}, delivery p99 {delivery:.2}");
         }
+        // A run the host took the CPUs from is not a fair half of a comparison: say so.
+        if self.subject.host_cpu.is_some() || self.reference.host_cpu.is_some() {
+            let _ = write!(
+                line,
+                "; host steal {}% / {}%",
+                steal_cell(&self.subject),
+                steal_cell(&self.reference)
+            );
+        }
         let _ = write!(line, "; {}", dir.join("comparison.json").display());
         line
     }
+}
+
+/// The share of the machine's CPU the hypervisor took in a run's measured window, in
+/// percent ("n/a" where it could not be read).
+fn steal_cell(summary: &Summary) -> String {
+    summary.host_cpu.map_or_else(|| "n/a".to_owned(), |host| format!("{:.1}", host.steal_pct))
 }
 
 fn ratio_cell(value: Option<f64>) -> String {
@@ -240,6 +255,8 @@ pub fn write_comparison_html(
             ("server_cpu_ratio", &ratio_cell(comparison.server_cpu_ratio)),
             ("subject_client_cpu", &cpu_cell(subject.client_cpu_us_per_op)),
             ("reference_client_cpu", &cpu_cell(reference.client_cpu_us_per_op)),
+            ("subject_steal", &steal_cell(subject)),
+            ("reference_steal", &steal_cell(reference)),
             ("subject_errors", &subject.errors.to_string()),
             ("reference_errors", &reference.errors.to_string()),
             ("subject_missing", &subject.missing.to_string()),
@@ -397,6 +414,7 @@ mod tests {
         assert!(html.contains("<th>server</th><td>kv-server</td><td>etcd</td>"));
         assert!(html.contains("<th>client</th><td>kv-etcd's client</td><td>etcd's client</td>"));
         assert!(html.contains("<th>server CPU µs/op</th><td>150.0</td><td>150.0</td>"));
+        assert!(html.contains("by the hypervisor (%)</th><td>2.5</td>\n<td>2.5</td>"), "{html}");
         assert!(!html.contains("events delivered/s"), "no watch rows for the write workload");
         assert_eq!(comparison.server_cpu_ratio, Some(1.0));
         assert_eq!(comparison.events_per_sec_ratio, None);
@@ -411,6 +429,7 @@ mod tests {
         assert_eq!(comparison.delivery_p99_ratio, Some(0.5));
         let line = comparison.text_line(Path::new("out"));
         assert!(line.contains("events/s kv-etcd/etcd 1.50, delivery p99 0.50"), "{line}");
+        assert!(line.contains("; host steal 2.5% / 2.5%;"), "{line}");
         let json = serde_json::to_value(&comparison).unwrap();
         assert_eq!(json["subject"]["watch"]["missing"], 1);
         assert_eq!(json["reference"]["system"], "etcd");

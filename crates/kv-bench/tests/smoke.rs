@@ -85,6 +85,11 @@ fn check_report(dir: &Path, system: &str) -> serde_json::Value {
     let csv = std::fs::read_to_string(dir.join("timeseries.csv")).unwrap();
     assert!(csv.lines().count() >= 4, "too few rows:\n{csv}");
     assert!(csv.starts_with("t_s,warmup,ops,errors"));
+    // The machine's CPU, read from /proc/stat every second and over the window.
+    assert!(csv.lines().next().unwrap().contains(",host_busy_pct,host_steal_pct,"), "{csv}");
+    let busy = summary["host_cpu"]["busy_pct"].as_f64().unwrap();
+    assert!(busy > 0.0 && busy <= 100.0, "a cluster under load keeps the CPUs busy: {busy}");
+    assert!(summary["seconds"]["steal"]["median_pct"].is_f64(), "{summary}");
     summary
 }
 
