@@ -422,7 +422,7 @@ pub fn write_html(dir: &Path, summary: &Summary, command: &str) -> Result<(), Er
         ),
         (
             "machine CPU (all CPUs, every process)",
-            summary.host_cpu.map(host_text).unwrap_or_default(),
+            summary.host_cpu.map_or_else(|| "n/a".to_owned(), host_text),
         ),
         (
             "latency p50 / p90 / p99 / p99.9 / max (ms)",
@@ -835,6 +835,9 @@ mod tests {
         assert!(page.contains("2.5% taken by the hypervisor"), "{page}");
         let blind = Summary { host_cpu: None, ..summary("kv") };
         assert!(!text_summary(&blind, Path::new("out")).contains("machine:"));
+        write_html(dir.path(), &blind, "kv-bench").unwrap();
+        let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(page.contains("every process)</th><td>n/a</td>"), "{page}");
     }
 
     #[test]
