@@ -739,6 +739,8 @@ mod tests {
                         busy_pct: 100.0,
                         steal_pct: if second == 7 { 30.0 } else { 0.0 },
                     }),
+                    server_cpu_ms: Some(900.0),
+                    client_cpu_ms: Some(100.0),
                 }
             })
             .collect()

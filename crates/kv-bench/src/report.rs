@@ -202,14 +202,15 @@ fn host_text(host: HostShares) -> String {
 }
 
 /// Writes `timeseries.csv`: one row per second, the workload, the machine's CPU (busy and
-/// stolen, percent of all CPUs), then each node's columns.
+/// stolen, percent of all CPUs), the CPU the servers and the load generator spent (ms), then
+/// each node's columns.
 ///
 /// # Errors
 ///
 /// [`Error::Io`].
 pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(), Error> {
     let mut text = String::from(
-        "t_s,warmup,ops,errors,conflicts,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,host_busy_pct,host_steal_pct",
+        "t_s,warmup,ops,errors,conflicts,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,host_busy_pct,host_steal_pct,servers_cpu_ms,load_generator_cpu_ms",
     );
     for id in node_ids {
         for column in [
@@ -231,7 +232,7 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
     for row in rows {
         let _ = write!(
             text,
-            "{:.3},{},{},{},{},{},{},{}",
+            "{:.3},{},{},{},{},{},{},{},{},{}",
             row.t_s,
             u8::from(row.warmup),
             row.ops,
@@ -240,6 +241,8 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
             latency_cells(&row.latency_ms),
             row.host.map(|host| format!("{:.1}", host.busy_pct)).unwrap_or_default(),
             row.host.map(|host| format!("{:.1}", host.steal_pct)).unwrap_or_default(),
+            row.server_cpu_ms.map(|ms| format!("{ms:.1}")).unwrap_or_default(),
+            row.client_cpu_ms.map(|ms| format!("{ms:.1}")).unwrap_or_default(),
         );
         for node in &row.nodes {
             let _ = write!(
@@ -843,15 +846,23 @@ mod tests {
     #[test]
     fn the_time_series_gives_the_machines_cpu_each_second() {
         let dir = tempfile::tempdir().unwrap();
-        let row = |host| Row { t_s: 1.0, ops: 7, host, ..Row::default() };
+        let row = |host, cpu_ms: Option<f64>| Row {
+            t_s: 1.0,
+            ops: 7,
+            host,
+            server_cpu_ms: cpu_ms,
+            client_cpu_ms: cpu_ms.map(|ms| ms / 10.0),
+            ..Row::default()
+        };
         let host = Some(HostShares { busy_pct: 99.04, steal_pct: 12.55 });
         let path = dir.path().join("timeseries.csv");
-        write_timeseries(&path, &[], &[row(host), row(None)]).unwrap();
+        write_timeseries(&path, &[], &[row(host, Some(1234.56)), row(None, None)]).unwrap();
         let csv = std::fs::read_to_string(path).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert!(lines[0].ends_with("max_ms,host_busy_pct,host_steal_pct"), "{csv}");
-        assert!(lines[1].ends_with(",99.0,12.6"), "{csv}");
-        assert!(lines[2].ends_with(",,"), "unknown is empty, never 0: {csv}");
+        let header = "max_ms,host_busy_pct,host_steal_pct,servers_cpu_ms,load_generator_cpu_ms";
+        assert!(lines[0].ends_with(header), "{csv}");
+        assert!(lines[1].ends_with(",99.0,12.6,1234.6,123.5"), "{csv}");
+        assert!(lines[2].ends_with(",,,,"), "unknown is empty, never 0: {csv}");
     }
 
     #[test]
@@ -965,6 +976,8 @@ mod tests {
             nodes: Vec::new(),
             watch,
             host: None,
+            server_cpu_ms: None,
+            client_cpu_ms: None,
         };
         let watched = crate::workload::WatchRow { events: 42, latency_ms: Percentiles::default() };
         let path = dir.path().join("watch-timeseries.csv");

@@ -103,6 +103,12 @@ pub struct Row {
     /// The whole machine's CPU in this second: how busy, and how much the hypervisor took
     /// (`None` where `/proc/stat` cannot tell).
     pub host: Option<HostShares>,
+    /// CPU the server processes spent in this second, in ms (`None` for a cluster the
+    /// harness did not launch). Against `ops`, it tells a second in which the servers did
+    /// more work per operation from one in which the same work bought fewer.
+    pub server_cpu_ms: Option<f64>,
+    /// CPU the load generator (this process) spent in this second, in ms.
+    pub client_cpu_ms: Option<f64>,
 }
 
 /// The events the watchers received in one second.
@@ -445,6 +451,8 @@ pub async fn run<T: Target>(
     let mut window_start = WindowReading::now(&server_pids);
     let mut last = started;
     let mut host_last = HostCpuSample::read();
+    let mut servers_last = CpuSample::read(&server_pids());
+    let mut client_last = own_cpu_micros();
     let mut tick = 1u32;
     loop {
         let due = started + Duration::from_secs(u64::from(tick)).min(total);
@@ -458,6 +466,14 @@ pub async fn run<T: Target>(
         let host_now = HostCpuSample::read();
         let host = host_now.zip(host_last).and_then(|(now, then)| now.since(&then));
         host_last = host_now;
+        let servers_now = CpuSample::read(&server_pids());
+        let server_cpu_ms = (!servers_now.micros.is_empty())
+            .then(|| servers_now.since(&servers_last) as f64 / 1000.0);
+        servers_last = servers_now;
+        let client_now = own_cpu_micros();
+        let client_cpu_ms =
+            client_now.zip(client_last).map(|(now, then)| now.saturating_sub(then) as f64 / 1000.0);
+        client_last = client_now;
         let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
         if warmup {
             window_start = WindowReading::now(&server_pids);
@@ -478,6 +494,8 @@ pub async fn run<T: Target>(
             nodes,
             watch,
             host,
+            server_cpu_ms,
+            client_cpu_ms,
         };
         on_row(&row);
         outcome.rows.push(row);

@@ -86,7 +86,13 @@ fn check_report(dir: &Path, system: &str) -> serde_json::Value {
     assert!(csv.lines().count() >= 4, "too few rows:\n{csv}");
     assert!(csv.starts_with("t_s,warmup,ops,errors"));
     // The machine's CPU, read from /proc/stat every second and over the window.
-    assert!(csv.lines().next().unwrap().contains(",host_busy_pct,host_steal_pct,"), "{csv}");
+    let header = csv.lines().next().unwrap();
+    assert!(header.contains(",host_busy_pct,host_steal_pct,servers_cpu_ms,"), "{csv}");
+    // The last measured second: the launched servers spent CPU on its operations.
+    let columns: Vec<&str> = header.split(',').collect();
+    let servers = columns.iter().position(|&column| column == "servers_cpu_ms").unwrap();
+    let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+    assert!(last[servers].parse::<f64>().unwrap() > 0.0, "{csv}");
     let busy = summary["host_cpu"]["busy_pct"].as_f64().unwrap();
     assert!(busy > 0.0 && busy <= 100.0, "a cluster under load keeps the CPUs busy: {busy}");
     assert!(summary["seconds"]["steal"]["median_pct"].is_f64(), "{summary}");
