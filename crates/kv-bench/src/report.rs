@@ -885,6 +885,7 @@ mod tests {
             worst_second: 41,
             worst_ratio: 0.75,
             snapshot_seconds: 50,
+            shared_snapshot_seconds: 12,
             snapshot_mean_ratio: Some(1.01),
             snapshot_worst_ratio: Some(0.75),
             other_mean_ratio: Some(0.98),
@@ -902,7 +903,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_html(dir.path(), &with, "kv-bench").unwrap();
         let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-        assert!(page.contains("seconds with a node storing a snapshot: 50"), "{page}");
+        assert!(page.contains("a snapshot: 50 (12 with two or more;"), "{page}");
         assert!(page.contains("22.0% in the worst second, 3 seconds at 5% or more"), "{page}");
         let without = text_summary(&summary("kv"), Path::new("out"));
         assert!(!without.contains("per second:"), "{without}");

@@ -38,6 +38,9 @@ pub struct SecondsSummary {
     pub worst_ratio: f64,
     /// Seconds in which at least one node stored a snapshot.
     pub snapshot_seconds: usize,
+    /// Of those, the seconds in which two or more nodes stored one: nodes whose snapshots
+    /// coincide, which per-node thresholds are meant to keep apart.
+    pub shared_snapshot_seconds: usize,
     /// Those seconds: their mean and their lowest, each as a fraction of the median second
     /// (`None` without such seconds).
     pub snapshot_mean_ratio: Option<f64>,
@@ -74,11 +77,13 @@ impl SecondsSummary {
     pub fn of(rows: &[Row]) -> Option<SecondsSummary> {
         let mut seconds = Vec::new();
         let mut previous: Option<&Row> = None;
+        let mut shared_snapshot_seconds = 0;
         for row in rows {
             if !row.warmup {
-                let stored = previous.is_some_and(|before| stored_snapshot(before, row));
+                let storing = previous.map_or(0, |before| nodes_storing(before, row));
                 let steal = row.host.map(|host| host.steal_pct);
-                seconds.push(Second { ops: row.ops, stored, steal });
+                seconds.push(Second { ops: row.ops, stored: storing > 0, steal });
+                shared_snapshot_seconds += usize::from(storing > 1);
             }
             previous = Some(row);
         }
@@ -121,6 +126,7 @@ impl SecondsSummary {
             worst_second,
             worst_ratio: worst.ops as f64 / median_ops,
             snapshot_seconds,
+            shared_snapshot_seconds,
             snapshot_mean_ratio,
             snapshot_worst_ratio,
             other_mean_ratio,
@@ -136,14 +142,15 @@ impl SecondsSummary {
             |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"));
         format!(
             "per second: median {:.0} ops, worst {} ({:.2}x the median, second {} of {}); \
-             seconds with a node storing a snapshot: {} (mean {}, worst {}), others: mean {}, \
-             worst {}",
+             seconds with a node storing a snapshot: {} ({} with two or more; mean {}, worst {}), \
+             others: mean {}, worst {}",
             self.median_ops,
             self.worst_ops,
             self.worst_ratio,
             self.worst_second,
             self.count,
             self.snapshot_seconds,
+            self.shared_snapshot_seconds,
             ratio(self.snapshot_mean_ratio),
             ratio(self.snapshot_worst_ratio),
             ratio(self.other_mean_ratio),
@@ -169,11 +176,15 @@ struct Second {
     steal: Option<f64>,
 }
 
-/// Whether some node's snapshot index moved between `before` and `row`.
-fn stored_snapshot(before: &Row, row: &Row) -> bool {
-    row.nodes.iter().zip(&before.nodes).any(|(now, then)| {
-        matches!((then.snapshot_index, now.snapshot_index), (Some(then), Some(now)) if then != now)
-    })
+/// How many nodes' snapshot indexes moved between `before` and `row`.
+fn nodes_storing(before: &Row, row: &Row) -> usize {
+    row.nodes
+        .iter()
+        .zip(&before.nodes)
+        .filter(|(now, then)| {
+            matches!((then.snapshot_index, now.snapshot_index), (Some(then), Some(now)) if then != now)
+        })
+        .count()
 }
 
 /// The median of sorted `values`; `None` for none.
@@ -216,13 +227,32 @@ mod tests {
         assert_eq!((seconds.worst_ops, seconds.worst_second), (60, 3));
         assert!((seconds.worst_ratio - 60.0 / 90.0).abs() < 1e-9);
         assert_eq!(seconds.snapshot_seconds, 2);
+        assert_eq!(seconds.shared_snapshot_seconds, 0, "one node at a time");
         assert!((seconds.snapshot_mean_ratio.unwrap() - 100.0 / 90.0).abs() < 1e-9);
         assert!((seconds.snapshot_worst_ratio.unwrap() - 80.0 / 90.0).abs() < 1e-9);
         assert!((seconds.other_mean_ratio.unwrap() - 80.0 / 90.0).abs() < 1e-9);
         assert!((seconds.other_worst_ratio.unwrap() - 60.0 / 90.0).abs() < 1e-9);
         let text = seconds.text();
         assert!(text.contains("worst 60 (0.67x the median, second 3 of 4)"), "{text}");
-        assert!(text.contains("snapshot: 2 (mean 1.11x, worst 0.89x)"), "{text}");
+        assert!(
+            text.contains("snapshot: 2 (0 with two or more; mean 1.11x, worst 0.89x)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn seconds_in_which_several_nodes_stored_a_snapshot_are_counted() {
+        let rows = [
+            row(true, 50, &[Some(0), Some(0), Some(0)]),
+            // Two nodes at once, then all three, then one, then none.
+            row(false, 80, &[Some(5), Some(5), Some(0)]),
+            row(false, 90, &[Some(9), Some(9), Some(9)]),
+            row(false, 100, &[Some(9), Some(12), Some(9)]),
+            row(false, 100, &[Some(9), Some(12), Some(9)]),
+        ];
+        let seconds = SecondsSummary::of(&rows).unwrap();
+        assert_eq!((seconds.snapshot_seconds, seconds.shared_snapshot_seconds), (3, 2));
+        assert!(seconds.text().contains("snapshot: 3 (2 with two or more;"), "{}", seconds.text());
     }
 
     #[test]
@@ -232,7 +262,9 @@ mod tests {
         assert_eq!(seconds.median_ops, 20.0);
         assert_eq!(seconds.snapshot_seconds, 0);
         assert_eq!((seconds.snapshot_mean_ratio, seconds.snapshot_worst_ratio), (None, None));
-        assert!(seconds.text().contains("snapshot: 0 (mean -, worst -)"), "{}", seconds.text());
+        assert_eq!(seconds.shared_snapshot_seconds, 0);
+        let text = seconds.text();
+        assert!(text.contains("snapshot: 0 (0 with two or more; mean -, worst -)"), "{text}");
     }
 
     #[test]
