@@ -392,8 +392,9 @@ pub type OnRow = Box<dyn FnMut(&Row) + Send>;
 /// The server processes' ids, asked again at every sample (a restarted node has a new one).
 pub type ServerPids = Box<dyn Fn() -> Vec<u32> + Send>;
 
-/// Readings at one moment: the servers' and this process's CPU, and the servers' bytes
-/// written.
+/// Readings at one moment: the servers' and this process's CPU, the servers' bytes
+/// written, and the machine's CPU. Taken every second; the measured window is between two.
+#[derive(Clone)]
 struct WindowReading {
     servers: CpuSample,
     client: Option<u64>,
@@ -410,6 +411,22 @@ impl WindowReading {
             server_writes: WriteBytesSample::read(&pids),
             host: HostCpuSample::read(),
         }
+    }
+
+    /// The machine's CPU shares, and the CPU the servers and this process spent (in ms),
+    /// since `earlier` (the server figure is `None` without server processes).
+    fn second_since(
+        &self,
+        earlier: &WindowReading,
+    ) -> (Option<HostShares>, Option<f64>, Option<f64>) {
+        let host = self.host.zip(earlier.host).and_then(|(now, then)| now.since(&then));
+        let server_cpu_ms = (!self.servers.micros.is_empty())
+            .then(|| self.servers.since(&earlier.servers) as f64 / 1000.0);
+        let client_cpu_ms = self
+            .client
+            .zip(earlier.client)
+            .map(|(now, then)| now.saturating_sub(then) as f64 / 1000.0);
+        (host, server_cpu_ms, client_cpu_ms)
     }
 }
 
@@ -449,10 +466,8 @@ pub async fn run<T: Target>(
     let mut watch_events = 0;
     // The measured window starts after the last warmup second (or now, without a warmup).
     let mut window_start = WindowReading::now(&server_pids);
+    let mut previous = window_start.clone();
     let mut last = started;
-    let mut host_last = HostCpuSample::read();
-    let mut servers_last = CpuSample::read(&server_pids());
-    let mut client_last = own_cpu_micros();
     let mut tick = 1u32;
     loop {
         let due = started + Duration::from_secs(u64::from(tick)).min(total);
@@ -463,20 +478,11 @@ pub async fn run<T: Target>(
             WatchRow { events: second.events, latency_ms: Percentiles::of(&second.latency) }
         });
         let now = Instant::now();
-        let host_now = HostCpuSample::read();
-        let host = host_now.zip(host_last).and_then(|(now, then)| now.since(&then));
-        host_last = host_now;
-        let servers_now = CpuSample::read(&server_pids());
-        let server_cpu_ms = (!servers_now.micros.is_empty())
-            .then(|| servers_now.since(&servers_last) as f64 / 1000.0);
-        servers_last = servers_now;
-        let client_now = own_cpu_micros();
-        let client_cpu_ms =
-            client_now.zip(client_last).map(|(now, then)| now.saturating_sub(then) as f64 / 1000.0);
-        client_last = client_now;
+        let reading = WindowReading::now(&server_pids);
+        let (host, server_cpu_ms, client_cpu_ms) = reading.second_since(&previous);
         let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
         if warmup {
-            window_start = WindowReading::now(&server_pids);
+            window_start = reading.clone();
         }
         let nodes = scraper.scrape().await;
         if !warmup {
@@ -500,9 +506,10 @@ pub async fn run<T: Target>(
         on_row(&row);
         outcome.rows.push(row);
         if due >= started + total {
-            outcome.close_window(&window_start, &WindowReading::now(&server_pids));
+            outcome.close_window(&window_start, &reading);
             break;
         }
+        previous = reading;
         tick += 1;
     }
     shared.stop.store(true, Ordering::Relaxed);
