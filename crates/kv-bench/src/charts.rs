@@ -741,6 +741,7 @@ mod tests {
                     }),
                     server_cpu_ms: Some(900.0),
                     client_cpu_ms: Some(100.0),
+                    disk_sync: None,
                 }
             })
             .collect()

@@ -26,7 +26,7 @@ use serde::Serialize;
 /// Syncs timed for the `fdatasync` figure (after one untimed).
 const SYNCS: usize = 200;
 /// Bytes per timed write: one page.
-const SYNC_BYTES: usize = 4096;
+pub(crate) const SYNC_BYTES: usize = 4096;
 /// Round trips timed for the loopback figure (after a few untimed).
 const ROUND_TRIPS: usize = 2000;
 /// Bytes each way per round trip: about a small request.
@@ -100,7 +100,7 @@ fn fdatasync_p50_ms(directory: &Path, writers: usize) -> std::io::Result<f64> {
 /// One writer's timed syncs, started when every writer is ready. Its setup's error still
 /// waits at the barrier, so the other writers never wait for it forever.
 fn timed_syncs(directory: &Path, start: &std::sync::Barrier) -> std::io::Result<Vec<Duration>> {
-    let prepared = prepared_file(directory);
+    let prepared = prepared_file(directory, SYNCS + 1);
     start.wait();
     let file = prepared?;
     let page = vec![0x5A_u8; SYNC_BYTES];
@@ -116,11 +116,12 @@ fn timed_syncs(directory: &Path, start: &std::sync::Barrier) -> std::io::Result<
     Ok(times)
 }
 
-fn prepared_file(directory: &Path) -> std::io::Result<File> {
+/// An unnamed temporary file in `directory` of `pages` pages of [`SYNC_BYTES`], written and
+/// synced: preallocated, as a log segment is, so timed syncs of writes into it carry data,
+/// not a growing file's metadata.
+pub(crate) fn prepared_file(directory: &Path, pages: usize) -> std::io::Result<File> {
     let file: File = tempfile::tempfile_in(directory)?;
-    // Preallocated and synced first, as a log segment is: the timed syncs then carry data,
-    // not a growing file's metadata.
-    let zeros = vec![0_u8; SYNC_BYTES * (SYNCS + 1)];
+    let zeros = vec![0_u8; SYNC_BYTES * pages];
     file.write_all_at(&zeros, 0)?;
     file.sync_all()?;
     Ok(file)

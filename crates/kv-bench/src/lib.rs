@@ -29,6 +29,7 @@ pub mod cli;
 pub mod cluster;
 pub mod comparison;
 pub mod cpu;
+pub mod disk_probe;
 pub mod disk_writes;
 mod error;
 pub mod floor;

@@ -202,15 +202,16 @@ fn host_text(host: HostShares) -> String {
 }
 
 /// Writes `timeseries.csv`: one row per second, the workload, the machine's CPU (busy and
-/// stolen, percent of all CPUs), the CPU the servers and the load generator spent (ms), then
-/// each node's columns.
+/// stolen, percent of all CPUs), the CPU the servers and the load generator spent (ms), the
+/// disk probe's median and longest sync (ms, [`crate::disk_probe`]), then each node's
+/// columns.
 ///
 /// # Errors
 ///
 /// [`Error::Io`].
 pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(), Error> {
     let mut text = String::from(
-        "t_s,warmup,ops,errors,conflicts,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,host_busy_pct,host_steal_pct,servers_cpu_ms,load_generator_cpu_ms",
+        "t_s,warmup,ops,errors,conflicts,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,host_busy_pct,host_steal_pct,servers_cpu_ms,load_generator_cpu_ms,disk_sync_p50_ms,disk_sync_max_ms",
     );
     for id in node_ids {
         for column in [
@@ -232,7 +233,7 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
     for row in rows {
         let _ = write!(
             text,
-            "{:.3},{},{},{},{},{},{},{},{},{}",
+            "{:.3},{},{},{},{},{},{},{},{},{},{},{}",
             row.t_s,
             u8::from(row.warmup),
             row.ops,
@@ -243,6 +244,8 @@ pub fn write_timeseries(path: &Path, node_ids: &[u64], rows: &[Row]) -> Result<(
             row.host.map(|host| format!("{:.1}", host.steal_pct)).unwrap_or_default(),
             row.server_cpu_ms.map(|ms| format!("{ms:.1}")).unwrap_or_default(),
             row.client_cpu_ms.map(|ms| format!("{ms:.1}")).unwrap_or_default(),
+            cell_ms(row.disk_sync.map(|sync| sync.p50_ms)),
+            cell_ms(row.disk_sync.map(|sync| sync.max_ms)),
         );
         for node in &row.nodes {
             let _ = write!(
@@ -792,6 +795,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::{summary, watching};
     use super::*;
+    use crate::disk_probe::SyncSecond;
 
     #[test]
     fn placeholders_are_filled_once_and_unknown_ones_stay() {
@@ -844,25 +848,29 @@ mod tests {
     }
 
     #[test]
-    fn the_time_series_gives_the_machines_cpu_each_second() {
+    fn the_time_series_gives_the_machines_cpu_and_the_disk_probe_each_second() {
         let dir = tempfile::tempdir().unwrap();
-        let row = |host, cpu_ms: Option<f64>| Row {
+        let row = |host, cpu_ms: Option<f64>, disk_sync| Row {
             t_s: 1.0,
             ops: 7,
             host,
             server_cpu_ms: cpu_ms,
             client_cpu_ms: cpu_ms.map(|ms| ms / 10.0),
+            disk_sync,
             ..Row::default()
         };
         let host = Some(HostShares { busy_pct: 99.04, steal_pct: 12.55 });
+        let sync = Some(SyncSecond { syncs: 50, p50_ms: 0.2114, max_ms: 3.0 });
         let path = dir.path().join("timeseries.csv");
-        write_timeseries(&path, &[], &[row(host, Some(1234.56)), row(None, None)]).unwrap();
+        let rows = [row(host, Some(1234.56), sync), row(None, None, None)];
+        write_timeseries(&path, &[], &rows).unwrap();
         let csv = std::fs::read_to_string(path).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        let header = "max_ms,host_busy_pct,host_steal_pct,servers_cpu_ms,load_generator_cpu_ms";
+        let header = "max_ms,host_busy_pct,host_steal_pct,servers_cpu_ms,load_generator_cpu_ms,\
+                      disk_sync_p50_ms,disk_sync_max_ms";
         assert!(lines[0].ends_with(header), "{csv}");
-        assert!(lines[1].ends_with(",99.0,12.6,1234.6,123.5"), "{csv}");
-        assert!(lines[2].ends_with(",,,,"), "unknown is empty, never 0: {csv}");
+        assert!(lines[1].ends_with(",99.0,12.6,1234.6,123.5,0.211,3.000"), "{csv}");
+        assert!(lines[2].ends_with(",,,,,,"), "unknown is empty, never 0: {csv}");
     }
 
     #[test]
@@ -896,6 +904,13 @@ mod tests {
                 stolen_seconds: 3,
                 calm_worst_ratio: Some(0.88),
             }),
+            disk_sync: Some(crate::seconds::DiskSyncSummary {
+                median_p50_ms: 0.2,
+                worst_second_p50_ms: Some(0.41),
+                slow_seconds: 4,
+                ops_correlation: Some(-0.8),
+                quiet_worst_ratio: Some(0.91),
+            }),
         };
         let with = Summary { seconds: Some(seconds), ..summary("kv") };
         let text = text_summary(&with, Path::new("out"));
@@ -905,6 +920,8 @@ mod tests {
         let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
         assert!(page.contains("a snapshot: 50 (12 with two or more;"), "{page}");
         assert!(page.contains("22.0% in the worst second, 3 seconds at 5% or more"), "{page}");
+        assert!(page.contains("0.410 ms in the worst second, 4 seconds at 1.5x"), "{page}");
+        assert!(page.contains("r(ops, sync) -0.80 (worst second neither"), "{page}");
         let without = text_summary(&summary("kv"), Path::new("out"));
         assert!(!without.contains("per second:"), "{without}");
     }
@@ -979,6 +996,7 @@ mod tests {
             host: None,
             server_cpu_ms: None,
             client_cpu_ms: None,
+            disk_sync: None,
         };
         let watched = crate::workload::WatchRow { events: 42, latency_ms: Percentiles::default() };
         let path = dir.path().join("watch-timeseries.csv");

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::charts::{self, FaultMark, Resumed, TimeData};
 use crate::cluster::{Cluster, LaunchConfig, NodeEndpoint};
 use crate::cpu;
+use crate::disk_probe::DiskProbe;
 use crate::disk_writes;
 use crate::error::Error;
 use crate::floor::Floor;
@@ -168,6 +169,15 @@ async fn measure_floor(nodes: u64) -> Option<Floor> {
     }
 }
 
+/// The disk probe on the file system the servers write to (the temporary directory, as for
+/// the floor); `None`, with a warning, when it cannot start.
+fn start_disk_probe() -> Option<DiskProbe> {
+    let directory = std::env::temp_dir();
+    DiskProbe::start(&directory)
+        .inspect_err(|error| tracing::warn!(%error, "could not start the disk probe"))
+        .ok()
+}
+
 async fn launch(config: &RunConfig) -> Result<Cluster, Error> {
     if let Some(addrs) = &config.endpoints {
         let endpoints = addrs
@@ -298,9 +308,17 @@ async fn drive_target<T: Target>(
     });
     let pids_of = Arc::clone(cluster);
     let server_pids: workload::ServerPids = Box::new(move || pids_of.server_pids());
-    let outcome =
-        workload::run(target.clone(), &config.workload, scraper, started, on_row, server_pids)
-            .await;
+    let disk_probe = start_disk_probe();
+    let outcome = workload::run(
+        target.clone(),
+        &config.workload,
+        scraper,
+        started,
+        on_row,
+        server_pids,
+        disk_probe,
+    )
+    .await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {

@@ -12,6 +12,12 @@
 //! CPU-bound cluster then does less in it whatever it was doing. So the seconds in which
 //! the hypervisor stole at least [`STOLEN_PCT`] of the machine's CPU time are counted, and
 //! the worst of the other seconds is given too: a dip there was not the host's.
+//!
+//! The host's disk can slow down too, which steal does not show: the disk probe's syncs
+//! ([`crate::disk_probe`]) time a bare sync every second. The seconds whose probe sync took
+//! [`SLOW_SYNC_FACTOR`] times the run's median or more are counted, the correlation of
+//! each second's operations with its probe sync is given, and so is the worst second that
+//! was neither stolen nor slow-synced: a dip there was the cluster's own.
 
 use serde::Serialize;
 
@@ -22,6 +28,11 @@ use crate::workload::Row;
 /// takes, often more (on this project's VM, 18% stolen cost a second 47% of its
 /// operations): steal does not show the host's other costs, such as its caches.
 pub const STOLEN_PCT: f64 = 5.0;
+
+/// A second whose disk probe's median sync took at least this many times the median of
+/// the run's seconds counts as slow-synced. On this project's VM, the seconds in which the
+/// servers' own syncs took 1.5 times their usual time were the slow ones.
+pub const SLOW_SYNC_FACTOR: f64 = 1.5;
 
 /// The measured seconds' throughput (`summary.json` `seconds`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -54,6 +65,28 @@ pub struct SecondsSummary {
     /// [`STOLEN_PCT`], and the worst of the other seconds against the median (`None` where
     /// `/proc/stat` could not tell).
     pub steal: Option<StealSummary>,
+    /// The disk probe's syncs, second by second (`None` without probe readings).
+    pub disk_sync: Option<DiskSyncSummary>,
+}
+
+/// How fast a bare sync was, second by second (see [`SecondsSummary::disk_sync`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DiskSyncSummary {
+    /// The median of the measured seconds' median probe syncs, in ms.
+    pub median_p50_ms: f64,
+    /// The worst second's median probe sync, in ms (`None` when it has no reading).
+    pub worst_second_p50_ms: Option<f64>,
+    /// Seconds whose median probe sync took [`SLOW_SYNC_FACTOR`] times `median_p50_ms` or
+    /// more.
+    pub slow_seconds: usize,
+    /// The correlation (Pearson's r) of the seconds' operations with their median probe
+    /// syncs: strongly negative when the disk's speed set the cluster's (`None` for fewer
+    /// than three seconds with readings, or when either did not vary).
+    pub ops_correlation: Option<f64>,
+    /// The fewest operations in a second neither stolen (its steal known and below
+    /// [`STOLEN_PCT`]) nor slow-synced (its probe known and below the slow mark), as a
+    /// fraction of the median second (`None` without such a second).
+    pub quiet_worst_ratio: Option<f64>,
 }
 
 /// How much CPU the hypervisor took, second by second (see [`SecondsSummary::steal`]).
@@ -82,7 +115,8 @@ impl SecondsSummary {
             if !row.warmup {
                 let storing = previous.map_or(0, |before| nodes_storing(before, row));
                 let steal = row.host.map(|host| host.steal_pct);
-                seconds.push(Second { ops: row.ops, stored: storing > 0, steal });
+                let sync_ms = row.disk_sync.map(|sync| sync.p50_ms);
+                seconds.push(Second { ops: row.ops, stored: storing > 0, steal, sync_ms });
                 shared_snapshot_seconds += usize::from(storing > 1);
             }
             previous = Some(row);
@@ -113,12 +147,31 @@ impl SecondsSummary {
             let mut steals: Vec<f64> = seconds.iter().filter_map(|second| second.steal).collect();
             steals.sort_unstable_by(f64::total_cmp);
             let median_pct = median(&steals)?;
-            let stolen = |second: &Second| second.steal.is_some_and(|pct| pct >= STOLEN_PCT);
-            let stolen_seconds = seconds.iter().filter(|second| stolen(second)).count();
-            let (_, _, calm_worst_ratio) =
-                ratios(&|second| second.steal.is_some() && !stolen(second));
+            let stolen_seconds = seconds.iter().filter(|second| second.stolen()).count();
+            let (_, _, calm_worst_ratio) = ratios(&Second::calm);
             Some(StealSummary { median_pct, worst_second_pct, stolen_seconds, calm_worst_ratio })
         });
+        let disk_sync = {
+            let mut syncs: Vec<f64> = seconds.iter().filter_map(|second| second.sync_ms).collect();
+            syncs.sort_unstable_by(f64::total_cmp);
+            median(&syncs).map(|median_p50_ms| {
+                let slow_ms = median_p50_ms * SLOW_SYNC_FACTOR;
+                let slow = |second: &Second| second.sync_ms.is_some_and(|ms| ms >= slow_ms);
+                let pairs: Vec<(f64, f64)> = seconds
+                    .iter()
+                    .filter_map(|second| Some((second.ops as f64, second.sync_ms?)))
+                    .collect();
+                let (_, _, quiet_worst_ratio) =
+                    ratios(&|second| second.calm() && second.sync_ms.is_some() && !slow(second));
+                DiskSyncSummary {
+                    median_p50_ms,
+                    worst_second_p50_ms: worst.sync_ms,
+                    slow_seconds: seconds.iter().filter(|second| slow(second)).count(),
+                    ops_correlation: correlation(&pairs),
+                    quiet_worst_ratio,
+                }
+            })
+        };
         Some(SecondsSummary {
             count: seconds.len(),
             median_ops,
@@ -132,6 +185,7 @@ impl SecondsSummary {
             other_mean_ratio,
             other_worst_ratio,
             steal,
+            disk_sync,
         })
     }
 
@@ -164,16 +218,59 @@ impl SecondsSummary {
                 steal.stolen_seconds,
                 ratio(steal.calm_worst_ratio),
             )
+        }) + &self.disk_sync.map_or_else(String::new, |sync| {
+            let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+            let r = sync.ops_correlation.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+            format!(
+                "; disk probe sync: median {:.3} ms, {} ms in the worst second, {} seconds at \
+                 {SLOW_SYNC_FACTOR}x the median or more, r(ops, sync) {r} (worst second neither \
+                 stolen nor slow-synced {})",
+                sync.median_p50_ms,
+                ms(sync.worst_second_p50_ms),
+                sync.slow_seconds,
+                ratio(sync.quiet_worst_ratio),
+            )
         })
     }
 }
 
-/// One measured second: its operations, whether a node stored a snapshot in it, and the
-/// host's steal.
+/// One measured second: its operations, whether a node stored a snapshot in it, the host's
+/// steal, and the disk probe's median sync (ms).
 struct Second {
     ops: u64,
     stored: bool,
     steal: Option<f64>,
+    sync_ms: Option<f64>,
+}
+
+impl Second {
+    /// At least [`STOLEN_PCT`] stolen.
+    fn stolen(&self) -> bool {
+        self.steal.is_some_and(|pct| pct >= STOLEN_PCT)
+    }
+
+    /// Its steal known and below [`STOLEN_PCT`].
+    fn calm(&self) -> bool {
+        self.steal.is_some() && !self.stolen()
+    }
+}
+
+/// Pearson's correlation of `pairs`; `None` for fewer than three, or when either side does
+/// not vary.
+fn correlation(pairs: &[(f64, f64)]) -> Option<f64> {
+    if pairs.len() < 3 {
+        return None;
+    }
+    let count = pairs.len() as f64;
+    let mean_x = pairs.iter().map(|pair| pair.0).sum::<f64>() / count;
+    let mean_y = pairs.iter().map(|pair| pair.1).sum::<f64>() / count;
+    let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
+    for &(x, y) in pairs {
+        xy += (x - mean_x) * (y - mean_y);
+        xx += (x - mean_x) * (x - mean_x);
+        yy += (y - mean_y) * (y - mean_y);
+    }
+    (xx > 0.0 && yy > 0.0).then(|| xy / (xx * yy).sqrt())
 }
 
 /// How many nodes' snapshot indexes moved between `before` and `row`.
@@ -298,6 +395,52 @@ mod tests {
         let blind = SecondsSummary::of(&[row(false, 10, &[])]).unwrap();
         assert_eq!(blind.steal, None);
         assert!(!blind.text().contains("steal"), "{}", blind.text());
+    }
+
+    #[test]
+    fn slow_synced_seconds_are_counted_and_the_worst_quiet_second_given() {
+        use crate::disk_probe::SyncSecond;
+        let second = |ops: u64, steal_pct: f64, sync_ms: Option<f64>| Row {
+            host: Some(HostShares { busy_pct: 100.0, steal_pct }),
+            disk_sync: sync_ms.map(|p50_ms| SyncSecond { syncs: 50, p50_ms, max_ms: p50_ms }),
+            ..row(false, ops, &[])
+        };
+        let rows = [
+            second(100, 0.0, Some(0.25)),
+            // The disk slowed: 0.375 ms is exactly 1.5x the median 0.25 ms.
+            second(60, 0.0, Some(0.375)),
+            // Stolen, with a normal disk.
+            second(70, 20.0, Some(0.25)),
+            second(90, 0.0, Some(0.24)),
+            second(110, 0.0, Some(0.26)),
+            // No probe reading: neither slow nor quiet.
+            second(80, 0.0, None),
+        ];
+        let seconds = SecondsSummary::of(&rows).unwrap();
+        let sync = seconds.disk_sync.expect("seconds have probe readings");
+        assert!((sync.median_p50_ms - 0.25).abs() < 1e-9, "{sync:?}");
+        assert_eq!(sync.worst_second_p50_ms, Some(0.375), "the worst second is the 60");
+        assert_eq!(sync.slow_seconds, 1);
+        assert!(sync.ops_correlation.unwrap() < -0.5, "{sync:?}");
+        assert!((sync.quiet_worst_ratio.unwrap() - 90.0 / 85.0).abs() < 1e-9, "{sync:?}");
+        let text = seconds.text();
+        assert!(text.contains("disk probe sync: median 0.250 ms, 0.375 ms in the worst"), "{text}");
+        assert!(text.contains("1 seconds at 1.5x the median or more, r(ops, sync) -"), "{text}");
+        assert!(text.contains("(worst second neither stolen nor slow-synced 1.06x)"), "{text}");
+        // Without probe readings: no summary, and the line says nothing of it.
+        let blind = SecondsSummary::of(&[second(10, 0.0, None)]).unwrap();
+        assert_eq!(blind.disk_sync, None);
+        assert!(!blind.text().contains("disk probe"), "{}", blind.text());
+    }
+
+    #[test]
+    fn correlation_is_pearsons_and_needs_three_varying_pairs() {
+        let rising = [(1.0, 2.0), (2.0, 4.0), (3.0, 6.0)];
+        assert!((correlation(&rising).unwrap() - 1.0).abs() < 1e-12);
+        let falling = [(1.0, 6.0), (2.0, 4.0), (3.0, 2.0), (4.0, 0.0)];
+        assert!((correlation(&falling).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(correlation(&rising[..2]), None, "two pairs");
+        assert_eq!(correlation(&[(1.0, 5.0), (2.0, 5.0), (3.0, 5.0)]), None, "flat");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::cpu::{CpuSample, HostCpuSample, HostShares, own_cpu_micros};
+use crate::disk_probe::{DiskProbe, SyncSecond};
 use crate::disk_writes::WriteBytesSample;
 use crate::error::Error;
 use crate::scrape::{NodeSample, Scraper};
@@ -109,6 +110,9 @@ pub struct Row {
     pub server_cpu_ms: Option<f64>,
     /// CPU the load generator (this process) spent in this second, in ms.
     pub client_cpu_ms: Option<f64>,
+    /// The disk probe's syncs in this second (`None` without a probe, or when none
+    /// finished): how fast a bare sync was on the servers' disk meanwhile.
+    pub disk_sync: Option<SyncSecond>,
 }
 
 /// The events the watchers received in one second.
@@ -432,7 +436,8 @@ impl WindowReading {
 
 /// Runs the workload for warmup + duration, scraping the nodes every second, and reads the
 /// CPU time of `server_pids` and of this process, and the bytes `server_pids` wrote, at the
-/// start and end of the measured window.
+/// start and end of the measured window. `disk_probe`, if any, is read every second and
+/// stopped at the end.
 /// The watch workload creates its watchers first and, once the workers stop, waits for them
 /// to deliver the last acknowledged write.
 ///
@@ -446,6 +451,7 @@ pub async fn run<T: Target>(
     started: Instant,
     mut on_row: OnRow,
     server_pids: ServerPids,
+    disk_probe: Option<DiskProbe>,
 ) -> Result<Outcome, Error> {
     let total = config.warmup + config.duration;
     let watchers = match config.kind {
@@ -480,6 +486,7 @@ pub async fn run<T: Target>(
         let now = Instant::now();
         let reading = WindowReading::now(&server_pids);
         let (host, server_cpu_ms, client_cpu_ms) = reading.second_since(&previous);
+        let disk_sync = disk_probe.as_ref().and_then(DiskProbe::take_second);
         let warmup = now.duration_since(started) <= config.warmup + Duration::from_millis(100);
         if warmup {
             window_start = reading.clone();
@@ -502,6 +509,7 @@ pub async fn run<T: Target>(
             host,
             server_cpu_ms,
             client_cpu_ms,
+            disk_sync,
         };
         on_row(&row);
         outcome.rows.push(row);
@@ -511,6 +519,10 @@ pub async fn run<T: Target>(
         }
         previous = reading;
         tick += 1;
+    }
+    if let Some(probe) = disk_probe {
+        // Stopping joins its thread, which may be inside a sync.
+        let _ = tokio::task::spawn_blocking(move || drop(probe)).await;
     }
     shared.stop.store(true, Ordering::Relaxed);
     for worker in workers {

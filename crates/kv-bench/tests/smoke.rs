@@ -96,6 +96,11 @@ fn check_report(dir: &Path, system: &str) -> serde_json::Value {
     let busy = summary["host_cpu"]["busy_pct"].as_f64().unwrap();
     assert!(busy > 0.0 && busy <= 100.0, "a cluster under load keeps the CPUs busy: {busy}");
     assert!(summary["seconds"]["steal"]["median_pct"].is_f64(), "{summary}");
+    // The disk probe synced on the servers' disk every second of the run.
+    let probe = columns.iter().position(|&column| column == "disk_sync_p50_ms").unwrap();
+    assert_eq!(columns[probe + 1], "disk_sync_max_ms", "{header}");
+    assert!(last[probe].parse::<f64>().unwrap() > 0.0, "{csv}");
+    assert!(summary["seconds"]["disk_sync"]["median_p50_ms"].as_f64().unwrap() > 0.0);
     summary
 }
 
