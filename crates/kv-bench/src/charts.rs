@@ -104,7 +104,7 @@ fn save<C: Chart>(chart: &C, dir: &Path, stem: &str) -> Result<(), Error> {
 /// The file stems of the five time charts, in the order of the report.
 pub const TIME_CHARTS: [(&str, &str); 5] = [
     ("throughput_latency", "Operations per second and latency percentiles"),
-    ("persistence_latency", "Persistence (fsync) latency per node"),
+    ("persistence_latency", "Persistence (fsync) latency per node, and the disk probe's"),
     ("log_start_index", "Log start index per node"),
     ("roles", "Role of each node"),
     ("snapshot_size", "Snapshot size per node"),
@@ -353,7 +353,7 @@ impl Chart for NodeLines<'_> {
         let data = self.data;
         let (title, y_desc) = match self.kind {
             NodeLine::Persist => (
-                "persistence (fsync) latency per second, p99 thick, p50 thin (ms, log scale)",
+                "fsync latency per second: nodes' p99 thick, p50 thin; disk probe p50 black (ms, log)",
                 "ms",
             ),
             NodeLine::LogStart => ("log start (first) index; gaps: node down", "index"),
@@ -452,6 +452,24 @@ impl NodeLines<'_> {
                         });
                         first = false;
                     }
+                }
+            }
+        }
+        if self.kind == NodeLine::Persist {
+            // The bare sync the disk probe timed meanwhile: a second in which the nodes'
+            // syncs and the probe's slowed together was the disk's.
+            let probe = data
+                .rows
+                .iter()
+                .map(|row| (row.t_s, row.disk_sync.map(|sync| sync.p50_ms).filter(|y| *y > y_low)));
+            let style = BLACK.stroke_width(2);
+            for (index, segment) in segments(probe).into_iter().enumerate() {
+                let drawn = chart.draw_series(LineSeries::new(segment, style))?;
+                if index == 0 {
+                    any = true;
+                    drawn
+                        .label("disk probe p50")
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                 }
             }
         }
@@ -741,7 +759,12 @@ mod tests {
                     }),
                     server_cpu_ms: Some(900.0),
                     client_cpu_ms: Some(100.0),
-                    disk_sync: None,
+                    // The probe's line, with a gap where a second had no sync.
+                    disk_sync: (second != 5).then_some(crate::disk_probe::SyncSecond {
+                        syncs: 50,
+                        p50_ms: 0.3,
+                        max_ms: 2.0,
+                    }),
                 }
             })
             .collect()
@@ -769,6 +792,8 @@ mod tests {
         }
         let svg = std::fs::read_to_string(dir.path().join("roles.svg")).unwrap();
         assert!(svg.contains("restart 2"), "fault labels are drawn");
+        let svg = std::fs::read_to_string(dir.path().join("persistence_latency.svg")).unwrap();
+        assert!(svg.contains("disk probe p50"), "the probe's line is drawn beside the nodes'");
     }
 
     #[test]
