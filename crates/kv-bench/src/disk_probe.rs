@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::floor::{SYNC_BYTES, prepared_file};
+use crate::seconds::median;
 
 /// Time between the starts of two probe syncs (a slower sync delays the next one).
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(20);
@@ -45,20 +46,10 @@ pub struct SyncSecond {
 impl SyncSecond {
     /// The figures of `times`; `None` for none.
     #[must_use]
-    pub fn of(times: &mut [Duration]) -> Option<SyncSecond> {
-        times.sort_unstable();
-        let longest = *times.last()?;
-        let middle = times.len() / 2;
-        let p50 = if times.len() % 2 == 1 {
-            times[middle]
-        } else {
-            (times[middle - 1] + times[middle]) / 2
-        };
-        Some(SyncSecond {
-            syncs: times.len(),
-            p50_ms: p50.as_secs_f64() * 1000.0,
-            max_ms: longest.as_secs_f64() * 1000.0,
-        })
+    pub fn of(times: &[Duration]) -> Option<SyncSecond> {
+        let ms: Vec<f64> = times.iter().map(|time| time.as_secs_f64() * 1000.0).collect();
+        let max_ms = ms.iter().copied().reduce(f64::max)?;
+        Some(SyncSecond { syncs: ms.len(), p50_ms: median(ms)?, max_ms })
     }
 }
 
@@ -112,9 +103,8 @@ impl DiskProbe {
     /// on an error, or one sync took the whole second).
     #[must_use]
     pub fn take_second(&self) -> Option<SyncSecond> {
-        let mut times =
-            std::mem::take(&mut *self.times.lock().unwrap_or_else(PoisonError::into_inner));
-        SyncSecond::of(&mut times)
+        let times = std::mem::take(&mut *self.times.lock().unwrap_or_else(PoisonError::into_inner));
+        SyncSecond::of(&times)
     }
 }
 
@@ -134,11 +124,11 @@ mod tests {
     #[test]
     fn a_second_gives_the_median_and_longest_sync() {
         let ms = Duration::from_millis;
-        let second = SyncSecond::of(&mut [ms(3), ms(1), ms(2)]).unwrap();
+        let second = SyncSecond::of(&[ms(3), ms(1), ms(2)]).unwrap();
         assert_eq!(second, SyncSecond { syncs: 3, p50_ms: 2.0, max_ms: 3.0 });
-        let even = SyncSecond::of(&mut [ms(4), ms(1), ms(2), ms(9)]).unwrap();
+        let even = SyncSecond::of(&[ms(4), ms(1), ms(2), ms(9)]).unwrap();
         assert!((even.p50_ms - 3.0).abs() < 1e-9, "{even:?}");
-        assert_eq!(SyncSecond::of(&mut []), None);
+        assert_eq!(SyncSecond::of(&[]), None);
     }
 
     #[test]

@@ -121,9 +121,7 @@ impl SecondsSummary {
             }
             previous = Some(row);
         }
-        let mut sorted: Vec<f64> = seconds.iter().map(|second| second.ops as f64).collect();
-        sorted.sort_unstable_by(f64::total_cmp);
-        let median_ops = median(&sorted)?;
+        let median_ops = median(seconds.iter().map(|second| second.ops as f64).collect())?;
         if median_ops <= 0.0 {
             return None;
         }
@@ -144,17 +142,14 @@ impl SecondsSummary {
             ratios(&|second| second.stored);
         let (_, other_mean_ratio, other_worst_ratio) = ratios(&|second| !second.stored);
         let steal = worst.steal.and_then(|worst_second_pct| {
-            let mut steals: Vec<f64> = seconds.iter().filter_map(|second| second.steal).collect();
-            steals.sort_unstable_by(f64::total_cmp);
-            let median_pct = median(&steals)?;
+            let median_pct = median(seconds.iter().filter_map(|second| second.steal).collect())?;
             let stolen_seconds = seconds.iter().filter(|second| second.stolen()).count();
             let (_, _, calm_worst_ratio) = ratios(&Second::calm);
             Some(StealSummary { median_pct, worst_second_pct, stolen_seconds, calm_worst_ratio })
         });
         let disk_sync = {
-            let mut syncs: Vec<f64> = seconds.iter().filter_map(|second| second.sync_ms).collect();
-            syncs.sort_unstable_by(f64::total_cmp);
-            median(&syncs).map(|median_p50_ms| {
+            let syncs = seconds.iter().filter_map(|second| second.sync_ms).collect();
+            median(syncs).map(|median_p50_ms| {
                 let slow_ms = median_p50_ms * SLOW_SYNC_FACTOR;
                 let slow = |second: &Second| second.sync_ms.is_some_and(|ms| ms >= slow_ms);
                 let pairs: Vec<(f64, f64)> = seconds
@@ -284,13 +279,14 @@ fn nodes_storing(before: &Row, row: &Row) -> usize {
         .count()
 }
 
-/// The median of sorted `values`; `None` for none.
-fn median(sorted: &[f64]) -> Option<f64> {
-    let middle = sorted.len() / 2;
-    match sorted.len() {
+/// The median of `values` (the mean of the middle two for an even count); `None` for none.
+pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_unstable_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    match values.len() {
         0 => None,
-        length if length % 2 == 1 => Some(sorted[middle]),
-        _ => Some(f64::midpoint(sorted[middle - 1], sorted[middle])),
+        length if length % 2 == 1 => Some(values[middle]),
+        _ => Some(f64::midpoint(values[middle - 1], values[middle])),
     }
 }
 
